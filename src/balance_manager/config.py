@@ -1,0 +1,453 @@
+"""Configuration: one frozen, keyword-only, validated object.
+
+:class:`BalanceManagerConfig` carries the seed's eight options with the seed's
+defaults, plus the options our design needs. Every value is checked when the
+object is made; a bad one raises :class:`~balance_manager.exceptions.ConfigError`
+naming the option. It loads from a TOML file (:meth:`BalanceManagerConfig.from_toml`)
+and from ``BALANCE_MANAGER_*`` environment variables
+(:meth:`BalanceManagerConfig.from_env`). Its ``repr`` never shows a secret.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from balance_manager.core.amounts import to_amount
+from balance_manager.credentials import Credentials
+from balance_manager.exceptions import BalanceManagerError, ConfigError
+
+__all__ = ["ENV_PREFIX", "KRAKEN_REST_URL", "KRAKEN_WS_URL", "BalanceManagerConfig", "Tier"]
+
+#: Kraken's REST base URL (public methods under ``/0/public``, private under ``/0/private``).
+KRAKEN_REST_URL = "https://api.kraken.com"
+#: Kraken's authenticated WebSocket v2 endpoint (PROTOCOL.md §1).
+KRAKEN_WS_URL = "wss://ws-auth.kraken.com/v2"
+#: Prefix of the environment variables read by :meth:`BalanceManagerConfig.from_env`.
+ENV_PREFIX = "BALANCE_MANAGER_"
+
+Tier = Literal["starter", "intermediate", "pro"]
+
+RULE_NAMES = (
+    "negative_balance",
+    "negative_free_balance",
+    "hold_exceeds_balance",
+    "source_inconsistency",
+    "unrealistic_balance",
+    "stale_data",
+    "precision_overflow",
+)
+
+
+def default_history_path() -> str:
+    """``$XDG_STATE_HOME/balance-manager/history.sqlite3`` (``~/.local/state/...``)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return str(Path(base) / "balance-manager" / "history.sqlite3")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BalanceManagerConfig:
+    """Every option of balance-manager, validated at construction.
+
+    The first eight are the seed's, with the seed's defaults.
+
+    Attributes:
+        cache_max_size: maximum cache entries (LRU eviction beyond).
+        cache_default_ttl: seconds a cached balance is trusted without a live source.
+        history_max_entries: maximum history entries kept per asset.
+        history_retention_hours: history older than this is pruned.
+        enable_validation: run the validation rules on every balance.
+        websocket_timeout: seconds of silence after which the stream is dead;
+            also the connect and subscribe timeout.
+        rest_api_timeout: seconds a REST call may take.
+        force_update_interval: seconds between periodic REST refreshes.
+        history_db_path: SQLite file for history; ``":memory:"`` keeps it in
+            memory; ``None`` disables persistence.
+        history_flush_interval: seconds between batched history writes.
+        change_threshold_absolute: a change is significant (``balance_change``)
+            only if ``|delta|`` is at least this...
+        change_threshold_percent: ...and at least this percent of the old balance
+            (any change from zero counts).
+        disabled_rules: names of validation rules to turn off.
+        unrealistic_balance_threshold: ``unrealistic_balance`` flags amounts above this.
+        stale_after: ``stale_data`` flags values not confirmed for this many seconds.
+        source_tolerance_absolute: ``source_inconsistency`` tolerance, absolute...
+        source_tolerance_percent: ...or relative (percent), whichever is larger.
+        default_decimals: decimals assumed by ``precision_overflow`` for an asset
+            whose decimals the exchange has not told.
+        kraken_tier: the account's verification tier; sets the REST call counter
+            (starter 15/-0.33 s, intermediate 20/-0.5 s, pro 20/-1 s).
+        rest_max_retries: retries of a retryable REST error (each with a fresh nonce).
+        circuit_failure_threshold: consecutive failures that open the circuit.
+        circuit_recovery_timeout: seconds the circuit stays open before a probe.
+        circuit_half_open_max_calls: probe calls allowed while half-open.
+        reconnect_initial_delay: first WebSocket reconnect delay (seconds, before jitter).
+        reconnect_max_delay: largest WebSocket reconnect delay.
+        websocket_ping_interval: seconds between application pings.
+        rest_poll_interval: seconds between REST polls when no stream is live.
+        subscribe_executions: also subscribe to ``executions`` to follow holds live.
+        rest_url: Kraken REST base URL (or the simulator's ``rest_url``).
+        ws_url: Kraken private WebSocket v2 URL (or the simulator's ``ws_url``).
+        credentials: API key and secret (the secret is never printed).
+        metrics_enabled: expose Prometheus metrics.
+        metrics_host: address of the metrics endpoint (loopback by default).
+        metrics_port: port of the metrics endpoint; 0 picks a free one.
+    """
+
+    # -- the seed's options --------------------------------------------------
+    cache_max_size: int = 1000
+    cache_default_ttl: float = 300.0
+    history_max_entries: int = 10000
+    history_retention_hours: float = 168.0
+    enable_validation: bool = True
+    websocket_timeout: float = 10.0
+    rest_api_timeout: float = 15.0
+    force_update_interval: float = 600.0
+    # -- history ---------------------------------------------------------------
+    history_db_path: str | None = field(default_factory=default_history_path)
+    history_flush_interval: float = 1.0
+    change_threshold_absolute: Decimal = Decimal(0)
+    change_threshold_percent: Decimal = Decimal("0.1")
+    # -- validation ------------------------------------------------------------
+    disabled_rules: tuple[str, ...] = ()
+    unrealistic_balance_threshold: Decimal = Decimal("1e12")
+    stale_after: float = 120.0
+    source_tolerance_absolute: Decimal = Decimal(0)
+    source_tolerance_percent: Decimal = Decimal(0)
+    default_decimals: int = 18
+    # -- Kraken and resilience -------------------------------------------------
+    kraken_tier: Tier = "starter"
+    rest_max_retries: int = 3
+    circuit_failure_threshold: int = 5
+    circuit_recovery_timeout: float = 30.0
+    circuit_half_open_max_calls: int = 1
+    reconnect_initial_delay: float = 1.0
+    reconnect_max_delay: float = 30.0
+    websocket_ping_interval: float = 5.0
+    rest_poll_interval: float = 5.0
+    subscribe_executions: bool = True
+    rest_url: str = KRAKEN_REST_URL
+    ws_url: str = KRAKEN_WS_URL
+    credentials: Credentials | None = None
+    # -- metrics ---------------------------------------------------------------
+    metrics_enabled: bool = False
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
+
+    def __post_init__(self) -> None:
+        for spec in dataclasses.fields(self):
+            checker = _CHECKS.get(spec.name)
+            if checker is None:
+                continue
+            value = getattr(self, spec.name)
+            fixed = checker(spec.name, value)
+            if fixed is not value:
+                object.__setattr__(self, spec.name, fixed)
+        if self.websocket_ping_interval >= self.websocket_timeout:
+            raise ConfigError(
+                "websocket_ping_interval",
+                self.websocket_ping_interval,
+                f"must be below websocket_timeout ({self.websocket_timeout:g}) so a live "
+                "connection is never taken for a silent one",
+            )
+        if self.reconnect_max_delay < self.reconnect_initial_delay:
+            raise ConfigError(
+                "reconnect_max_delay",
+                self.reconnect_max_delay,
+                f"must be >= reconnect_initial_delay ({self.reconnect_initial_delay:g})",
+            )
+
+    # -- derived ---------------------------------------------------------------
+    @property
+    def history_retention_seconds(self) -> float:
+        """``history_retention_hours`` in seconds."""
+        return self.history_retention_hours * 3600.0
+
+    def replace(self, **changes: Any) -> BalanceManagerConfig:
+        """A copy with ``changes`` applied and validated."""
+        _reject_unknown(changes)
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Options as a dict for display; credentials appear masked."""
+        out: dict[str, Any] = {}
+        for spec in dataclasses.fields(self):
+            value = getattr(self, spec.name)
+            out[spec.name] = repr(value) if spec.name == "credentials" and value else value
+        return out
+
+    def __repr__(self) -> str:
+        changed = [
+            f"{spec.name}={getattr(self, spec.name)!r}"
+            for spec in dataclasses.fields(self)
+            if getattr(self, spec.name) != _default_of(spec)
+        ]
+        return f"BalanceManagerConfig({', '.join(changed)})"
+
+    # -- loading -----------------------------------------------------------------
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], **overrides: Any) -> BalanceManagerConfig:
+        """Build from a mapping of option names (unknown names are refused)."""
+        merged = {**values, **overrides}
+        _reject_unknown(merged)
+        if "disabled_rules" in merged and isinstance(merged["disabled_rules"], list):
+            merged["disabled_rules"] = tuple(merged["disabled_rules"])
+        return cls(**merged)
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str], **overrides: Any) -> BalanceManagerConfig:
+        """Load from a TOML file: top-level options or a ``[balance_manager]`` table.
+
+        Decimal options keep the file's digits exactly (``0.1`` stays ``0.1``).
+        Credentials are not read from this file (see :func:`load_credentials`).
+        """
+        try:
+            with open(path, "rb") as handle:
+                data = tomllib.load(handle, parse_float=Decimal)
+        except OSError as exc:
+            raise ConfigError("config_file", str(path), f"cannot read: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("config_file", str(path), f"not valid TOML: {exc}") from None
+        table = data.get("balance_manager", data)
+        if not isinstance(table, dict):
+            raise ConfigError("balance_manager", table, "must be a table")
+        if "credentials" in table:
+            raise ConfigError(
+                "credentials", "***", "credentials are read from the environment, not TOML"
+            )
+        return cls.from_mapping(table, **overrides)
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> BalanceManagerConfig:
+        """Load ``BALANCE_MANAGER_<OPTION>`` variables (e.g. ``BALANCE_MANAGER_CACHE_MAX_SIZE``).
+
+        ``BALANCE_MANAGER_CONFIG`` names a TOML file loaded first; variables
+        override it; ``overrides`` override both. Credentials come from
+        ``KRAKEN_API_KEY`` / ``KRAKEN_API_SECRET`` or ``KRAKEN_CREDENTIALS_FILE``.
+        """
+        from balance_manager.credentials import load_credentials
+
+        env = os.environ if environ is None else environ
+        base: dict[str, Any] = {}
+        config_file = env.get(f"{ENV_PREFIX}CONFIG")
+        if config_file:
+            base = cls.from_toml(config_file).as_values()
+        names = {spec.name for spec in dataclasses.fields(cls)} - {"credentials"}
+        for name in sorted(names):
+            raw = env.get(f"{ENV_PREFIX}{name.upper()}")
+            if raw is not None:
+                base[name] = _from_text(name, raw)
+        if "credentials" not in overrides:
+            credentials = load_credentials(dict(env))
+            if credentials is not None:
+                base["credentials"] = credentials
+        return cls.from_mapping(base, **overrides)
+
+    def as_values(self) -> dict[str, Any]:
+        """Options as constructor arguments (credentials included, as objects)."""
+        return {spec.name: getattr(self, spec.name) for spec in dataclasses.fields(self)}
+
+
+# -- validation helpers ---------------------------------------------------------
+
+
+def _default_of(spec: dataclasses.Field[Any]) -> Any:
+    if spec.default is not dataclasses.MISSING:
+        return spec.default
+    if spec.default_factory is not dataclasses.MISSING:
+        return spec.default_factory()
+    return dataclasses.MISSING
+
+
+def _reject_unknown(values: Mapping[str, Any]) -> None:
+    known = {spec.name for spec in dataclasses.fields(BalanceManagerConfig)}
+    for name in values:
+        if name not in known:
+            close = [k for k in sorted(known) if k.split("_")[0] == name.split("_")[0]]
+            hint = f"; did you mean one of: {', '.join(close)}" if close else ""
+            raise ConfigError(name, values[name], f"unknown option{hint}")
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(name, value, "must be an integer")
+    if value <= 0:
+        raise ConfigError(name, value, "must be > 0")
+    return value
+
+
+def _non_negative_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(name, value, "must be an integer")
+    if value < 0:
+        raise ConfigError(name, value, "must be >= 0")
+    return value
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise ConfigError(name, value, "must be a number of seconds")
+    number = float(value)
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ConfigError(name, value, "must be finite")
+    return number
+
+
+def _positive_float(name: str, value: Any) -> float:
+    number = _number(name, value)
+    if number <= 0:
+        raise ConfigError(name, value, "must be > 0")
+    return number
+
+
+def _non_negative_decimal(name: str, value: Any) -> Decimal:
+    if isinstance(value, float):
+        # Config values are not amounts on the wire; a float literal such as 0.1
+        # in Python code is taken at its shortest repr, which is what was typed.
+        value = repr(value)
+    try:
+        amount = to_amount(value, name=name)
+    except BalanceManagerError as exc:
+        raise ConfigError(name, value, str(exc)) from None
+    if amount < 0:
+        raise ConfigError(name, value, "must be >= 0")
+    return amount
+
+
+def _boolean(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(name, value, "must be true or false")
+    return value
+
+
+def _optional_path(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(name, value, "must be a file path, ':memory:' or None")
+    return value
+
+
+def _url(schemes: tuple[str, ...]) -> Callable[[str, Any], str]:
+    def check(name: str, value: Any) -> str:
+        if not isinstance(value, str) or not value.startswith(tuple(f"{s}://" for s in schemes)):
+            raise ConfigError(name, value, f"must be a URL starting with {' or '.join(schemes)}://")
+        return value.rstrip("/") if name == "rest_url" else value
+
+    return check
+
+
+def _tier(name: str, value: Any) -> str:
+    if value not in get_args(Tier):
+        raise ConfigError(name, value, f"must be one of {', '.join(get_args(Tier))}")
+    return str(value)
+
+
+def _rules(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, tuple | list):
+        raise ConfigError(name, value, "must be a list of rule names")
+    for rule in value:
+        if rule not in RULE_NAMES:
+            raise ConfigError(name, rule, f"unknown rule; known rules: {', '.join(RULE_NAMES)}")
+    return tuple(value)
+
+
+def _credentials(name: str, value: Any) -> Credentials | None:
+    if value is not None and not isinstance(value, Credentials):
+        raise ConfigError(name, "***", "must be a Credentials (see Credentials.of)")
+    return value
+
+
+def _host(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(name, value, "must be a host name or address")
+    return value
+
+
+def _port(name: str, value: Any) -> int:
+    port = _non_negative_int(name, value)
+    if port > 65535:
+        raise ConfigError(name, value, "must be <= 65535")
+    return port
+
+
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "cache_max_size": _positive_int,
+    "cache_default_ttl": _positive_float,
+    "history_max_entries": _positive_int,
+    "history_retention_hours": _positive_float,
+    "enable_validation": _boolean,
+    "websocket_timeout": _positive_float,
+    "rest_api_timeout": _positive_float,
+    "force_update_interval": _positive_float,
+    "history_db_path": _optional_path,
+    "history_flush_interval": _positive_float,
+    "change_threshold_absolute": _non_negative_decimal,
+    "change_threshold_percent": _non_negative_decimal,
+    "disabled_rules": _rules,
+    "unrealistic_balance_threshold": _non_negative_decimal,
+    "stale_after": _positive_float,
+    "source_tolerance_absolute": _non_negative_decimal,
+    "source_tolerance_percent": _non_negative_decimal,
+    "default_decimals": _non_negative_int,
+    "kraken_tier": _tier,
+    "rest_max_retries": _non_negative_int,
+    "circuit_failure_threshold": _positive_int,
+    "circuit_recovery_timeout": _positive_float,
+    "circuit_half_open_max_calls": _positive_int,
+    "reconnect_initial_delay": _positive_float,
+    "reconnect_max_delay": _positive_float,
+    "websocket_ping_interval": _positive_float,
+    "rest_poll_interval": _positive_float,
+    "subscribe_executions": _boolean,
+    "rest_url": _url(("http", "https")),
+    "ws_url": _url(("ws", "wss")),
+    "credentials": _credentials,
+    "metrics_enabled": _boolean,
+    "metrics_host": _host,
+    "metrics_port": _port,
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _from_text(name: str, raw: str) -> Any:
+    """Parse an environment variable's text into the option's type."""
+    spec = next(s for s in dataclasses.fields(BalanceManagerConfig) if s.name == name)
+    default = _default_of(spec)
+    text = raw.strip()
+    if isinstance(default, bool):
+        lowered = text.lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ConfigError(name, raw, "must be true or false")
+    if isinstance(default, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(name, raw, "must be an integer") from None
+    if isinstance(default, float):
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(name, raw, "must be a number") from None
+    if isinstance(default, Decimal):
+        return text
+    if isinstance(default, tuple):
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    if name == "history_db_path" and text.lower() in {"", "none", "off"}:
+        return None
+    return text

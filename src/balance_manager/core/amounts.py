@@ -1,0 +1,66 @@
+"""Exact amounts at the public edge.
+
+Every amount that enters balance-manager goes through :func:`to_amount`, which
+accepts ``Decimal``, ``int`` and ``str`` and refuses ``float`` (inexact),
+``bool`` (an ``int`` by accident), NaN and infinities, naming the argument in
+the error so the caller knows which one was wrong.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import TypeAlias
+
+from balance_manager.exceptions import FloatAmountError, InvalidAmountError
+
+__all__ = ["ZERO", "AmountLike", "decimal_places", "to_amount"]
+
+#: What the public API accepts as an amount.
+AmountLike: TypeAlias = Decimal | int | str
+
+#: The shared zero; most holds are zero, so sharing one object saves memory.
+ZERO = Decimal(0)
+
+
+def to_amount(value: object, *, name: str) -> Decimal:
+    """Convert ``value`` to a finite ``Decimal`` or raise an error naming ``name``.
+
+    Args:
+        value: a ``Decimal``, ``int`` or ``str`` (such as ``"0.1"`` or ``"1e-8"``).
+        name: the argument's name, used in the error message.
+
+    Raises:
+        FloatAmountError: ``value`` is a ``float`` (inexact by nature).
+        InvalidAmountError: ``value`` is of another type, unparsable, NaN or infinite.
+    """
+    if type(value) is Decimal:
+        result = value
+    elif isinstance(value, bool):
+        raise InvalidAmountError(name, value, "a bool is not an amount")
+    elif isinstance(value, float):
+        raise FloatAmountError(name, value)
+    elif isinstance(value, Decimal | int):
+        result = Decimal(value)
+    elif isinstance(value, str):
+        try:
+            result = Decimal(value.strip())
+        except InvalidOperation:
+            raise InvalidAmountError(name, value, "not a decimal number") from None
+    else:
+        raise InvalidAmountError(
+            name, value, f"expected Decimal, int or str, got {type(value).__name__}"
+        )
+    if not result.is_finite():
+        raise InvalidAmountError(name, value, "amounts must be finite (no NaN or infinity)")
+    return result
+
+
+def decimal_places(value: Decimal) -> int:
+    """Number of digits after the decimal point as written (``Decimal("1.50")`` → 2).
+
+    Integers and exponent forms with a positive exponent give 0.
+    """
+    exponent = value.as_tuple().exponent
+    if not isinstance(exponent, int):  # 'n', 'N' or 'F': not finite
+        raise InvalidAmountError("value", value, "amounts must be finite (no NaN or infinity)")
+    return -exponent if exponent < 0 else 0

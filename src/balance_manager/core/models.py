@@ -1,0 +1,370 @@
+"""Domain values: one asset's balance, where it came from, and what changed.
+
+:class:`Balance` is immutable and refuses to exist in an impossible state. It
+reads both as an object (``b.free``) and as the seed's mapping (``b["free"]``),
+typed either way. ``free`` is derived, never stored, so ``free + hold_trade``
+always equals ``balance`` (plus credit) for the same value: a reader can never
+see a torn balance.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any, Literal, TypedDict, overload
+
+import msgspec
+
+from balance_manager.core.amounts import ZERO, to_amount
+from balance_manager.exceptions import BalanceStateError, InvalidAmountError
+
+__all__ = [
+    "AMOUNT_FIELDS",
+    "Balance",
+    "BalanceChange",
+    "BalanceDict",
+    "ChangeDict",
+    "Source",
+]
+
+
+class Source(enum.Enum):
+    """Where a balance value came from."""
+
+    WEBSOCKET = "websocket"
+    """Streamed by the exchange's WebSocket (live)."""
+    REST = "rest"
+    """Read from the exchange's REST API."""
+    CACHE = "cache"
+    """Last known value, served because no live source could confirm it (stale)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class BalanceDict(TypedDict):
+    """The seed's balance shape, as returned by :meth:`Balance.to_dict`."""
+
+    asset: str
+    balance: Decimal
+    free: Decimal
+    hold_trade: Decimal
+    credit: Decimal
+    credit_used: Decimal
+    earn: Decimal
+    total: Decimal
+    source: str
+    timestamp: float
+    exchange_time: float | None
+    received_at: float
+
+
+class ChangeDict(BalanceDict):
+    """A :class:`BalanceChange` as a plain dict."""
+
+    old_balance: Decimal | None
+    old_free: Decimal | None
+    delta: Decimal
+    significant: bool
+    kind: str
+    ledger_id: str | None
+
+
+#: The Decimal fields of a Balance, checked on construction.
+AMOUNT_FIELDS = ("balance", "hold_trade", "credit", "credit_used", "earn")
+
+_BALANCE_KEYS = (
+    "asset",
+    "balance",
+    "free",
+    "hold_trade",
+    "credit",
+    "credit_used",
+    "earn",
+    "total",
+    "source",
+    "timestamp",
+    "exchange_time",
+    "received_at",
+)
+
+AmountKey = Literal["balance", "free", "hold_trade", "credit", "credit_used", "earn", "total"]
+
+
+class _Readable:
+    """Mapping-style read access (``b["free"]``) over a struct's attributes."""
+
+    __slots__ = ()
+    _keys: tuple[str, ...] = ()
+
+    def _get(self, key: str) -> Any:
+        if key not in self._keys:
+            raise KeyError(key)
+        value = getattr(self, key)
+        return value.value if isinstance(value, Source) else value
+
+    def keys(self) -> tuple[str, ...]:
+        """The keys of the seed's mapping shape."""
+        return self._keys
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``self[key]``, or ``default`` when ``key`` is not one of :meth:`keys`."""
+        return self._get(key) if key in self._keys else default
+
+    def items(self) -> list[tuple[str, Any]]:
+        """``(key, value)`` pairs, as ``dict.items()``."""
+        return [(key, self._get(key)) for key in self._keys]
+
+
+class Balance(_Readable, msgspec.Struct, frozen=True, gc=False):
+    """One asset's balance at one moment, from one source.
+
+    Attributes:
+        asset: canonical asset name (``BTC``, ``USD``, ``USDT``...).
+        balance: tradable total: spot funds plus funds Kraken lets you trade
+            from the base asset (see ``docs/assets.md``).
+        hold_trade: the part of ``balance`` held by open orders (>= 0).
+        source: where this value came from.
+        exchange_time: the exchange's timestamp of the value (Unix seconds), if it gave one.
+        received_at: local wall-clock time the value was received (Unix seconds).
+        credit: credit line total (Kraken ``BalanceEx.credit``), 0 without one.
+        credit_used: credit used (Kraken ``BalanceEx.credit_used``), 0 without one.
+        earn: funds of this asset that are not tradable (staked, bonded, earn wallets).
+
+    ``free`` and ``total`` are derived, never stored::
+
+        free  = balance + credit - credit_used - hold_trade
+        total = balance + earn
+
+    Raises:
+        BalanceStateError: an amount is not a finite Decimal, or ``hold_trade``,
+            ``credit``, ``credit_used`` or ``earn`` is negative. ``balance`` may
+            be negative: that is reported by the ``negative_balance`` rule, not
+            refused, so a bad exchange value is visible rather than hidden.
+    """
+
+    _keys = _BALANCE_KEYS
+
+    asset: str
+    balance: Decimal
+    hold_trade: Decimal = ZERO
+    source: Source = Source.REST
+    exchange_time: float | None = None
+    received_at: float = 0.0
+    credit: Decimal = ZERO
+    credit_used: Decimal = ZERO
+    earn: Decimal = ZERO
+
+    def __post_init__(self) -> None:
+        if not self.asset or not isinstance(self.asset, str):
+            raise BalanceStateError(str(self.asset), "asset", self.asset, "must be a non-empty str")
+        for name in AMOUNT_FIELDS:
+            value = getattr(self, name)
+            if type(value) is not Decimal:
+                try:
+                    value = to_amount(value, name=name)
+                except InvalidAmountError as exc:  # also FloatAmountError
+                    raise BalanceStateError(self.asset, name, value, exc.reason) from None
+                msgspec.structs.force_setattr(self, name, value)
+            elif not value.is_finite():
+                raise BalanceStateError(self.asset, name, value, "must be finite")
+            if name != "balance" and value < 0:
+                raise BalanceStateError(self.asset, name, value, "must not be negative")
+
+    @property
+    def free(self) -> Decimal:
+        """Amount available to trade: ``balance + credit - credit_used - hold_trade``."""
+        if self.credit or self.credit_used:
+            return self.balance + self.credit - self.credit_used - self.hold_trade
+        return self.balance - self.hold_trade
+
+    @property
+    def total(self) -> Decimal:
+        """Everything held of this asset, tradable or not: ``balance + earn``."""
+        return self.balance + self.earn if self.earn else self.balance
+
+    @property
+    def timestamp(self) -> float:
+        """Best known time of this value: the exchange's, else the local receive time."""
+        return self.exchange_time if self.exchange_time is not None else self.received_at
+
+    def age(self, now: float) -> float:
+        """Seconds since this value was received, at wall-clock time ``now``."""
+        return max(0.0, now - self.received_at)
+
+    def replace(self, **changes: Any) -> Balance:
+        """A copy with ``changes`` applied (validated again)."""
+        return msgspec.structs.replace(self, **changes)
+
+    def to_dict(self) -> BalanceDict:
+        """The seed's mapping shape as a plain ``dict`` (amounts stay ``Decimal``)."""
+        return {
+            "asset": self.asset,
+            "balance": self.balance,
+            "free": self.free,
+            "hold_trade": self.hold_trade,
+            "credit": self.credit,
+            "credit_used": self.credit_used,
+            "earn": self.earn,
+            "total": self.total,
+            "source": self.source.value,
+            "timestamp": self.timestamp,
+            "exchange_time": self.exchange_time,
+            "received_at": self.received_at,
+        }
+
+    @overload
+    def __getitem__(self, key: Literal["asset", "source"]) -> str: ...
+    @overload
+    def __getitem__(self, key: AmountKey) -> Decimal: ...
+    @overload
+    def __getitem__(self, key: Literal["timestamp", "received_at"]) -> float: ...
+    @overload
+    def __getitem__(self, key: Literal["exchange_time"]) -> float | None: ...
+    @overload
+    def __getitem__(self, key: str) -> Any: ...
+    def __getitem__(self, key: str) -> Any:
+        return self._get(key)
+
+
+_CHANGE_KEYS = (
+    *_BALANCE_KEYS,
+    "old_balance",
+    "old_free",
+    "delta",
+    "significant",
+    "kind",
+    "ledger_id",
+)
+
+
+class BalanceChange(_Readable, msgspec.Struct, frozen=True, gc=False):
+    """The payload of ``balance_update`` and ``balance_change`` events.
+
+    Reads like the new balance (``change["asset"]``, ``change["free"]``...) and
+    adds what changed: ``old_balance``, ``delta`` (new - old balance),
+    ``significant`` (past the history thresholds), ``kind`` (``snapshot``,
+    ``update``, ``refresh``, ``hold``) and the exchange's ``ledger_id`` when the
+    change came from a ledger entry.
+    """
+
+    _keys = _CHANGE_KEYS
+
+    new: Balance
+    old: Balance | None = None
+    significant: bool = False
+    kind: str = "update"
+    ledger_id: str | None = None
+
+    @property
+    def asset(self) -> str:
+        """The asset that changed."""
+        return self.new.asset
+
+    @property
+    def balance(self) -> Decimal:
+        """The new balance."""
+        return self.new.balance
+
+    @property
+    def free(self) -> Decimal:
+        """The new free amount."""
+        return self.new.free
+
+    @property
+    def hold_trade(self) -> Decimal:
+        """The new hold."""
+        return self.new.hold_trade
+
+    @property
+    def credit(self) -> Decimal:
+        """The new credit line total."""
+        return self.new.credit
+
+    @property
+    def credit_used(self) -> Decimal:
+        """The new credit used."""
+        return self.new.credit_used
+
+    @property
+    def earn(self) -> Decimal:
+        """The new non-tradable amount."""
+        return self.new.earn
+
+    @property
+    def total(self) -> Decimal:
+        """The new total, tradable or not."""
+        return self.new.total
+
+    @property
+    def source(self) -> Source:
+        """Where the new value came from."""
+        return self.new.source
+
+    @property
+    def timestamp(self) -> float:
+        """Time of the new value."""
+        return self.new.timestamp
+
+    @property
+    def exchange_time(self) -> float | None:
+        """The exchange's time of the new value."""
+        return self.new.exchange_time
+
+    @property
+    def received_at(self) -> float:
+        """Local receive time of the new value."""
+        return self.new.received_at
+
+    @property
+    def old_balance(self) -> Decimal | None:
+        """The balance before the change (``None`` for a first value)."""
+        return self.old.balance if self.old is not None else None
+
+    @property
+    def old_free(self) -> Decimal | None:
+        """The free amount before the change (``None`` for a first value)."""
+        return self.old.free if self.old is not None else None
+
+    @property
+    def delta(self) -> Decimal:
+        """``balance - old_balance`` (the whole balance for a first value)."""
+        return self.new.balance - self.old.balance if self.old is not None else self.new.balance
+
+    def to_dict(self) -> ChangeDict:
+        """All fields as a plain ``dict``."""
+        base = self.new.to_dict()
+        return {
+            **base,
+            "old_balance": self.old_balance,
+            "old_free": self.old_free,
+            "delta": self.delta,
+            "significant": self.significant,
+            "kind": self.kind,
+            "ledger_id": self.ledger_id,
+        }
+
+    @overload
+    def __getitem__(self, key: Literal["asset", "source", "kind"]) -> str: ...
+    @overload
+    def __getitem__(self, key: AmountKey | Literal["delta"]) -> Decimal: ...
+    @overload
+    def __getitem__(self, key: Literal["old_balance", "old_free"]) -> Decimal | None: ...
+    @overload
+    def __getitem__(self, key: Literal["timestamp", "received_at"]) -> float: ...
+    @overload
+    def __getitem__(self, key: Literal["significant"]) -> bool: ...
+    @overload
+    def __getitem__(self, key: str) -> Any: ...
+    def __getitem__(self, key: str) -> Any:
+        return self._get(key)

@@ -1,0 +1,159 @@
+"""API credentials that never print themselves.
+
+A :class:`Secret` holds a string that must not reach logs, reprs, exception
+messages or status output: its ``str`` and ``repr`` are masked and only
+:meth:`Secret.reveal` gives the value (to the signer). :func:`load_credentials`
+reads them from the environment or from a file, never from the command line
+(which other users can read in the process list).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from balance_manager.exceptions import ConfigError
+
+__all__ = ["Credentials", "Secret", "load_credentials"]
+
+logger = logging.getLogger(__name__)
+
+ENV_API_KEY = "KRAKEN_API_KEY"
+ENV_API_SECRET = "KRAKEN_API_SECRET"  # noqa: S105 - the variable's name, not a secret
+ENV_CREDENTIALS_FILE = "KRAKEN_CREDENTIALS_FILE"
+
+
+class Secret:
+    """A string that is masked whenever it is printed.
+
+    >>> s = Secret("kQH5HW/8p1uG")
+    >>> str(s), repr(s), f"{s}"
+    ('***', "Secret('***')", '***')
+    >>> s.reveal()
+    'kQH5HW/8p1uG'
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str):
+            raise TypeError(f"Secret holds a str, got {type(value).__name__}")
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret value itself. Pass it only to code that must use it."""
+        return self._value
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __format__(self, format_spec: str) -> str:
+        return "***"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __reduce__(self) -> str:
+        raise TypeError("a Secret cannot be pickled")
+
+
+def mask_key(api_key: str) -> str:
+    """A public API key shortened for display (``abcd…wxyz``)."""
+    if len(api_key) <= 8:
+        return "***"
+    return f"{api_key[:4]}…{api_key[-4:]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A Kraken API key and its base64 secret.
+
+    The key is shown shortened in ``repr``; the secret is a :class:`Secret`.
+    """
+
+    api_key: str
+    api_secret: Secret
+
+    def __post_init__(self) -> None:
+        if not self.api_key:
+            raise ConfigError("api_key", "", "must not be empty")
+        if not isinstance(self.api_secret, Secret):
+            raise ConfigError("api_secret", "***", "must be a Secret (use Credentials.of)")
+        if not self.api_secret:
+            raise ConfigError("api_secret", "***", "must not be empty")
+
+    @classmethod
+    def of(cls, api_key: str, api_secret: str | Secret) -> Credentials:
+        """Build from plain strings."""
+        secret = api_secret if isinstance(api_secret, Secret) else Secret(api_secret)
+        return cls(api_key=api_key.strip(), api_secret=secret)
+
+    def __repr__(self) -> str:
+        return f"Credentials(api_key={mask_key(self.api_key)!r}, api_secret=Secret('***'))"
+
+
+def load_credentials(
+    env: dict[str, str] | None = None, *, path: str | os.PathLike[str] | None = None
+) -> Credentials | None:
+    """Credentials from a file or the environment, or ``None`` when none are set.
+
+    Order: ``path`` if given, else the file named by ``KRAKEN_CREDENTIALS_FILE``,
+    else ``KRAKEN_API_KEY`` and ``KRAKEN_API_SECRET``. A credentials file holds
+    two lines, ``key`` then ``secret`` (or ``KEY=...`` / ``SECRET=...`` lines);
+    a warning is logged when other users can read it.
+
+    Raises:
+        ConfigError: only one of key and secret is set, or the file is unreadable.
+    """
+    environ = os.environ if env is None else env
+    file = path if path is not None else environ.get(ENV_CREDENTIALS_FILE)
+    if file:
+        return _read_credentials_file(Path(file))
+    key = environ.get(ENV_API_KEY, "").strip()
+    secret = environ.get(ENV_API_SECRET, "").strip()
+    if not key and not secret:
+        return None
+    if not key or not secret:
+        missing = ENV_API_KEY if not key else ENV_API_SECRET
+        raise ConfigError(missing, "", "both KRAKEN_API_KEY and KRAKEN_API_SECRET must be set")
+    return Credentials.of(key, secret)
+
+
+def _read_credentials_file(path: Path) -> Credentials:
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("credentials_file", str(path), f"cannot read: {exc.strerror}") from None
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        logger.warning(
+            "credentials file %s is readable by other users; run: chmod 600 %s", path, path
+        )
+    values: dict[str, str] = {}
+    plain: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        if sep and name.strip().upper() in {"KEY", "API_KEY", "SECRET", "API_SECRET"}:
+            values["secret" if "SECRET" in name.upper() else "key"] = value.strip()
+        else:
+            plain.append(line)
+    key = values.get("key") or (plain[0] if plain else "")
+    secret = values.get("secret") or (plain[1] if len(plain) > 1 else "")
+    if not key or not secret:
+        raise ConfigError("credentials_file", str(path), "needs a key line and a secret line")
+    return Credentials.of(key, secret)
