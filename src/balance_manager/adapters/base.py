@@ -1,0 +1,217 @@
+"""The small interface between the manager and an exchange.
+
+An exchange plugs in with two objects:
+
+* a :class:`RestSource` that reads every balance on demand (a full snapshot,
+  holds included), and
+* a :class:`StreamSource` that pushes balance changes as they happen, as
+  exchange-neutral :data:`StreamEvent` values, to a sink the manager gives it.
+
+Everything here is exchange-neutral: canonical asset names, ``Decimal``
+amounts, Unix-second timestamps. Kraken's implementation is
+:class:`~balance_manager.adapters.kraken_rest.KrakenRestClient` and
+:class:`~balance_manager.adapters.kraken_ws.KrakenWebSocketClient`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Mapping
+from decimal import Decimal
+from typing import Any, Protocol, TypeAlias, runtime_checkable
+
+import msgspec
+
+from balance_manager.core.amounts import ZERO
+from balance_manager.kraken.assets import AssetNames
+
+__all__ = [
+    "AssetAmounts",
+    "RestSnapshot",
+    "RestSource",
+    "StreamEvent",
+    "StreamHolds",
+    "StreamLedgerUpdate",
+    "StreamSink",
+    "StreamSnapshot",
+    "StreamSource",
+    "StreamState",
+    "StreamStatus",
+]
+
+
+class AssetAmounts(msgspec.Struct, frozen=True, gc=False):
+    """One asset's amounts as a source reports them.
+
+    Attributes:
+        asset: canonical asset name.
+        balance: tradable amount (see ``docs/assets.md``).
+        earn: amount held but not tradable (staked, bonded, earn wallets).
+        hold_trade: amount held by open orders, or ``None`` when the source does
+            not say (Kraken's ``balances`` channel carries no holds).
+        credit: credit line total.
+        credit_used: credit used.
+    """
+
+    asset: str
+    balance: Decimal
+    earn: Decimal = ZERO
+    hold_trade: Decimal | None = None
+    credit: Decimal = ZERO
+    credit_used: Decimal = ZERO
+
+
+class RestSnapshot(msgspec.Struct, frozen=True):
+    """Every balance of the account, read at once over REST.
+
+    Attributes:
+        balances: canonical asset → amounts (holds included).
+        received_at: local wall-clock time the response arrived.
+    """
+
+    balances: Mapping[str, AssetAmounts]
+    received_at: float
+
+
+class StreamState(enum.Enum):
+    """Where a stream stands."""
+
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    STREAMING = "streaming"
+    RESYNCING = "resyncing"
+    CLOSED = "closed"
+
+
+class StreamSnapshot(msgspec.Struct, frozen=True):
+    """A full picture of the account pushed by the stream (after each (re)subscribe).
+
+    Attributes:
+        balances: canonical asset → amounts; ``hold_trade`` is ``None`` when the
+            stream does not know holds.
+        received_at: local wall-clock receive time.
+        sequence: the stream's sequence number of this snapshot, if any.
+    """
+
+    balances: Mapping[str, AssetAmounts]
+    received_at: float
+    sequence: int | None = None
+
+
+class StreamLedgerUpdate(msgspec.Struct, frozen=True, gc=False):
+    """One ledger entry: the post-event amounts of one asset.
+
+    Attributes:
+        asset: canonical asset name.
+        balance: tradable amount after the event (the exchange's truth).
+        earn: non-tradable amount after the event.
+        amount: the event's change (negative for debits).
+        fee: the event's fee.
+        ledger_id: the exchange's ledger entry id.
+        ref_id: the reference id (a trade id for trades).
+        kind: the ledger entry type (``deposit``, ``trade``...).
+        exchange_time: the exchange's timestamp (Unix seconds).
+        received_at: local wall-clock receive time.
+        continuity_ok: ``previous + amount - fee == balance`` held.
+    """
+
+    asset: str
+    balance: Decimal
+    earn: Decimal
+    amount: Decimal
+    fee: Decimal
+    ledger_id: str
+    ref_id: str
+    kind: str
+    exchange_time: float | None
+    received_at: float
+    continuity_ok: bool = True
+
+
+class StreamHolds(msgspec.Struct, frozen=True):
+    """Holds of open orders, per asset, as derived from the order stream.
+
+    Attributes:
+        holds: canonical asset → held amount, for every asset whose hold is
+            known (absent assets hold nothing).
+        received_at: local wall-clock receive time.
+        changed: assets whose hold changed with this event.
+    """
+
+    holds: Mapping[str, Decimal]
+    received_at: float
+    changed: frozenset[str] = frozenset()
+
+
+class StreamStatus(msgspec.Struct, frozen=True):
+    """The stream's connection state changed.
+
+    Attributes:
+        state: the new state.
+        reason: why (human readable; never contains a token).
+        system: the exchange's system status (``online``, ``maintenance``...), if known.
+        holds_live: whether holds are followed in real time on this connection.
+    """
+
+    state: StreamState
+    reason: str = ""
+    system: str | None = None
+    holds_live: bool = False
+
+
+StreamEvent: TypeAlias = StreamSnapshot | StreamLedgerUpdate | StreamHolds | StreamStatus
+StreamSink: TypeAlias = Callable[[StreamEvent], Awaitable[None]]
+
+
+@runtime_checkable
+class RestSource(Protocol):
+    """Reads the whole account on demand."""
+
+    names: AssetNames
+
+    async def fetch_balances(self) -> RestSnapshot:
+        """Every balance with holds (one rate-limited call)."""
+        ...
+
+    async def load_assets(self) -> None:
+        """Learn asset names and decimals (updates :attr:`names`)."""
+        ...
+
+    def get_statistics(self) -> dict[str, Any]:
+        """Counters such as ``rest_api_calls``."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+@runtime_checkable
+class StreamSource(Protocol):
+    """Pushes balance changes to a sink as they happen."""
+
+    async def start(self, sink: StreamSink) -> None:
+        """Start streaming in the background; events go to ``sink`` in order."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop streaming; no task or socket is left behind."""
+        ...
+
+    @property
+    def connected(self) -> bool:
+        """Whether the stream is subscribed and delivering."""
+        ...
+
+    @property
+    def last_message_at(self) -> float | None:
+        """Monotonic time of the last message received (any message), if any."""
+        ...
+
+    def request_resync(self, reason: str) -> None:
+        """Ask for a fresh snapshot (e.g. after a failed cross-check)."""
+        ...
+
+    def get_statistics(self) -> dict[str, Any]:
+        """Counters such as ``messages``, ``reconnects``."""
+        ...
