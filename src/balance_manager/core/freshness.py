@@ -1,0 +1,152 @@
+"""Which source is serving, and how fresh the held balances are (sans-I/O).
+
+The manager serves every read from memory. What changes with the sources'
+health is how much those values can be trusted, and where refreshes come from:
+
+=========  =======================================  ==============================
+mode       when                                     served values
+=========  =======================================  ==============================
+websocket  the stream is subscribed and has spoken  live; no REST call needed
+           within ``stream_timeout``
+rest       the stream is down or silent, and a REST  fresh as of the last REST read;
+           read succeeded within ``rest_fresh_for``  REST is polled every
+                                                     ``poll_interval``
+cache      neither                                  last known values, marked with
+                                                     source ``cache`` (stale)
+=========  =======================================  ==============================
+
+:class:`SourceTracker` holds the facts (stream up/down, last message, last
+REST success) and answers those questions for a given monotonic ``now``.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["ServingMode", "SourceTracker"]
+
+
+class ServingMode(enum.Enum):
+    """Where the values being served come from (see the module table)."""
+
+    WEBSOCKET = "websocket"
+    REST = "rest"
+    CACHE = "cache"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class SourceTracker:
+    """Tracks source health; every method takes monotonic ``now`` (seconds).
+
+    Args:
+        stream_timeout: silence after which a connected stream is not trusted.
+        rest_fresh_for: how long a successful REST read keeps values fresh when
+            the stream is down.
+        poll_interval: seconds between REST polls while the stream is down.
+    """
+
+    __slots__ = (
+        "_last_rest_attempt",
+        "_last_rest_success",
+        "_last_stream_message",
+        "_stream_up",
+        "poll_interval",
+        "rest_failures",
+        "rest_fresh_for",
+        "stream_timeout",
+    )
+
+    def __init__(
+        self, *, stream_timeout: float, rest_fresh_for: float, poll_interval: float
+    ) -> None:
+        self.stream_timeout = stream_timeout
+        self.rest_fresh_for = rest_fresh_for
+        self.poll_interval = poll_interval
+        self._stream_up = False
+        self._last_stream_message: float | None = None
+        self._last_rest_success: float | None = None
+        self._last_rest_attempt: float | None = None
+        self.rest_failures = 0
+        """Consecutive REST failures."""
+
+    # -- facts ---------------------------------------------------------------
+    def stream_up(self, now: float) -> None:
+        """The stream subscribed and delivered its snapshot."""
+        self._stream_up = True
+        self._last_stream_message = now
+
+    def stream_down(self) -> None:
+        """The stream disconnected, is resyncing or was stopped."""
+        self._stream_up = False
+
+    def stream_message(self, now: float) -> None:
+        """The stream delivered something (data, heartbeat, pong)."""
+        self._last_stream_message = now
+
+    def rest_attempt(self, now: float) -> None:
+        """A REST read is starting."""
+        self._last_rest_attempt = now
+
+    def rest_success(self, now: float) -> None:
+        """A REST read returned every balance."""
+        self._last_rest_success = now
+        self.rest_failures = 0
+
+    def rest_failure(self) -> None:
+        """A REST read failed."""
+        self.rest_failures += 1
+
+    # -- answers ---------------------------------------------------------------
+    def stream_healthy(self, now: float) -> bool:
+        """Subscribed, and heard from within ``stream_timeout``."""
+        last = self._last_stream_message
+        return self._stream_up and last is not None and now - last <= self.stream_timeout
+
+    def rest_fresh(self, now: float) -> bool:
+        """A REST read succeeded within ``rest_fresh_for``."""
+        last = self._last_rest_success
+        return last is not None and now - last <= self.rest_fresh_for
+
+    def mode(self, now: float) -> ServingMode:
+        """Which source the served values stand on right now."""
+        if self.stream_healthy(now):
+            return ServingMode.WEBSOCKET
+        if self.rest_fresh(now):
+            return ServingMode.REST
+        return ServingMode.CACHE
+
+    def confirmed_at(self, now: float) -> float | None:
+        """Monotonic time up to which every held value is known current, if any.
+
+        A healthy stream confirms every held value up to its last message (it
+        would have pushed a change); otherwise the last REST read does.
+        """
+        if self.stream_healthy(now):
+            return self._last_stream_message
+        return self._last_rest_success
+
+    def poll_due(self, now: float) -> bool:
+        """Whether a REST poll should run now (stream not healthy, interval passed)."""
+        if self.stream_healthy(now):
+            return False
+        last = self._last_rest_attempt
+        return last is None or now - last >= self.poll_interval
+
+    @property
+    def last_stream_message(self) -> float | None:
+        """Monotonic time of the stream's last message, if any."""
+        return self._last_stream_message
+
+    @property
+    def last_rest_success(self) -> float | None:
+        """Monotonic time of the last successful REST read, if any."""
+        return self._last_rest_success
+
+    def __repr__(self) -> str:
+        return (
+            f"SourceTracker(stream_up={self._stream_up}, "
+            f"last_stream_message={self._last_stream_message}, "
+            f"last_rest_success={self._last_rest_success}, rest_failures={self.rest_failures})"
+        )
