@@ -1,0 +1,36 @@
+"""Kraken-looking identifiers, drawn from an injected random generator.
+
+Kraken's ids are three dash-separated blocks of base32 letters and digits,
+e.g. ``AAICKV-NMQSR-ZO5IJD`` (ledger entries, fixtures
+``ws_balances_update_*.json``) or ``OK4GJX-KSTLS-7DZZO5`` (orders,
+``ws_executions_update_trade.json``). The first letter tells the kind of
+object (``L`` ledger, ``O`` order, ``T`` trade...). Drawing them from a seeded
+:class:`random.Random` keeps a simulator run repeatable.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+
+__all__ = ["BASE32_ALPHABET", "kraken_id", "random_b64"]
+
+#: RFC 4648 base32 alphabet: the characters seen in Kraken's ids.
+BASE32_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+
+def kraken_id(rng: random.Random, prefix: str) -> str:
+    """A new id shaped like Kraken's: ``prefix`` + 5 chars, 5 chars, 6 chars.
+
+    >>> kraken_id(random.Random(1), "L")[0], len(kraken_id(random.Random(1), "L"))
+    ('L', 18)
+    """
+    chars = [rng.choice(BASE32_ALPHABET) for _ in range(16)]
+    first = prefix[:1] + "".join(chars[:5])
+    return f"{first}-{''.join(chars[5:10])}-{''.join(chars[10:16])}"
+
+
+def random_b64(rng: random.Random, n_bytes: int, *, padded: bool = True) -> str:
+    """``n_bytes`` random bytes as standard base64 (with ``+`` and ``/``)."""
+    text = base64.b64encode(rng.getrandbits(8 * n_bytes).to_bytes(n_bytes, "big")).decode()
+    return text if padded else text.rstrip("=")
