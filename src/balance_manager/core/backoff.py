@@ -1,0 +1,119 @@
+"""Reconnect and retry delays as injectable generators (policy apart from mechanism).
+
+A delay policy is an infinite iterator of seconds; the code that waits (the
+WebSocket adapter, :func:`balance_manager.retry.retry_call`) takes the next
+value and sleeps on its clock. Tests replace the policy or seed its
+``random.Random``, so every sequence is reproducible. A new iterator starts
+the policy over: callers make a fresh one once a connection has been stable.
+
+Jitter is "equal jitter": the nominal delay ``d`` (``initial``, multiplied by
+``factor`` each time, capped at ``maximum``) becomes a uniform draw in
+``[d/2, d]``. Half of the delay is kept, so a crowd of clients that lost the
+exchange at the same moment still backs off, while the other half spreads
+their reconnects apart. Full jitter (``[0, d]``) could give near-zero delays
+and would break Kraken's "no faster than once per 5 s" guidance below.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from typing import Final
+
+from balance_manager.exceptions import ConfigError
+
+__all__ = ["KRAKEN_SLOW_RECONNECT_FLOOR", "backoff", "kraken_reconnect_delays"]
+
+#: Kraken: after maintenance or a long outage, reconnect no faster than once per
+#: 5 s (PROTOCOL.md §8.9; Cloudflare bans an IP for 10 minutes beyond about 150
+#: connection attempts per 10 minutes).
+KRAKEN_SLOW_RECONNECT_FLOOR: Final = 5.0
+
+
+def backoff(
+    *,
+    initial: float = 1.0,
+    maximum: float = 30.0,
+    factor: float = 2.0,
+    rng: random.Random,
+) -> Iterator[float]:
+    """Exponential delays with equal jitter, forever.
+
+    The ``n``-th value (from 0) is drawn uniformly in ``[d/2, d]`` where
+    ``d = min(maximum, initial * factor**n)``.
+
+    Args:
+        initial: the first nominal delay, seconds (> 0).
+        maximum: the largest nominal delay (>= ``initial``).
+        factor: growth per step (>= 1).
+        rng: the source of jitter (seed it in tests).
+
+    Raises:
+        ConfigError: an argument is out of range (raised on the first ``next``).
+
+    Example:
+        >>> delays = backoff(initial=1.0, maximum=8.0, rng=random.Random(1))
+        >>> [round(next(delays), 2) for _ in range(5)]
+        [0.57, 1.85, 3.53, 5.02, 5.98]
+    """
+    _check_seconds("initial", initial)
+    _check_seconds("maximum", maximum)
+    if maximum < initial:
+        raise ConfigError("maximum", maximum, f"must be >= initial ({initial:g})")
+    if isinstance(factor, bool) or not math.isfinite(factor) or factor < 1:
+        raise ConfigError("factor", factor, "must be a finite number >= 1")
+    nominal = float(initial)
+    while True:
+        yield rng.uniform(nominal / 2.0, nominal)
+        # Stop multiplying once capped: no overflow to inf, however long it runs.
+        nominal = min(maximum, nominal * factor)
+
+
+def kraken_reconnect_delays(
+    rng: random.Random,
+    *,
+    initial: float = 1.0,
+    maximum: float = 30.0,
+    quick_retries: int = 2,
+) -> Iterator[float]:
+    """Kraken WebSocket reconnect delays, following PROTOCOL.md §8.9.
+
+    Kraken recommends "a few immediate retries after a random drop" and, after
+    maintenance or a long outage, "no faster than one attempt per 5 s". So:
+
+    * ``quick_retries`` quick attempts: nominal ``initial``, ``2 * initial``...
+      each with equal jitter (about 1 s, then about 2 s by default);
+    * then exponential with equal jitter from 10 s nominal (so 5-10 s, then
+      10-20 s, ...) up to ``maximum``, never below 5 s (or below ``maximum``
+      if that is smaller than 5 s, as tests configure).
+
+    Kraken's own CLI does much the same: 1 s, 2 s, then 5-30 s (§8.9).
+
+    Args:
+        rng: the source of jitter.
+        initial: nominal first quick delay (``config.reconnect_initial_delay``).
+        maximum: the largest delay (``config.reconnect_max_delay``).
+        quick_retries: how many quick attempts come first.
+
+    Raises:
+        ConfigError: an argument is out of range (raised on the first ``next``).
+    """
+    if isinstance(quick_retries, bool) or not isinstance(quick_retries, int) or quick_retries < 0:
+        raise ConfigError("quick_retries", quick_retries, "must be an int >= 0")
+    _check_seconds("initial", initial)
+    _check_seconds("maximum", maximum)
+    quick = backoff(initial=min(initial, maximum), maximum=maximum, rng=rng)
+    for _ in range(quick_retries):
+        yield next(quick)
+    floor = min(KRAKEN_SLOW_RECONNECT_FLOOR, maximum)
+    slow = backoff(initial=min(2.0 * floor, maximum), maximum=maximum, rng=rng)
+    for delay in slow:
+        yield max(floor, delay)
+
+
+def _check_seconds(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(name, value, "must be a number of seconds")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(name, value, "must be a finite number > 0")
