@@ -1,0 +1,365 @@
+"""SQLite storage for balance history, driven from asyncio.
+
+A ``sqlite3`` connection belongs to the thread that made it, and its calls
+block. :class:`HistoryStore` therefore owns one dedicated worker thread (a
+``ThreadPoolExecutor(max_workers=1)``): the connection is opened, used and
+closed there only, and every public method is a coroutine that hands its work
+to that thread with ``loop.run_in_executor``. The event loop never blocks on
+the disk, and calls are serialised in the order they were made.
+
+Durability: the database runs in WAL mode with ``synchronous=FULL``. WAL lets
+readers and the writer proceed together and makes a commit one sequential
+append. ``FULL`` makes SQLite fsync the WAL at every commit, so a batch that
+:meth:`HistoryStore.append_many` has acknowledged survives not only a killed
+process (WAL alone gives that) but also an OS crash or power loss.
+
+Schema (version 1, tracked in ``PRAGMA user_version``)::
+
+    CREATE TABLE history (
+        id        INTEGER PRIMARY KEY,   -- insertion order, breaks timestamp ties
+        asset     TEXT NOT NULL,
+        timestamp REAL NOT NULL,         -- Unix seconds
+        balance   TEXT NOT NULL,         -- str(Decimal): exact, never a float
+        source    TEXT NOT NULL,         -- Source.value
+        ledger_id TEXT                   -- exchange ledger entry id, if any
+    );
+    CREATE INDEX history_by_time ON history (timestamp);
+    CREATE UNIQUE INDEX history_ledger ON history (asset, ledger_id)
+        WHERE ledger_id IS NOT NULL;
+
+Rows go in with ``INSERT OR IGNORE``, so the partial unique index makes sure a
+ledger entry is stored once, however often it is replayed. Later schema
+versions are added to :data:`MIGRATIONS`; :meth:`HistoryStore.open` applies the
+missing ones in order, each in its own transaction.
+
+Every ``sqlite3`` or file-system failure (file that cannot be opened,
+read-only file, full disk, corrupt database) is raised as
+:class:`~balance_manager.exceptions.PersistenceError` naming the path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import NamedTuple, TypeVar
+
+from balance_manager.core.models import Source
+from balance_manager.exceptions import PersistenceError
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "HistoryStore",
+    "StoredRow",
+]
+
+_T = TypeVar("_T")
+
+
+class StoredRow(NamedTuple):
+    """One history row as stored.
+
+    Attributes:
+        asset: the asset.
+        timestamp: Unix seconds.
+        balance: the balance (stored as its exact text).
+        source: where the value came from.
+        ledger_id: the exchange's ledger entry id, when the value came from one.
+    """
+
+    asset: str
+    timestamp: float
+    balance: Decimal
+    source: Source
+    ledger_id: str | None = None
+
+
+def _migrate_to_1(connection: sqlite3.Connection) -> None:
+    """Version 1: the history table, its time index and the ledger-id guard."""
+    connection.execute(
+        """
+        CREATE TABLE history (
+            id        INTEGER PRIMARY KEY,
+            asset     TEXT NOT NULL,
+            timestamp REAL NOT NULL,
+            balance   TEXT NOT NULL,
+            source    TEXT NOT NULL,
+            ledger_id TEXT
+        )
+        """
+    )
+    connection.execute("CREATE INDEX history_by_time ON history (timestamp)")
+    connection.execute(
+        "CREATE UNIQUE INDEX history_ledger ON history (asset, ledger_id) "
+        "WHERE ledger_id IS NOT NULL"
+    )
+
+
+#: Schema migrations: ``MIGRATIONS[i]`` takes a database from version ``i`` to ``i + 1``.
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_to_1,)
+
+#: The schema version this code writes.
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_INSERT = (
+    "INSERT OR IGNORE INTO history (asset, timestamp, balance, source, ledger_id) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+_SELECT = (
+    "SELECT asset, timestamp, balance, source, ledger_id FROM history "
+    "WHERE timestamp >= ? ORDER BY timestamp, id"
+)
+
+
+class HistoryStore:
+    """Balance history in one SQLite file, used from asyncio.
+
+    Args:
+        path: a file path (parent directories are created), ``":memory:"``, or
+            an SQLite ``file:`` URI (e.g. ``file:history.db?mode=ro``).
+        max_bytes: optional cap on the database size; writes beyond it fail
+            with :class:`PersistenceError` as a full disk would.
+
+    Call :meth:`open` first and :meth:`close` at the end. Methods called on a
+    store that is not open raise :class:`PersistenceError`.
+    """
+
+    def __init__(self, path: str, *, max_bytes: int | None = None) -> None:
+        self._path = str(path)
+        self._max_bytes = max_bytes
+        self._executor: ThreadPoolExecutor | None = None
+        # Only ever touched on the worker thread (set there by _open_sync).
+        self._connection: sqlite3.Connection | None = None
+
+    @property
+    def path(self) -> str:
+        """The database path or URI."""
+        return self._path
+
+    @property
+    def is_open(self) -> bool:
+        """Whether :meth:`open` succeeded and :meth:`close` has not been called."""
+        return self._executor is not None
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open (or create) the database, switch on WAL and bring the schema up to date.
+
+        Does nothing when already open.
+
+        Raises:
+            PersistenceError: the file cannot be created, opened or migrated, or
+                was written by a newer version of balance-manager.
+        """
+        if self._executor is not None:
+            return
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="balance-history-db")
+        try:
+            await self._submit(executor, self._open_sync, "open")
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        self._executor = executor
+
+    async def close(self) -> None:
+        """Close the connection and stop the worker thread. Safe to call twice."""
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        try:
+            await self._submit(executor, self._close_sync, "close")
+        finally:
+            executor.shutdown(wait=True)
+
+    # -- operations ----------------------------------------------------------------
+
+    async def append_many(self, rows: Iterable[StoredRow]) -> int:
+        """Store ``rows`` in one transaction; return how many were new.
+
+        A row whose ``(asset, ledger_id)`` is already stored is skipped, so the
+        result can be lower than ``len(rows)``. Either every row is committed
+        (durably, see the module docstring) or none is.
+
+        Raises:
+            PersistenceError: the write failed; nothing was stored.
+        """
+        data = [
+            (row.asset, row.timestamp, str(row.balance), row.source.value, row.ledger_id)
+            for row in rows
+        ]
+        if not data:
+            return 0
+        return await self._run(self._append_sync, data, what="write")
+
+    async def load(self, since: float = float("-inf")) -> list[StoredRow]:
+        """Rows with ``timestamp >= since``, oldest first (ties in insertion order).
+
+        Raises:
+            PersistenceError: the read failed or a row is not valid.
+        """
+        return await self._run(self._load_sync, since, what="read")
+
+    async def prune_before(self, timestamp: float) -> int:
+        """Delete rows older than ``timestamp``; return how many were deleted."""
+        return await self._run(self._prune_sync, timestamp, what="prune")
+
+    async def count(self) -> int:
+        """Number of rows stored."""
+        return await self._run(self._count_sync, what="count")
+
+    async def integrity_check(self) -> bool:
+        """Run SQLite's ``PRAGMA integrity_check``; ``True`` when it reports ``ok``."""
+        return await self._run(self._integrity_sync, what="integrity check")
+
+    async def schema_version(self) -> int:
+        """The database's ``PRAGMA user_version``."""
+        return await self._run(self._user_version_sync, what="read schema version")
+
+    async def journal_mode(self) -> str:
+        """The database's journal mode (``wal`` for a file, ``memory`` for ``:memory:``)."""
+        return str(await self._run(self._pragma_sync, "journal_mode", what="read journal mode"))
+
+    def __repr__(self) -> str:
+        state = "open" if self.is_open else "closed"
+        return f"HistoryStore(path={self._path!r}, {state})"
+
+    # -- plumbing (event-loop side) --------------------------------------------------
+
+    async def _run(self, function: Callable[..., _T], *args: object, what: str) -> _T:
+        executor = self._executor
+        if executor is None:
+            raise PersistenceError(f"history store is not open (cannot {what})", path=self._path)
+        return await self._submit(executor, lambda: function(*args), what)
+
+    async def _submit(
+        self, executor: ThreadPoolExecutor, function: Callable[[], _T], what: str
+    ) -> _T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(executor, function)
+        except PersistenceError:
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            raise PersistenceError(
+                f"history database {what} failed: {exc}", path=self._path, operation=what
+            ) from exc
+
+    # -- worker-thread side ----------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise PersistenceError("history store is not open", path=self._path)
+        return self._connection
+
+    def _open_sync(self) -> None:
+        uri = self._path.startswith("file:")
+        target = self._path
+        if not uri and self._path not in ("", ":memory:"):
+            target = str(Path(self._path).expanduser())
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a batch is
+        # exactly one transaction.
+        connection = sqlite3.connect(target, isolation_level=None, uri=uri, timeout=5.0)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL").fetchone()
+            connection.execute("PRAGMA synchronous=FULL")
+            if self._max_bytes is not None:
+                page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+                pages = max(1, self._max_bytes // page_size)
+                connection.execute(f"PRAGMA max_page_count={int(pages)}")
+            self._migrate(connection)
+        except BaseException:
+            connection.close()
+            raise
+        self._connection = connection
+
+    def _migrate(self, connection: sqlite3.Connection) -> None:
+        version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise PersistenceError(
+                f"history database has schema version {version}, newer than "
+                f"{SCHEMA_VERSION} (written by a newer balance-manager)",
+                path=self._path,
+                schema_version=version,
+            )
+        for target in range(version, SCHEMA_VERSION):
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                MIGRATIONS[target](connection)
+                # user_version lives in the file header and changes within the
+                # transaction, so a failed migration leaves the old version.
+                connection.execute(f"PRAGMA user_version={target + 1}")
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+
+    def _close_sync(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+    def _append_sync(self, data: Sequence[tuple[str, float, str, str, str | None]]) -> int:
+        connection = self._db()
+        before = connection.total_changes
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.executemany(_INSERT, data)
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        return connection.total_changes - before
+
+    def _load_sync(self, since: float) -> list[StoredRow]:
+        rows: list[StoredRow] = []
+        for asset, timestamp, balance, source, ledger_id in self._db().execute(_SELECT, (since,)):
+            try:
+                rows.append(
+                    StoredRow(
+                        str(asset), float(timestamp), Decimal(balance), Source(source), ledger_id
+                    )
+                )
+            except (InvalidOperation, ValueError, TypeError) as exc:
+                raise PersistenceError(
+                    f"history database holds an invalid row ({asset!r}, {balance!r}, {source!r})",
+                    path=self._path,
+                ) from exc
+        return rows
+
+    def _prune_sync(self, timestamp: float) -> int:
+        connection = self._db()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            deleted = connection.execute(
+                "DELETE FROM history WHERE timestamp < ?", (timestamp,)
+            ).rowcount
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        return int(deleted)
+
+    def _count_sync(self) -> int:
+        return int(self._db().execute("SELECT COUNT(*) FROM history").fetchone()[0])
+
+    def _integrity_sync(self) -> bool:
+        try:
+            rows = self._db().execute("PRAGMA integrity_check").fetchall()
+        except sqlite3.DatabaseError:
+            return False
+        return [tuple(row) for row in rows] == [("ok",)]
+
+    def _user_version_sync(self) -> int:
+        return int(self._db().execute("PRAGMA user_version").fetchone()[0])
+
+    def _pragma_sync(self, name: str) -> object:
+        # name is one of our own literals, never user input.
+        return self._db().execute(f"PRAGMA {name}").fetchone()[0]
