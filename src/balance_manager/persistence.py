@@ -124,8 +124,9 @@ class HistoryStore:
         max_bytes: optional cap on the database size; writes beyond it fail
             with :class:`PersistenceError` as a full disk would.
 
-    Call :meth:`open` first and :meth:`close` at the end. Methods called on a
-    store that is not open raise :class:`PersistenceError`.
+    Call :meth:`open` first and :meth:`close` at the end (or use ``async with
+    HistoryStore(path) as store:``). Methods called on a store that is not
+    open raise :class:`PersistenceError`.
     """
 
     def __init__(self, path: str, *, max_bytes: int | None = None) -> None:
@@ -220,9 +221,20 @@ class HistoryStore:
         """The database's ``PRAGMA user_version``."""
         return await self._run(self._user_version_sync, what="read schema version")
 
-    async def journal_mode(self) -> str:
-        """The database's journal mode (``wal`` for a file, ``memory`` for ``:memory:``)."""
-        return str(await self._run(self._pragma_sync, "journal_mode", what="read journal mode"))
+    async def pragmas(self) -> dict[str, object]:
+        """The connection's ``journal_mode``, ``synchronous`` and ``user_version`` settings.
+
+        Expect ``{"journal_mode": "wal", "synchronous": 2, "user_version": SCHEMA_VERSION}``
+        for a file (``synchronous`` 2 is FULL; ``:memory:`` reports journal mode ``memory``).
+        """
+        return await self._run(self._pragmas_sync, what="read settings")
+
+    async def __aenter__(self) -> HistoryStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     def __repr__(self) -> str:
         state = "open" if self.is_open else "closed"
@@ -360,6 +372,9 @@ class HistoryStore:
     def _user_version_sync(self) -> int:
         return int(self._db().execute("PRAGMA user_version").fetchone()[0])
 
-    def _pragma_sync(self, name: str) -> object:
-        # name is one of our own literals, never user input.
-        return self._db().execute(f"PRAGMA {name}").fetchone()[0]
+    def _pragmas_sync(self) -> dict[str, object]:
+        connection = self._db()
+        return {
+            name: connection.execute(f"PRAGMA {name}").fetchone()[0]
+            for name in ("journal_mode", "synchronous", "user_version")
+        }
