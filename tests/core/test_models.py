@@ -145,7 +145,7 @@ def test_equal_values_are_equal_and_hashable() -> None:
 
 
 def test_json_round_trip_keeps_decimals_exact() -> None:
-    """msgspec JSON encodes amounts as strings and decodes them back exactly, validated."""
+    """msgspec JSON encodes amounts as strings and decodes them back exactly and validated."""
     balance = btc(balance=D("0.0000000030"), source=Source.WEBSOCKET, received_at=5.0)
     raw = msgspec.json.encode(balance)
     assert b'"balance":"3.0E-9"' in raw  # str(Decimal), digits and exponent kept
@@ -153,7 +153,8 @@ def test_json_round_trip_keeps_decimals_exact() -> None:
     assert decoded == balance
     assert decoded.balance.as_tuple() == balance.balance.as_tuple()
     bad = raw.replace(b'"hold_trade":"0"', b'"hold_trade":"-1"')
-    with pytest.raises(BalanceStateError):
+    # msgspec wraps __post_init__ errors in its ValidationError; the reason is kept.
+    with pytest.raises(msgspec.ValidationError, match="hold_trade.*must not be negative"):
         msgspec.json.decode(bad, type=Balance)
 
 
