@@ -154,7 +154,7 @@ def test_json_round_trip_keeps_decimals_exact() -> None:
     assert decoded.balance.as_tuple() == balance.balance.as_tuple()
     bad = raw.replace(b'"hold_trade":"0"', b'"hold_trade":"-1"')
     # msgspec wraps __post_init__ errors in its ValidationError; the reason is kept.
-    with pytest.raises(msgspec.ValidationError, match="hold_trade.*must not be negative"):
+    with pytest.raises(msgspec.ValidationError, match=r"hold_trade.*must not be negative"):
         msgspec.json.decode(bad, type=Balance)
 
 
