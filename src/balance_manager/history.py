@@ -239,19 +239,20 @@ class BalanceHistory:
                 self._skipped_duplicates += 1
                 return None
             self._remember(ledger_id)
-        timeline = self._timeline.get(balance.asset)
-        if timeline is not None and timeline.last_balance == balance.balance:
+        amount = balance.balance
+        timeline = self._timeline.timeline_for(balance.asset)
+        if timeline.last_balance == amount:
             self._skipped_unchanged += 1
             return None
         timestamp = balance.timestamp or self._clock.time()
-        entry = self._timeline.append(balance.asset, timestamp, balance.balance, balance.source)
+        entry = timeline.append(timestamp, amount, balance.source)
         self._recorded += 1
         if self._store is not None and not self._closed:
             if len(self._pending) >= self._max_pending:
                 self._pending.popleft()
                 self._dropped += 1
             self._pending.append(
-                StoredRow(entry.asset, entry.timestamp, balance.balance, entry.source, ledger_id)
+                StoredRow(entry.asset, entry.timestamp, amount, entry.source, ledger_id)
             )
         return entry
 

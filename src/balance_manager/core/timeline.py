@@ -74,7 +74,9 @@ _COMPACT_RATIO = 4
 _SIDE_SLOT_BYTES = 64
 
 _SOURCES: tuple[Source, ...] = tuple(Source)
-_SOURCE_CODE: dict[Source, int] = {source: code for code, source in enumerate(_SOURCES)}
+_scaleb = EXACT_CONTEXT.scaleb
+#: Exact ``a - b`` (see ``core.changes.EXACT_CONTEXT``), bound once for the hot path.
+_subtract = EXACT_CONTEXT.subtract
 
 
 class HistoryEntry(msgspec.Struct, frozen=True, gc=False):
@@ -109,7 +111,7 @@ def _places(value: Decimal) -> int:
 def _encode(value: Decimal, scale: int) -> int | None:
     """``value * 10**scale`` as an int64, or ``None`` when that is not exact or too big."""
     # EXACT_CONTEXT: scaleb never rounds there, so an integral result is exact.
-    scaled = EXACT_CONTEXT.scaleb(value, scale)
+    scaled = _scaleb(value, scale)
     if scaled.adjusted() >= 19:  # |scaled| >= 10**19 > int64 range: skip the big int
         return None
     number = int(scaled)
@@ -203,28 +205,28 @@ class AssetTimeline:
             BalanceStateError: ``timestamp`` is not finite.
             InvalidAmountError: ``balance`` is not an exact finite amount.
         """
-        if type(balance) is not Decimal:
-            balance = to_amount(balance, name="balance")
-        elif not balance.is_finite():
-            balance = to_amount(balance, name="balance")  # raises with the right message
+        if type(balance) is not Decimal or not balance.is_finite():
+            balance = to_amount(balance, name="balance")  # converts, or raises naming it
         if not math.isfinite(timestamp):
             raise BalanceStateError(self.asset, "timestamp", timestamp, "must be finite")
         if timestamp < self._last_ts:
             timestamp = self._last_ts
             self.clamped += 1
-        if len(self._times) - self._start >= self.max_entries:
-            self._drop(len(self._times) - self._start - self.max_entries + 1)
-        number = self._encode_or_grow(balance)
-        if number is None:
-            self._side[len(self._amounts)] = balance
-            number = _SENTINEL
+        live = len(self._amounts) - self._start
+        if live >= self.max_entries:
+            self._drop(live - self.max_entries + 1)
+        number = _encode(balance, self._scale) if self._scale >= 0 else None
+        if number is None:  # first value, or it needs another scale or the side table
+            number = self._encode_slow(balance)
         self._times.append(timestamp)
         self._amounts.append(number)
-        self._sources.append(_SOURCE_CODE[source])
+        # tuple.index compares by identity first: cheaper than hashing an Enum member.
+        self._sources.append(_SOURCES.index(source))
         previous = self._last
         self._last = balance
         self._last_ts = timestamp
-        return HistoryEntry(self.asset, timestamp, balance, difference(balance, previous), source)
+        change = balance if previous is None else _subtract(balance, previous)
+        return HistoryEntry(self.asset, timestamp, balance, change, source)
 
     def prune_before(self, timestamp: float) -> int:
         """Drop every entry older than ``timestamp``; return how many were dropped."""
@@ -380,15 +382,21 @@ class AssetTimeline:
             _SOURCES[self._sources[index]],
         )
 
-    def _encode_or_grow(self, balance: Decimal) -> int | None:
+    def _encode_slow(self, balance: Decimal) -> int:
+        """Encode ``balance`` after choosing or growing the scale; else use the side table."""
         if self._scale < 0:
             self._scale = min(_places(balance), MAX_SCALE)
-        number = _encode(balance, self._scale)
-        if number is None:
-            needed = _places(balance)
-            if self._scale < needed <= MAX_SCALE and self._try_rescale(needed):
-                number = _encode(balance, self._scale)
-        return number
+            number = _encode(balance, self._scale)
+            if number is not None:
+                return number
+        needed = _places(balance)
+        if self._scale < needed <= MAX_SCALE and self._try_rescale(needed):
+            number = _encode(balance, self._scale)
+            if number is not None:
+                return number
+        # Physical index the entry is about to take (after any drop/compaction).
+        self._side[len(self._amounts)] = balance
+        return _SENTINEL
 
     def _try_rescale(self, scale: int) -> bool:
         """Rescale the live amounts to ``scale`` if they all still fit in int64."""
@@ -458,13 +466,17 @@ class Timeline:
         self, asset: str, timestamp: float, balance: Decimal, source: Source
     ) -> HistoryEntry:
         """Record ``balance`` of ``asset`` at ``timestamp`` (see :meth:`AssetTimeline.append`)."""
+        return self.timeline_for(asset).append(timestamp, balance, source)
+
+    def timeline_for(self, asset: str) -> AssetTimeline:
+        """The timeline of ``asset``, created (empty) when it has none yet."""
         timeline = self._assets.get(asset)
         if timeline is None:
             timeline = AssetTimeline(
                 asset, max_entries=self.max_entries, decimals=self._decimals.get(asset)
             )
             self._assets[asset] = timeline
-        return timeline.append(timestamp, balance, source)
+        return timeline
 
     def get(self, asset: str) -> AssetTimeline | None:
         """The timeline of ``asset``, or ``None`` if nothing was ever recorded for it."""
