@@ -1,0 +1,221 @@
+"""Tests of balance_manager.credentials: secrets that never print, loaded from env or file."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+
+from balance_manager.credentials import Credentials, Secret, load_credentials, mask_key
+from balance_manager.exceptions import ConfigError
+
+SECRET = "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg=="
+KEY = "public-api-key-abcdef-123456"
+
+
+# -- Secret ---------------------------------------------------------------------------
+
+
+def test_secret_is_masked_everywhere() -> None:
+    """str, repr, format and f-strings of a Secret show only stars."""
+    secret = Secret(SECRET)
+    assert str(secret) == "***"
+    assert repr(secret) == "Secret('***')"
+    assert f"{secret}" == "***"
+    assert f"{secret!r}" == "Secret('***')"
+    assert f"{secret:>20}" == "***"
+    assert "%s" % (secret,) == "***"  # noqa: UP031 - the %-format path is what is tested
+    assert SECRET not in repr([secret, {"s": secret}])
+
+
+def test_secret_reveals_only_on_request() -> None:
+    """reveal() gives the value back."""
+    assert Secret(SECRET).reveal() == SECRET
+
+
+def test_secret_compares_by_value_and_is_truthy_when_set() -> None:
+    """Secrets with the same value are equal and hash alike; an empty one is falsy."""
+    assert Secret("a") == Secret("a")
+    assert Secret("a") != Secret("b")
+    assert Secret("a") != "a"
+    assert hash(Secret("a")) == hash(Secret("a"))
+    assert bool(Secret("")) is False
+    assert bool(Secret("x")) is True
+
+
+def test_secret_holds_only_strings() -> None:
+    """A non-str value is refused with TypeError that does not show it."""
+    with pytest.raises(TypeError) as info:
+        Secret(b"raw-bytes-secret")  # type: ignore[arg-type]  # bad on purpose
+    assert "raw-bytes-secret" not in str(info.value)
+
+
+def test_secret_has_no_instance_dict() -> None:
+    """A Secret has slots only, so vars() cannot dump its value."""
+    with pytest.raises(TypeError):
+        vars(Secret(SECRET))
+
+
+def test_secret_and_credentials_refuse_pickling() -> None:
+    """Pickling a Secret or Credentials raises, so the secret never lands on disk by accident."""
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(Secret(SECRET))
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(Credentials.of(KEY, SECRET))
+
+
+# -- Credentials ---------------------------------------------------------------------------
+
+
+def test_credentials_repr_masks_key_and_secret() -> None:
+    """repr() and str() of Credentials show a shortened key and a masked secret."""
+    credentials = Credentials.of(KEY, SECRET)
+    text = repr(credentials)
+    assert text == "Credentials(api_key='publ…3456', api_secret=Secret('***'))"
+    assert str(credentials) == text
+    assert SECRET not in text
+    assert KEY not in text
+
+
+def test_mask_key_hides_short_keys_completely() -> None:
+    """Keys of 8 characters or fewer are shown as stars only."""
+    assert mask_key("12345678") == "***"
+    assert mask_key("123456789") == "1234…6789"
+
+
+def test_credentials_of_strips_the_key_and_wraps_the_secret() -> None:
+    """Credentials.of() strips whitespace around the key and wraps a str secret in Secret."""
+    credentials = Credentials.of(f"  {KEY}\n", SECRET)
+    assert credentials.api_key == KEY
+    assert isinstance(credentials.api_secret, Secret)
+    assert Credentials.of(KEY, Secret(SECRET)) == credentials
+
+
+@pytest.mark.parametrize(
+    ("key", "secret", "field"),
+    [("", SECRET, "api_key"), (KEY, "", "api_secret")],
+)
+def test_empty_key_or_secret_is_refused(key: str, secret: str, field: str) -> None:
+    """An empty key or secret raises ConfigError naming the field."""
+    with pytest.raises(ConfigError) as info:
+        Credentials.of(key, secret)
+    assert info.value.option == field
+
+
+def test_plain_string_secret_is_refused_without_showing_it() -> None:
+    """Credentials(api_secret=<str>) is refused and the message masks the value."""
+    with pytest.raises(ConfigError) as info:
+        Credentials(api_key=KEY, api_secret=SECRET)  # type: ignore[arg-type]  # on purpose
+    assert SECRET not in str(info.value)
+
+
+# -- loading from the environment --------------------------------------------------------
+
+
+def test_no_credentials_in_env_gives_none() -> None:
+    """Without the variables, load_credentials() returns None."""
+    assert load_credentials({}) is None
+
+
+def test_env_credentials_are_loaded() -> None:
+    """KRAKEN_API_KEY and KRAKEN_API_SECRET give Credentials (whitespace trimmed)."""
+    credentials = load_credentials({"KRAKEN_API_KEY": f" {KEY} ", "KRAKEN_API_SECRET": SECRET})
+    assert credentials is not None
+    assert credentials.api_key == KEY
+    assert credentials.api_secret.reveal() == SECRET
+
+
+@pytest.mark.parametrize(
+    ("env", "missing"),
+    [
+        ({"KRAKEN_API_KEY": KEY}, "KRAKEN_API_SECRET"),
+        ({"KRAKEN_API_SECRET": SECRET}, "KRAKEN_API_KEY"),
+    ],
+)
+def test_half_set_env_is_refused(env: dict[str, str], missing: str) -> None:
+    """Only one of key and secret set raises ConfigError naming the missing one, not the secret."""
+    with pytest.raises(ConfigError) as info:
+        load_credentials(env)
+    assert info.value.option == missing
+    assert SECRET not in str(info.value)
+
+
+def test_process_environment_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no mapping given, load_credentials() reads os.environ."""
+    monkeypatch.delenv("KRAKEN_CREDENTIALS_FILE", raising=False)
+    monkeypatch.setenv("KRAKEN_API_KEY", KEY)
+    monkeypatch.setenv("KRAKEN_API_SECRET", SECRET)
+    credentials = load_credentials()
+    assert credentials == Credentials.of(KEY, SECRET)
+
+
+# -- loading from a file -------------------------------------------------------------------
+
+
+def write_file(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
+    path = tmp_path / "kraken.key"
+    path.write_text(text, encoding="utf-8")
+    os.chmod(path, mode)
+    return path
+
+
+def test_two_line_file_is_loaded(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A private file with a key line then a secret line loads without a warning."""
+    path = write_file(tmp_path, f"# my key\n{KEY}\n\n{SECRET}\n")
+    with caplog.at_level(logging.WARNING, logger="balance_manager.credentials"):
+        credentials = load_credentials({}, path=path)
+    assert credentials == Credentials.of(KEY, SECRET)
+    assert caplog.records == []
+
+
+def test_named_lines_file_is_loaded(tmp_path: Path) -> None:
+    """KEY=... / SECRET=... lines load too, and base64 '=' padding survives."""
+    path = write_file(tmp_path, f"SECRET={SECRET}\nkey = {KEY}\n")
+    credentials = load_credentials({}, path=path)
+    assert credentials is not None
+    assert credentials.api_secret.reveal() == SECRET
+    assert credentials.api_key == KEY
+
+
+def test_file_named_by_env_wins_over_env_values(tmp_path: Path) -> None:
+    """KRAKEN_CREDENTIALS_FILE is read in preference to KRAKEN_API_KEY / SECRET."""
+    path = write_file(tmp_path, f"{KEY}\n{SECRET}\n")
+    env = {
+        "KRAKEN_CREDENTIALS_FILE": str(path),
+        "KRAKEN_API_KEY": "other",
+        "KRAKEN_API_SECRET": "x",
+    }
+    credentials = load_credentials(env)
+    assert credentials is not None
+    assert credentials.api_key == KEY
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
+def test_world_or_group_readable_file_warns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, mode: int
+) -> None:
+    """A credentials file readable by others logs a warning with a chmod hint, not the secret."""
+    path = write_file(tmp_path, f"{KEY}\n{SECRET}\n", mode=mode)
+    with caplog.at_level(logging.WARNING, logger="balance_manager.credentials"):
+        credentials = load_credentials({}, path=path)
+    assert credentials is not None
+    assert "readable by other users" in caplog.text
+    assert "chmod 600" in caplog.text
+    assert SECRET not in caplog.text
+
+
+def test_file_without_a_secret_line_is_refused(tmp_path: Path) -> None:
+    """A file with only a key raises ConfigError naming the file."""
+    path = write_file(tmp_path, f"{KEY}\n")
+    with pytest.raises(ConfigError, match="needs a key line and a secret line") as info:
+        load_credentials({}, path=path)
+    assert info.value.value == str(path)
+
+
+def test_missing_file_is_refused(tmp_path: Path) -> None:
+    """An unreadable credentials file raises ConfigError naming the path."""
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_credentials({}, path=tmp_path / "absent.key")
