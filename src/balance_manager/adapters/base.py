@@ -136,11 +136,14 @@ class StreamHolds(msgspec.Struct, frozen=True):
             known (absent assets hold nothing).
         received_at: local wall-clock receive time.
         changed: assets whose hold changed with this event.
+        uncertain: assets with an open order whose hold cannot be derived
+            (e.g. a market buy without a price): take their hold from REST.
     """
 
     holds: Mapping[str, Decimal]
     received_at: float
     changed: frozenset[str] = frozenset()
+    uncertain: frozenset[str] = frozenset()
 
 
 class StreamStatus(msgspec.Struct, frozen=True):

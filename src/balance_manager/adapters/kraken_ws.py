@@ -1,0 +1,484 @@
+"""Kraken's WebSocket v2 over aiohttp: the thin I/O layer around :class:`KrakenSession`.
+
+:class:`KrakenWebSocketClient` owns one background task that connects, feeds
+every frame to the sans-I/O :class:`~balance_manager.kraken.ws_session.KrakenSession`,
+sends what the session asks, and turns the session's events into the
+exchange-neutral events of :mod:`balance_manager.adapters.base` for the
+manager. It:
+
+* fetches a fresh token from REST for every connection (PROTOCOL.md §4.1);
+* subscribes to ``balances`` (snapshot) and, by default, ``executions`` so
+  holds, and therefore ``free``, follow orders in real time (§8.3);
+* sends an application ping every ``websocket_ping_interval`` and treats a
+  connection silent for ``websocket_timeout`` as dead (§8.8);
+* reconnects with Kraken's recommended backoff and jitter, never in a tight
+  loop (§8.9), resubscribing with snapshots so what changed while away shows up.
+
+All timers run on the injected :class:`~balance_manager.clock.Clock`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+
+from balance_manager.adapters.aio import cancel_and_wait, with_timeout
+from balance_manager.adapters.base import (
+    AssetAmounts,
+    StreamEvent,
+    StreamHolds,
+    StreamLedgerUpdate,
+    StreamSink,
+    StreamSnapshot,
+    StreamState,
+    StreamStatus,
+)
+from balance_manager.adapters.kraken_rest import KrakenRestClient
+from balance_manager.clock import Clock
+from balance_manager.config import KRAKEN_WS_URL, BalanceManagerConfig
+from balance_manager.core.backoff import kraken_reconnect_delays
+from balance_manager.core.stats import Counters
+from balance_manager.credentials import Secret
+from balance_manager.exceptions import (
+    AuthenticationError,
+    BalanceManagerError,
+    ConfigError,
+    LockoutError,
+    TransportError,
+)
+from balance_manager.kraken.ws_messages import unsubscribe_request
+from balance_manager.kraken.ws_session import (
+    BALANCES,
+    EXECUTIONS,
+    BalancesSnapshot,
+    ErrorReceived,
+    HoldsChanged,
+    KrakenSession,
+    LedgerUpdate,
+    MessageRejected,
+    Pong,
+    ResyncStarted,
+    SessionEvent,
+    SessionState,
+    StatusChanged,
+    SubscriptionFailed,
+)
+
+__all__ = ["KrakenWebSocketClient"]
+
+logger = logging.getLogger(__name__)
+
+#: A connection that streamed this long resets the reconnect backoff (as Kraken's CLI does, §8.9).
+STABLE_AFTER = 30.0
+
+_COUNTER_NAMES = (
+    "connects",
+    "reconnects",
+    "connect_failures",
+    "token_fetches",
+    "frames_received",
+    "frames_sent",
+    "pings",
+    "pongs",
+    "silence_timeouts",
+    "subscription_failures",
+    "server_errors",
+)
+
+
+class KrakenWebSocketClient:
+    """Streams one Kraken account's balances and holds (WebSocket v2, private endpoint).
+
+    Args:
+        rest_client: fetches a token for every connection (GetWebSocketsToken).
+        url: Kraken's private WebSocket v2 URL (default) or a simulator's ``ws_url``.
+        config: timeouts, ping interval, reconnect delays, ``subscribe_executions``.
+        clock: time source; defaults to the REST client's.
+        rng: randomness for reconnect jitter.
+        session: an aiohttp session to use (one is made and owned otherwise).
+    """
+
+    def __init__(
+        self,
+        rest_client: KrakenRestClient,
+        url: str = KRAKEN_WS_URL,
+        *,
+        config: BalanceManagerConfig | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
+            raise ConfigError("url", url, "must be a ws:// or wss:// URL")
+        self.url = url
+        self.rest = rest_client
+        self.config = config or rest_client.config
+        self.clock: Clock = clock or rest_client.clock
+        self._rng = rng or random.Random()
+        self._http = session
+        self._owns_http = session is None
+        self.session = KrakenSession(
+            subscribe_executions=self.config.subscribe_executions,
+            asset_decimals=self._decimals,
+        )
+        self._sink: StreamSink | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._token: Secret | None = None
+        self._send_lock = asyncio.Lock()
+        self._stop = asyncio.Event()
+        self._last_message_at: float | None = None
+        self._holds_live = False
+        self._state = StreamState.DISCONNECTED
+        self._last_error = ""
+        self._last_rtt: float | None = None
+        self._failure: BalanceManagerError | None = None
+        self._counters = Counters(_COUNTER_NAMES)
+
+    def _decimals(self, asset: str) -> int | None:
+        return self.rest.names.decimals(asset)
+
+    def __repr__(self) -> str:
+        return f"KrakenWebSocketClient(url={self.url!r}, state={self._state.value})"
+
+    # -- the StreamSource interface -------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """Subscribed and streaming balances (not connecting, not resyncing)."""
+        return self.session.state is SessionState.STREAMING
+
+    @property
+    def state(self) -> StreamState:
+        """The stream's state as last reported."""
+        return self._state
+
+    @property
+    def last_message_at(self) -> float | None:
+        """Monotonic time of the last frame received, if any."""
+        return self._last_message_at
+
+    @property
+    def holds_live(self) -> bool:
+        """Whether holds follow ``executions`` in real time right now."""
+        return self._holds_live
+
+    async def start(self, sink: StreamSink) -> None:
+        """Start streaming in a background task; events go to ``sink`` in order."""
+        if self._task is not None and not self._task.done():
+            raise RuntimeError("KrakenWebSocketClient is already started")
+        self._sink = sink
+        self._stop.clear()
+        self._task = asyncio.create_task(self._run(), name="kraken-ws")
+
+    async def stop(self) -> None:
+        """Unsubscribe, close the socket, end the task; idempotent."""
+        self._stop.set()
+        ws = self._ws
+        if ws is not None and not ws.closed:
+            await self._unsubscribe(ws)
+            await ws.close()
+        await cancel_and_wait(self._task)
+        self._task = None
+        http, self._http = self._http, None
+        if http is not None and self._owns_http and not http.closed:
+            await http.close()
+        self._set_state(StreamState.CLOSED, "stopped")
+
+    def request_resync(self, reason: str) -> None:
+        """Ask for a fresh balances snapshot on the live connection."""
+        self.session.request_resync(reason, BALANCES)
+        ws = self._ws
+        if ws is not None and not ws.closed:
+            asyncio.get_running_loop().create_task(self._flush(ws))
+
+    def get_statistics(self) -> dict[str, Any]:
+        """Connection and protocol counters (``messages``, ``reconnects``, ``gaps``...)."""
+        stats: dict[str, Any] = dict(self._counters.snapshot())
+        counters = self.session.counters
+        stats.update(
+            messages=counters.messages,
+            updates=counters.updates,
+            ledger_entries=counters.ledger_entries,
+            duplicates=counters.duplicates,
+            gaps=counters.gaps,
+            continuity_breaks=counters.continuity_breaks,
+            rejected=counters.rejected,
+            resyncs=counters.resyncs,
+        )
+        stats["state"] = self._state.value
+        stats["connected"] = self.connected
+        stats["holds_live"] = self._holds_live
+        stats["system"] = self.session.system
+        stats["last_rtt"] = self._last_rtt
+        stats["last_error"] = self._last_error
+        return stats
+
+    # -- the connection loop ----------------------------------------------------------
+
+    async def _run(self) -> None:
+        delays = self._delays()
+        while not self._stop.is_set():
+            started = self.clock.monotonic()
+            streamed = False
+            try:
+                streamed = await self._connect_once()
+                reason = "connection closed"
+            except asyncio.CancelledError:
+                raise
+            except (AuthenticationError, LockoutError) as exc:
+                # Credentials or token refused: retrying fast risks a lockout (§5).
+                reason = str(exc)
+                delays = self._delays(floor=self.config.reconnect_max_delay)
+            except BalanceManagerError as exc:
+                reason = str(exc)
+            except Exception as exc:  # a bug must not kill the stream for good
+                logger.exception("WebSocket connection failed unexpectedly")
+                reason = f"{type(exc).__name__}: {exc}"
+            if self._stop.is_set():
+                break
+            self._last_error = reason
+            if not streamed:
+                self._counters.incr("connect_failures")
+            await self._set_status(StreamState.DISCONNECTED, reason)
+            if streamed and self.clock.monotonic() - started >= STABLE_AFTER:
+                delays = self._delays()
+            delay = next(delays)
+            logger.info("WebSocket down (%s); reconnecting in %.2f s", reason, delay)
+            await self.clock.sleep(delay)
+            self._counters.incr("reconnects")
+
+    def _delays(self, floor: float = 0.0) -> Iterator[float]:
+        base = kraken_reconnect_delays(
+            self._rng,
+            initial=self.config.reconnect_initial_delay,
+            maximum=self.config.reconnect_max_delay,
+        )
+        return (max(floor, delay) for delay in base)
+
+    async def _connect_once(self) -> bool:
+        """One connection, from token to close; returns whether it streamed."""
+        await self._set_status(StreamState.CONNECTING, "connecting")
+        self._counters.incr("token_fetches")
+        token = await self.rest.get_websockets_token()
+        self._token = token.token
+        http = self._http_session()
+        timeout = self.config.websocket_timeout
+        try:
+            ws = await with_timeout(
+                self.clock,
+                timeout,
+                http.ws_connect(self.url, autoping=True, heartbeat=None, max_msg_size=0),
+                "WebSocket connect",
+            )
+        except aiohttp.ClientError as exc:
+            raise TransportError(f"WebSocket connect failed: {type(exc).__name__}") from exc
+        self._counters.incr("connects")
+        self._ws = ws
+        self._last_message_at = self.clock.monotonic()
+        self.session.connection_opened()
+        self.session.token_received(token.token)
+        await self._flush(ws)
+        watchdog = asyncio.create_task(self._watchdog(ws), name="kraken-ws-watchdog")
+        streamed = False
+        reason = "closed by server"
+        try:
+            async for message in ws:
+                if (
+                    message.type is aiohttp.WSMsgType.TEXT
+                    or message.type is aiohttp.WSMsgType.BINARY
+                ):
+                    self._counters.incr("frames_received")
+                    self._last_message_at = self.clock.monotonic()
+                    events = self.session.feed(message.data, self.clock.time())
+                    if events:
+                        streamed = await self._handle(events) or streamed
+                    if self.session.state is SessionState.CLOSED:
+                        reason = "subscription refused"
+                        break
+                    await self._flush(ws)
+                elif message.type is aiohttp.WSMsgType.ERROR:
+                    reason = f"socket error: {type(ws.exception()).__name__}"
+                    break
+        finally:
+            await cancel_and_wait(watchdog)
+            self._ws = None
+            if not ws.closed:
+                await ws.close()
+            if self.session.state is not SessionState.CLOSED:
+                self.session.connection_lost(reason)
+            self._holds_live = False
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+        return streamed
+
+    async def _watchdog(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Ping on an interval; close a connection silent for ``websocket_timeout``."""
+        interval = self.config.websocket_ping_interval
+        timeout = self.config.websocket_timeout
+        while not ws.closed:
+            await self.clock.sleep(interval)
+            last = self._last_message_at
+            if last is not None and self.clock.monotonic() - last > timeout:
+                self._counters.incr("silence_timeouts")
+                self._failure = TransportError(f"WebSocket silent for more than {timeout:g} s")
+                await ws.close()
+                return
+            self.session.ping(self.clock.time())
+            self._counters.incr("pings")
+            await self._flush(ws)
+
+    def _http_session(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession()
+            self._owns_http = True
+        return self._http
+
+    async def _flush(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        frames = self.session.data_to_send()
+        if not frames:
+            return
+        async with self._send_lock:
+            for frame in frames:
+                if ws.closed:
+                    return
+                try:
+                    await ws.send_str(frame.decode())
+                except (aiohttp.ClientError, ConnectionError):
+                    return  # the reader sees the close and reconnects
+                self._counters.incr("frames_sent")
+
+    async def _unsubscribe(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Best-effort unsubscribe before a clean close (§8.7)."""
+        token = self._token
+        if token is None or self.session.state is SessionState.CLOSED:
+            return
+        channels = [BALANCES, EXECUTIONS] if self._holds_live else [BALANCES]
+        async with self._send_lock:
+            for channel in channels:
+                try:
+                    await ws.send_str(unsubscribe_request(channel, token=token).decode())
+                except (aiohttp.ClientError, ConnectionError):
+                    return
+
+    # -- session events → stream events -------------------------------------------------
+
+    async def _handle(self, events: list[SessionEvent]) -> bool:
+        """Translate session events for the sink; returns whether a snapshot arrived."""
+        snapshot_seen = False
+        now = self.clock.time()
+        for event in events:
+            if isinstance(event, LedgerUpdate):
+                entry = event.entry
+                await self._emit(
+                    StreamLedgerUpdate(
+                        asset=event.asset,
+                        balance=event.tradable,
+                        earn=event.earn,
+                        amount=entry.amount,
+                        fee=entry.fee,
+                        ledger_id=entry.ledger_id,
+                        ref_id=entry.ref_id,
+                        kind=entry.type,
+                        exchange_time=event.exchange_time,
+                        received_at=now,
+                        continuity_ok=event.continuity_ok,
+                    )
+                )
+            elif isinstance(event, BalancesSnapshot):
+                snapshot_seen = True
+                await self._emit(self._snapshot_event(event, now))
+                await self._set_status(StreamState.STREAMING, "snapshot received")
+            elif isinstance(event, HoldsChanged):
+                await self._emit_holds(now, frozenset(event.holds), event.uncertain)
+            elif isinstance(event, ResyncStarted):
+                await self._set_status(StreamState.RESYNCING, event.reason)
+            elif isinstance(event, StatusChanged):
+                if event.system != "online":
+                    logger.warning("Kraken reports system status %r", event.system)
+                await self._set_status(self._state, f"system {event.system}", force=True)
+            elif isinstance(event, SubscriptionFailed):
+                self._counters.incr("subscription_failures")
+                if event.channel == BALANCES:
+                    self._failure = event.exception
+                else:
+                    logger.warning(
+                        "executions subscription refused (%s): holds from REST only", event.error
+                    )
+            elif isinstance(event, Pong):
+                self._counters.incr("pongs")
+                self._last_rtt = event.rtt
+            elif isinstance(event, MessageRejected):
+                logger.warning("rejected a WebSocket frame: %s", event.error)
+            elif isinstance(event, ErrorReceived):
+                self._counters.incr("server_errors")
+                logger.warning("Kraken WebSocket error: %s", event.error)
+        holds_live = self.session.holds_live
+        if holds_live != self._holds_live:
+            self._holds_live = holds_live
+            if holds_live:
+                holds = self.session.holds()
+                await self._emit_holds(
+                    now, frozenset(holds), self.session.order_book.uncertain_assets()
+                )
+            await self._set_status(
+                self._state, "holds live" if holds_live else "holds not live", force=True
+            )
+        return snapshot_seen
+
+    def _snapshot_event(self, event: BalancesSnapshot, now: float) -> StreamSnapshot:
+        holds = self.session.holds() if self.session.holds_live else None
+        uncertain = self.session.order_book.uncertain_assets()
+        balances: dict[str, AssetAmounts] = {}
+        for asset, wallets in event.balances.items():
+            hold: Decimal | None = None
+            if holds is not None and asset not in uncertain:
+                hold = holds.get(asset, Decimal(0))
+            balances[asset] = AssetAmounts(
+                asset=asset, balance=wallets.tradable, earn=wallets.earn, hold_trade=hold
+            )
+        return StreamSnapshot(balances=balances, received_at=now, sequence=event.sequence)
+
+    async def _emit_holds(
+        self, now: float, changed: frozenset[str], uncertain: frozenset[str]
+    ) -> None:
+        await self._emit(
+            StreamHolds(
+                holds=self.session.holds(), received_at=now, changed=changed, uncertain=uncertain
+            )
+        )
+
+    async def _set_status(self, state: StreamState, reason: str, *, force: bool = False) -> None:
+        if state is self._state and not force:
+            return
+        self._set_state(state, reason)
+        await self._emit(
+            StreamStatus(
+                state=state, reason=reason, system=self.session.system, holds_live=self._holds_live
+            )
+        )
+
+    def _set_state(self, state: StreamState, reason: str) -> None:
+        if state is not self._state:
+            logger.info("WebSocket %s → %s (%s)", self._state.value, state.value, reason)
+        self._state = state
+
+    async def _emit(self, event: StreamEvent) -> None:
+        sink = self._sink
+        if sink is None:
+            return
+        try:
+            await sink(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The manager's sink isolates callbacks itself; this is the last guard
+            # so a bug downstream never kills the stream.
+            logger.exception("stream sink failed on %s", type(event).__name__)
