@@ -396,9 +396,9 @@ def _private_handler(ctx: SimContext) -> Callable[[web.Request], Awaitable[web.R
         handler = PRIVATE_METHODS.get(method)
         if handler is None:
             return _json(rest_envelope(errors=["EGeneral:Unknown method"]), status=404)
+        body = await request.read()
         for listener in ctx.on_request:
             listener(method)
-        body = await request.read()
         forced = await _apply_faults(ctx, method)
         if forced is not None:
             return forced

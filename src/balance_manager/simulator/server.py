@@ -22,7 +22,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 import random
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from types import TracebackType
 from typing import Self
@@ -152,6 +153,8 @@ class SimulatedKraken:
         )
         self._control = control
         self._runner: web.AppRunner | None = None
+        self._rest_calls: Counter[str] = Counter()
+        self._ctx.on_request.append(self._count_call)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -255,6 +258,28 @@ class SimulatedKraken:
     def api_secret(self) -> str:
         """The default account's API secret (base64 of 64 bytes; a simulator credential)."""
         return self._default.api_secret.reveal()
+
+    @property
+    def rest_calls(self) -> Counter[str]:
+        """How many times each REST method was called (faulted calls included)."""
+        return Counter(self._rest_calls)
+
+    def on_request(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``listener`` with each REST method name as its request arrives.
+
+        It runs before faults act, so a test can wait for a request to be in
+        flight (e.g. parked by ``slow_response``). Returns an unsubscriber.
+        """
+        self._ctx.on_request.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._ctx.on_request:
+                self._ctx.on_request.remove(listener)
+
+        return unsubscribe
+
+    def _count_call(self, method: str) -> None:
+        self._rest_calls[method] += 1
 
     @property
     def connections(self) -> int:

@@ -1,0 +1,1 @@
+"""Tests of the exchange simulator (a package: its module names cannot clash elsewhere)."""
