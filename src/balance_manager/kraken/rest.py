@@ -54,6 +54,7 @@ __all__ = [
     "SystemStatusValue",
     "TradeBalance",
     "WebSocketToken",
+    "asset_fields",
     "balance_ex_result",
     "balance_result",
     "build_private_request",
@@ -292,13 +293,13 @@ def read_envelope(
         if looks_html:
             raise msgspec.DecodeError("HTML body")
         envelope = _envelope_decoder.decode(body)
-    except msgspec.DecodeError:
-        # Not JSON at all: the request never got a Kraken answer (§2).
-        raise _transport_error(body, method, status, content_type) from None
-    except msgspec.ValidationError as exc:
+    except msgspec.ValidationError as exc:  # (a DecodeError subclass: caught first)
         if status != 200:
             raise _transport_error(body, method, status, content_type) from None
         raise _protocol_error(exc, method=method) from None
+    except msgspec.DecodeError:
+        # Not JSON at all: the request never got a Kraken answer (§2).
+        raise _transport_error(body, method, status, content_type) from None
     errors, warnings = split_messages(envelope.error)
     if errors:
         # Kraken signals API errors in the body, not with HTTP codes (§2), and
@@ -656,6 +657,14 @@ def decode_ws_token(raw: msgspec.Raw | bytes) -> WebSocketToken:
 def decode_assets(raw: msgspec.Raw | bytes) -> dict[str, AssetRecord]:
     """``Assets`` result (§4.5): REST key → record."""
     return _decode_assets(raw, "Assets")
+
+
+def asset_fields(records: Mapping[str, AssetRecord]) -> dict[str, dict[str, object]]:
+    """``Assets`` records as plain mappings, for :meth:`AssetNames.update_from_assets`.
+
+    >>> names.update_from_assets(asset_fields(decode_assets(raw)))  # doctest: +SKIP
+    """
+    return {key: msgspec.structs.asdict(record) for key, record in records.items()}
 
 
 def decode_time(raw: msgspec.Raw | bytes) -> ServerTime:
