@@ -1,0 +1,838 @@
+"""BalanceManager: one answer, for every strategy, to "how much do I have, and how much is free?".
+
+The manager keeps the latest balance of every asset in memory and serves every
+read from there. Sources keep it current:
+
+* the **WebSocket** stream (``websocket_client``) pushes each ledger entry and,
+  with ``executions``, each hold change, in real time; while it is healthy no
+  REST call is needed for reads;
+* **REST** (``rest_client``) takes the first snapshot, polls within the rate
+  limit (behind the circuit breaker) while the stream is down or silent, and
+  cross-checks the stream every ``force_update_interval``;
+* when both fail, the last known values are served marked with source
+  ``cache``, so a caller can always tell (``Balance.source``, ``received_at``,
+  and ``max_age`` to demand fresh data or an error).
+
+Everything time-dependent runs on the injected clock; see ``docs/manager.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import TracebackType
+from typing import Any
+
+from balance_manager.adapters.aio import cancel_and_wait
+from balance_manager.adapters.base import (
+    AssetAmounts,
+    RestSnapshot,
+    RestSource,
+    StreamEvent,
+    StreamHolds,
+    StreamLedgerUpdate,
+    StreamSnapshot,
+    StreamSource,
+    StreamState,
+    StreamStatus,
+)
+from balance_manager.clock import Clock, SystemClock
+from balance_manager.config import BalanceManagerConfig
+from balance_manager.core.amounts import ZERO
+from balance_manager.core.cache import BalanceCache
+from balance_manager.core.freshness import ServingMode, SourceTracker
+from balance_manager.core.models import Balance, BalanceChange, Source
+from balance_manager.core.stats import Counters
+from balance_manager.core.store import BalanceStore, InMemoryBalanceStore
+from balance_manager.core.validator import BalanceValidator, ValidationResult
+from balance_manager.events import Callback, CallbackRegistry
+from balance_manager.exceptions import (
+    AuthenticationError,
+    ConfigError,
+    LockoutError,
+    SourceError,
+    StaleBalanceError,
+    UnknownAssetError,
+)
+from balance_manager.history import BalanceHistory
+from balance_manager.kraken.assets import AssetNames
+
+__all__ = ["EVENTS", "BalanceManager", "SyncBalanceView"]
+
+logger = logging.getLogger(__name__)
+
+#: Events a callback can be registered for (see ``docs/manager.md`` for payloads).
+EVENTS = (
+    "balance_update",
+    "balance_change",
+    "validation_failed",
+    "source_changed",
+    "connection_state",
+)
+
+#: Seconds between two runs of the health monitor.
+MONITOR_INTERVAL = 1.0
+
+_COUNTER_NAMES = (
+    "updates",
+    "ledger_updates",
+    "snapshots",
+    "hold_updates",
+    "rest_refreshes",
+    "rest_failures",
+    "validation_failures",
+    "validation_warnings",
+    "fallbacks",
+    "recoveries",
+    "stale_reads",
+    "source_inconsistencies",
+    "hold_mismatches",
+    "continuity_breaks",
+)
+
+
+class BalanceManager:
+    """Real-time, exact balances from a WebSocket stream with REST fallback.
+
+    Args:
+        websocket_client: the stream (a
+            :class:`~balance_manager.adapters.kraken_ws.KrakenWebSocketClient`),
+            or ``None`` to run on REST polling alone.
+        rest_client: the REST client (a
+            :class:`~balance_manager.adapters.kraken_rest.KrakenRestClient`).
+        config: every option; defaults to :class:`BalanceManagerConfig()`.
+        clock: time source; defaults to the REST client's clock.
+        store: where balances are held; defaults to this process's memory.
+        history: the history component; made from ``config`` by default.
+        validator: the validator; made from ``config`` by default (``None`` when
+            ``enable_validation`` is off).
+
+    Use it as an async context manager, or call :meth:`initialize` and
+    :meth:`close` yourself::
+
+        async with BalanceManager(websocket_client=ws, rest_client=rest) as manager:
+            usdt = await manager.get_balance("USDT")
+    """
+
+    def __init__(
+        self,
+        websocket_client: StreamSource | None = None,
+        rest_client: RestSource | None = None,
+        config: BalanceManagerConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        store: BalanceStore | None = None,
+        history: BalanceHistory | None = None,
+        validator: BalanceValidator | None = None,
+    ) -> None:
+        if websocket_client is None and rest_client is None:
+            raise ConfigError("rest_client", None, "a BalanceManager needs at least a REST client")
+        self.config = config or BalanceManagerConfig()
+        self.clock: Clock = clock or getattr(rest_client, "clock", None) or SystemClock()
+        self.websocket_client = websocket_client
+        self.rest_client = rest_client
+        self.names: AssetNames = getattr(rest_client, "names", None) or AssetNames()
+        self._store: BalanceStore = store if store is not None else InMemoryBalanceStore()
+        self.cache: BalanceCache[Balance] = BalanceCache.from_config(
+            self.config, time=self.clock.monotonic
+        )
+        self.history = history or BalanceHistory.from_config(self.config, clock=self.clock)
+        self.validator: BalanceValidator | None
+        if validator is not None:
+            self.validator = validator
+        elif self.config.enable_validation:
+            self.validator = BalanceValidator.from_config(self.config, decimals=self.names.decimals)
+        else:
+            self.validator = None
+        self._callbacks = CallbackRegistry(EVENTS)
+        self._tracker = SourceTracker(
+            stream_timeout=self.config.websocket_timeout,
+            rest_fresh_for=max(
+                2 * self.config.rest_poll_interval + self.config.rest_api_timeout,
+                self.config.websocket_timeout,
+            ),
+            poll_interval=self.config.rest_poll_interval,
+        )
+        self._counters = Counters(_COUNTER_NAMES)
+        self._canonical: dict[str, str] = {}
+        self._refresh_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stop = asyncio.Event()
+        self._initialized = False
+        self._closed = False
+        self._mode = ServingMode.CACHE
+        self._holds_live = False
+        self._uncertain_holds: frozenset[str] = frozenset()
+        self._stream_state = StreamState.DISCONNECTED
+        self._system: str | None = None
+        self._last_update: float | None = None
+        self._last_rest_error: str | None = None
+        self._metrics: Any = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def __aenter__(self) -> BalanceManager:
+        await self.initialize()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def initialize(self) -> None:
+        """Load history, read asset info, take a REST snapshot, start the stream and tasks.
+
+        Raises:
+            AuthenticationError: the exchange refused the credentials.
+            LockoutError: the key is locked out.
+        """
+        if self._initialized:
+            return
+        if self._closed:
+            raise RuntimeError("this BalanceManager was closed; make a new one")
+        self._initialized = True
+        await self.history.load()
+        self._restore_from_history()
+        rest = self.rest_client
+        if rest is not None:
+            try:
+                await rest.load_assets()
+            except (AuthenticationError, LockoutError):
+                raise
+            except SourceError as exc:
+                logger.warning("could not read asset info (%s); using built-in names", exc)
+            try:
+                await self.refresh_all_balances()
+            except (AuthenticationError, LockoutError):
+                await self.close()
+                raise
+            except SourceError as exc:
+                logger.warning("initial REST snapshot failed (%s); will retry", exc)
+        if self.config.metrics_enabled:
+            self._start_metrics()
+        if self.websocket_client is not None:
+            await self.websocket_client.start(self._on_stream_event)
+        self._spawn(self._monitor(), "balance-monitor")
+        self._spawn(self._periodic_refresh(), "balance-periodic-refresh")
+        self._spawn(self.history.run_maintenance(self._stop), "balance-history-maintenance")
+
+    async def close(self) -> None:
+        """Stop the stream and every task, flush history, close the clients (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        if self.websocket_client is not None:
+            await self.websocket_client.stop()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            await cancel_and_wait(task)
+        await self.history.close()
+        if self.rest_client is not None:
+            await self.rest_client.close()
+        if self._metrics is not None:
+            self._metrics.close()
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=name))
+
+    def _restore_from_history(self) -> None:
+        """Hold the last recorded balance of each asset (stale until a source confirms)."""
+        for asset in self.history.assets():
+            entry = self.history.get_latest(asset)
+            if entry is not None and asset not in self._store:
+                self._store.put(
+                    Balance(
+                        asset=asset,
+                        balance=entry.balance,
+                        source=Source.CACHE,
+                        exchange_time=entry.timestamp,
+                        received_at=entry.timestamp,
+                    )
+                )
+
+    # -- reads -----------------------------------------------------------------------
+
+    def canonical(self, asset: str) -> str:
+        """The canonical name of any spelling (``XBT``, ``XXBT``, ``btc`` → ``BTC``).
+
+        Raises:
+            UnknownAssetError: ``asset`` is not a non-empty string.
+        """
+        name = self._canonical.get(asset)
+        if name is None:
+            if not isinstance(asset, str) or not asset.strip():
+                raise UnknownAssetError(repr(asset), "an asset name is a non-empty str")
+            name = self.names.canonical(asset.strip())
+            if len(self._canonical) < 10_000:
+                self._canonical[asset] = name
+        return name
+
+    async def get_balance(self, asset: str, *, max_age: float | None = None) -> Balance | None:
+        """The balance of ``asset`` (any spelling), or ``None`` for an asset not held.
+
+        The value reads as the seed's mapping (``b["free"]``, ``b["balance"]``,
+        ``b["hold_trade"]``, ``b["asset"]``) and as an object (``b.free``), and
+        says where it came from (``source``: websocket, rest or cache) and when
+        (``received_at``).
+
+        Args:
+            asset: ``BTC``, ``XBT``, ``XXBT``...
+            max_age: seconds; if the held value is older than this (not confirmed
+                by a live source since), a REST refresh is forced first.
+
+        Raises:
+            StaleBalanceError: ``max_age`` was given and no source could provide
+                a value that young.
+        """
+        name = self._canonical.get(asset) or self.canonical(asset)
+        value = self.cache.get(name)
+        if value is not None and max_age is None and self._mode is ServingMode.WEBSOCKET:
+            return value
+        return await self._read(name, value, max_age)
+
+    async def _read(
+        self, name: str, value: Balance | None, max_age: float | None
+    ) -> Balance | None:
+        mode = self._update_mode()
+        if value is None:
+            value = self._store.get(name)
+            if value is not None and mode is not ServingMode.CACHE:
+                self.cache.put(name, value)  # re-confirmed by a live source
+        if max_age is not None:
+            if max_age < 0:
+                raise ValueError(f"max_age must be >= 0, got {max_age}")
+            age = self.age_of(value)
+            if age is None or age > max_age:
+                await self._refresh_for_read(name, max_age)
+                mode = self._update_mode()
+                value = self._store.get(name)
+                age = self.age_of(value)
+                if value is not None and (age is None or age > max_age):
+                    raise StaleBalanceError(name, age, max_age, self._last_rest_error or "")
+        if value is None:
+            return None
+        if mode is ServingMode.CACHE:
+            self._counters.incr("stale_reads")
+            return value if value.source is Source.CACHE else value.replace(source=Source.CACHE)
+        return value
+
+    async def _refresh_for_read(self, name: str, max_age: float) -> None:
+        if self.rest_client is None:
+            return
+        try:
+            await self.refresh_all_balances()
+        except SourceError as exc:
+            held = self._store.get(name)
+            raise StaleBalanceError(name, self.age_of(held), max_age, str(exc)) from exc
+
+    def age_of(self, value: Balance | None) -> float | None:
+        """Seconds since ``value`` was last known current, or ``None`` for no value.
+
+        A value confirmed by a healthy stream (which would have pushed any
+        change) or a later REST read is as young as that confirmation.
+        """
+        if value is None:
+            return None
+        now = self.clock.time()
+        age = max(0.0, now - value.received_at)
+        if value.source is Source.CACHE:
+            return age
+        mono = self.clock.monotonic()
+        confirmed = self._tracker.confirmed_at(mono)
+        if confirmed is not None:
+            age = min(age, max(0.0, mono - confirmed))
+        return age
+
+    async def get_all_balances(self, *, max_age: float | None = None) -> dict[str, Balance]:
+        """Every held asset → its balance (same shape and sources as :meth:`get_balance`)."""
+        mode = self._update_mode()
+        if max_age is not None:
+            stale = [b for b in self._store.snapshot().values() if (self.age_of(b) or 0) > max_age]
+            if stale or not self._store:
+                await self._refresh_for_read(stale[0].asset if stale else "*", max_age)
+                mode = self._update_mode()
+        balances = self._store.snapshot()
+        if mode is ServingMode.CACHE:
+            self._counters.incr("stale_reads")
+            return {
+                asset: b if b.source is Source.CACHE else b.replace(source=Source.CACHE)
+                for asset, b in balances.items()
+            }
+        return balances
+
+    async def refresh_all_balances(self) -> dict[str, Balance]:
+        """Read every balance over REST now (rate-limited, behind the circuit breaker).
+
+        While the stream is healthy, REST is compared with it (differences are
+        validation issues and trigger a stream resync) rather than applied over it.
+
+        Raises:
+            SourceError: REST failed (the held values stay as they were).
+        """
+        rest = self.rest_client
+        if rest is None:
+            raise ConfigError("rest_client", None, "refresh_all_balances needs a REST client")
+        async with self._refresh_lock:
+            self._tracker.rest_attempt(self.clock.monotonic())
+            try:
+                snapshot = await rest.fetch_balances()
+            except SourceError as exc:
+                self._tracker.rest_failure()
+                self._counters.incr("rest_failures")
+                self._last_rest_error = str(exc)
+                raise
+            self._tracker.rest_success(self.clock.monotonic())
+            self._last_rest_error = None
+            self._counters.incr("rest_refreshes")
+            await self._apply_rest_snapshot(snapshot)
+        self._update_mode()
+        return self._store.snapshot()
+
+    async def validate_all_balances(self) -> ValidationResult:
+        """Run the validator over every held balance (stale data included).
+
+        Raises:
+            ConfigError: validation is disabled.
+        """
+        if self.validator is None:
+            raise ConfigError("enable_validation", False, "validation is disabled")
+        now = self.clock.time()
+        mono = self.clock.monotonic()
+        confirmed = self._tracker.confirmed_at(mono)
+        confirmed_wall = None if confirmed is None else now - (mono - confirmed)
+        balances = self._store.snapshot()
+        confirmations = {
+            asset: max(b.received_at, confirmed_wall or b.received_at)
+            for asset, b in balances.items()
+            if b.source is not Source.CACHE
+        }
+        result = self.validator.validate_balances(balances, now=now, confirmed_at=confirmations)
+        return result
+
+    def sync_view(self) -> SyncBalanceView:
+        """A thread-safe, synchronous read view for strategies that run in threads."""
+        return SyncBalanceView(self)
+
+    # -- callbacks ---------------------------------------------------------------------
+
+    def register_callback(self, event: str, callback: Callback) -> None:
+        """Call ``callback(payload)`` (sync or async) on ``event`` (see :data:`EVENTS`).
+
+        Raises:
+            UnknownEventError: ``event`` is not one of :data:`EVENTS`.
+        """
+        self._callbacks.register_callback(event, callback)
+
+    def unregister_callback(self, event: str, callback: Callback) -> bool:
+        """Remove a callback; returns whether it was registered."""
+        return self._callbacks.unregister_callback(event, callback)
+
+    # -- status ------------------------------------------------------------------------
+
+    @property
+    def serving_mode(self) -> ServingMode:
+        """Where served values stand right now: websocket, rest or cache (stale)."""
+        return self._update_mode()
+
+    def get_status(self) -> dict[str, Any]:
+        """Health at a glance: sources, cache, assets, freshness."""
+        mode = self._update_mode()
+        mono = self.clock.monotonic()
+        ws = self.websocket_client
+        last_msg = ws.last_message_at if ws is not None else None
+        rest_stats = self.rest_client.get_statistics() if self.rest_client is not None else {}
+        last_rest = self._tracker.last_rest_success
+        return {
+            "initialized": self._initialized and not self._closed,
+            "source": mode.value,
+            "websocket": {
+                "enabled": ws is not None,
+                "connected": bool(ws is not None and ws.connected),
+                "state": self._stream_state.value,
+                "holds_live": self._holds_live,
+                "system": self._system,
+                "last_message_age": None if last_msg is None else max(0.0, mono - last_msg),
+            },
+            "rest": {
+                "enabled": self.rest_client is not None,
+                "circuit_state": rest_stats.get("circuit_state"),
+                "last_success_age": None if last_rest is None else max(0.0, mono - last_rest),
+                "consecutive_failures": self._tracker.rest_failures,
+                "last_error": self._last_rest_error,
+            },
+            "cache": self.cache.get_statistics(),
+            "tracked_assets": len(self._store),
+            "assets": sorted(self._store.snapshot()),
+            "last_update_age": (
+                None
+                if self._last_update is None
+                else max(0.0, self.clock.time() - self._last_update)
+            ),
+            "history": {
+                "entries": self.history.get_statistics()["entries"],
+                "persistence_error": self.history.last_error,
+            },
+            "validation_enabled": self.validator is not None,
+        }
+
+    def get_statistics(self) -> dict[str, Any]:
+        """Counters: REST calls, WebSocket messages, reconnects, fallbacks, errors..."""
+        stats: dict[str, Any] = dict(self._counters.snapshot())
+        rest_stats = self.rest_client.get_statistics() if self.rest_client is not None else {}
+        ws_stats = self.websocket_client.get_statistics() if self.websocket_client else {}
+        stats["rest_api_calls"] = rest_stats.get("rest_api_calls", 0)
+        stats["websocket_messages"] = ws_stats.get("messages", 0)
+        stats["reconnects"] = ws_stats.get("reconnects", 0)
+        stats["callback_errors"] = self._callbacks.callback_errors
+        stats["cache"] = self.cache.get_statistics()
+        stats["history"] = dict(self.history.get_statistics())
+        stats["rest"] = rest_stats
+        stats["websocket"] = ws_stats
+        stats["validator"] = dict(self.validator.get_statistics()) if self.validator else {}
+        return stats
+
+    # -- the stream sink ---------------------------------------------------------------
+
+    async def _on_stream_event(self, event: StreamEvent) -> None:
+        """Apply one event from the stream (called by the stream client, in order)."""
+        if type(event) is StreamLedgerUpdate:
+            await self._on_ledger(event)
+        elif isinstance(event, StreamSnapshot):
+            await self._on_snapshot(event)
+        elif isinstance(event, StreamHolds):
+            await self._on_holds(event)
+        elif isinstance(event, StreamStatus):
+            await self._on_status(event)
+
+    async def _on_ledger(self, event: StreamLedgerUpdate) -> None:
+        self._counters.incr("ledger_updates")
+        if not event.continuity_ok:
+            self._counters.incr("continuity_breaks")
+        asset = event.asset
+        old = self._store.get(asset)
+        new = Balance(
+            asset=asset,
+            balance=event.balance,
+            hold_trade=old.hold_trade if old is not None else ZERO,
+            source=Source.WEBSOCKET,
+            exchange_time=event.exchange_time,
+            received_at=event.received_at,
+            credit=old.credit if old is not None else ZERO,
+            credit_used=old.credit_used if old is not None else ZERO,
+            earn=event.earn,
+        )
+        await self._apply(new, old, "update", event.ledger_id)
+
+    async def _on_snapshot(self, event: StreamSnapshot) -> None:
+        self._counters.incr("snapshots")
+        for asset, amounts in event.balances.items():
+            old = self._store.get(asset)
+            await self._apply(
+                self._from_amounts(amounts, old, Source.WEBSOCKET, event.received_at),
+                old,
+                "snapshot",
+            )
+        missing = [
+            asset
+            for asset, held in self._store.snapshot().items()
+            if asset not in event.balances and (held.balance or held.earn)
+        ]
+        if missing and self.rest_client is not None:
+            # Whether the snapshot omits zero balances is UNCONFIRMED (PROTOCOL.md
+            # §8.3): ask REST rather than guess that these went to zero.
+            logger.info("snapshot omits held assets %s; confirming over REST", missing)
+            self._spawn(self._refresh_quietly(), "balance-confirm-missing")
+        self._tracker.stream_up(self.clock.monotonic())
+        self._update_mode()
+
+    async def _on_holds(self, event: StreamHolds) -> None:
+        self._counters.incr("hold_updates")
+        self._holds_live = True
+        self._uncertain_holds = event.uncertain
+        targets = set(event.changed) | {
+            asset for asset, held in self._store.snapshot().items() if held.hold_trade
+        }
+        for asset in targets:
+            if asset in event.uncertain:
+                continue
+            old = self._store.get(asset)
+            if old is None:
+                continue
+            hold = event.holds.get(asset, ZERO)
+            if hold != old.hold_trade:
+                await self._apply(
+                    old.replace(
+                        hold_trade=hold, received_at=event.received_at, source=Source.WEBSOCKET
+                    ),
+                    old,
+                    "hold",
+                )
+
+    async def _on_status(self, event: StreamStatus) -> None:
+        previous = self._stream_state
+        self._stream_state = event.state
+        self._system = event.system or self._system
+        self._holds_live = event.holds_live and event.state is StreamState.STREAMING
+        if event.state is StreamState.STREAMING:
+            self._tracker.stream_up(self.clock.monotonic())
+        else:
+            self._tracker.stream_down()
+            if previous is StreamState.STREAMING and self.rest_client is not None:
+                # Fall back at once rather than at the monitor's next tick.
+                self._spawn(self._refresh_quietly(), "balance-fallback-refresh")
+        self._update_mode()
+        if event.state is not previous or event.system:
+            await self._callbacks.emit(
+                "connection_state",
+                {
+                    "state": event.state.value,
+                    "reason": event.reason,
+                    "system": event.system,
+                    "holds_live": self._holds_live,
+                },
+            )
+
+    # -- applying values ------------------------------------------------------------------
+
+    def _from_amounts(
+        self, amounts: AssetAmounts, old: Balance | None, source: Source, received_at: float
+    ) -> Balance:
+        hold = amounts.hold_trade
+        if hold is None:
+            hold = old.hold_trade if old is not None else ZERO
+        return Balance(
+            asset=amounts.asset,
+            balance=amounts.balance,
+            hold_trade=hold,
+            source=source,
+            received_at=received_at,
+            credit=amounts.credit,
+            credit_used=amounts.credit_used,
+            earn=amounts.earn,
+        )
+
+    async def _apply_rest_snapshot(self, snapshot: RestSnapshot) -> None:
+        streaming = self._tracker.stream_healthy(self.clock.monotonic())
+        received = snapshot.received_at
+        for asset, amounts in snapshot.balances.items():
+            old = self._store.get(asset)
+            if streaming and old is not None and old.source is Source.WEBSOCKET:
+                await self._cross_check(old, amounts, received)
+                continue
+            new = self._from_amounts(amounts, old, Source.REST, received)
+            if self._holds_live and old is not None and asset not in self._uncertain_holds:
+                new = new.replace(hold_trade=old.hold_trade)
+            await self._apply(new, old, "refresh")
+        if not streaming:
+            # REST lists the whole account: an asset it no longer lists holds nothing.
+            for asset, held in self._store.snapshot().items():
+                if asset not in snapshot.balances and (
+                    held.balance or held.earn or held.hold_trade
+                ):
+                    zero = held.replace(
+                        balance=ZERO,
+                        earn=ZERO,
+                        hold_trade=ZERO,
+                        credit=ZERO,
+                        credit_used=ZERO,
+                        source=Source.REST,
+                        received_at=received,
+                        exchange_time=None,
+                    )
+                    await self._apply(zero, held, "refresh")
+
+    async def _cross_check(self, held: Balance, amounts: AssetAmounts, received: float) -> None:
+        """Compare a REST reading with the stream's value; report and resync on disagreement."""
+        rest_view = self._from_amounts(amounts, held, Source.REST, received)
+        if amounts.hold_trade is not None and (
+            not self._holds_live or held.asset in self._uncertain_holds
+        ):
+            # Holds are not followed live for this asset: REST's are the truth.
+            if amounts.hold_trade != held.hold_trade:
+                await self._apply(
+                    held.replace(hold_trade=amounts.hold_trade, received_at=received),
+                    held,
+                    "refresh",
+                )
+                held = self._store.get(held.asset) or held
+        elif amounts.hold_trade is not None and amounts.hold_trade != held.hold_trade:
+            self._counters.incr("hold_mismatches")
+        if self.validator is None:
+            if rest_view.balance != held.balance or rest_view.earn != held.earn:
+                self._counters.incr("source_inconsistencies")
+            return
+        result = self.validator.compare_sources(held, rest_view)
+        balance_differs = rest_view.balance != held.balance or rest_view.earn != held.earn
+        if not result.is_valid or result.issues:
+            self._counters.incr("source_inconsistencies")
+            await self._callbacks.emit("validation_failed", result)
+        if balance_differs and self.websocket_client is not None:
+            self.websocket_client.request_resync(f"REST disagrees on {held.asset}")
+
+    async def _apply(
+        self, new: Balance, old: Balance | None, kind: str, ledger_id: str | None = None
+    ) -> None:
+        """Hold ``new``, validate it, record it, and tell the callbacks (the hot path)."""
+        self._store.put(new)
+        self.cache.put(new.asset, new)
+        self._last_update = new.received_at
+        if (
+            old is not None
+            and old.balance == new.balance
+            and old.hold_trade == new.hold_trade
+            and old.earn == new.earn
+            and old.credit == new.credit
+            and old.credit_used == new.credit_used
+        ):
+            if ledger_id is not None:
+                self.history.record(new, ledger_id=ledger_id)  # remember the ledger id
+            return
+        self._counters.incr("updates")
+        validator = self.validator
+        if validator is not None:
+            result = validator.validate_balance(new)
+            if result.issues:
+                if result.is_valid:
+                    self._counters.incr("validation_warnings")
+                else:
+                    self._counters.incr("validation_failures")
+                await self._callbacks.emit("validation_failed", result)
+        self.history.record(new, ledger_id=ledger_id)
+        if old is None or old.balance != new.balance:
+            significant = self.history.is_significant(
+                old.balance if old is not None else None, new.balance
+            )
+        else:
+            significant = self.history.is_significant(old.free, new.free)
+        if self._metrics is not None:
+            self._metrics.observe(new)
+        registry = self._callbacks
+        if registry.has_callbacks("balance_update") or (
+            significant and registry.has_callbacks("balance_change")
+        ):
+            change = BalanceChange(
+                new=new, old=old, significant=significant, kind=kind, ledger_id=ledger_id
+            )
+            await registry.emit("balance_update", change)
+            if significant:
+                await registry.emit("balance_change", change)
+
+    # -- background work --------------------------------------------------------------------
+
+    def _update_mode(self) -> ServingMode:
+        """Recompute the serving mode; notes fallbacks and recoveries."""
+        mono = self.clock.monotonic()
+        ws = self.websocket_client
+        if ws is not None:
+            last = ws.last_message_at
+            if last is not None:
+                self._tracker.stream_message(last)
+        mode = self._tracker.mode(mono)
+        previous = self._mode
+        if mode is not previous:
+            self._mode = mode
+            if previous is ServingMode.WEBSOCKET:
+                self._counters.incr("fallbacks")
+            elif mode is ServingMode.WEBSOCKET:
+                self._counters.incr("recoveries")
+            logger.info("serving balances from %s (was %s)", mode.value, previous.value)
+            if self._initialized and not self._closed:
+                payload = {"source": mode.value, "previous": previous.value}
+                self._spawn(self._callbacks.emit("source_changed", payload), "balance-source-event")
+            if self._metrics is not None:
+                self._metrics.set_mode(mode)
+        return mode
+
+    async def _refresh_quietly(self) -> None:
+        try:
+            await self.refresh_all_balances()
+        except SourceError as exc:
+            logger.warning("REST refresh failed: %s", exc)
+
+    async def _monitor(self) -> None:
+        """Every second: note source health, poll REST while the stream is not live."""
+        while not self._stop.is_set():
+            await self.clock.sleep(MONITOR_INTERVAL)
+            mono = self.clock.monotonic()
+            self._update_mode()
+            if self.rest_client is not None and self._tracker.poll_due(mono):
+                await self._refresh_quietly()
+            self.cache.expire()
+            self._prune_tasks()
+
+    async def _periodic_refresh(self) -> None:
+        """Every ``force_update_interval``: a REST read (a cross-check while streaming)."""
+        if self.rest_client is None:
+            return
+        while not self._stop.is_set():
+            await self.clock.sleep(self.config.force_update_interval)
+            await self._refresh_quietly()
+
+    def _prune_tasks(self) -> None:
+        self._tasks = [task for task in self._tasks if not task.done() or _report(task)]
+
+    def _start_metrics(self) -> None:
+        from balance_manager.metrics import BalanceMetrics
+
+        self._metrics = BalanceMetrics.start(self.config, self)
+
+    def __repr__(self) -> str:
+        return (
+            f"BalanceManager(source={self._mode.value}, assets={len(self._store)}, "
+            f"stream={self._stream_state.value})"
+        )
+
+
+def _report(task: asyncio.Task[None]) -> bool:
+    """Log a finished background task's error; always False (drop it from the list)."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("background task %s failed", task.get_name(), exc_info=task.exception())
+    return False
+
+
+class SyncBalanceView:
+    """Read-only, thread-safe access to a manager's balances, without ``await``.
+
+    For strategies running in threads. Values come from the manager's store
+    (immutable ``Balance`` objects, so never torn); no refresh is triggered.
+    """
+
+    __slots__ = ("_manager",)
+
+    def __init__(self, manager: BalanceManager) -> None:
+        self._manager = manager
+
+    def get_balance(self, asset: str, *, max_age: float | None = None) -> Balance | None:
+        """The held balance of ``asset``, marked ``cache`` when no source is live.
+
+        Raises:
+            StaleBalanceError: the value is older than ``max_age``.
+        """
+        manager = self._manager
+        name = manager.canonical(asset)
+        value = manager._store.get(name)
+        if value is None:
+            return None
+        if max_age is not None:
+            age = manager.age_of(value)
+            if age is None or age > max_age:
+                raise StaleBalanceError(name, age, max_age, "no refresh from a thread")
+        if manager._mode is ServingMode.CACHE and value.source is not Source.CACHE:
+            return value.replace(source=Source.CACHE)
+        return value
+
+    def get_all_balances(self) -> dict[str, Balance]:
+        """Every held balance (a consistent copy)."""
+        manager = self._manager
+        balances = manager._store.snapshot()
+        if manager._mode is ServingMode.CACHE:
+            return {
+                a: b if b.source is Source.CACHE else b.replace(source=Source.CACHE)
+                for a, b in balances.items()
+            }
+        return balances
