@@ -11,7 +11,7 @@ import pytest_asyncio
 from balance_manager.clock import ManualClock
 from balance_manager.simulator import SimulatedKraken
 
-from .helpers import KrakenTestClient
+from .helpers import KrakenTestClient, WsTestClient
 
 
 @pytest_asyncio.fixture
@@ -32,3 +32,19 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 def kraken(sim: SimulatedKraken, session: aiohttp.ClientSession) -> KrakenTestClient:
     """A signed client of ``sim``."""
     return KrakenTestClient(sim, session)
+
+
+@pytest_asyncio.fixture
+async def ws(sim: SimulatedKraken, session: aiohttp.ClientSession) -> AsyncIterator[WsTestClient]:
+    """A WebSocket connection to ``sim`` whose ``status`` greeting has been read."""
+    async with session.ws_connect(sim.ws_url) as connection:
+        client = WsTestClient(connection)
+        greeting = await client.recv()
+        assert greeting["channel"] == "status"
+        yield client
+
+
+@pytest_asyncio.fixture
+async def token(kraken: KrakenTestClient) -> str:
+    """A fresh WebSocket token of the default account."""
+    return await kraken.token()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -76,3 +78,47 @@ class KrakenTestClient:
         assert reply["error"] == [], reply
         token: str = reply["result"]["token"]
         return token
+
+
+class WsTestClient:
+    """A WebSocket v2 connection to a simulator, with bounded receives."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self._req_ids = itertools.count(1)
+
+    async def recv_message(self) -> aiohttp.WSMessage:
+        """The next WebSocket message of any type (bounded wait)."""
+        return await asyncio.wait_for(self.ws.receive(), WAIT)
+
+    async def recv_text(self) -> str:
+        """The next text frame (bounded wait)."""
+        message = await self.recv_message()
+        assert message.type == aiohttp.WSMsgType.TEXT, message
+        text: str = message.data
+        return text
+
+    async def recv(self) -> Any:
+        """The next frame, decoded with exact decimals."""
+        return json.loads(await self.recv_text(), parse_float=Decimal)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """Send a request."""
+        await self.ws.send_str(json.dumps(message))
+
+    async def request(self, method: str, **params: Any) -> Any:
+        """Send ``method`` with ``params`` and a fresh req_id; return the reply (heartbeats skipped)."""
+        message: dict[str, Any] = {"method": method, "req_id": next(self._req_ids)}
+        if params:
+            message["params"] = params
+        await self.send(message)
+        reply = await self.recv()
+        while reply == {"channel": "heartbeat"}:
+            reply = await self.recv()
+        return reply
+
+    async def subscribe(self, channel: str, token: str, **params: Any) -> Any:
+        """Subscribe and return the acknowledgement (asserting success)."""
+        ack = await self.request("subscribe", channel=channel, token=token, **params)
+        assert ack.get("success") is True, ack
+        return ack
