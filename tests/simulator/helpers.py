@@ -107,7 +107,7 @@ class WsTestClient:
         await self.ws.send_str(json.dumps(message))
 
     async def request(self, method: str, **params: Any) -> Any:
-        """Send ``method`` with ``params`` and a fresh req_id; return the reply (heartbeats skipped)."""
+        """Send ``method`` (fresh req_id) and return its reply, skipping heartbeats."""
         message: dict[str, Any] = {"method": method, "req_id": next(self._req_ids)}
         if params:
             message["params"] = params
