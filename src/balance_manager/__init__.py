@@ -3,12 +3,20 @@
 Real-time, exact (``Decimal`` end to end) balances for trading bots, from
 Kraken's WebSocket v2 ``balances`` channel with REST fallback, a TTL + LRU
 cache, validation, history and trend analysis, and a built-in exchange
-simulator for demos and tests.
+simulator (:mod:`balance_manager.simulator`) for demos and tests.
 """
 
+from balance_manager.adapters.kraken_rest import KrakenRestClient
+from balance_manager.adapters.kraken_ws import KrakenWebSocketClient
 from balance_manager.clock import Clock, ManualClock, SystemClock
 from balance_manager.config import BalanceManagerConfig
+from balance_manager.core.cache import BalanceCache
+from balance_manager.core.freshness import ServingMode
 from balance_manager.core.models import Balance, BalanceChange, BalanceDict, Source
+from balance_manager.core.rules import Issue, RuleContext, Severity
+from balance_manager.core.timeline import HistoryEntry
+from balance_manager.core.trends import TrendAnalysis
+from balance_manager.core.validator import BalanceValidator, ValidationResult
 from balance_manager.credentials import Credentials, Secret
 from balance_manager.exceptions import (
     AuthenticationError,
@@ -32,17 +40,25 @@ from balance_manager.exceptions import (
     UnknownAssetError,
     UnknownEventError,
 )
+from balance_manager.factory import connect
+from balance_manager.history import BalanceHistory
+from balance_manager.manager import EVENTS, BalanceManager, SyncBalanceView
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "EVENTS",
     "AuthenticationError",
     "Balance",
+    "BalanceCache",
     "BalanceChange",
     "BalanceDict",
+    "BalanceHistory",
+    "BalanceManager",
     "BalanceManagerConfig",
     "BalanceManagerError",
     "BalanceStateError",
+    "BalanceValidator",
     "CircuitOpenError",
     "Clock",
     "ConfigError",
@@ -50,21 +66,32 @@ __all__ = [
     "ExchangeError",
     "ExchangeUnavailableError",
     "FloatAmountError",
+    "HistoryEntry",
     "InvalidAmountError",
     "InvalidNonceError",
+    "Issue",
+    "KrakenRestClient",
+    "KrakenWebSocketClient",
     "LockoutError",
     "ManualClock",
     "PersistenceError",
     "ProtocolError",
     "RateLimitedError",
     "RequestTimeoutError",
+    "RuleContext",
     "Secret",
+    "ServingMode",
+    "Severity",
     "Source",
     "SourceError",
     "StaleBalanceError",
+    "SyncBalanceView",
     "SystemClock",
     "TransportError",
+    "TrendAnalysis",
     "UnknownAssetError",
     "UnknownEventError",
+    "ValidationResult",
     "__version__",
+    "connect",
 ]

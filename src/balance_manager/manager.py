@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from balance_manager.adapters.aio import cancel_and_wait
 from balance_manager.adapters.base import (
@@ -56,6 +56,9 @@ from balance_manager.exceptions import (
 )
 from balance_manager.history import BalanceHistory
 from balance_manager.kraken.assets import AssetNames
+
+if TYPE_CHECKING:
+    from balance_manager.simulator import SimulatedKraken
 
 __all__ = ["EVENTS", "BalanceManager", "SyncBalanceView"]
 
@@ -168,6 +171,8 @@ class BalanceManager:
         self._last_update: float | None = None
         self._last_rest_error: str | None = None
         self._metrics: Any = None
+        self.simulator: SimulatedKraken | None = None
+        """The simulator this manager talks to, when :func:`connect` started one."""
 
     # -- lifecycle -------------------------------------------------------------------
 
