@@ -82,6 +82,19 @@ def test_per_entry_ttl_overrides_the_default(cache: BalanceCache[str], clock: Fa
     assert cache.get("long") == "l"
 
 
+def test_expiry_is_rounded_up_to_the_millisecond(cache: BalanceCache[str], clock: FakeTime) -> None:
+    """Expiry is put time + TTL rounded up to the next millisecond: never early, < 1 ms late."""
+    clock.now = 100.0002
+    cache.put("A", "a", ttl=1.0)
+    cache.put("B", "b", ttl=1.0)
+    assert cache.ttl_remaining("A") == pytest.approx(1.0008)
+    assert cache.ttl_remaining("A") == cache.ttl_remaining("B")
+    clock.now = 101.0002
+    assert cache.get("A") == "a"
+    clock.now = 101.001
+    assert cache.get("A") is None
+
+
 def test_infinite_ttl_never_expires(cache: BalanceCache[str], clock: FakeTime) -> None:
     """ttl=math.inf keeps an entry however much time passes."""
     cache.put("BTC", "1", ttl=math.inf)
