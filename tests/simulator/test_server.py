@@ -1,0 +1,104 @@
+"""SimulatedKraken itself: addresses, credentials, accounts, lifecycle and its Python API."""
+
+from __future__ import annotations
+
+import base64
+from decimal import Decimal
+
+import pytest
+
+from balance_manager.clock import ManualClock
+from balance_manager.exceptions import ConfigError, ExchangeError
+from balance_manager.simulator import SimulatedKraken
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest.mark.network
+async def test_listens_on_loopback_with_a_free_port(clock: ManualClock) -> None:
+    """Defaults give 127.0.0.1 URLs with the bound port, REST and WS on the same port."""
+    async with SimulatedKraken(clock=clock) as sim:
+        assert sim.port > 0
+        assert sim.rest_url == f"http://127.0.0.1:{sim.port}"
+        assert sim.ws_url == f"ws://127.0.0.1:{sim.port}/v2"
+        assert sim.running
+    assert not sim.running
+
+
+async def test_credentials_are_shaped_like_krakens(clock: ManualClock) -> None:
+    """The default key pair: a 56-char key and a base64 secret of 64 bytes."""
+    sim = SimulatedKraken(clock=clock)
+    assert len(sim.api_key) == 56
+    assert len(base64.b64decode(sim.api_secret, validate=True)) == 64
+    assert sim.credentials.api_key == sim.api_key
+    assert sim.api_secret not in repr(sim)
+    assert sim.api_secret not in repr(sim.credentials)
+
+
+async def test_same_seed_same_credentials(clock: ManualClock) -> None:
+    """Keys are drawn from the seed, so a run is repeatable."""
+    assert SimulatedKraken(seed=4).api_key == SimulatedKraken(seed=4).api_key
+    assert SimulatedKraken(seed=4).api_key != SimulatedKraken(seed=5).api_key
+
+
+async def test_default_account_is_realistic(clock: ManualClock) -> None:
+    """The default account holds several assets and a .F-style earn balance."""
+    sim = SimulatedKraken(clock=clock)
+    balances = sim.balances()
+    assert {"BTC", "ETH", "USD", "USDT", "EUR", "DOT"} <= set(balances)
+    assert sim.wallets()[("USDT", "earn", "liquid")] == Decimal(1000)
+    assert balances["USDT"] == Decimal(6000)  # liquid earn is tradable
+    assert sim.holds() == {}
+    assert sim.free()["BTC"] == Decimal("1.2435")
+
+
+async def test_accounts_option_and_add_account(clock: ManualClock) -> None:
+    """Extra accounts get their own keys and balances; 'default' replaces the default balances."""
+    sim = SimulatedKraken(clock=clock, accounts={"default": {"USD": "10"}, "bot": {"BTC": "1"}})
+    assert sim.balances() == {"USD": Decimal(10)}
+    credentials = sim.add_account("third", balances={"ETH": "2"}, earn={("ETH", "bonded"): "1"})
+    assert sim.balances(credentials.api_key) == {"ETH": Decimal(2)}
+    assert sim.earn(credentials.api_key) == {"ETH": Decimal(1)}
+    with pytest.raises(ConfigError):
+        sim.add_account("third")
+
+
+async def test_python_api_moves_money_like_the_exchange(clock: ManualClock) -> None:
+    """deposit, withdraw, place_order, fill, cancel and set_price act on the ledger."""
+    sim = SimulatedKraken(clock=clock)
+    sim.deposit("BTC", "1")
+    sim.withdraw("BTC", "0.2435")
+    assert sim.balances()["BTC"] == Decimal(2)
+    order = sim.place_order("BTC/USD", "sell", "limit", "0.5", price="70000")
+    assert sim.holds() == {"BTC": Decimal("0.5")}
+    trade = sim.fill(order.order_id, "0.1")
+    assert trade.price == Decimal(70000)
+    sim.cancel_order(order.order_id)
+    assert sim.holds() == {}
+    buy = sim.place_order("ETH/USD", "buy", "limit", "1", price="2900")
+    (fill,) = sim.set_price("ETH/USD", "2899")
+    assert fill.order_id == buy.order_id
+    assert [e.type for e in sim.ledger()[-2:]] == ["trade", "trade"]
+    with pytest.raises(ExchangeError):
+        sim.withdraw("BTC", "1000")
+
+
+async def test_invalid_options_are_refused() -> None:
+    """A port out of range or a non-positive heartbeat interval is a ConfigError."""
+    with pytest.raises(ConfigError):
+        SimulatedKraken(port=70000)
+    with pytest.raises(ConfigError):
+        SimulatedKraken(heartbeat_interval=0)
+    with pytest.raises(ConfigError):
+        SimulatedKraken(tier="diamond")
+
+
+@pytest.mark.network
+async def test_market_option_runs_the_driver_on_the_clock(clock: ManualClock) -> None:
+    """With market=True prices move as the clock advances, and the driver stops with the server."""
+    async with SimulatedKraken(clock=clock, market=True, seed=3) as sim:
+        before = sim.price("BTC/USD")
+        await clock.run_for(20.0)
+        assert sim.market.ticks == 20
+        assert sim.price("BTC/USD") != before
+    assert not sim.market.running
