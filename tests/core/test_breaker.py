@@ -143,7 +143,21 @@ def test_recovery_timeout_leads_to_half_open_with_one_probe() -> None:
     assert breaker.allow(5.1) is False
     with pytest.raises(CircuitOpenError) as info:
         breaker.check(5.2)
-    assert info.value.retry_after == 0.0
+    assert info.value.retry_after == pytest.approx(4.8)  # until the probe is written off
+
+
+def test_probe_that_never_reports_is_written_off(caplog: pytest.LogCaptureFixture) -> None:
+    """A probe with no recorded outcome frees its slot after the recovery timeout."""
+    breaker = opened(CircuitBreaker("rest", failure_threshold=1, recovery_timeout=5.0))
+    assert breaker.allow(5.0) is True  # this probe's task is cancelled: no outcome ever
+    assert breaker.allow(9.9) is False
+    assert breaker.retry_after(9.9) == pytest.approx(0.1)
+    with caplog.at_level(logging.WARNING, logger="balance_manager.core.breaker"):
+        assert breaker.allow(10.0) is True
+    assert "never reported" in caplog.text
+    assert breaker.state is HALF_OPEN
+    breaker.record_success(10.5)
+    assert breaker.state is CLOSED
 
 
 def test_half_open_max_calls_limits_concurrent_probes() -> None:

@@ -182,6 +182,7 @@ class CircuitBreaker:
         self._current_timeout = self.recovery_timeout
         self._open_until = 0.0
         self._probes_in_flight = 0
+        self._last_probe_at = -math.inf
         self._listeners: list[TransitionListener] = []
         self._counters = Counters(("opened_count", "failures", "successes", "rejected"))
 
@@ -212,9 +213,19 @@ class CircuitBreaker:
         return self._current_timeout
 
     def retry_after(self, now: float) -> float:
-        """Seconds until a call may be allowed: 0 unless OPEN with time left."""
+        """Seconds until a call may be allowed (0 if one may go now).
+
+        OPEN: the time left of the open period. HALF_OPEN with every probe
+        slot taken: the time until those probes are written off (see
+        :meth:`allow`).
+        """
         if self._state is BreakerState.OPEN:
             return max(0.0, self._open_until - now)
+        if (
+            self._state is BreakerState.HALF_OPEN
+            and self._probes_in_flight >= self.half_open_max_calls
+        ):
+            return max(0.0, self._last_probe_at + self._current_timeout - now)
         return 0.0
 
     # -- gating ----------------------------------------------------------------
@@ -223,7 +234,11 @@ class CircuitBreaker:
         """Whether a call may go now; counts a refusal in ``rejected``.
 
         A ``True`` while HALF_OPEN takes a probe slot: the caller must report
-        the outcome with :meth:`record_success` or :meth:`record_failure`.
+        the outcome with :meth:`record_success` or :meth:`record_failure`. A
+        probe whose outcome never comes (its task was cancelled, or it ended in
+        an error the caller does not record) would hold its slot forever, so
+        probes are written off once the current recovery timeout has passed
+        since the last one started, and a new probe may go.
         """
         if self._state is BreakerState.CLOSED:
             return True
@@ -233,8 +248,19 @@ class CircuitBreaker:
                 return False
             self._fire(BreakerSignal.RECOVERY_TIMEOUT_ELAPSED)
             self._probes_in_flight = 0
+        elif (
+            self._probes_in_flight >= self.half_open_max_calls
+            and now >= self._last_probe_at + self._current_timeout
+        ):
+            logger.warning(
+                "circuit %r: %d half-open probe(s) never reported; allowing a new one",
+                self.name,
+                self._probes_in_flight,
+            )
+            self._probes_in_flight = 0
         if self._probes_in_flight < self.half_open_max_calls:
             self._probes_in_flight += 1
+            self._last_probe_at = now
             return True
         self._counters.incr("rejected")
         return False
@@ -243,8 +269,7 @@ class CircuitBreaker:
         """Like :meth:`allow`, but raises instead of returning ``False``.
 
         Raises:
-            CircuitOpenError: the call is refused; ``retry_after`` says for how long
-                (0 while a half-open probe is still in flight).
+            CircuitOpenError: the call is refused; ``retry_after`` says for how long.
         """
         if not self.allow(now):
             raise CircuitOpenError(self.name, self.retry_after(now))
