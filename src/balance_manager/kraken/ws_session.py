@@ -702,7 +702,7 @@ class KrakenSession:
             self.counters.ignored += 1
             return []
         entries = message.data
-        ids = tuple(entry.ledger_id for entry in entries)
+        ids = tuple([entry.ledger_id for entry in entries])
         rejected = self._check_sequence(BALANCES, message.sequence, ids)
         if rejected is not None:
             return rejected
@@ -750,6 +750,10 @@ class KrakenSession:
             scope_total = self._balance_scope == "total"
             wallet_balance = entry.balance - others if scope_total else entry.balance
         wallets[key] = wallet_balance
+        if len(wallets) == 1:  # the common case: one spot wallet
+            if wallet_is_tradable(*key):
+                return LedgerUpdate(entry, asset, wallet_balance, ZERO, ok, sequence)
+            return LedgerUpdate(entry, asset, ZERO, wallet_balance, ok, sequence)
         tradable, earn = _split(wallets)
         return LedgerUpdate(entry, asset, tradable, earn, ok, sequence)
 
