@@ -142,6 +142,23 @@ def test_encode_form_keeps_order_and_exact_decimals() -> None:
     assert body == "nonce=1&pair=XBTUSD&volume=1.250&price=37500"
 
 
+@pytest.mark.xfail(
+    reason=(
+        "bug in signing.py: encode_form/encode_json write Decimal with str(), so a small "
+        "amount becomes exponent notation (volume=1E-8); Kraken's examples use plain digits"
+    ),
+    strict=True,
+)
+def test_small_decimals_are_written_in_plain_notation() -> None:
+    """Decimal parameters are written with plain digits, never in exponent notation."""
+    from decimal import Decimal
+
+    assert encode_form({"nonce": 1, "volume": Decimal("0.00000001")}) == "nonce=1&volume=0.00000001"
+    assert encode_json({"nonce": 1, "volume": Decimal("1E-8")}) == (
+        b'{"nonce":"1","volume":"0.00000001"}'
+    )
+
+
 def test_encode_form_matches_docs_vector_body(docs_vector: dict[str, str]) -> None:
     """The documented AddOrder body is what encode_form writes for its fields."""
     fields = dict(pair.split("=") for pair in docs_vector["post_data"].split("&"))
