@@ -17,7 +17,7 @@ consecutive equal ones share one float object instead of 24 bytes each.
 
 Why not ``cachetools``: per-entry TTL needs its ``TLRUCache``, which keeps
 several structures per entry (its data and size dicts, an LRU order dict, a
-timer item object per key and a heap or list ordering them). Measured with
+timer item object per key and a heap ordering them). Measured with
 ``bench/bench_cache.py`` over 100,000 balances (cachetools 8.0.1): 218 bytes
 of its own per entry, against 124 here (499 against 405 bytes per cached
 ``Balance``, Balance included). It also has no hooks for expiry and eviction
