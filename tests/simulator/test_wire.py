@@ -1,4 +1,4 @@
-"""Wire formatting: REST amount strings, WebSocket number tokens, envelopes, holds."""
+"""Number formatting for the wire: plain decimals and raw JSON number tokens."""
 
 from __future__ import annotations
 
@@ -8,29 +8,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, strategies as st
 
-from balance_manager.simulator.wire import (
-    encode_json,
-    format_amount,
-    hold_for_order,
-    rest_envelope,
-    rfc1123,
-    rfc3339,
-    wire_number,
-)
-
-
-@pytest.mark.parametrize(
-    ("value", "decimals", "text"),
-    [
-        ("1.2435", 10, "1.2435000000"),
-        ("25435.21", 4, "25435.2100"),
-        ("3E-9", 10, "0.0000000030"),
-        ("500000", 8, "500000.00000000"),
-    ],
-)
-def test_rest_amounts_have_the_assets_decimals(value: str, decimals: int, text: str) -> None:
-    """REST amounts are strings with exactly the asset's decimals (§4.2)."""
-    assert format_amount(Decimal(value), decimals) == text
+from balance_manager.simulator.wire import encode_json, plain, quantize, wire_number
 
 
 @pytest.mark.parametrize(
@@ -38,19 +16,35 @@ def test_rest_amounts_have_the_assets_decimals(value: str, decimals: int, text: 
     [("0.0050000000", b"0.005"), ("0", b"0.0"), ("500", b"500"), ("1E-8", b"0.00000001")],
 )
 def test_ws_numbers_look_like_the_documented_ones(value: str, token: bytes) -> None:
-    """Numbers are written plainly, like the fixtures: 0.005, 0.0, 500."""
+    """Raw number tokens are written plainly, like the fixtures: 0.005, 0.0, 500."""
     assert bytes(wire_number(Decimal(value))) == token
 
 
-@given(
-    st.decimals(
-        allow_nan=False, allow_infinity=False, places=10, min_value=-(10**9), max_value=10**9
-    )
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [("0.0050000000", "0.005"), ("0E-10", "0.0"), ("500.0000", "500"), ("-132.99950", "-132.9995")],
 )
+def test_plain_drops_trailing_zeros_and_exponents(value: str, text: str) -> None:
+    """plain() keeps every significant digit and writes them the way Kraken's examples do."""
+    assert str(plain(Decimal(value))) == text
+
+
+decimals = st.decimals(
+    allow_nan=False, allow_infinity=False, places=10, min_value=-(10**9), max_value=10**9
+)
+
+
+@given(decimals)
 def test_ws_numbers_round_trip_exactly(value: Decimal) -> None:
-    """Any amount written as a JSON number decodes back to the same value."""
+    """Any amount written as a JSON number token decodes back to the same value."""
     decoded = json.loads(encode_json({"v": wire_number(value)}), parse_float=Decimal)
     assert Decimal(decoded["v"]) == value
+
+
+@given(decimals)
+def test_plain_is_the_same_number(value: Decimal) -> None:
+    """plain() never changes the value."""
+    assert plain(value) == value
 
 
 def test_big_connection_ids_survive_json() -> None:
@@ -58,26 +52,7 @@ def test_big_connection_ids_survive_json() -> None:
     assert json.loads(encode_json({"id": 13834774380200032777}))["id"] == 13834774380200032777
 
 
-def test_envelopes_match_krakens_shapes() -> None:
-    """Success carries an empty error list and a result; errors carry only the error list."""
-    assert json.loads(rest_envelope({"a": "1"})) == {"error": [], "result": {"a": "1"}}
-    assert json.loads(rest_envelope(errors=["EAPI:Invalid nonce"])) == {
-        "error": ["EAPI:Invalid nonce"]
-    }
-
-
-def test_times_are_formatted_like_krakens() -> None:
-    """RFC3339 with microseconds and a Z; rfc1123 with a two-digit year."""
-    assert rfc3339(1695378222.925034) == "2023-09-22T10:23:42.925034Z"
-    assert rfc1123(1688669448) == "Thu, 06 Jul 23 18:50:48 +0000"
-
-
-def test_hold_of_a_buy_covers_cost_and_fee_rounded_up() -> None:
-    """A buy's hold is qty * price * (1 + fee), rounded up to the quote decimals."""
-    fee = Decimal("0.0026")
-    hold = hold_for_order("buy", "limit", Decimal("0.005"), Decimal("26599.9"), fee, 4)
-    assert hold == Decimal("133.3453")
-    assert hold_for_order("sell", "limit", Decimal("0.3"), Decimal(1), Decimal("0.0026"), 4) == (
-        Decimal("0.3")
-    )
-    assert hold_for_order("buy", "limit", Decimal(0), Decimal(1), Decimal("0.0026"), 4) == 0
+def test_quantize_rounds_half_up() -> None:
+    """quantize rounds half up by default (the simulator's cost and fee rounding)."""
+    assert quantize(Decimal("0.34575"), 4) == Decimal("0.3458")
+    assert quantize(Decimal("0.34574"), 4) == Decimal("0.3457")

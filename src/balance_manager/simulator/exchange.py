@@ -27,9 +27,10 @@ from typing import Literal, TypeAlias
 
 from balance_manager.core.amounts import AmountLike, to_amount
 from balance_manager.exceptions import ConfigError, ExchangeError
+from balance_manager.kraken.holds import DEFAULT_FEE_RATE
 from balance_manager.simulator.instruments import Instruments
 from balance_manager.simulator.ledger import Account, Order, Trade
-from balance_manager.simulator.wire import DEFAULT_FEE_RATE, quantize
+from balance_manager.simulator.wire import quantize
 
 __all__ = ["SYSTEM_STATUSES", "SimExchange", "StatusListener", "SystemStatus"]
 

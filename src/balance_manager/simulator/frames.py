@@ -1,25 +1,34 @@
-"""The simulator's WebSocket v2 frames, in the shapes of Kraken's documented examples.
+"""The simulator's WebSocket v2 frames, built with the client library's own schema.
 
-Each builder returns the frame's bytes. Field names and order follow the
-fixtures in ``shared/kraken/fixtures`` (``ws_status.json``,
-``ws_balances_snapshot.json``, ``ws_balances_update_*.json``,
-``ws_executions_update_trade.json``, ``ws_pong.json``...); amounts are JSON
-numbers written from their ``Decimal`` digits (PROTOCOL.md §8.6).
+Frames are encoded by :mod:`balance_manager.kraken.ws_messages` (the structs
+and encoders the client decodes with), so the simulator cannot drift from the
+client's idea of the protocol. Field values follow the fixtures in
+``shared/kraken/fixtures`` (``ws_status.json``, ``ws_balances_snapshot.json``,
+``ws_balances_update_*.json``, ``ws_executions_update_trade.json``,
+``ws_pong.json``); amounts are JSON numbers with every significant digit
+(PROTOCOL.md §8.6), written as :func:`~balance_manager.simulator.wire.plain`
+decimals (``0.005``, ``0.0``, ``500``).
+
+Two frames have no encoder there and are built here: the public
+``instrument`` snapshot, and the error answer to a frame that has no
+``method`` (not JSON, say), which Kraken cannot echo a method for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
+from balance_manager.kraken import ws_messages as wsm
+from balance_manager.kraken.timefmt import format_rfc3339
 from balance_manager.simulator.instruments import Instruments
 from balance_manager.simulator.ledger import Account, LedgerEntry, Order, OrderEvent
-from balance_manager.simulator.wire import encode_json, rfc3339, wire_number, wire_numbers
+from balance_manager.simulator.wire import encode_json, plain, wire_number, wire_numbers
 
 __all__ = [
     "HEARTBEAT_FRAME",
     "MALFORMED_FRAME",
+    "anonymous_error_frame",
     "balances_snapshot_frame",
     "balances_update_frame",
     "execution_item",
@@ -32,56 +41,53 @@ __all__ = [
 ]
 
 #: The heartbeat frame (fixture ``ws_heartbeat.json``).
-HEARTBEAT_FRAME = b'{"channel":"heartbeat"}'
+HEARTBEAT_FRAME = wsm.encode_heartbeat()
 #: What the ``ws_malformed`` fault sends: a frame cut short, not valid JSON.
 MALFORMED_FRAME = b'{"channel":"balances","type":"update","data":[{"ledger_id":"L'
 
 
 def status_frame(connection_id: int, system: str) -> bytes:
     """The ``status`` update sent on connect and on every status change (§8.8)."""
-    info = {
-        "api_version": "v2",
-        "connection_id": connection_id,
-        "system": system,
-        "version": "2.0.0",
-    }
-    return encode_json({"channel": "status", "data": [info], "type": "update"})
+    return wsm.encode_status(connection_id=connection_id, system=system)
 
 
 def response_frame(
-    method: str | None,
+    method: str,
     *,
     success: bool,
     time_in: float,
     time_out: float,
     req_id: int | None = None,
-    result: Mapping[str, Any] | None = None,
+    result: dict[str, Any] | None = None,
     error: str | None = None,
 ) -> bytes:
     """The answer to a request (§8.1): an acknowledgement or ``success: false`` with ``error``."""
-    message: dict[str, Any] = {}
-    if error is not None:
-        message["error"] = error
-    if method is not None:
-        message["method"] = method
-    if result is not None:
-        message["result"] = dict(result)
-    message["success"] = success
-    message["time_in"] = rfc3339(time_in)
-    message["time_out"] = rfc3339(time_out)
-    if req_id is not None:
-        message["req_id"] = req_id
-    return encode_json(message)
+    return wsm.encode_method_response(
+        method,
+        success=success,
+        result=result,
+        error=error,
+        req_id=req_id,
+        time_in=time_in,
+        time_out=time_out,
+    )
+
+
+def anonymous_error_frame(error: str, *, time_in: float, time_out: float) -> bytes:
+    """The error answer to a frame without a readable ``method`` (not JSON, wrong shape)."""
+    return encode_json(
+        {
+            "error": error,
+            "success": False,
+            "time_in": format_rfc3339(time_in),
+            "time_out": format_rfc3339(time_out),
+        }
+    )
 
 
 def pong_frame(req_id: int | None, time_in: float, time_out: float) -> bytes:
     """The answer to ``ping`` (fixture ``ws_pong.json``)."""
-    message: dict[str, Any] = {"method": "pong"}
-    if req_id is not None:
-        message["req_id"] = req_id
-    message["time_in"] = rfc3339(time_in)
-    message["time_out"] = rfc3339(time_out)
-    return encode_json(message)
+    return wsm.encode_pong(req_id, time_in, time_out)
 
 
 def balances_snapshot_frame(account: Account, sequence: int) -> bytes:
@@ -89,150 +95,141 @@ def balances_snapshot_frame(account: Account, sequence: int) -> bytes:
     by_asset: dict[str, list[tuple[str, str, Decimal]]] = {}
     for (asset, wallet_type, wallet_id), value in account.wallets().items():
         by_asset.setdefault(asset, []).append((wallet_type, wallet_id, value))
-    data = []
+    assets = []
     for asset in sorted(by_asset):
         # Spot first, then earn wallets by id, as in the documented snapshot.
         wallets = sorted(by_asset[asset], key=lambda w: (w[0] != "spot", w[1]))
-        data.append(
-            {
-                "asset": asset,
-                "asset_class": "currency",
-                "balance": wire_number(sum((w[2] for w in wallets), Decimal(0))),
-                "wallets": [
-                    {"type": wt, "id": wid, "balance": wire_number(value)}
+        assets.append(
+            wsm.AssetBalance(
+                asset=asset,
+                asset_class="currency",
+                balance=plain(sum((w[2] for w in wallets), Decimal(0))),
+                wallets=tuple(
+                    wsm.WalletBalance(type=wt, id=wid, balance=plain(value))
                     for wt, wid, value in wallets
-                ],
-            }
+                ),
+            )
         )
-    return encode_json(
-        {"channel": "balances", "data": data, "type": "snapshot", "sequence": sequence}
-    )
+    return wsm.encode_balances_snapshot(assets, sequence)
 
 
 def balances_update_frame(entry: LedgerEntry, sequence: int) -> bytes:
     """One ledger entry as a ``balances`` update (§8.4); ``balance`` is the wallet's."""
-    item: dict[str, Any] = {
-        "ledger_id": entry.ledger_id,
-        "ref_id": entry.ref_id,
-        "timestamp": rfc3339(entry.timestamp),
-        "type": entry.type,
-    }
-    if entry.subtype is not None:
-        item["subtype"] = entry.subtype
-    item.update(
-        {
-            "asset": entry.asset,
-            "asset_class": "currency",
-            "category": entry.category,
-            "wallet_type": entry.wallet_type,
-            "wallet_id": entry.wallet_id,
-            "amount": wire_number(entry.amount),
-            "fee": wire_number(entry.fee),
-            "balance": wire_number(entry.balance),
-        }
+    item = wsm.LedgerEntry(
+        ledger_id=entry.ledger_id,
+        ref_id=entry.ref_id,
+        timestamp=format_rfc3339(entry.timestamp),
+        type=entry.type,
+        asset=entry.asset,
+        asset_class="currency",
+        category=entry.category,
+        wallet_type=entry.wallet_type,
+        wallet_id=entry.wallet_id,
+        amount=plain(entry.amount),
+        fee=plain(entry.fee),
+        balance=plain(entry.balance),
+        subtype=entry.subtype,
     )
-    return encode_json(
-        {"channel": "balances", "type": "update", "data": [item], "sequence": sequence}
-    )
+    return wsm.encode_balances_update([item], sequence)
 
 
-def _order_fields(order: Order) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "symbol": order.symbol,
-        "side": order.side,
-        "order_type": order.order_type,
-        "order_qty": order.order_qty,
-    }
-    if order.limit_price is not None:
-        fields["limit_price"] = order.limit_price
-    fields["time_in_force"] = "GTC"
-    if order.userref is not None:
-        fields["order_userref"] = order.userref
-    return fields
+def _usd(order: Order, fee: Decimal, instruments: Instruments) -> Decimal | None:
+    """The fee in USD when the quote is USD (the simulator converts nothing else)."""
+    return plain(fee) if instruments.pair(order.symbol).quote == "USD" else None
 
 
-def _fee_usd(event: OrderEvent, fee: Decimal, instruments: Instruments) -> Decimal | None:
-    pair = instruments.pair(event.order.symbol)
-    return fee if pair.quote == "USD" else None
-
-
-def execution_item(event: OrderEvent, instruments: Instruments) -> dict[str, Any]:
+def execution_item(event: OrderEvent, instruments: Instruments) -> wsm.Execution:
     """One ``executions`` item for an order event (fixture ``ws_executions_update_trade.json``)."""
     order = event.order
-    item: dict[str, Any] = {"order_id": order.order_id}
+    when = format_rfc3339(event.timestamp)
     if event.exec_type == "pending_new":
-        item.update(exec_type="pending_new", order_status="pending_new", **_order_fields(order))
-    elif event.exec_type == "new":
-        item.update(exec_type="new", order_status="new")
-    elif event.exec_type == "trade" and event.trade is not None:
+        return wsm.Execution(
+            order_id=order.order_id,
+            exec_type="pending_new",
+            order_status="pending_new",
+            order_userref=order.userref,
+            symbol=order.symbol,
+            side=order.side,
+            order_type=order.order_type,
+            order_qty=plain(order.order_qty),
+            limit_price=None if order.limit_price is None else plain(order.limit_price),
+            time_in_force="GTC",
+            timestamp=when,
+        )
+    if event.exec_type == "trade" and event.trade is not None:
         trade = event.trade
-        if order.userref is not None:
-            item["order_userref"] = order.userref
-        item.update(
+        return wsm.Execution(
+            order_id=order.order_id,
+            order_userref=order.userref,
             exec_id=trade.exec_id,
             exec_type="trade",
             trade_id=trade.trade_id,
             symbol=order.symbol,
             side=order.side,
-            last_qty=trade.qty,
-            last_price=trade.price,
+            last_qty=plain(trade.qty),
+            last_price=plain(trade.price),
             liquidity_ind=trade.liquidity,
-            cost=trade.cost,
+            cost=plain(trade.cost),
             order_type=order.order_type,
-        )
-        item["timestamp"] = rfc3339(event.timestamp)
-        item.update(
+            timestamp=when,
             order_status=order.status,
-            cum_qty=order.cum_qty,
-            cum_cost=order.cum_cost,
-            avg_price=order.avg_price,
+            cum_qty=plain(order.cum_qty),
+            cum_cost=plain(order.cum_cost),
+            avg_price=plain(order.avg_price),
+            fee_usd_equiv=_usd(order, trade.fee, instruments),
+            fees=(wsm.ExecutionFee(asset=trade.fee_asset, qty=plain(trade.fee)),),
         )
-        usd = _fee_usd(event, trade.fee, instruments)
-        if usd is not None:
-            item["fee_usd_equiv"] = usd
-        item["fees"] = [{"asset": trade.fee_asset, "qty": wire_number(trade.fee)}]
-    elif event.exec_type == "filled":
-        item.update(
+    if event.exec_type == "filled":
+        return wsm.Execution(
+            order_id=order.order_id,
             exec_type="filled",
             order_status="filled",
             symbol=order.symbol,
             side=order.side,
-            order_qty=order.order_qty,
-            cum_qty=order.cum_qty,
-            cum_cost=order.cum_cost,
-            avg_price=order.avg_price,
+            order_qty=plain(order.order_qty),
+            cum_qty=plain(order.cum_qty),
+            cum_cost=plain(order.cum_cost),
+            avg_price=plain(order.avg_price),
+            fee_usd_equiv=_usd(order, order.fee_paid, instruments),
+            timestamp=when,
         )
-        usd = _fee_usd(event, order.fee_paid, instruments)
-        if usd is not None:
-            item["fee_usd_equiv"] = usd
-    else:  # canceled
-        item.update(exec_type="canceled", order_status="canceled", cum_qty=order.cum_qty)
-        if event.reason is not None:
-            item["reason"] = event.reason
-    item.setdefault("timestamp", rfc3339(event.timestamp))
-    return wire_numbers(item)
-
-
-def open_order_item(order: Order) -> dict[str, Any]:
-    """One open order of an ``executions`` snapshot (its current state)."""
-    item: dict[str, Any] = {
-        "order_id": order.order_id,
-        "exec_type": "new",
-        "order_status": order.status,
-        **_order_fields(order),
-        "cum_qty": order.cum_qty,
-        "cum_cost": order.cum_cost,
-        "avg_price": order.avg_price,
-        "timestamp": rfc3339(order.created),
-    }
-    return wire_numbers(item)
-
-
-def executions_frame(kind: str, items: Iterable[Mapping[str, Any]], sequence: int) -> bytes:
-    """An ``executions`` snapshot or update."""
-    return encode_json(
-        {"channel": "executions", "type": kind, "data": list(items), "sequence": sequence}
+    if event.exec_type == "canceled":
+        return wsm.Execution(
+            order_id=order.order_id,
+            exec_type="canceled",
+            order_status="canceled",
+            cum_qty=plain(order.cum_qty),
+            reason=event.reason,
+            timestamp=when,
+        )
+    return wsm.Execution(
+        order_id=order.order_id, exec_type="new", order_status="new", timestamp=when
     )
+
+
+def open_order_item(order: Order) -> wsm.Execution:
+    """One open order of an ``executions`` snapshot (its current state)."""
+    return wsm.Execution(
+        order_id=order.order_id,
+        exec_type="new",
+        order_status=order.status,
+        order_userref=order.userref,
+        symbol=order.symbol,
+        side=order.side,
+        order_type=order.order_type,
+        order_qty=plain(order.order_qty),
+        limit_price=None if order.limit_price is None else plain(order.limit_price),
+        time_in_force="GTC",
+        cum_qty=plain(order.cum_qty),
+        cum_cost=plain(order.cum_cost),
+        avg_price=plain(order.avg_price),
+        timestamp=format_rfc3339(order.created),
+    )
+
+
+def executions_frame(kind: str, items: list[wsm.Execution], sequence: int) -> bytes:
+    """An ``executions`` snapshot or update."""
+    return wsm.encode_executions("snapshot" if kind == "snapshot" else "update", items, sequence)
 
 
 def instrument_snapshot_frame(instruments: Instruments) -> bytes:

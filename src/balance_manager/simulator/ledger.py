@@ -42,9 +42,10 @@ from typing import Literal, TypeAlias
 from balance_manager.core.amounts import ZERO, AmountLike, decimal_places, to_amount
 from balance_manager.exceptions import BalanceStateError, ExchangeError
 from balance_manager.kraken.assets import wallet_is_tradable
+from balance_manager.kraken.holds import DEFAULT_FEE_RATE, hold_for_order
 from balance_manager.simulator.ids import kraken_id
 from balance_manager.simulator.instruments import EARN_WALLET_SUFFIX, Instruments, PairSpec
-from balance_manager.simulator.wire import DEFAULT_FEE_RATE, hold_for_order, quantize
+from balance_manager.simulator.wire import quantize
 
 __all__ = [
     "LIQUID_WALLET",
@@ -759,15 +760,20 @@ class Account:
         return held
 
     def _order_hold(self, order: Order, price: Decimal | None) -> Decimal:
+        # The client's own rule (kraken/holds.py), so client and simulator agree.
         pair = self.instruments.pair(order.symbol)
-        return hold_for_order(
+        held = hold_for_order(
             order.side,
             order.order_type,
             order.remaining,
             price,
             self.fee_rate,
             self.instruments.decimals(pair.quote),
+            base_decimals=self.instruments.decimals(pair.base),
         )
+        if held is None:  # a buy without a price: only market orders, filled at placement
+            raise BalanceStateError(pair.quote, "hold_trade", order.order_id, "order has no price")
+        return held
 
     def _violation(
         self, balances: Mapping[WalletKey, Decimal], open_orders: Mapping[str, Order]

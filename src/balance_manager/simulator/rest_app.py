@@ -27,15 +27,11 @@ from aiohttp import web
 
 from balance_manager.core.amounts import ZERO
 from balance_manager.exceptions import ExchangeError
+from balance_manager.kraken.rest import encode_envelope, format_amount
+from balance_manager.kraken.timefmt import format_rfc1123, format_rfc3339
 from balance_manager.simulator.context import SimContext
 from balance_manager.simulator.faults import REST_ERROR_CODES, REST_KINDS, FaultKind
 from balance_manager.simulator.ledger import Account, Order
-from balance_manager.simulator.wire import (
-    format_amount,
-    rest_envelope,
-    rfc1123,
-    rfc3339,
-)
 
 __all__ = [
     "CLOUDFLARE_520_BODY",
@@ -69,7 +65,7 @@ def _json(body: bytes, status: int = 200) -> web.Response:
 
 
 def _error(*codes: str) -> web.Response:
-    return _json(rest_envelope(errors=codes))
+    return _json(encode_envelope(errors=list(codes)))
 
 
 # -- public methods ----------------------------------------------------------------
@@ -77,11 +73,11 @@ def _error(*codes: str) -> web.Response:
 
 def _time(ctx: SimContext, query: Mapping[str, str]) -> dict[str, Any]:
     now = ctx.now()
-    return {"unixtime": int(now), "rfc1123": rfc1123(now)}
+    return {"unixtime": int(now), "rfc1123": format_rfc1123(now)}
 
 
 def _system_status(ctx: SimContext, query: Mapping[str, str]) -> dict[str, Any]:
-    return {"status": ctx.exchange.status, "timestamp": rfc3339(ctx.now())[:19] + "Z"}
+    return {"status": ctx.exchange.status, "timestamp": format_rfc3339(ctx.now(), fraction=False)}
 
 
 def _assets(ctx: SimContext, query: Mapping[str, str]) -> dict[str, Any]:
@@ -373,7 +369,7 @@ def _public_handler(ctx: SimContext) -> Callable[[web.Request], Awaitable[web.Re
         method = request.match_info["method"]
         handler = PUBLIC_METHODS.get(method)
         if handler is None:
-            return _json(rest_envelope(errors=["EGeneral:Unknown method"]), status=404)
+            return _json(encode_envelope(errors=["EGeneral:Unknown method"]), status=404)
         for listener in ctx.on_request:
             listener(method)
         forced = await _apply_faults(ctx, method)
@@ -383,7 +379,7 @@ def _public_handler(ctx: SimContext) -> Callable[[web.Request], Awaitable[web.Re
         if request.method == "POST":
             query.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
         try:
-            return _json(rest_envelope(handler(ctx, query)))
+            return _json(encode_envelope(handler(ctx, query)))
         except ExchangeError as exc:
             return _error(exc.code)
 
@@ -395,7 +391,7 @@ def _private_handler(ctx: SimContext) -> Callable[[web.Request], Awaitable[web.R
         method = request.match_info["method"]
         handler = PRIVATE_METHODS.get(method)
         if handler is None:
-            return _json(rest_envelope(errors=["EGeneral:Unknown method"]), status=404)
+            return _json(encode_envelope(errors=["EGeneral:Unknown method"]), status=404)
         body = await request.read()
         for listener in ctx.on_request:
             listener(method)
@@ -416,7 +412,7 @@ def _private_handler(ctx: SimContext) -> Callable[[web.Request], Awaitable[web.R
                 content_type=request.headers.get("Content-Type", ""),
             )
             account = ctx.account_for_key(api_key)
-            return _json(rest_envelope(handler(ctx, api_key, account, fields)))
+            return _json(encode_envelope(handler(ctx, api_key, account, fields)))
         except ExchangeError as exc:
             logger.debug("%s refused: %s", method, exc.code)
             return _error(exc.code)

@@ -30,10 +30,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from balance_manager.exceptions import ExchangeError
+from balance_manager.exceptions import ExchangeError, ProtocolError
+from balance_manager.kraken.ws_messages import ClientRequest, decode_request
+from balance_manager.simulator.auth import TOKEN_ERROR
 from balance_manager.simulator.context import SimContext
 from balance_manager.simulator.faults import (
     SEQUENCED_KINDS,
@@ -44,6 +45,7 @@ from balance_manager.simulator.faults import (
 from balance_manager.simulator.frames import (
     HEARTBEAT_FRAME,
     MALFORMED_FRAME,
+    anonymous_error_frame,
     balances_snapshot_frame,
     balances_update_frame,
     execution_item,
@@ -242,41 +244,30 @@ class WsConnection:
     # -- incoming ------------------------------------------------------------------
 
     def handle_request(self, raw: bytes) -> None:
-        """Answer one client frame."""
+        """Answer one client frame (read with the client library's ``decode_request``)."""
         time_in = self.ctx.now()
-        method: str | None = None
-        req_id: int | None = None
         try:
-            try:
-                message = msgspec.json.decode(raw)
-            except msgspec.DecodeError:
-                raise _RequestError(INVALID_ARGUMENTS) from None
-            if not isinstance(message, dict):
-                raise _RequestError(INVALID_ARGUMENTS)
-            raw_method = message.get("method")
-            method = raw_method if isinstance(raw_method, str) else None
-            raw_req_id = message.get("req_id")
-            if raw_req_id is not None:
-                if not isinstance(raw_req_id, int) or isinstance(raw_req_id, bool):
-                    raise _RequestError(INVALID_ARGUMENTS)
-                req_id = raw_req_id
-            params = message.get("params")
-            if params is not None and not isinstance(params, dict):
-                raise _RequestError(INVALID_ARGUMENTS)
-            if method == "ping":
-                self.send(pong_frame(req_id, time_in, self.ctx.now()), channel=None)
-            elif method == "subscribe":
-                self._subscribe(params or {}, req_id, time_in)
-            elif method == "unsubscribe":
-                self._unsubscribe(params or {}, req_id, time_in)
+            request = decode_request(raw)
+        except ProtocolError:
+            # Not JSON, or the wrong shape (a req_id that is not an integer...).
+            frame = anonymous_error_frame(INVALID_ARGUMENTS, time_in=time_in, time_out=time_in)
+            self.send(frame, channel=None)
+            return
+        try:
+            if request.method == "ping":
+                self.send(pong_frame(request.req_id, time_in, self.ctx.now()), channel=None)
+            elif request.method == "subscribe":
+                self._subscribe(request, time_in)
+            elif request.method == "unsubscribe":
+                self._unsubscribe(request, time_in)
             else:
                 raise _RequestError(INVALID_ARGUMENTS)
         except _RequestError as exc:
-            self._respond(method, time_in, req_id, error=exc.error)
+            self._respond(request.method, time_in, request.req_id, error=exc.error)
 
     def _respond(
         self,
-        method: str | None,
+        method: str,
         time_in: float,
         req_id: int | None,
         *,
@@ -294,37 +285,38 @@ class WsConnection:
         )
         self.send(frame, channel=None)
 
-    def _channel(self, params: dict[str, Any]) -> str:
-        channel = params.get("channel")
-        if not isinstance(channel, str) or channel not in PRIVATE_CHANNELS | PUBLIC_CHANNELS:
+    def _channel(self, request: ClientRequest) -> str:
+        channel = request.channel
+        if channel is None or channel not in PRIVATE_CHANNELS | PUBLIC_CHANNELS:
             raise _RequestError(INVALID_ARGUMENTS)
         return channel
 
-    def _account(self, params: dict[str, Any]) -> Account:
-        """The account whose token is in ``params`` (checks the token faults too)."""
-        token = params.get("token")
-        if not isinstance(token, str) or not token:
+    def _account(self, request: ClientRequest) -> Account:
+        """The account whose token the request carries (checks the token faults too)."""
+        token = request.token.reveal() if request.token is not None else ""
+        if not token:
             raise _RequestError(INVALID_ARGUMENTS)
         if self.ctx.faults.take(TOKEN_KINDS):
-            raise _RequestError("EAPI:Invalid token")
+            raise _RequestError(TOKEN_ERROR)
         try:
             api_key = self.ctx.auth.redeem_token(token, self.ctx.monotonic(), self.tokens)
             return self.ctx.account_for_key(api_key)
         except ExchangeError as exc:
             raise _RequestError(exc.code) from None
 
-    def _flag(self, params: dict[str, Any], name: str, default: bool) -> bool:
-        value = params.get(name, default)
+    @staticmethod
+    def _flag(request: ClientRequest, name: str, default: bool) -> bool:
+        value = request.params.get(name, default)
         if not isinstance(value, bool):
             raise _RequestError(INVALID_ARGUMENTS)
         return value
 
-    def _subscribe(self, params: dict[str, Any], req_id: int | None, time_in: float) -> None:
-        channel = self._channel(params)
-        snapshot = self._flag(params, "snapshot", True)
+    def _subscribe(self, request: ClientRequest, time_in: float) -> None:
+        channel = self._channel(request)
+        snapshot = True if request.snapshot is None else request.snapshot
         if channel == "executions":
-            snapshot = self._flag(params, "snap_orders", snapshot)
-        account = self._account(params) if channel in PRIVATE_CHANNELS else None
+            snapshot = self._flag(request, "snap_orders", snapshot)
+        account = self._account(request) if channel in PRIVATE_CHANNELS else None
         if channel in self.subscriptions:
             raise _RequestError("Already subscribed")
         sub = _Subscription(channel=channel, account=account)
@@ -333,7 +325,7 @@ class WsConnection:
         self._respond(
             "subscribe",
             time_in,
-            req_id,
+            request.req_id,
             result={"channel": channel, "snapshot": snapshot},
         )
         if account is None:  # the public instrument channel
@@ -360,18 +352,16 @@ class WsConnection:
 
         return on_event
 
-    def _unsubscribe(self, params: dict[str, Any], req_id: int | None, time_in: float) -> None:
-        channel = self._channel(params)
-        if channel in PRIVATE_CHANNELS:
-            token = params.get("token")
-            if not isinstance(token, str) or not token:
-                raise _RequestError(INVALID_ARGUMENTS)
+    def _unsubscribe(self, request: ClientRequest, time_in: float) -> None:
+        channel = self._channel(request)
+        if channel in PRIVATE_CHANNELS and (request.token is None or not request.token.reveal()):
+            raise _RequestError(INVALID_ARGUMENTS)
         sub = self.subscriptions.pop(channel, None)
         if sub is None:
             raise _RequestError("Subscription Not Found")
         if sub.detach is not None:
             sub.detach()
-        self._respond("unsubscribe", time_in, req_id, result={"channel": channel})
+        self._respond("unsubscribe", time_in, request.req_id, result={"channel": channel})
 
     def __repr__(self) -> str:
         return (
