@@ -521,7 +521,12 @@ def holds_session() -> KrakenSession:
     session.feed(ack(1, "balances"), NOW)
     session.feed(ack(2, "executions"), NOW)
     session.feed(snapshot_frame(1, BTC="1", USD="1000"), NOW)
-    assert session.feed(encode_executions("snapshot", [], 1), NOW) == []
+    live_before_snapshot = session.holds_live
+    assert not live_before_snapshot  # acknowledged, but no snapshot yet
+    # An empty snapshot still says "holds are live now".
+    assert session.feed(encode_executions("snapshot", [], 1), NOW) == [
+        HoldsChanged({}, frozenset())
+    ]
     assert session.holds_live
     return session
 

@@ -274,6 +274,9 @@ class LedgerUpdate(msgspec.Struct, frozen=True, gc=False):
 class HoldsChanged(msgspec.Struct, frozen=True):
     """Funds held by open orders changed (from ``executions``).
 
+    Every ``executions`` snapshot produces one, even with nothing changed (empty
+    ``holds``): from that snapshot on, :attr:`KrakenSession.holds_live` is true.
+
     Attributes:
         holds: the new hold of every asset that changed (0 when released).
         uncertain: assets with an open order whose hold cannot be known (a buy
@@ -768,7 +771,10 @@ class KrakenSession:
             self._recent[EXECUTIONS] = {}
             self._awaiting.discard(EXECUTIONS)
             self._executions_live = True
-            events = self._holds_events(self._book.apply(message))
+            # Always an event, even for an empty book: from this snapshot on the
+            # holds are live, and the caller should hear so.
+            changed = self._book.apply(message)
+            events: list[SessionEvent] = [self._holds_event(changed)]
             self._after_snapshot(EXECUTIONS)
             return events
         if EXECUTIONS in self._awaiting:
@@ -786,10 +792,11 @@ class KrakenSession:
 
     def _holds_events(self, changed: Iterable[str]) -> list[SessionEvent]:
         assets = set(changed)
-        if not assets:
-            return []
+        return [self._holds_event(assets)] if assets else []
+
+    def _holds_event(self, changed: Iterable[str]) -> HoldsChanged:
         book = self._book
-        return [HoldsChanged({a: book.hold(a) for a in sorted(assets)}, book.uncertain_assets())]
+        return HoldsChanged({a: book.hold(a) for a in sorted(changed)}, book.uncertain_assets())
 
     # -- resync ----------------------------------------------------------------------
 
