@@ -419,7 +419,9 @@ class BalanceHistory:
             try:
                 if not store.is_open:
                     await store.open()
-                written = await store.append_many(batch)
+                # Shielded: if the flushing task is cancelled (shutdown), the rows
+                # already taken from the queue are still written, not lost.
+                written = await asyncio.shield(store.append_many(batch))
             except PersistenceError as exc:
                 self._requeue(batch)
                 self._note_error(exc)

@@ -234,6 +234,10 @@ class BalanceManager:
         if self.websocket_client is not None:
             await self.websocket_client.stop()
         tasks, self._tasks = self._tasks, []
+        maintenance = [t for t in tasks if t.get_name() == "balance-history-maintenance"]
+        if maintenance:
+            # It flushes once more when told to stop: let it, rather than cancel it.
+            await asyncio.wait(maintenance, timeout=5.0)
         for task in tasks:
             await cancel_and_wait(task)
         await self.history.close()

@@ -92,13 +92,6 @@ def test_update_from_assets_learns_new_assets(fixture_json: Callable[[str], Any]
     assert info == AssetInfo("BTC", "XXBT", "XBT", 10, 5, "enabled")
 
 
-@pytest.mark.xfail(
-    reason=(
-        "bug in assets.py: update_from_assets stores a suffixed key such as XBT.M under the "
-        "name 'XBT.M', but canonical() gives 'BTC.M', so info()/decimals() miss it"
-    ),
-    strict=True,
-)
 def test_update_from_assets_finds_suffixed_keys_again() -> None:
     """A suffixed key learnt from Assets is found again by its own spelling."""
     names = AssetNames()

@@ -142,13 +142,6 @@ def test_encode_form_keeps_order_and_exact_decimals() -> None:
     assert body == "nonce=1&pair=XBTUSD&volume=1.250&price=37500"
 
 
-@pytest.mark.xfail(
-    reason=(
-        "bug in signing.py: encode_form/encode_json write Decimal with str(), so a small "
-        "amount becomes exponent notation (volume=1E-8); Kraken's examples use plain digits"
-    ),
-    strict=True,
-)
 def test_small_decimals_are_written_in_plain_notation() -> None:
     """Decimal parameters are written with plain digits, never in exponent notation."""
     from decimal import Decimal

@@ -87,6 +87,7 @@ _COUNTER_NAMES = (
     "pings",
     "pongs",
     "silence_timeouts",
+    "snapshot_timeouts",
     "subscription_failures",
     "server_errors",
 )
@@ -297,7 +298,7 @@ class KrakenWebSocketClient:
                     self._counters.incr("frames_received")
                     self._last_message_at = self.clock.monotonic()
                     events = self.session.feed(message.data, self.clock.time())
-                    if events:
+                    if events or self.session.holds_live != self._holds_live:
                         streamed = await self._handle(events) or streamed
                     if self.session.state is SessionState.CLOSED:
                         reason = "subscription refused"
@@ -323,12 +324,25 @@ class KrakenWebSocketClient:
         """Ping on an interval; close a connection silent for ``websocket_timeout``."""
         interval = self.config.websocket_ping_interval
         timeout = self.config.websocket_timeout
+        waiting_since: float | None = self.clock.monotonic()
         while not ws.closed:
             await self.clock.sleep(interval)
+            now = self.clock.monotonic()
             last = self._last_message_at
-            if last is not None and self.clock.monotonic() - last > timeout:
+            if last is not None and now - last > timeout:
                 self._counters.incr("silence_timeouts")
                 self._failure = TransportError(f"WebSocket silent for more than {timeout:g} s")
+                await ws.close()
+                return
+            # Heartbeats alone do not make a live subscription: a snapshot that
+            # never comes (lost subscribe, lost answer) is a dead connection too.
+            if self.session.state is SessionState.STREAMING:
+                waiting_since = None
+            elif waiting_since is None:
+                waiting_since = now
+            elif now - waiting_since > timeout:
+                self._counters.incr("snapshot_timeouts")
+                self._failure = TransportError(f"no balances snapshot within {timeout:g} s")
                 await ws.close()
                 return
             self.session.ping(self.clock.time())

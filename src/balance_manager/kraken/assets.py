@@ -158,9 +158,11 @@ class AssetNames:
             decimals = fields.get("decimals")
             display = fields.get("display_decimals")
             status = fields.get("status")
+            base, dot, suffix = altname.partition(".")
+            name = _ALTNAME_TO_V2.get(base, base) + (f".{suffix.upper()}" if dot else "")
             self.add(
                 AssetInfo(
-                    name=_ALTNAME_TO_V2.get(altname, altname),
+                    name=name,
                     rest_key=rest_key,
                     altname=altname,
                     decimals=decimals if isinstance(decimals, int) else None,

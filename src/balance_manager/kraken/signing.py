@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 
 import msgspec
 
@@ -68,20 +69,34 @@ def verify(
     return hmac.compare_digest(expected.encode(), signature.encode())
 
 
+def _wire_text(value: object) -> str:
+    """A parameter as Kraken expects it: plain digits (never ``1E-8``), ``true``/``false``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
+
+
 def encode_form(params: Mapping[str, object]) -> str:
     """Form-encode ``params`` in the given order (the nonce should come first).
 
-    Values are written with ``str()``; ``Decimal`` keeps its digits.
+    ``Decimal`` values keep their digits in plain notation (``0.00000001``).
     """
-    return urllib.parse.urlencode([(key, str(value)) for key, value in params.items()])
+    return urllib.parse.urlencode([(key, _wire_text(value)) for key, value in params.items()])
 
 
 _json_encoder = msgspec.json.Encoder()
 
 
 def encode_json(params: Mapping[str, object]) -> bytes:
-    """JSON-encode ``params`` compactly; the nonce is written as a string (§3)."""
-    return _json_encoder.encode({k: str(v) if k == "nonce" else v for k, v in params.items()})
+    """JSON-encode ``params`` compactly; the nonce and amounts are strings (§3)."""
+    return _json_encoder.encode(
+        {
+            k: _wire_text(v) if k == "nonce" or isinstance(v, Decimal) else v
+            for k, v in params.items()
+        }
+    )
 
 
 class NonceSource:
