@@ -351,11 +351,6 @@ def test_credentials_must_be_a_credentials_object() -> None:
     assert SECRET not in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Secret.__reduce__ raises, so copy.deepcopy of a config holding credentials "
-    "fails with 'a Secret cannot be pickled'",
-)
 def test_config_with_credentials_can_be_deep_copied() -> None:
     """copy.deepcopy() of a config with credentials works and keeps the secret."""
     config = make(credentials=Credentials.of("my-public-api-key-123", SECRET))

@@ -68,6 +68,12 @@ class Secret:
     def __reduce__(self) -> str:
         raise TypeError("a Secret cannot be pickled")
 
+    def __copy__(self) -> Secret:
+        return self  # immutable: a copy is the same secret, never its text
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Secret:
+        return self
+
 
 def mask_key(api_key: str) -> str:
     """A public API key shortened for display (``abcd…wxyz``)."""

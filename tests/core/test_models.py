@@ -300,11 +300,6 @@ def test_free_plus_hold_equals_balance_plus_credit_minus_used(
     assert value.free + value.hold_trade == value.balance + value.credit - value.credit_used
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Balance.free uses the ambient decimal context (28 digits): amounts with more "
-    "significant digits are rounded silently, although to_amount keeps them exact",
-)
 def test_free_is_exact_beyond_28_significant_digits() -> None:
     """free stays exact for amounts with more than 28 significant digits."""
     value = Balance(

@@ -35,6 +35,7 @@ from balance_manager.exceptions import (
     ExchangeError,
     ExchangeUnavailableError,
     LockoutError,
+    ProtocolError,
     RateLimitedError,
     RequestTimeoutError,
     TransportError,
@@ -342,6 +343,8 @@ class KrakenRestClient:
                 now=self.clock.time(),
             )
         except RateLimitedError as exc:
+            # The exchange answered (it is up): a success for the breaker.
+            self.breaker.record_success(self.clock.monotonic())
             self._counters.incr("rate_limited")
             wait = self.limiter.penalize(self.clock.monotonic())
             exc.retry_after = max(exc.retry_after, wait)
@@ -356,7 +359,7 @@ class KrakenRestClient:
             self._counters.incr("exchange_errors")
             self.breaker.record_failure(self.clock.monotonic())
             raise
-        except ExchangeError:
+        except (ExchangeError, ProtocolError):
             # The exchange answered: it is up, whatever it thought of the request.
             self._counters.incr("exchange_errors")
             self.breaker.record_success(self.clock.monotonic())

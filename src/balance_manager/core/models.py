@@ -9,6 +9,7 @@ see a torn balance.
 
 from __future__ import annotations
 
+import decimal
 import enum
 from collections.abc import Iterator
 from decimal import Decimal
@@ -70,6 +71,18 @@ class ChangeDict(BalanceDict):
     kind: str
     ledger_id: str | None
 
+
+# Sums and differences of amounts are exact whatever the caller's decimal
+# context: the ambient one keeps only 28 significant digits, and an exchange
+# amount may carry more. Inexact is trapped so a result can never be rounded.
+_EXACT = decimal.Context(
+    prec=decimal.MAX_PREC,
+    Emax=decimal.MAX_EMAX,
+    Emin=decimal.MIN_EMIN,
+    traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow],
+)
+_add = _EXACT.add
+_sub = _EXACT.subtract
 
 #: The Decimal fields of a Balance, checked on construction.
 AMOUNT_FIELDS = ("balance", "hold_trade", "credit", "credit_used", "earn")
@@ -185,13 +198,13 @@ class Balance(_Readable, msgspec.Struct, frozen=True, gc=False):
     def free(self) -> Decimal:
         """Amount available to trade: ``balance + credit - credit_used - hold_trade``."""
         if self.credit or self.credit_used:
-            return self.balance + self.credit - self.credit_used - self.hold_trade
-        return self.balance - self.hold_trade
+            return _sub(_add(self.balance, self.credit), _add(self.credit_used, self.hold_trade))
+        return _sub(self.balance, self.hold_trade)
 
     @property
     def total(self) -> Decimal:
         """Everything held of this asset, tradable or not: ``balance + earn``."""
-        return self.balance + self.earn if self.earn else self.balance
+        return _add(self.balance, self.earn) if self.earn else self.balance
 
     @property
     def timestamp(self) -> float:
@@ -339,7 +352,9 @@ class BalanceChange(_Readable, msgspec.Struct, frozen=True, gc=False):
     @property
     def delta(self) -> Decimal:
         """``balance - old_balance`` (the whole balance for a first value)."""
-        return self.new.balance - self.old.balance if self.old is not None else self.new.balance
+        return (
+            _sub(self.new.balance, self.old.balance) if self.old is not None else self.new.balance
+        )
 
     def to_dict(self) -> ChangeDict:
         """All fields as a plain ``dict``."""
