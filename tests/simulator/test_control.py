@@ -108,3 +108,5 @@ async def test_bad_bodies_answer_400(sim: SimulatedKraken, session: aiohttp.Clie
     status, reply = await control(session, sim, "POST", "/deposit", {"asset": "BTC"})
     assert status == 400
     assert "amount" in reply["error"]
+    status, _ = await control(session, sim, "POST", "/faults", {"kind": "rate_limit", "times": "2"})
+    assert status == 400

@@ -274,7 +274,8 @@ def _wrap(
             return _reply(await action(request))
         except ExchangeError as exc:
             return _reply({"error": exc.code}, status=400)
-        except (_BadRequest, BalanceManagerError) as exc:
+        except (_BadRequest, BalanceManagerError, TypeError, ValueError) as exc:
+            # TypeError/ValueError: a field of the wrong JSON type ("times": "two").
             return _reply({"error": str(exc)}, status=400)
 
     return handle

@@ -39,6 +39,7 @@ __all__ = [
     "PRIVATE_METHODS",
     "PUBLIC_METHODS",
     "add_rest_routes",
+    "rest_balances",
 ]
 
 logger = logging.getLogger(__name__)
