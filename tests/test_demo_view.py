@@ -1,0 +1,160 @@
+"""The demo's views: the rich live panel, the plain lines, and the sparkline."""
+
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, strategies as st
+from rich.console import Console
+
+from balance_manager.demo_view import (
+    SPARK_BARS,
+    AssetRow,
+    Frame,
+    LiveView,
+    PlainView,
+    display_amount,
+    render_frame,
+    sparkline,
+    status_line,
+)
+
+
+def make_frame(**changes: object) -> Frame:
+    values: dict[str, object] = {
+        "title": "demo (simulator, seed 0)",
+        "elapsed": 12.34,
+        "duration": 30.0,
+        "serving": "rest",
+        "stream_state": "disconnected",
+        "holds_live": False,
+        "circuit": "closed",
+        "rest_error": None,
+        "cache_hit_rate": 97.5,
+        "counters": {"updates": 17, "rest_api_calls": 9, "reconnects": 2, "fallbacks": 1},
+        "rows": (
+            AssetRow(
+                "BTC",
+                Decimal("1.2435000000"),
+                Decimal("1.2432"),
+                Decimal("0.0003"),
+                "rest",
+                0.4,
+                "increasing",
+            ),
+            AssetRow(
+                "USD", Decimal("25435.21"), Decimal("25435.21"), Decimal(0), "rest", None, None
+            ),
+        ),
+        "log": ("[   7.5s] fault: WebSocket dropped (TCP abort)",),
+        "phase": "drop websocket",
+    }
+    values.update(changes)
+    return Frame(**values)  # type: ignore[arg-type]  # test data built from a dict
+
+
+def rendered(frame: Frame) -> str:
+    console = Console(file=io.StringIO(), width=140, record=True, color_system=None)
+    console.print(render_frame(frame))
+    return console.export_text()
+
+
+def test_live_panel_shows_balances_sources_counters_and_events() -> None:
+    """The panel shows each balance exactly, its source, age and trend, the counters and the log."""
+    text = rendered(make_frame())
+    assert "serving: REST" in text
+    assert "1.2435" in text
+    assert "1.2432" in text
+    assert "0.0003" in text
+    assert "25435.21" in text
+    assert "↑" in text
+    assert "0.4s" in text
+    assert "REST calls" in text
+    assert "fault: WebSocket dropped" in text
+    assert "phase: drop websocket" in text
+    assert "cache hit rate: 97.5%" in text
+
+
+def test_live_panel_shows_the_last_rest_error_and_hidden_assets() -> None:
+    """A failing REST source and empty assets are visible."""
+    text = rendered(make_frame(rest_error="BalanceEx: HTTP 520", hidden_assets=3, circuit="open"))
+    assert "last REST error: BalanceEx: HTTP 520" in text
+    assert "3 empty asset(s) not shown" in text
+    assert "REST circuit: open" in text
+
+
+def test_status_line_is_one_plain_line() -> None:
+    """The plain status line carries the serving source, the stream and the counters."""
+    line = status_line(make_frame())
+    assert "\n" not in line
+    assert line.startswith("[  12.3s] serving=rest stream=disconnected ")
+    assert "rest_calls=9" in line
+    assert "fallbacks=1" in line
+    assert "phase=drop websocket" in line
+    watch_line = status_line(make_frame(phase=None, holds_live=True, stream_state="streaming"))
+    assert "stream=streaming+holds" in watch_line
+    assert "phase=" not in watch_line
+
+
+def test_plain_view_prints_events_at_once_and_status_once_a_second() -> None:
+    """Events print as they come; status lines at most once per second of run time."""
+    out = io.StringIO()
+    view = PlainView(out)
+    view.start()
+    view.update(make_frame(elapsed=0.0))
+    view.event("[   0.1s] source: serving from rest (was websocket)")
+    view.update(make_frame(elapsed=0.5))
+    view.update(make_frame(elapsed=1.0))
+    view.stop()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith("[   0.0s] serving=")
+    assert lines[1] == "  [   0.1s] source: serving from rest (was websocket)"
+    assert lines[2].startswith("[   1.0s] serving=")
+    assert view.lines_written == 3
+
+
+def test_live_view_draws_on_its_console() -> None:
+    """The live view draws the frame on its console and gives the terminal back when stopped."""
+    out = io.StringIO()
+    view = LiveView(Console(file=out, width=140, force_terminal=True, color_system=None))
+    view.start()
+    view.update(make_frame())
+    view.event("ignored: the frame carries the log")
+    view.stop()
+    view.stop()  # twice is harmless
+    assert "25435.21" in out.getvalue()
+
+
+def test_amounts_display_exactly_without_noise() -> None:
+    """Trailing zeros and exponents are dropped, never digits."""
+    assert display_amount(Decimal("1.2435000000")) == "1.2435"
+    assert display_amount(Decimal("0E-10")) == "0"
+    assert display_amount(Decimal("1500")) == "1500"
+    assert display_amount(Decimal("1.5E+3")) == "1500"
+    assert display_amount(Decimal("-0.00000001")) == "-0.00000001"
+
+
+def test_sparkline_draws_low_to_high() -> None:
+    """Lowest value, lowest bar; highest value, highest bar; a flat series is mid height."""
+    assert sparkline([Decimal(1), Decimal(2), Decimal(3)]) == "▁▄█"
+    assert sparkline([Decimal(5)] * 3) == "▄▄▄"
+    assert sparkline([]) == ""
+    with pytest.raises(ValueError, match="width"):
+        sparkline([Decimal(1)], width=0)
+
+
+@given(
+    values=st.lists(st.decimals(allow_nan=False, allow_infinity=False, places=8), min_size=1),
+    width=st.integers(1, 80),
+)
+def test_sparkline_fits_its_width_and_uses_only_bars(values: list[Decimal], width: int) -> None:
+    """Any series gives at most ``width`` bar characters, one per value when it fits."""
+    line = sparkline(values, width)
+    assert len(line) == min(len(values), width)
+    assert set(line) <= set(SPARK_BARS)
+    if len(values) <= width and max(values) > min(values):
+        assert line[values.index(max(values))] == SPARK_BARS[-1]
+        assert line[values.index(min(values))] == SPARK_BARS[0]
