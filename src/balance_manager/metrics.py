@@ -79,6 +79,9 @@ class BalanceMetrics:
             config.metrics_port, addr=config.metrics_host, registry=metrics.registry
         )
         metrics._server = server
+        for balance in manager.sync_view().get_all_balances().values():
+            metrics.observe(balance)  # what was held before metrics started
+        metrics.set_mode(manager.serving_mode)
         logger.info(
             "Prometheus metrics on http://%s:%d/metrics", config.metrics_host, server.server_port
         )
@@ -122,7 +125,9 @@ class _StatisticsCollector:
         self._prom = prom
 
     def collect(self) -> Any:
-        family = self._prom.core.CounterMetricFamily(
+        from prometheus_client.core import CounterMetricFamily
+
+        family = CounterMetricFamily(
             "balance_manager_events", "Manager statistics", labels=["name"]
         )
         for name, value in self._manager.get_statistics().items():
