@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import os
@@ -263,12 +264,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (KeyboardInterrupt, asyncio.CancelledError):
             _error("interrupted")
             return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            # The reader went away (`balance-manager balances --json | head`): stop
+            # quietly, as other tools do, without a second error at exit.
+            _detach_stdout()
+            return EXIT_FAILURE
+        except SystemExit as exc:  # rich's own answer to a closed pipe is exit(1)
+            return exc.code if isinstance(exc.code, int) else EXIT_FAILURE
         except Exception as exc:
             if args.verbose:
                 traceback.print_exc(file=sys.stderr)
             message, code = _describe(exc)
             _error(message)
             return code
+
+
+def _detach_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass  # not a real file (tests, embedding): nothing will flush to a closed pipe
 
 
 def _error(message: str) -> None:
@@ -443,7 +459,10 @@ def _cmd_balances(args: argparse.Namespace, out: TextIO) -> int:
         if args.json:
             print(json.dumps(balances_json(balances), indent=2), file=out)
         else:
-            Console(file=out).print(_balances_table(balances, config.rest_url))
+            when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            console = Console(file=out)
+            console.print(f"Balances at {config.rest_url}, {when} (REST)")
+            console.print(_balances_table(balances))
         return EXIT_OK
 
     return _run(body)
@@ -498,9 +517,8 @@ _AMOUNT_KEYS = frozenset(
 )
 
 
-def _balances_table(balances: dict[str, Balance], url: str) -> Table:
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    table = Table(title=f"Balances at {url} ({when}, REST)", title_justify="left")
+def _balances_table(balances: dict[str, Balance]) -> Table:
+    table = Table()
     table.add_column("asset", style="bold")
     for name in ("balance", "free", "held", "earn"):
         table.add_column(name, justify="right")
