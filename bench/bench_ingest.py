@@ -1,0 +1,513 @@
+"""Ingest benchmark: WebSocket v2 ``balances`` frames through the whole manager path.
+
+Run from the repository root (about 60 s)::
+
+    python bench/bench_ingest.py            # everything
+    python bench/bench_ingest.py --quick    # fewer repeats and frames
+    python bench/bench_ingest.py --profile  # also a pyinstrument profile of the hot path
+
+What it measures, each as the median of several repeats with its spread, and
+each against its reference measured in the same run, alternating:
+
+1. **Stream ingest, in-process.** 100,000 distinct, realistic ``balances``
+   update frames (bytes as Kraken sends them, see :func:`common.update_frames`)
+   through what the client does per frame (``KrakenSession.feed`` →
+   ``KrakenWebSocketClient._handle`` → the manager's sink: ``Balance``, store,
+   cache, every validation rule, history, change detection, a ``balance_update``
+   async callback). Reference, the *floor*: a bare loop that decodes each frame
+   exactly (msgspec, numbers to ``Decimal``), stores each entry in a dict,
+   appends it to a list and awaits a no-op callback. Targets: >= 100,000
+   msg/s, and at most 4x the floor.
+2. **Where the time goes**: the same frames through each layer alone
+   (decode, session, client translation, manager), so a miss points at a layer.
+3. **A 30-asset snapshot** (``balances`` snapshot frame) and **a 30-asset
+   BalanceEx response** (REST body), decoded and applied by the manager, each
+   against a bare decode-and-store loop of the same bytes. Target: <= 2x.
+4. **Loopback**: the same kind of updates from the exchange simulator over a
+   real WebSocket on 127.0.0.1. The simulator runs in a child process (this
+   script with ``--serve-simulator``) so the client's figure is its own: msg/s
+   end to end, and the client process's CPU time per message.
+
+Targets are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from balance_manager.adapters.kraken_rest import KrakenRestClient
+from balance_manager.adapters.kraken_ws import KrakenWebSocketClient
+from balance_manager.core.models import BalanceChange
+from balance_manager.kraken import rest
+from balance_manager.kraken.ws_messages import decode_message
+from balance_manager.manager import BalanceManager
+from balance_manager.testing import wait_until
+from common import (
+    alternate_async,
+    balance_ex_bodies,
+    bench_config,
+    feed_like_the_client,
+    fmt_seconds,
+    print_header,
+    ratio_stats,
+    report,
+    snapshot_frames,
+    stats_of,
+    streaming_manager,
+    update_frames,
+)
+
+__all__ = ["main"]
+
+INGEST_FRAMES = 100_000
+INGEST_TARGET_RATE = 100_000.0
+INGEST_TARGET_RATIO = 4.0
+BULK_TARGET_RATIO = 2.0
+BULK_MESSAGES = 1_000
+LOOPBACK_FRAMES = 20_000
+
+
+async def _noop(payload: object) -> None:
+    """The no-op ``balance_update`` callback (and the floor's no-op callback)."""
+    del payload
+
+
+# ---------------------------------------------------------------------------
+# 1. Stream ingest, in-process
+# ---------------------------------------------------------------------------
+
+
+async def manager_path(frames: Sequence[bytes]) -> float:
+    """Seconds to feed ``frames`` through a fresh streaming manager (set-up untimed)."""
+    manager, client = await streaming_manager()
+    manager.register_callback("balance_update", _noop)
+    start = time.perf_counter()
+    await feed_like_the_client(client, frames)
+    elapsed = time.perf_counter() - start
+    applied = manager.get_statistics()["ledger_updates"]
+    if applied != len(frames):
+        raise RuntimeError(f"{applied} of {len(frames)} frames reached the manager")
+    return elapsed
+
+
+async def floor_path(frames: Sequence[bytes]) -> float:
+    """Seconds for the floor: exact decode, dict store, list append, awaited no-op."""
+    decode = msgspec.json.Decoder(float_hook=Decimal).decode
+    store: dict[str, Any] = {}
+    log: list[Any] = []
+    append = log.append
+    start = time.perf_counter()
+    for frame in frames:
+        message = decode(frame)
+        for entry in message["data"]:
+            store[entry["asset"]] = entry
+            append(entry)
+            await _noop(entry)
+    elapsed = time.perf_counter() - start
+    if len(log) != len(frames):
+        raise RuntimeError("the floor lost frames")
+    return elapsed
+
+
+async def bench_stream(frames: Sequence[bytes], repeats: int) -> dict[str, float]:
+    """Manager path vs floor, alternating; prints msg/s and the per-round ratio."""
+    samples = await alternate_async(
+        {"manager": lambda: manager_path(frames), "floor": lambda: floor_path(frames)}, repeats
+    )
+    count = len(frames)
+    rate = stats_of([count / s for s in samples["manager"]])
+    floor = stats_of([count / s for s in samples["floor"]])
+    ratio = ratio_stats(samples["manager"], samples["floor"])
+
+    def per_s(value: float) -> str:
+        return f"{value:,.0f} msg/s"
+
+    report(
+        f"ingest, {count:,} update frames, whole manager path",
+        rate.describe(per_s) + f" = {fmt_seconds(1 / rate.median)}/msg",
+        target=f">= {INGEST_TARGET_RATE:,.0f} msg/s",
+        met=rate.median >= INGEST_TARGET_RATE,
+    )
+    report(
+        "ingest floor (exact decode + dict store + list append + awaited no-op)",
+        floor.describe(per_s) + f" = {fmt_seconds(1 / floor.median)}/msg",
+    )
+    report(
+        "ingest, manager time / floor time (per round)",
+        ratio.describe(lambda v: f"{v:.2f}x"),
+        target=f"<= {INGEST_TARGET_RATIO:g}x",
+        met=ratio.median <= INGEST_TARGET_RATIO,
+    )
+    return {"manager_rate": rate.median, "floor_rate": floor.median}
+
+
+# ---------------------------------------------------------------------------
+# 2. Where the time goes
+# ---------------------------------------------------------------------------
+
+
+async def bench_layers(frames: Sequence[bytes], repeats: int) -> None:
+    """µs per frame of each layer alone, cumulative (median of ``repeats``)."""
+
+    async def decode_only() -> float:
+        start = time.perf_counter()
+        for frame in frames:
+            decode_message(frame)
+        return time.perf_counter() - start
+
+    async def session_only() -> float:
+        _, client = await streaming_manager()
+        feed = client.session.feed
+        now = client.clock.time
+        start = time.perf_counter()
+        for frame in frames:
+            feed(frame, now())
+        return time.perf_counter() - start
+
+    async def client_only() -> float:
+        _, client = await streaming_manager()
+        client._sink = _noop
+        start = time.perf_counter()
+        await feed_like_the_client(client, frames)
+        return time.perf_counter() - start
+
+    async def whole() -> float:
+        return await manager_path(frames)
+
+    async def whole_without_validation() -> float:
+        manager, client = await streaming_manager()
+        manager.register_callback("balance_update", _noop)
+        manager.validator = None
+        start = time.perf_counter()
+        await feed_like_the_client(client, frames)
+        return time.perf_counter() - start
+
+    cases: dict[str, Callable[[], Awaitable[float]]] = {
+        "decode_message": decode_only,
+        "+ KrakenSession.feed": session_only,
+        "+ client loop and _handle (no-op sink)": client_only,
+        "+ manager sink (whole path)": whole,
+        "whole path, validation off (for scale)": whole_without_validation,
+    }
+    samples = await alternate_async(cases, repeats)
+    print(f"where the time goes, µs per frame (median of {repeats}, cumulative):")
+    previous = 0.0
+    for name, values in samples.items():
+        per_frame = stats_of([v / len(frames) for v in values])
+        extra = ""
+        if not name.startswith("whole path"):
+            extra = f"   (+{(per_frame.median - previous) * 1e6:.2f} µs)"
+            previous = per_frame.median
+        print(f"  {name:<42} {per_frame.median * 1e6:7.2f} µs{extra}")
+
+
+# ---------------------------------------------------------------------------
+# 3. Snapshots and BalanceEx
+# ---------------------------------------------------------------------------
+
+
+async def snapshot_path(frames: Sequence[bytes]) -> float:
+    """Seconds to apply ``frames`` (30-asset snapshots) through a streaming manager."""
+    manager, client = await streaming_manager(snapshot=frames[-1])
+    manager.register_callback("balance_update", _noop)
+    start = time.perf_counter()
+    await feed_like_the_client(client, frames)
+    elapsed = time.perf_counter() - start
+    if manager.get_statistics()["snapshots"] != len(frames) + 1:
+        raise RuntimeError("snapshots were not all applied")
+    return elapsed
+
+
+async def snapshot_floor(frames: Sequence[bytes]) -> float:
+    """Seconds to decode ``frames`` exactly and store every asset's entry."""
+    decode = msgspec.json.Decoder(float_hook=Decimal).decode
+    store: dict[str, Any] = {}
+    log: list[Any] = []
+    start = time.perf_counter()
+    for frame in frames:
+        message = decode(frame)
+        for item in message["data"]:
+            store[item["asset"]] = item
+            log.append(item)
+        await _noop(message)
+    return time.perf_counter() - start
+
+
+class BodyFedRestClient(KrakenRestClient):
+    """A REST client whose private calls answer from prepared response bodies.
+
+    Only the HTTP exchange (and the pacing, nonce and signature around it) is
+    replaced: :meth:`fetch_balances` runs as in production on the body, through
+    ``parse_envelope``, ``decode_balance_ex``, ``fold_rest_balances`` and
+    ``AssetAmounts``.
+    """
+
+    def __init__(self, bodies: Sequence[bytes], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._bodies = iter(bodies)
+
+    async def private(self, method: str, params: Any = None, *, retry: bool = True) -> msgspec.Raw:
+        del params, retry
+        return rest.parse_envelope(
+            next(self._bodies), method=method, status=200, content_type="application/json"
+        )
+
+
+async def balance_ex_path(bodies: Sequence[bytes]) -> float:
+    """Seconds for ``refresh_all_balances`` over ``bodies`` (no stream: REST values apply)."""
+    from common import asset_names
+
+    config = bench_config()
+    client = BodyFedRestClient(
+        bodies,
+        api_key="bench-key",
+        api_secret="YmVuY2gtc2VjcmV0",  # noqa: S106 - a dummy, never sent anywhere
+        base_url="http://127.0.0.1:9",
+        config=config,
+        names=asset_names(),
+    )
+    manager = BalanceManager(websocket_client=None, rest_client=client, config=config)
+    manager.register_callback("balance_update", _noop)
+    refresh = manager.refresh_all_balances
+    start = time.perf_counter()
+    for _ in range(len(bodies)):
+        await refresh()
+    elapsed = time.perf_counter() - start
+    if manager.get_statistics()["rest_refreshes"] != len(bodies):
+        raise RuntimeError("BalanceEx responses were not all applied")
+    return elapsed
+
+
+async def balance_ex_floor(bodies: Sequence[bytes]) -> float:
+    """Seconds to decode ``bodies`` exactly (amount strings to Decimal) and store each key."""
+    decode = msgspec.json.Decoder().decode
+    store: dict[str, tuple[Decimal, Decimal]] = {}
+    log: list[tuple[Decimal, Decimal]] = []
+    start = time.perf_counter()
+    for body in bodies:
+        message = decode(body)
+        for key, item in message["result"].items():
+            amounts = (Decimal(item["balance"]), Decimal(item["hold_trade"]))
+            store[key] = amounts
+            log.append(amounts)
+        await _noop(message)
+    return time.perf_counter() - start
+
+
+async def bench_bulk(repeats: int, count: int) -> None:
+    """30-asset snapshot and BalanceEx: µs per message, against their floors."""
+    snapshots = snapshot_frames(count + 1)[1:]
+    bodies = balance_ex_bodies(count)
+    samples = await alternate_async(
+        {
+            "snapshot": lambda: snapshot_path(snapshots),
+            "snapshot floor": lambda: snapshot_floor(snapshots),
+            "balance_ex": lambda: balance_ex_path(bodies),
+            "balance_ex floor": lambda: balance_ex_floor(bodies),
+        },
+        repeats,
+    )
+
+    def per_message(values: list[float]) -> str:
+        return stats_of([v / count for v in values]).describe(fmt_seconds)
+
+    for name, label in (("snapshot", "snapshot frame"), ("balance_ex", "BalanceEx response")):
+        ratio = ratio_stats(samples[name], samples[f"{name} floor"])
+        report(f"30-asset {label}, decoded and applied", per_message(samples[name]))
+        report(f"30-asset {label}, bare decode-and-store", per_message(samples[f"{name} floor"]))
+        report(
+            f"30-asset {label}, applied / bare (per round)",
+            ratio.describe(lambda v: f"{v:.2f}x"),
+            target=f"<= {BULK_TARGET_RATIO:g}x",
+            met=ratio.median <= BULK_TARGET_RATIO,
+        )
+
+
+# ---------------------------------------------------------------------------
+# 4. Loopback, simulator in a child process
+# ---------------------------------------------------------------------------
+
+
+async def serve_simulator() -> None:
+    """Child-process mode: run the simulator, obey ``burst N`` / ``quit`` lines on stdin."""
+    from balance_manager.simulator import SimulatedKraken
+    from balance_manager.simulator.instruments import SIM_ASSETS
+
+    simulator = SimulatedKraken(market=False)
+    await simulator.start()
+    assets = [spec.name for spec in SIM_ASSETS]
+    print(
+        json.dumps(
+            {
+                "rest_url": simulator.rest_url,
+                "ws_url": simulator.ws_url,
+                "api_key": simulator.api_key,
+                "api_secret": simulator.api_secret,
+            }
+        ),
+        flush=True,
+    )
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            line = (await loop.run_in_executor(None, sys.stdin.readline)).split()
+            if not line or line[0] == "quit":
+                return
+            count = int(line[1])
+            start = time.perf_counter()
+            for i in range(count):
+                simulator.deposit(assets[i % len(assets)], "0.01")
+                if i % 100 == 99:
+                    await asyncio.sleep(0)  # let the connection's writer send
+            print(json.dumps({"sent": count, "seconds": time.perf_counter() - start}), flush=True)
+    finally:
+        await simulator.stop()
+
+
+async def bench_loopback(repeats: int, count: int, in_process_rate: float) -> None:
+    """msg/s from the simulator (child process) through a real loopback WebSocket."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--serve-simulator",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    stdin, stdout = child.stdin, child.stdout
+    assert stdin is not None
+    assert stdout is not None
+
+    async def tell(line: str) -> None:
+        stdin.write(line.encode() + b"\n")
+        await stdin.drain()
+
+    try:
+        info = json.loads(await stdout.readline())
+        config = bench_config(rest_url=info["rest_url"], ws_url=info["ws_url"])
+        rest_client = KrakenRestClient(
+            api_key=info["api_key"],
+            api_secret=info["api_secret"],
+            base_url=info["rest_url"],
+            config=config,
+        )
+        ws_client = KrakenWebSocketClient(rest_client, url=info["ws_url"], config=config)
+        manager = BalanceManager(websocket_client=ws_client, rest_client=rest_client, config=config)
+        seen = 0
+        wanted = 0
+        done = asyncio.Event()
+
+        async def on_update(change: BalanceChange) -> None:
+            nonlocal seen
+            if change.kind == "update":
+                seen += 1
+                if seen >= wanted:
+                    done.set()
+
+        manager.register_callback("balance_update", on_update)
+        await manager.initialize()
+        try:
+            await wait_until(lambda: ws_client.connected, within=10.0)
+            rates, cpu_per_msg, sim_rates = [], [], []
+            for _ in range(repeats):
+                seen, wanted = 0, count
+                done.clear()
+                cpu = time.process_time()
+                start = time.perf_counter()
+                await tell(f"burst {count}")
+                await asyncio.wait_for(done.wait(), timeout=300.0)
+                elapsed = time.perf_counter() - start
+                cpu = time.process_time() - cpu
+                sent = json.loads(await stdout.readline())
+                rates.append(count / elapsed)
+                cpu_per_msg.append(cpu / count)
+                sim_rates.append(count / sent["seconds"])
+            gaps = ws_client.get_statistics()["gaps"]
+        finally:
+            await manager.close()
+        await tell("quit")
+    finally:
+        try:
+            await asyncio.wait_for(child.wait(), timeout=10.0)
+        except TimeoutError:
+            child.kill()
+            await child.wait()
+    rate = stats_of(rates)
+    cpu_stats = stats_of(cpu_per_msg)
+    report(
+        f"loopback, {count:,} deposits streamed by the simulator (child process), end to end",
+        rate.describe(lambda v: f"{v:,.0f} msg/s") + f", sequence gaps {gaps}",
+    )
+    report(
+        "loopback, client process CPU per message (aiohttp read + whole manager path)",
+        cpu_stats.describe(fmt_seconds)
+        + f" = {1 / cpu_stats.median:,.0f} msg per CPU-second"
+        + f"; in-process path alone: {fmt_seconds(1 / in_process_rate)}",
+    )
+    report(
+        "loopback, simulator's own production rate (deposit + encode + queue)",
+        stats_of(sim_rates).describe(lambda v: f"{v:,.0f} msg/s"),
+    )
+
+
+# ---------------------------------------------------------------------------
+
+
+def profile(frames: Sequence[bytes]) -> None:
+    """Print a pyinstrument profile of the whole path over ``frames``."""
+    from pyinstrument import Profiler
+
+    async def run() -> None:
+        manager, client = await streaming_manager()
+        manager.register_callback("balance_update", _noop)
+        profiler = Profiler(interval=0.0002, async_mode="disabled")
+        profiler.start()
+        await feed_like_the_client(client, frames)
+        profiler.stop()
+        print(profiler.output_text(unicode=True, color=False, show_all=False))
+
+    asyncio.run(run())
+
+
+async def run(args: argparse.Namespace) -> None:
+    """Every part in order."""
+    count = 20_000 if args.quick else INGEST_FRAMES
+    repeats = 3 if args.quick else 5
+    frames = update_frames(count)
+    figures = await bench_stream(frames, repeats)
+    await bench_layers(frames[:50_000], 3)
+    await bench_bulk(repeats, 200 if args.quick else BULK_MESSAGES)
+    if not args.no_loopback:
+        await bench_loopback(3, 5_000 if args.quick else LOOPBACK_FRAMES, figures["manager_rate"])
+    if args.profile:
+        profile(frames[:50_000])
+
+
+def main() -> None:
+    """Parse the options and run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="fewer frames and repeats")
+    parser.add_argument("--profile", action="store_true", help="print a pyinstrument profile")
+    parser.add_argument("--no-loopback", action="store_true", help="skip the loopback part")
+    parser.add_argument("--serve-simulator", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_simulator:
+        asyncio.run(serve_simulator())
+        return
+    print_header("ingest: WebSocket v2 balances frames through the manager")
+    started = time.perf_counter()
+    asyncio.run(run(args))
+    print(f"(total {time.perf_counter() - started:.1f} s, pid {os.getpid()})")
+
+
+if __name__ == "__main__":
+    main()
