@@ -28,7 +28,7 @@ kind                      effect
 ``ws_malformed``          send a truncated, invalid JSON frame before the frame
 ``ws_skip_sequence``      the frame's ``sequence`` jumps by 2 (one number lost)
 ``ws_duplicate``          send the frame twice
-``ws_reorder``            send the frame after the next one
+``ws_reorder``            send the frame after the next one of its channel
 ``token_reject``          the private subscription fails with the token error
 ``token_expire``          every token issued so far becomes invalid, then as reject
 ``http_error``            HTTP ``status`` (520) with a Cloudflare-like HTML body
@@ -347,7 +347,7 @@ class Faults:
         return self.inject(FaultKind.WS_DUPLICATE, **trigger)
 
     def reorder_frames(self, **trigger: Unpack[Trigger]) -> Fault:
-        """Send the next sequenced frame after the one that follows it."""
+        """Send the next sequenced frame after the next frame of its channel."""
         return self.inject(FaultKind.WS_REORDER, **trigger)
 
     def reject_token(self, **trigger: Unpack[Trigger]) -> Fault:

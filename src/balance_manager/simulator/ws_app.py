@@ -109,7 +109,10 @@ class WsConnection:
         self.closed = False
         self._ever_subscribed = False
         self._queue: asyncio.Queue[tuple[bytes, float]] = asyncio.Queue()
-        self._held: list[bytes] = []
+        # Frames held back by ws_reorder, per channel: released after the next
+        # frame of the same channel, so the client sees that channel's sequence
+        # out of order (a heartbeat in between must not release them).
+        self._held: dict[str | None, list[bytes]] = {}
         self._last_data = ctx.monotonic()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -197,13 +200,13 @@ class WsConnection:
         if channel not in (None, "heartbeat", "status"):
             self._last_data = self.ctx.monotonic()
         if hold:
-            self._held.append(frame)
+            self._held.setdefault(channel, []).append(frame)
             return
         self._queue.put_nowait((frame, delay))
         if duplicate:
             self._queue.put_nowait((frame, 0.0))
-        while self._held:
-            self._queue.put_nowait((self._held.pop(0), 0.0))
+        for held in self._held.pop(channel, ()) if sequenced else ():
+            self._queue.put_nowait((held, 0.0))
 
     def send_sequenced(self, sub: _Subscription, build: Callable[[int], bytes]) -> None:
         """Send a channel data frame with the subscription's next ``sequence``."""
