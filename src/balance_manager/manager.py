@@ -671,12 +671,20 @@ class BalanceManager:
                 held = self._store.get(held.asset) or held
         elif amounts.hold_trade is not None and amounts.hold_trade != held.hold_trade:
             self._counters.incr("hold_mismatches")
+        balance_differs = rest_view.balance != held.balance or rest_view.earn != held.earn
+        if (
+            not balance_differs
+            and (amounts.hold_trade is None or amounts.hold_trade == held.hold_trade)
+            and received > held.received_at
+        ):
+            # REST confirms the held value: it is as young as this read, so a
+            # max_age caller is answered even while the stream is quiet.
+            await self._apply(held.replace(received_at=received), held, "refresh")
         if self.validator is None:
-            if rest_view.balance != held.balance or rest_view.earn != held.earn:
+            if balance_differs:
                 self._counters.incr("source_inconsistencies")
             return
         result = self.validator.compare_sources(held, rest_view)
-        balance_differs = rest_view.balance != held.balance or rest_view.earn != held.earn
         if not result.is_valid or result.issues:
             self._counters.incr("source_inconsistencies")
             await self._callbacks.emit("validation_failed", result)

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from balance_manager import BalanceManager
+from balance_manager import BalanceManager, ServingMode
 from balance_manager.clock import ManualClock
 from balance_manager.exceptions import ExchangeError
 from balance_manager.simulator import SimulatedKraken
@@ -505,6 +505,25 @@ def check_breaker(path: list[str], expected: str) -> None:
     middle = path[1:-1]
     # open, half_open, open, half_open...: each failed probe reopens it (doubling the wait).
     assert middle == ["open", "half_open"] * (len(middle) // 2), path
+
+
+async def test_max_age_is_answered_by_an_agreeing_rest_read_while_the_stream_is_quiet(
+    sim: SimulatedKraken, clock: ManualClock
+) -> None:
+    """A quiet stream (not yet declared dead) plus a REST read that agrees: max_age is met."""
+    manager = build_manager(sim, clock, reliability_config(None))
+    try:
+        await start_streaming(manager)
+        sim.faults.go_silent(seconds=None)
+        await drive(clock, 7.0, step=0.5)
+        assert manager.serving_mode is ServingMode.WEBSOCKET  # 7 s < websocket_timeout
+        observer = Observer(manager, sim, clock)
+        value = await observer.check_max_age("USD", 5.0)
+        assert value is not None
+        assert value.balance == sim.balances()["USD"]
+        observer.close()
+    finally:
+        await manager.close()
 
 
 async def test_a_reordered_update_stays_out_of_order_across_heartbeats(
