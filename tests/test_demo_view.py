@@ -6,7 +6,7 @@ import io
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import example, given, strategies as st
 from rich.console import Console
 
 from balance_manager.demo_view import (
@@ -150,6 +150,8 @@ def test_sparkline_draws_low_to_high() -> None:
     values=st.lists(st.decimals(allow_nan=False, allow_infinity=False, places=8), min_size=1),
     width=st.integers(1, 80),
 )
+# A span of 28 digits, where (high - low) * 7 / span rounds to just under 7.
+@example(values=[Decimal("1E-8"), Decimal("-19481345264756218884.55343338")], width=2)
 def test_sparkline_fits_its_width_and_uses_only_bars(values: list[Decimal], width: int) -> None:
     """Any series gives at most ``width`` bar characters, one per value when it fits."""
     line = sparkline(values, width)

@@ -92,7 +92,12 @@ def sparkline(values: Sequence[Decimal], width: int = 60) -> str:
     if high == low:
         return SPARK_BARS[top // 2] * len(values)
     span = high - low
-    return "".join(SPARK_BARS[int((value - low) * top / span)] for value in values)
+    # The maximum is pinned to the top bar: with 28-digit Decimal arithmetic,
+    # (high - low) * 7 / span can round to just under 7.
+    return "".join(
+        SPARK_BARS[top if value == high else min(top, int((value - low) * top / span))]
+        for value in values
+    )
 
 
 @dataclass(frozen=True, slots=True)
