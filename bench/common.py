@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 import platform
 import random
@@ -463,7 +464,12 @@ async def alternate_async(
 
 
 def print_header(title: str) -> None:
-    """Print the command that is running, the title, and the machine it runs on."""
+    """Print the command that is running, the title, and the machine it runs on.
+
+    Also raises the library's log level to ERROR: the benchmarks provoke
+    failures on purpose (recovery) and its warnings would go to stderr.
+    """
+    logging.getLogger("balance_manager").setLevel(logging.ERROR)
     script = Path(sys.argv[0])
     try:
         shown = script.resolve().relative_to(Path.cwd())
