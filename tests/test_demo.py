@@ -39,6 +39,7 @@ from balance_manager.demo_plan import (
 )
 from balance_manager.demo_view import Frame
 from balance_manager.exceptions import ExchangeError
+from balance_manager.simulator import SimulatedKraken
 from balance_manager.simulator.faults import FaultKind, Faults
 
 BTC_USD = PairInfo("BTC/USD", "BTC", "USD", Decimal("0.0001"), 1)
@@ -376,3 +377,4 @@ def test_demo_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
     ):
         assert expected in out, expected
     assert "Traceback" not in out
+    assert SimulatedKraken(seed=1).api_secret not in out  # the demo's exchange, same seed

@@ -395,7 +395,8 @@ def _with_urls(config: BalanceManagerConfig, args: argparse.Namespace) -> Balanc
 
 
 def _view(args: argparse.Namespace, out: TextIO) -> DemoView:
-    if args.plain or not out.isatty():
+    # With -v the logs go to the terminal too: plain lines keep both readable.
+    if args.plain or args.verbose or not out.isatty():
         return PlainView(out)
     return LiveView(Console(file=out))
 
