@@ -1,4 +1,4 @@
-"""Read benchmark: ``get_balance``, ``get_all_balances``, and readers under a streaming load.
+"""Read benchmark: ``get_balance``, ``get_all_balances``, readers under load, trend analysis.
 
 Run from the repository root (about 40 s)::
 
@@ -22,6 +22,11 @@ alternating):
    the event loop after each frame, as a socket read loop does). Printed:
    readers' p50 / p99 / max latency per call and the ingest rate meanwhile;
    reference: the same readers with the stream idle.
+5. **Trend analysis on 10,000 points**: ``history.analyze_balance_trend`` over
+   a 10,000-entry window (a random walk at 8 decimals, one entry every 5 s).
+   Reference: the least-squares fit and R² of the same points in plain floats
+   with the standard library (``statistics.linear_regression`` and
+   ``statistics.correlation``).
 
 Targets are printed, never asserted.
 """
@@ -36,13 +41,18 @@ import statistics
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any
 
 from balance_manager.adapters.kraken_ws import KrakenWebSocketClient
+from balance_manager.clock import ManualClock
 from balance_manager.core.freshness import ServingMode
+from balance_manager.core.models import Balance
+from balance_manager.history import BalanceHistory
 from balance_manager.manager import BalanceManager
 from common import (
     ASSETS,
+    T0,
     alternate_async,
     feed_like_the_client,
     fmt_seconds,
@@ -62,6 +72,7 @@ READER_TASKS = 100
 READER_THREADS = 4
 TASK_PERIOD = 0.010
 THREAD_PERIOD = 0.001
+TREND_POINTS = 10_000
 
 
 async def live_manager() -> tuple[BalanceManager, KrakenWebSocketClient]:
@@ -307,10 +318,61 @@ async def bench_contention(repeats: int, count: int) -> None:
     report(f"  {READER_THREADS} reader threads, stream idle (reference)", quantiles(idle, "thread"))
 
 
+# ---------------------------------------------------------------------------
+# 5. Trend analysis
+# ---------------------------------------------------------------------------
+
+
+async def bench_trend(repeats: int) -> None:
+    """Figure 5: analyze_balance_trend on 10,000 points against a stdlib float fit."""
+    clock = ManualClock(T0)
+    history = BalanceHistory(clock=clock)
+    rng = random.Random(3)
+    level = Decimal("25000.12345678")
+    times: list[float] = []
+    values: list[float] = []
+    for _ in range(TREND_POINTS):
+        level += Decimal(rng.randint(-(10**8), 10**8)).scaleb(-8)
+        history.record(Balance("USDT", level, received_at=clock.time()))
+        times.append(clock.time())
+        values.append(float(level))
+        clock.advance(5)
+    clock.advance(1)
+
+    async def ours() -> float:
+        start = time.perf_counter()
+        trend = await history.analyze_balance_trend("USDT", analysis_hours=24)
+        elapsed = time.perf_counter() - start
+        if trend is None or trend.points != TREND_POINTS:
+            raise RuntimeError(f"the trend saw {trend and trend.points} points")
+        return elapsed
+
+    async def reference() -> float:
+        start = time.perf_counter()
+        statistics.linear_regression(times, values)
+        statistics.correlation(times, values) ** 2
+        return time.perf_counter() - start
+
+    samples = await alternate_async({"ours": ours, "reference": reference}, repeats)
+    report(
+        f"trend: analyze_balance_trend, {TREND_POINTS:,} points",
+        stats_of(samples["ours"]).describe(fmt_seconds),
+    )
+    report(
+        "  reference: statistics.linear_regression + correlation on floats",
+        stats_of(samples["reference"]).describe(fmt_seconds),
+    )
+    report(
+        "  ratio (per round)",
+        ratio_stats(samples["ours"], samples["reference"]).describe(lambda v: f"{v:.2f}x"),
+    )
+
+
 async def run(args: argparse.Namespace) -> None:
     """Every part in order."""
     await bench_single(3 if args.quick else 5, CALLS // 4 if args.quick else CALLS)
     await bench_contention(2 if args.quick else 3, 20_000 if args.quick else 100_000)
+    await bench_trend(5 if args.quick else 15)
 
 
 def main() -> None:
