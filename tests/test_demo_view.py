@@ -55,9 +55,9 @@ def make_frame(**changes: object) -> Frame:
     return Frame(**values)  # type: ignore[arg-type]  # test data built from a dict
 
 
-def rendered(frame: Frame) -> str:
-    console = Console(file=io.StringIO(), width=140, record=True, color_system=None)
-    console.print(render_frame(frame))
+def rendered(frame: Frame, width: int = 140) -> str:
+    console = Console(file=io.StringIO(), width=width, record=True, color_system=None)
+    console.print(render_frame(frame, width=width))
     return console.export_text()
 
 
@@ -75,6 +75,27 @@ def test_live_panel_shows_balances_sources_counters_and_events() -> None:
     assert "fault: WebSocket dropped" in text
     assert "phase: drop websocket" in text
     assert "cache hit rate: 97.5%" in text
+
+
+@pytest.mark.parametrize("width", [80, 100, 140])
+def test_amounts_are_never_cut_on_a_narrow_terminal(width: int) -> None:
+    """From 80 columns up, every amount shows in full on one line, and every counter too."""
+    rows = (
+        AssetRow(
+            "USDT",
+            Decimal("1234567890.12345678"),
+            Decimal("1234567889.12345678"),
+            Decimal("1.00000001"),
+            "websocket",
+            12.5,
+            "stable",
+        ),
+    )
+    text = rendered(make_frame(rows=rows), width=width)
+    for amount in ("1234567890.12345678", "1234567889.12345678", "1.00000001"):
+        assert amount in text, (width, amount)
+    assert "…" not in text
+    assert "callback errors" in text
 
 
 def test_live_panel_shows_the_last_rest_error_and_hidden_assets() -> None:

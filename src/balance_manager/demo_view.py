@@ -26,6 +26,7 @@ from rich.text import Text
 
 __all__ = [
     "COUNTER_LABELS",
+    "SIDE_BY_SIDE_WIDTH",
     "SPARK_BARS",
     "TREND_ARROWS",
     "AssetRow",
@@ -213,10 +214,10 @@ def _header(frame: Frame) -> Text:
 
 def _balances_table(frame: Frame) -> Table:
     table = Table(title="Balances", title_justify="left", expand=False)
-    table.add_column("asset", style="bold")
+    table.add_column("asset", style="bold", no_wrap=True)
     for name in ("balance", "free", "held"):
-        table.add_column(name, justify="right")
-    table.add_column("source")
+        table.add_column(name, justify="right", no_wrap=True, overflow="fold")
+    table.add_column("source", no_wrap=True)
     table.add_column("age", justify="right")
     table.add_column("trend", justify="center")
     for row in frame.rows:
@@ -234,23 +235,50 @@ def _balances_table(frame: Frame) -> Table:
     return table
 
 
-def _counters_table(frame: Frame) -> Table:
-    table = Table(title="Counters", title_justify="left", show_header=False)
-    table.add_column("name")
-    table.add_column("value", justify="right")
-    for key, label in COUNTER_LABELS:
-        table.add_row(label, str(frame.counters.get(key, 0)))
-    return table
+def _counters(frame: Frame, *, vertical: bool) -> Text:
+    text = Text()
+    width = max(len(label) for _, label in COUNTER_LABELS)
+    for index, (key, label) in enumerate(COUNTER_LABELS):
+        if index:
+            text.append("\n" if vertical else "   ")
+        value = frame.counters.get(key, 0)
+        text.append(f"{label:<{width}} " if vertical else f"{label} ")
+        alarm = key in ("validation_failures", "callback_errors") and value
+        text.append(str(value), style="bold red" if alarm else "bold")
+    return text
 
 
-def render_frame(frame: Frame) -> RenderableType:
-    """The live view of ``frame``: header, balances and counters side by side, event log."""
-    tables = Table.grid(padding=(0, 2))
-    tables.add_row(_balances_table(frame), _counters_table(frame))
+#: Below this width the counters go under the balances instead of beside them.
+SIDE_BY_SIDE_WIDTH = 110
+
+
+def render_frame(frame: Frame, *, width: int = SIDE_BY_SIDE_WIDTH) -> RenderableType:
+    """The live view of ``frame``: header, balances table, counters, event log.
+
+    Args:
+        frame: what to show.
+        width: the terminal's width; a narrow terminal gets the counters under
+            the balances, so that amounts are never cut (they are the point).
+    """
+    vertical = width >= SIDE_BY_SIDE_WIDTH
+    counters = Panel(
+        _counters(frame, vertical=vertical),
+        title="Counters",
+        title_align="left",
+        border_style="dim",
+        expand=not vertical,
+    )
+    middle: RenderableType
+    if vertical:
+        grid = Table.grid(padding=(0, 2))
+        grid.add_row(_balances_table(frame), counters)
+        middle = grid
+    else:
+        middle = Group(_balances_table(frame), counters)
     log = Text("\n".join(frame.log) if frame.log else "(no events yet)")
     return Group(
         Panel(_header(frame), title="balance-manager", border_style="blue"),
-        tables,
+        middle,
         Panel(log, title="Events", title_align="left", border_style="dim"),
     )
 
@@ -339,7 +367,7 @@ class LiveView:
 
     def update(self, frame: Frame) -> None:
         """Redraw with ``frame``."""
-        self._live.update(render_frame(frame))
+        self._live.update(render_frame(frame, width=self.console.width))
 
     def event(self, line: str) -> None:
         """Nothing: the frame carries the event log."""
