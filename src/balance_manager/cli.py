@@ -81,9 +81,12 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "NO_CREDENTIALS",
     "CommandError",
+    "balances_json",
     "build_parser",
     "main",
+    "read_balances",
 ]
 
 logger = logging.getLogger(__name__)

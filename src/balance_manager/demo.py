@@ -271,7 +271,8 @@ async def collect_frame(
     """What the view shows now, read from ``manager``."""
     status = manager.get_status()
     stats = manager.get_statistics()
-    balances = await manager.get_all_balances()
+    # The read-only view: drawing must not count as a read (stale_reads, cache hits).
+    balances = manager.sync_view().get_all_balances()
     rows = []
     hidden = 0
     for asset, balance in sorted(balances.items()):
@@ -603,17 +604,17 @@ async def _demo_body(
     )
     settle_started = run.clock.monotonic()
     mismatches = compare_with_exchange(
-        await run.manager.get_all_balances(), simulator.balances(), simulator.holds()
+        run.manager.sync_view().get_all_balances(), simulator.balances(), simulator.holds()
     )
     while mismatches and run.clock.monotonic() - settle_started < options.settle_timeout:
         await run.redraw(duration=options.duration, phase="final check", trend_hours=1.0)
         await run.clock.sleep(0.1)
         mismatches = compare_with_exchange(
-            await run.manager.get_all_balances(), simulator.balances(), simulator.holds()
+            run.manager.sync_view().get_all_balances(), simulator.balances(), simulator.holds()
         )
     await run.redraw(duration=options.duration, phase="final check", trend_hours=1.0)
     truth = simulator.balances()
-    checked = len(set(truth) | set(await run.manager.get_all_balances()))
+    checked = len(set(truth) | set(run.manager.sync_view().get_all_balances()))
     return DemoSummary(
         elapsed=elapsed,
         statistics=run.manager.get_statistics(),
