@@ -37,15 +37,15 @@ RICH = {"BTC": Decimal(10), "USD": Decimal(1_000_000), "DOT": Decimal(1000)}
 
 
 def test_schedule_follows_the_story() -> None:
-    """30 s: WebSocket dropped at 25 %, silent at 45 %, both down at 65 %, all clear at 80 %."""
+    """30 s: WebSocket dropped at 25 %, silent at 40 %, both down at 65 %, all clear at 80 %."""
     steps = fault_schedule(30.0, websocket_timeout=2.0)
     assert [(s.at, s.action) for s in steps] == [
         (7.5, "drop_websocket"),
-        (13.5, "silence_websocket"),
+        (12.0, "silence_websocket"),
         (19.5, "outage"),
         (24.0, "clear"),
     ]
-    assert steps[1].seconds == pytest.approx(4.5)
+    assert steps[1].seconds == pytest.approx(3.0)
 
 
 def test_silence_outlasts_the_websocket_timeout() -> None:

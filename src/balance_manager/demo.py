@@ -82,7 +82,7 @@ DEMO_OVERRIDES: Mapping[str, Any] = {
     "rest_api_timeout": 1.0,
     "rest_max_retries": 1,
     "circuit_failure_threshold": 3,
-    "circuit_recovery_timeout": 2.0,
+    "circuit_recovery_timeout": 1.0,
     "force_update_interval": 5.0,
     "stale_after": 3.0,
     "kraken_tier": "pro",

@@ -85,9 +85,11 @@ def fault_schedule(duration: float, *, websocket_timeout: float) -> list[FaultSt
 
     * at 25 %: the WebSocket is dropped (TCP abort): the manager falls back to
       REST at once and the stream reconnects by itself;
-    * at 45 %: the WebSocket goes silent (socket open, nothing sent) for 15 %
+    * at 40 %: the WebSocket goes silent (socket open, nothing sent) for 10 %
       of the run, but at least ``websocket_timeout + 1`` s, so the watchdog
-      notices (the manager serves REST within ``websocket_timeout``);
+      notices (the manager serves REST within ``websocket_timeout``); frames
+      due during the silence are lost, so the stream needs a reconnection or
+      two to come back, which it does before the outage;
     * at 65 %: REST answers HTTP 520 and the WebSocket is silent again: with
       both sources down, held values are served marked ``cache``;
     * at 80 %: every fault is cleared; both sources recover.
@@ -101,11 +103,12 @@ def fault_schedule(duration: float, *, websocket_timeout: float) -> list[FaultSt
     """
     if not duration > 0:
         raise ValueError(f"duration must be > 0 seconds, got {duration}")
-    silence = max(0.15 * duration, websocket_timeout + 1.0)
+    # Short enough that the stream is back before the outage at 65 %.
+    silence = max(0.10 * duration, websocket_timeout + 1.0)
     return [
         FaultStep(0.25 * duration, "drop_websocket", "fault: WebSocket dropped (TCP abort)"),
         FaultStep(
-            0.45 * duration,
+            0.40 * duration,
             "silence_websocket",
             f"fault: WebSocket silent for {silence:.1f} s (socket left open)",
             seconds=silence,
