@@ -225,36 +225,50 @@ async def readers_run(frames: list[bytes] | None, duration: float) -> dict[str, 
     stop = threading.Event()
     task_latency: list[float] = []
     thread_latency: list[float] = []
+    # From when a reader meant to read (its sleep's end) to the answer: adds the
+    # wait for the event loop (tasks) or for the GIL (threads) to the call itself.
+    task_delay: list[float] = []
+    thread_delay: list[float] = []
 
     async def reader_task(number: int) -> None:
         rng = random.Random(number)
         record = task_latency.append
+        record_delay = task_delay.append
         clock = time.perf_counter_ns
+        period = int(TASK_PERIOD * 1e9)
         while not stop.is_set():
+            wanted = clock() + period
             await asyncio.sleep(TASK_PERIOD)
             asset = names[rng.randrange(len(names))]
             start = clock()
             await get_balance(asset)
-            record(clock() - start)
+            end = clock()
+            record(end - start)
+            record_delay(end - wanted)
 
     def reader_thread(number: int) -> None:
         rng = random.Random(1000 + number)
         record = thread_latency.append
+        record_delay = thread_delay.append
         clock = time.perf_counter_ns
+        period = int(THREAD_PERIOD * 1e9)
         while not stop.is_set():
+            wanted = clock() + period
             time.sleep(THREAD_PERIOD)
             asset = names[rng.randrange(len(names))]
             start = clock()
             view.get_balance(asset)
-            record(clock() - start)
+            end = clock()
+            record(end - start)
+            record_delay(end - wanted)
 
     tasks = [asyncio.create_task(reader_task(i)) for i in range(READER_TASKS)]
     threads = [threading.Thread(target=reader_thread, args=(i,)) for i in range(READER_THREADS)]
     for thread in threads:
         thread.start()
     await asyncio.sleep(0.05)  # every reader running
-    task_latency.clear()
-    thread_latency.clear()
+    for samples in (task_latency, thread_latency, task_delay, thread_delay):
+        samples.clear()
     start = time.perf_counter()
     if frames is None:
         await asyncio.sleep(duration)
@@ -272,6 +286,8 @@ async def readers_run(frames: list[bytes] | None, duration: float) -> dict[str, 
         "rate": (len(frames) / elapsed) if frames is not None else 0.0,
         "task": list(task_latency),
         "thread": list(thread_latency),
+        "task delay": list(task_delay),
+        "thread delay": list(thread_delay),
     }
 
 
@@ -316,6 +332,10 @@ async def bench_contention(repeats: int, count: int) -> None:
         quantiles(loaded, "thread"),
     )
     report(f"  {READER_THREADS} reader threads, stream idle (reference)", quantiles(idle, "thread"))
+    print("  from when a reader meant to read to its answer (waiting for the loop / the GIL too):")
+    for kind, label in (("task delay", "reader tasks"), ("thread delay", "reader threads")):
+        report(f"    {label}, stream at full speed", quantiles(loaded, kind))
+        report(f"    {label}, stream idle (reference)", quantiles(idle, kind))
 
 
 # ---------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def run_one(script: str, args: tuple[str, ...]) -> tuple[int, list[str], float]:
     """Run one script, echoing its output; returns (exit code, output lines, seconds)."""
     started = time.perf_counter()
     process = subprocess.Popen(  # noqa: S603 - our own scripts, with the same interpreter
-        [sys.executable, str(HERE / script), *args],
+        [sys.executable, f"bench/{script}", *args],  # relative: the printed command reads well
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
