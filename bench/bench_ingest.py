@@ -19,7 +19,8 @@ each against its reference measured in the same run, alternating:
    appends it to a list and awaits a no-op callback. Targets: >= 100,000
    msg/s, and at most 4x the floor.
 2. **Where the time goes**: the same frames through each layer alone
-   (decode, session, client translation, manager), so a miss points at a layer.
+   (decode, session, client translation, manager), and each step of the
+   manager's hot path alone in ns per call, so a miss points at a function.
 3. **A 30-asset snapshot** (``balances`` snapshot frame) and **a 30-asset
    BalanceEx response** (REST body), decoded and applied by the manager, each
    against a bare decode-and-store loop of the same bytes. Target: <= 2x.
@@ -45,9 +46,12 @@ from typing import Any
 
 import msgspec
 
+from balance_manager.adapters.base import StreamLedgerUpdate
 from balance_manager.adapters.kraken_rest import KrakenRestClient
 from balance_manager.adapters.kraken_ws import KrakenWebSocketClient
-from balance_manager.core.models import BalanceChange
+from balance_manager.core.amounts import ZERO
+from balance_manager.core.models import Balance, BalanceChange, Source
+from balance_manager.history import BalanceHistory
 from balance_manager.kraken import rest
 from balance_manager.kraken.ws_messages import decode_message
 from balance_manager.manager import BalanceManager
@@ -462,20 +466,151 @@ async def bench_loopback(repeats: int, count: int, in_process_rate: float) -> No
 # ---------------------------------------------------------------------------
 
 
-def profile(frames: Sequence[bytes]) -> None:
+async def profile(frames: Sequence[bytes]) -> None:
     """Print a pyinstrument profile of the whole path over ``frames``."""
     from pyinstrument import Profiler
 
-    async def run() -> None:
-        manager, client = await streaming_manager()
-        manager.register_callback("balance_update", _noop)
-        profiler = Profiler(interval=0.0002, async_mode="disabled")
-        profiler.start()
-        await feed_like_the_client(client, frames)
-        profiler.stop()
-        print(profiler.output_text(unicode=True, color=False, show_all=False))
+    manager, client = await streaming_manager()
+    manager.register_callback("balance_update", _noop)
+    profiler = Profiler(interval=0.0002, async_mode="disabled")
+    profiler.start()
+    await feed_like_the_client(client, frames)
+    profiler.stop()
+    print(profiler.output_text(unicode=True, color=False, show_all=False))
 
-    asyncio.run(run())
+
+async def bench_steps(frames: Sequence[bytes], repeats: int) -> None:
+    """ns per call of each step of the manager's hot path, alone, on this stream's values.
+
+    The steps of ``BalanceManager._on_ledger`` / ``_apply`` called one by one
+    on the stream's real events (captured from the client), so a miss can be
+    pinned on a function. Each figure is the median of ``repeats`` loops over
+    every event; they add up to less than the whole path (which also pays for
+    the calls between them and for cache misses of interleaved work).
+    """
+    _, client = await streaming_manager()
+    events: list[Any] = []
+
+    async def capture(event: object) -> None:
+        events.append(event)
+
+    client._sink = capture
+    await feed_like_the_client(client, frames)
+    updates = [e for e in events if isinstance(e, StreamLedgerUpdate)]
+    manager, _ = await streaming_manager()
+    manager.register_callback("balance_update", _noop)
+    history = manager.history
+    cache = manager.cache
+    validator = manager.validator
+    assert validator is not None
+    registry = manager._callbacks
+    store = manager._store
+    balances = [
+        Balance(
+            asset=e.asset,
+            balance=e.balance,
+            hold_trade=ZERO,
+            source=Source.WEBSOCKET,
+            exchange_time=e.exchange_time,
+            received_at=e.received_at,
+            earn=e.earn,
+        )
+        for e in updates
+    ]
+    ids = [e.ledger_id for e in updates]
+    pairs = list(zip(balances, balances[1:] + balances[:1], strict=True))
+
+    def timed(loop: Callable[[], object]) -> float:
+        start = time.perf_counter_ns()
+        loop()
+        return (time.perf_counter_ns() - start) / len(updates)
+
+    def make_balances() -> None:
+        for e in updates:
+            Balance(
+                asset=e.asset,
+                balance=e.balance,
+                hold_trade=ZERO,
+                source=Source.WEBSOCKET,
+                exchange_time=e.exchange_time,
+                received_at=e.received_at,
+                credit=ZERO,
+                credit_used=ZERO,
+                earn=e.earn,
+            )
+
+    def store_puts() -> None:
+        for b in balances:
+            store.put(b)
+
+    def cache_puts() -> None:
+        put = cache.put
+        for b in balances:
+            put(b.asset, b)
+
+    def validations() -> None:
+        validate = validator.validate_balance
+        for b in balances:
+            validate(b)
+
+    def records() -> None:
+        fresh = BalanceHistory(clock=manager.clock)
+        record = fresh.record
+        for b, ledger_id in zip(balances, ids, strict=True):
+            record(b, ledger_id=ledger_id)
+
+    def significance() -> None:
+        check = history.is_significant
+        for old, new in pairs:
+            check(old.balance, new.balance)
+
+    def changes() -> None:
+        for old, new in pairs:
+            BalanceChange(new=new, old=old, significant=True, kind="update", ledger_id="x")
+
+    def counters() -> None:
+        incr = manager._counters.incr
+        for _ in updates:
+            incr("updates")
+
+    async def emits() -> float:
+        emit = registry.emit
+        start = time.perf_counter_ns()
+        for b in balances:
+            await emit("balance_update", b)
+        return (time.perf_counter_ns() - start) / len(updates)
+
+    async def on_ledger() -> float:
+        fresh, _ = await streaming_manager()
+        fresh.register_callback("balance_update", _noop)
+        handle = fresh._on_stream_event
+        start = time.perf_counter_ns()
+        for e in updates:
+            await handle(e)
+        return (time.perf_counter_ns() - start) / len(updates)
+
+    def sync(fn: Callable[[], None]) -> Callable[[], Awaitable[float]]:
+        async def case() -> float:
+            return timed(fn)
+
+        return case
+
+    cases: dict[str, Callable[[], Awaitable[float]]] = {
+        "Balance(...) (with __post_init__ checks)": sync(make_balances),
+        "InMemoryBalanceStore.put": sync(store_puts),
+        "BalanceCache.put": sync(cache_puts),
+        "BalanceValidator.validate_balance (7 rules)": sync(validations),
+        "BalanceHistory.record (with ledger id)": sync(records),
+        "BalanceHistory.is_significant": sync(significance),
+        "BalanceChange(...)": sync(changes),
+        "Counters.incr (x3 per update on the path)": sync(counters),
+        "CallbackRegistry.emit (one async no-op)": emits,
+        "manager sink alone, whole (_on_stream_event)": on_ledger,
+    }
+    samples = await alternate_async(cases, repeats)
+    print(f"manager steps alone, ns per call (median of {repeats}, {len(updates):,} updates):")
+    for name, values in samples.items():
+        print(f"  {name:<46} {stats_of(values).median:7.0f} ns")
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -488,8 +623,9 @@ async def run(args: argparse.Namespace) -> None:
     await bench_bulk(repeats, 200 if args.quick else BULK_MESSAGES)
     if not args.no_loopback:
         await bench_loopback(3, 5_000 if args.quick else LOOPBACK_FRAMES, figures["manager_rate"])
+    await bench_steps(frames[:20_000], 3)
     if args.profile:
-        profile(frames[:50_000])
+        await profile(frames[:50_000])
 
 
 def main() -> None:
