@@ -89,6 +89,10 @@ async def _maintenance_off(sim: SimulatedKraken) -> None:
     sim.faults.online()
 
 
+async def _restart(sim: SimulatedKraken) -> None:
+    await sim.restart()
+
+
 async def _stop(sim: SimulatedKraken) -> None:
     await sim.stop()
 
@@ -353,6 +357,17 @@ CASES = [
         OPEN_BOUND,
         "values served as cache, max_age refused; both sources come back",
         serves="cache",
+    ),
+    Case(
+        "simulator_restart_instant",
+        _restart,
+        _nothing,
+        0.0,
+        True,
+        CLOSED,
+        15.0,
+        "server closes the socket (close frame); reconnect after a quick retry; state kept",
+        {"reconnects": 1},
     ),
     Case(
         "simulator_restarted",
