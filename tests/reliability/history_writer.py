@@ -47,8 +47,9 @@ async def write_forever(db_path: str, first: int, batch: int) -> int:
             )
             history.record(balance, ledger_id=f"L{number}")
         await history.flush()
-        if history.last_error is not None:
-            print(f"ERR {history.last_error}", flush=True)
+        error = history.get_statistics()["last_error"]  # flush records errors, never raises
+        if error is not None:
+            print(f"ERR {error}", flush=True)
             return 3
         print(f"ACK {number}", flush=True)
 
