@@ -619,7 +619,7 @@ async def run(args: argparse.Namespace) -> None:
     repeats = 3 if args.quick else 5
     frames = update_frames(count)
     figures = await bench_stream(frames, repeats)
-    await bench_layers(frames[:50_000], 3)
+    await bench_layers(frames[:30_000], 3)
     await bench_bulk(repeats, 200 if args.quick else BULK_MESSAGES)
     if not args.no_loopback:
         await bench_loopback(3, 5_000 if args.quick else LOOPBACK_FRAMES, figures["manager_rate"])

@@ -18,7 +18,7 @@ alternating):
 4. **Contention**: 100 reader tasks (each reads a random asset every 10 ms:
    10,000 reads/s in all) and 4 reader threads (``sync_view``, each reading
    every 1 ms: up to 4,000 reads/s) while
-   100,000 update frames stream through the manager at full speed (yielding to
+   60,000 update frames stream through the manager at full speed (yielding to
    the event loop after each frame, as a socket read loop does). Printed:
    readers' p50 / p99 / max latency per call and the ingest rate meanwhile;
    reference: the same readers with the stream idle.
@@ -391,8 +391,8 @@ async def bench_trend(repeats: int) -> None:
 async def run(args: argparse.Namespace) -> None:
     """Every part in order."""
     await bench_single(3 if args.quick else 5, CALLS // 4 if args.quick else CALLS)
-    await bench_contention(2 if args.quick else 3, 20_000 if args.quick else 100_000)
-    await bench_trend(5 if args.quick else 15)
+    await bench_contention(2 if args.quick else 3, 20_000 if args.quick else 60_000)
+    await bench_trend(5 if args.quick else 10)
 
 
 def main() -> None:
