@@ -153,6 +153,8 @@ class BalanceCache(Generic[V]):
         self._lock = threading.Lock()
         self._data: OrderedDict[str, _Entry[V]] = OrderedDict()
         self._counters = Counters(_COUNTER_NAMES)
+        # The counters' own dict, incremented in place on the hot paths (under the lock).
+        self._counts = self._counters.live
         self._callbacks: dict[str, tuple[_Callback[V], ...]] = {e: () for e in CACHE_EVENTS}
         # Events with at least one callback: the hot paths test this set and
         # build no CacheEvent at all when nobody listens.
@@ -192,7 +194,7 @@ class BalanceCache(Generic[V]):
             entry = self._data.get(key)
             if entry is not None and now < entry.expires_at:
                 self._data.move_to_end(key)
-                self._counters.incr("hits")
+                self._counts["hits"] += 1
                 value: V | None = entry.value
                 if "hit" not in self._listened:
                     return value
@@ -266,10 +268,24 @@ class BalanceCache(Generic[V]):
         Raises:
             ConfigError: ``ttl`` is not a positive number.
         """
-        if not isinstance(key, str):
+        if type(key) is not str:
             raise TypeError(f"cache keys are str (asset names), got {type(key).__name__}")
         lifetime = self._default_ttl if ttl is None else _check_ttl("ttl", ttl)
         now = self._time()
+        deadline = now + lifetime
+        last = self._last_expiry
+        # Within the millisecond that ``last`` rounds up to: the same expiry
+        # (see _expiry), without recomputing it.
+        if last - 0.001 < deadline <= last and not self._listened:
+            # Fast path (every streamed update): replace a held entry in place.
+            with self._lock:
+                entry = self._data.get(key)
+                if entry is not None:
+                    self._data.move_to_end(key)
+                    entry.value = value
+                    entry.expires_at = last
+                    self._counts["puts"] += 1
+                    return
         expires_at = _expiry(now, lifetime)
         dropped: list[tuple[str, str, V]] = []
         with self._lock:
@@ -422,6 +438,10 @@ class BalanceCache(Generic[V]):
         )
 
 
+_INF = math.inf
+ceil = math.ceil
+
+
 def _expiry(now: float, lifetime: float) -> float:
     """``now + lifetime`` rounded up to the next millisecond (``inf`` stays ``inf``).
 
@@ -431,9 +451,9 @@ def _expiry(now: float, lifetime: float) -> float:
     cache then stores as one shared float instead of one float per entry.
     """
     deadline = now + lifetime
-    if math.isinf(deadline):
+    if deadline == _INF:
         return deadline
-    return math.ceil(deadline * _MS_PER_S) / _MS_PER_S
+    return ceil(deadline * _MS_PER_S) / _MS_PER_S
 
 
 def _check_ttl(name: str, ttl: object) -> float:

@@ -179,6 +179,25 @@ class Balance(_Readable, msgspec.Struct, frozen=True, gc=False):
     earn: Decimal = ZERO
 
     def __post_init__(self) -> None:
+        # Fast path (every streamed update): Decimal balance and hold, the shared
+        # ZERO for the rest. Same checks as below, without the loop.
+        balance = self.balance
+        hold = self.hold_trade
+        if (
+            type(balance) is Decimal
+            and type(hold) is Decimal
+            and self.credit is ZERO
+            and self.credit_used is ZERO
+            and self.earn is ZERO
+            and type(self.asset) is str
+            and self.asset
+            and balance.is_finite()
+            and (hold is ZERO or (hold.is_finite() and hold >= ZERO))
+        ):
+            return
+        self._check_slowly()
+
+    def _check_slowly(self) -> None:
         if not self.asset or not isinstance(self.asset, str):
             raise BalanceStateError(str(self.asset), "asset", self.asset, "must be a non-empty str")
         for name in AMOUNT_FIELDS:

@@ -61,7 +61,18 @@ class Counters:
 
     def reset(self) -> None:
         """Set every counter back to zero (names given at construction stay present)."""
-        self._values = dict.fromkeys(self._initial, 0)
+        self._values.clear()
+        self._values.update(dict.fromkeys(self._initial, 0))
+
+    @property
+    def live(self) -> dict[str, int]:
+        """The counters' own dict, for hot paths: ``counts["hits"] += 1`` skips a call.
+
+        Only for names given at construction (they always exist); the same
+        single-writer contract applies. The dict object never changes, even
+        across :meth:`reset`.
+        """
+        return self._values
 
     def __contains__(self, name: object) -> bool:
         return name in self._values
