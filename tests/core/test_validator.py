@@ -571,3 +571,35 @@ def test_repr_marks_disabled_rules() -> None:
     """The validator's repr lists rules and marks disabled ones."""
     validator = BalanceValidator([UnrealisticBalance(enabled=False)])
     assert repr(validator) == "BalanceValidator(rules=[unrealistic_balance (disabled)])"
+
+
+# -- the all-good shortcut ------------------------------------------------------------
+
+_amounts = st.decimals(
+    min_value=Decimal("-1e13"), max_value=Decimal("1e13"), places=12, allow_nan=False
+) | st.sampled_from([Decimal("0"), Decimal("0E-10"), Decimal("1.50000000000000"), Decimal("1e12")])
+
+
+@given(
+    balance=_amounts,
+    hold=_amounts.filter(lambda d: d >= 0),
+    asset=st.sampled_from(["BTC", "USD", "DOGE", "NEWCOIN"]),
+)
+def test_shortcut_never_hides_an_issue(balance: Decimal, hold: Decimal, asset: str) -> None:
+    """Whenever the all-good shortcut says so, running every rule finds nothing."""
+    from balance_manager.kraken.assets import AssetNames
+
+    validator = BalanceValidator.from_config(
+        BalanceManagerConfig(history_db_path=None), decimals=AssetNames().decimals
+    )
+    value = Balance(asset, balance, hold)
+    if validator._all_good(value):
+        assert validator._run(value, validator._context(asset)) is None
+
+
+def test_shortcut_is_off_with_a_custom_rule() -> None:
+    """A user rule always runs: the shortcut only restates the built-in rules."""
+    validator = BalanceValidator()
+    validator.add_rule(rule("always", Severity.WARNING)(lambda b, ctx: "custom finding"))
+    result = validator.validate_balance(Balance("BTC", Decimal(1)))
+    assert [issue.rule for issue in result.issues] == ["always"]
