@@ -297,8 +297,9 @@ def read_envelope(
         if status != 200:
             raise _transport_error(body, method, status, content_type) from None
         raise _protocol_error(exc, method=method) from None
-    except msgspec.DecodeError:
-        # Not JSON at all: the request never got a Kraken answer (§2).
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        # Not JSON at all (invalid UTF-8 included): the request never got a
+        # Kraken answer (§2).
         raise _transport_error(body, method, status, content_type) from None
     errors, warnings = split_messages(envelope.error)
     if errors:
@@ -341,7 +342,7 @@ _FIELD_MESSAGE = re.compile(r"^`(?P<field>\w+)` must be")
 
 
 def protocol_error(
-    exc: msgspec.MsgspecError, *, prefix: str = "$", context: str = ""
+    exc: msgspec.MsgspecError | UnicodeDecodeError, *, prefix: str = "$", context: str = ""
 ) -> ProtocolError:
     """Turn a msgspec error into a :class:`ProtocolError` carrying the JSON path.
 
@@ -361,7 +362,9 @@ def protocol_error(
     return ProtocolError(f"{context}{message}", path=path)
 
 
-def _protocol_error(exc: msgspec.MsgspecError, *, method: str, prefix: str = "$") -> ProtocolError:
+def _protocol_error(
+    exc: msgspec.MsgspecError | UnicodeDecodeError, *, method: str, prefix: str = "$"
+) -> ProtocolError:
     # No raw excerpt: private results can hold a WebSocket token.
     return protocol_error(exc, prefix=prefix, context=f"{method}: " if method else "")
 
@@ -375,7 +378,7 @@ def _decoder(kind: type[_T]) -> Callable[[msgspec.Raw | bytes, str], _T]:
     def decode(raw: msgspec.Raw | bytes, method: str) -> _T:
         try:
             return decoder.decode(raw)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise _protocol_error(exc, method=method, prefix="$.result") from None
 
     return decode

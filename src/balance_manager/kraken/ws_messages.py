@@ -504,7 +504,9 @@ _subscription_response_decoder = msgspec.json.Decoder(MethodResponse)
 _other_response_decoder = msgspec.json.Decoder(_OtherMethodResponse)
 _pong_decoder = msgspec.json.Decoder(PongMessage)
 
-_DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError)
+# msgspec raises UnicodeDecodeError (not a DecodeError) for invalid UTF-8
+# inside a JSON string of a bytes frame: it is as malformed as any other.
+_DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError)
 
 
 def _excerpt(frame: bytes | str) -> str:
@@ -512,7 +514,9 @@ def _excerpt(frame: bytes | str) -> str:
     return text[:200]
 
 
-def _fail(exc: msgspec.MsgspecError, frame: bytes | str, prefix: str = "$") -> ProtocolError:
+def _fail(
+    exc: msgspec.MsgspecError | UnicodeDecodeError, frame: bytes | str, prefix: str = "$"
+) -> ProtocolError:
     error = protocol_error(exc, prefix=prefix)
     # Server frames carry no secrets (the token only travels client → server).
     error.raw = _excerpt(frame)
