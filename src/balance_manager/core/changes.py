@@ -52,6 +52,8 @@ EXACT_CONTEXT = Context(
 )
 
 _HUNDRED = Decimal(100)
+_subtract = EXACT_CONTEXT.subtract
+_multiply = EXACT_CONTEXT.multiply
 
 
 def difference(new: Decimal, old: Decimal | None) -> Decimal:
@@ -91,14 +93,19 @@ def is_significant(
     Returns:
         ``True`` when the change is significant.
     """
-    delta = abs(difference(new, old))
+    return _significant(old, new, absolute, percent)
+
+
+def _significant(old: Decimal | None, new: Decimal, absolute: Decimal, percent: Decimal) -> bool:
+    # One flat function: it runs on every streamed update.
+    delta = new.copy_abs() if old is None else _subtract(new, old).copy_abs()
     if not delta or delta < absolute:
         return False
     if old is None or not old:
         return True
     # |delta| / |old| * 100 >= percent  <=>  |delta| * 100 >= percent * |old|
     # (|old| > 0): multiplying instead of dividing keeps the test exact.
-    return EXACT_CONTEXT.multiply(delta, _HUNDRED) >= EXACT_CONTEXT.multiply(percent, abs(old))
+    return _multiply(delta, _HUNDRED) >= _multiply(percent, old.copy_abs())
 
 
 class ChangeDetector:
@@ -134,7 +141,7 @@ class ChangeDetector:
 
     def is_significant(self, old: Decimal | None, new: Decimal) -> bool:
         """Whether ``old`` → ``new`` passes both thresholds (see :func:`is_significant`)."""
-        return is_significant(old, new, absolute=self.absolute, percent=self.percent)
+        return _significant(old, new, self.absolute, self.percent)
 
     __call__ = is_significant
 
