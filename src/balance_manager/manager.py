@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+from decimal import Decimal
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -297,6 +299,7 @@ class BalanceManager:
         Raises:
             StaleBalanceError: ``max_age`` was given and no source could provide
                 a value that young.
+            ConfigError: ``max_age`` is not a number of seconds >= 0 (NaN included).
         """
         name = self._canonical.get(asset) or self.canonical(asset)
         value = self.cache.get(name)
@@ -313,8 +316,7 @@ class BalanceManager:
             if value is not None and mode is not ServingMode.CACHE:
                 self.cache.put(name, value)  # re-confirmed by a live source
         if max_age is not None:
-            if max_age < 0:
-                raise ValueError(f"max_age must be >= 0, got {max_age}")
+            max_age = _checked_max_age(max_age)
             age = self.age_of(value)
             if age is None or age > max_age:
                 await self._refresh_for_read(name, max_age)
@@ -361,6 +363,7 @@ class BalanceManager:
         """Every held asset → its balance (same shape and sources as :meth:`get_balance`)."""
         mode = self._update_mode()
         if max_age is not None:
+            max_age = _checked_max_age(max_age)
             stale = [b for b in self._store.snapshot().values() if (self.age_of(b) or 0) > max_age]
             if stale or not self._store:
                 await self._refresh_for_read(stale[0].asset if stale else "*", max_age)
@@ -805,6 +808,28 @@ class BalanceManager:
         )
 
 
+def _checked_max_age(max_age: object) -> float:
+    """``max_age`` as seconds, refusing what would disable or break the freshness check.
+
+    A NaN compares false with every age, so it would let any value through:
+    refused, like negatives, bools and non-numbers.
+
+    Raises:
+        ConfigError: naming ``max_age`` and the value given.
+    """
+    if isinstance(max_age, bool) or not isinstance(max_age, int | float | Decimal):
+        raise ConfigError("max_age", max_age, "must be a number of seconds (int or float)")
+    try:
+        seconds = float(max_age)
+    except OverflowError:
+        seconds = math.inf  # an int beyond float range: any age is young enough
+    except ValueError:  # a signalling NaN
+        seconds = math.nan
+    if math.isnan(seconds) or seconds < 0:
+        raise ConfigError("max_age", max_age, "must be a number of seconds >= 0")
+    return seconds
+
+
 def _report(task: asyncio.Task[None]) -> bool:
     """Log a finished background task's error; always False (drop it from the list)."""
     if not task.cancelled() and task.exception() is not None:
@@ -833,6 +858,8 @@ class SyncBalanceView:
         manager = self._manager
         name = manager.canonical(asset)
         value = manager._store.get(name)
+        if max_age is not None:
+            max_age = _checked_max_age(max_age)
         if value is None:
             return None
         if max_age is not None:

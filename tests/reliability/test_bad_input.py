@@ -483,6 +483,23 @@ async def test_an_unknown_asset_is_not_held(manager: BalanceManager) -> None:
 
 @pytest.mark.network
 @pytest.mark.asyncio
+@pytest.mark.parametrize("max_age", [float("nan"), -1, -0.5, "5", True, [5], Decimal("NaN")])
+async def test_bad_max_age_is_refused_everywhere(manager: BalanceManager, max_age: Any) -> None:
+    """max_age that is NaN, negative or not a number raises ConfigError naming max_age.
+
+    A NaN compares false with every age: accepted, it would serve any stale value.
+    """
+    with pytest.raises(ConfigError, match="max_age") as info:
+        await manager.get_balance("BTC", max_age=max_age)
+    assert info.value.option == "max_age"
+    with pytest.raises(ConfigError, match="max_age"):
+        await manager.get_all_balances(max_age=max_age)
+    with pytest.raises(ConfigError, match="max_age"):
+        manager.sync_view().get_balance("BTC", max_age=max_age)
+
+
+@pytest.mark.network
+@pytest.mark.asyncio
 async def test_good_max_age_values_work(manager: BalanceManager) -> None:
     """Ints, floats, Decimals and infinity are fine max_age values; zero asks for a refresh."""
     good: tuple[Any, ...] = (5, 5.0, Decimal(5), float("inf"), 10**400)
