@@ -52,6 +52,7 @@ from balance_manager.exceptions import (
     AuthenticationError,
     ConfigError,
     LockoutError,
+    ProtocolError,
     SourceError,
     StaleBalanceError,
     UnknownAssetError,
@@ -74,6 +75,11 @@ EVENTS = (
     "source_changed",
     "connection_state",
 )
+
+#: How a REST read can fail: the source could not answer, or answered a result
+#: of the wrong shape (a ProtocolError is not a SourceError). Either is a failed
+#: read: counted, retried at the next poll, never fatal to the polling task.
+_REST_FAILURES = (SourceError, ProtocolError)
 
 #: Seconds between two runs of the health monitor.
 MONITOR_INTERVAL = 1.0
@@ -210,14 +216,14 @@ class BalanceManager:
                 await rest.load_assets()
             except (AuthenticationError, LockoutError):
                 raise
-            except SourceError as exc:
+            except _REST_FAILURES as exc:
                 logger.warning("could not read asset info (%s); using built-in names", exc)
             try:
                 await self.refresh_all_balances()
             except (AuthenticationError, LockoutError):
                 await self.close()
                 raise
-            except SourceError as exc:
+            except _REST_FAILURES as exc:
                 logger.warning("initial REST snapshot failed (%s); will retry", exc)
         if self.config.metrics_enabled:
             self._start_metrics()
@@ -337,7 +343,7 @@ class BalanceManager:
             return
         try:
             await self.refresh_all_balances()
-        except SourceError as exc:
+        except _REST_FAILURES as exc:
             held = self._store.get(name)
             raise StaleBalanceError(name, self.age_of(held), max_age, str(exc)) from exc
 
@@ -385,6 +391,8 @@ class BalanceManager:
 
         Raises:
             SourceError: REST failed (the held values stay as they were).
+            ProtocolError: REST answered with a result of the wrong shape (held
+                values unchanged; counted as a failure like a SourceError).
         """
         rest = self.rest_client
         if rest is None:
@@ -393,7 +401,7 @@ class BalanceManager:
             self._tracker.rest_attempt(self.clock.monotonic())
             try:
                 snapshot = await rest.fetch_balances()
-            except SourceError as exc:
+            except _REST_FAILURES as exc:
                 self._tracker.rest_failure()
                 self._counters.incr("rest_failures")
                 self._last_rest_error = str(exc)
@@ -771,7 +779,7 @@ class BalanceManager:
     async def _refresh_quietly(self) -> None:
         try:
             await self.refresh_all_balances()
-        except SourceError as exc:
+        except _REST_FAILURES as exc:
             logger.warning("REST refresh failed: %s", exc)
 
     async def _monitor(self) -> None:

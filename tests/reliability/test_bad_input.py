@@ -54,7 +54,7 @@ from balance_manager.kraken.ws_session import (
     SessionState,
 )
 from balance_manager.simulator import SimulatedKraken
-from balance_manager.testing import drive_until_done
+from balance_manager.testing import drive, drive_until_done
 
 from .harness import build_manager, reliability_config, start_streaming
 
@@ -379,6 +379,39 @@ def test_rest_client_counts_every_answer_and_refusal(bodies: list[bytes]) -> Non
 
 BALANCE_EX = (FIXTURES / "rest_balanceex.json").read_bytes()
 ASSETS = (FIXTURES / "rest_assets.json").read_bytes()
+
+
+@pytest.mark.asyncio
+async def test_a_malformed_rest_result_is_a_counted_failure_and_polling_goes_on(
+    clock: ManualClock,
+) -> None:
+    """A BalanceEx result of the wrong shape is a counted failed read; polling goes on."""
+    client = _CannedRestClient(
+        {"BalanceEx": BALANCE_EX, "Assets": ASSETS, "*": b'{"error":["EGeneral:Unknown method"]}'},
+        config=reliability_config(None),
+        clock=clock,
+        rng=random.Random(2),
+    )
+    manager = BalanceManager(
+        websocket_client=None, rest_client=client, config=client.config, clock=clock
+    )
+    try:
+        await drive_until_done(clock, manager.initialize(), seconds=60)
+        usd = await manager.get_balance("USD")
+        assert usd is not None
+        assert usd.balance == Decimal("25435.21")
+        client.bodies["BalanceEx"] = b'{"error":[],"result":{"ZUSD":{"balance":[1]}}}'
+        await drive(clock, 16.0, step=1.0)
+        stats = manager.get_statistics()
+        assert stats["rest_failures"] >= 3  # each poll (every 5 s) failed and was counted
+        assert "balance" in (manager.get_status()["rest"]["last_error"] or "")
+        client.bodies["BalanceEx"] = BALANCE_EX.replace(b"25435.21", b"25500.5")
+        await drive(clock, 6.0, step=1.0)
+        usd = await manager.get_balance("USD")
+        assert usd is not None
+        assert usd.balance == Decimal("25500.5")  # polling went on
+    finally:
+        await drive_until_done(clock, manager.close(), seconds=60)
 
 
 # -- the public API ------------------------------------------------------------------------------
