@@ -366,7 +366,13 @@ class BalanceManager:
         return age
 
     async def get_all_balances(self, *, max_age: float | None = None) -> dict[str, Balance]:
-        """Every held asset → its balance (same shape and sources as :meth:`get_balance`)."""
+        """Every held asset → its balance (same shape and sources as :meth:`get_balance`).
+
+        Raises:
+            StaleBalanceError: ``max_age`` was given and a value that young could
+                not be had for every asset.
+            ConfigError: ``max_age`` is not a number of seconds >= 0.
+        """
         mode = self._update_mode()
         if max_age is not None:
             max_age = _checked_max_age(max_age)
@@ -374,6 +380,14 @@ class BalanceManager:
             if stale or not self._store:
                 await self._refresh_for_read(stale[0].asset if stale else "*", max_age)
                 mode = self._update_mode()
+                # The read may not have confirmed every value (REST disagreed with
+                # a stream still counted healthy): never hand one back that old.
+                for held in self._store.snapshot().values():
+                    age = self.age_of(held)
+                    if age is not None and age > max_age:
+                        raise StaleBalanceError(
+                            held.asset, age, max_age, self._last_rest_error or ""
+                        )
         balances = self._store.snapshot()
         if mode is ServingMode.CACHE:
             self._counters.incr("stale_reads")

@@ -32,7 +32,7 @@ import pytest_asyncio
 
 from balance_manager import BalanceManager, ServingMode
 from balance_manager.clock import ManualClock
-from balance_manager.exceptions import ExchangeError
+from balance_manager.exceptions import ExchangeError, StaleBalanceError
 from balance_manager.simulator import SimulatedKraken
 from balance_manager.testing import drive, wait_until
 
@@ -557,5 +557,32 @@ async def test_a_reordered_update_stays_out_of_order_across_heartbeats(
         assert stats["gaps"] == 1
         assert stats["resyncs"] == 1
         assert converged(manager, sim), mismatches(manager, sim)
+    finally:
+        await manager.close()
+
+
+async def test_get_all_balances_with_max_age_never_returns_a_stale_value(
+    sim: SimulatedKraken, clock: ManualClock
+) -> None:
+    """All balances with max_age: each value is that young, or StaleBalanceError is raised."""
+    manager = build_manager(sim, clock, reliability_config(None))
+    try:
+        await start_streaming(manager)
+        sim.faults.go_silent(seconds=None)  # quiet, not yet declared dead
+        sim.deposit("USD", "3")  # the stream cannot say so; REST disagrees with it
+        await drive(clock, 7.0, step=0.5)
+        assert manager.serving_mode is ServingMode.WEBSOCKET
+        try:
+            balances = await manager.get_all_balances(max_age=5.0)
+        except StaleBalanceError as error:
+            stale: StaleBalanceError | None = error
+        else:
+            stale = None
+            for asset, value in balances.items():
+                age = manager.age_of(value)
+                assert age is not None, asset
+                assert age <= 5.0, (asset, age)
+        if stale is not None:
+            assert stale.max_age == 5.0
     finally:
         await manager.close()
