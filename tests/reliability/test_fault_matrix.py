@@ -234,6 +234,18 @@ CASES = [
         {"gaps": 1, "resyncs": 1},
     ),
     Case(
+        "executions_gap",
+        _act(lambda sim: sim.faults.skip_sequence(channel="executions")),
+        _nothing,
+        0.0,
+        True,
+        CLOSED,
+        10.0,
+        "gap in executions: resync of executions alone (REST meanwhile); balances keep "
+        "streaming, holds live again with its snapshot",
+        {"gaps": 1, "resyncs": 1},
+    ),
+    Case(
         "token_rejected",
         _act(lambda sim: (sim.faults.reject_token(times=4), sim.faults.drop_websocket())),
         _nothing,

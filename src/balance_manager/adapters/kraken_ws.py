@@ -434,6 +434,10 @@ class KrakenWebSocketClient:
             elif isinstance(event, ErrorReceived):
                 self._counters.incr("server_errors")
                 logger.warning("Kraken WebSocket error: %s", event.error)
+        if self._state is StreamState.RESYNCING and self.session.state is SessionState.STREAMING:
+            # A resync of ``executions`` alone ends with its snapshot, not a
+            # balances one: the session streams again, and so does the stream.
+            await self._set_status(StreamState.STREAMING, "resync done")
         holds_live = self.session.holds_live
         if holds_live != self._holds_live:
             self._holds_live = holds_live
