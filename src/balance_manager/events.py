@@ -17,6 +17,7 @@ import inspect
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Iterable
+from types import CoroutineType
 from typing import Any, TypedDict
 
 from balance_manager.core.stats import Counters, callable_name
@@ -76,6 +77,7 @@ class CallbackRegistry:
         self._callbacks: dict[str, tuple[Callback, ...]] = {name: () for name in names}
         self._lock = threading.Lock()  # serialises registrations from several threads
         self._counters = Counters(("emitted", "callbacks_called", "callback_errors"))
+        self._counts = self._counters.live  # incremented in place on the hot path
 
     @property
     def events(self) -> tuple[str, ...]:
@@ -141,18 +143,25 @@ class CallbackRegistry:
         Raises:
             UnknownEventError: ``event`` is not one of :attr:`events`.
         """
-        self._check_event(event)
-        self._counters.incr("emitted")
+        callbacks = self._callbacks.get(event)
+        if callbacks is None:
+            raise UnknownEventError(event, self._events)
+        counts = self._counts
+        counts["emitted"] += 1
         failures = 0
-        for fn in self._callbacks[event]:
-            self._counters.incr("callbacks_called")
+        for fn in callbacks:
+            counts["callbacks_called"] += 1
             try:
                 result = fn(payload)
-                if inspect.isawaitable(result):
+                # A coroutine is the common async case; test its type before the
+                # general (slower) awaitable check.
+                if result is not None and (
+                    type(result) is CoroutineType or inspect.isawaitable(result)
+                ):
                     await result
             except Exception:
                 failures += 1
-                self._counters.incr("callback_errors")
+                counts["callback_errors"] += 1
                 logger.exception("callback %s for event %r failed", callable_name(fn), event)
         return failures
 
