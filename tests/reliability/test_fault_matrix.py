@@ -30,11 +30,16 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from balance_manager import BalanceManager, ServingMode
+from balance_manager import BalanceManager, KrakenRestClient, ServingMode
 from balance_manager.clock import ManualClock
-from balance_manager.exceptions import ExchangeError, StaleBalanceError
+from balance_manager.exceptions import (
+    ExchangeError,
+    RateLimitedError,
+    StaleBalanceError,
+    TransportError,
+)
 from balance_manager.simulator import SimulatedKraken
-from balance_manager.testing import drive, wait_until
+from balance_manager.testing import drive, drive_until_done, wait_until
 
 from .harness import (
     Observer,
@@ -598,3 +603,27 @@ async def test_get_all_balances_with_max_age_never_returns_a_stale_value(
             assert stale.max_age == 5.0
     finally:
         await manager.close()
+
+
+async def test_each_rest_fault_that_fires_acts_on_its_own_request(
+    sim: SimulatedKraken, clock: ManualClock
+) -> None:
+    """Two REST faults due at once answer two requests: what fired is what the client saw."""
+    sim.faults.http_error(520)
+    sim.faults.rate_limit()
+    manager = build_manager(
+        sim, clock, reliability_config(None, rest_max_retries=0), websocket=False
+    )
+    rest = manager.rest_client
+    assert isinstance(rest, KrakenRestClient)
+    seen: list[str] = []
+    for _ in range(3):
+        try:
+            await drive_until_done(clock, rest.balance_ex())
+        except (TransportError, RateLimitedError) as error:
+            seen.append(type(error).__name__)
+        else:
+            seen.append("ok")
+    await rest.close()
+    assert seen == ["TransportError", "RateLimitedError", "ok"]
+    assert [fired.kind.value for fired in sim.faults.history] == ["http_error", "rate_limit"]

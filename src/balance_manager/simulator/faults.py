@@ -452,13 +452,25 @@ class Faults:
     # -- opportunities (called by the REST and WebSocket layers) ------------------
 
     def take(
-        self, kinds: Iterable[FaultKind], *, endpoint: str | None = None, channel: str | None = None
+        self,
+        kinds: Iterable[FaultKind],
+        *,
+        endpoint: str | None = None,
+        channel: str | None = None,
+        limit: int | None = None,
     ) -> list[Fault]:
-        """Offer one opportunity to the faults of ``kinds``; returns those that fire."""
+        """Offer one opportunity to the faults of ``kinds``; returns those that fire.
+
+        ``limit`` caps how many may fire at this opportunity (oldest first): a
+        REST request can be answered by one error only, and a fault that fired
+        must also have acted, or :attr:`history` would claim what never happened.
+        """
         wanted = frozenset(kinds)
         now = self._monotonic()
-        fired = []
+        fired: list[Fault] = []
         for fault in list(self._faults):
+            if limit is not None and len(fired) >= limit:
+                break
             if fault.kind not in wanted or fault.exhausted:
                 continue
             if fault.endpoint is not None and fault.endpoint != endpoint:

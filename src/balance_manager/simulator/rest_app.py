@@ -347,12 +347,20 @@ PRIVATE_METHODS: dict[str, Handler] = {
 # -- the handlers --------------------------------------------------------------------
 
 
+_SLOW = frozenset({FaultKind.SLOW_RESPONSE})
+_ANSWERING = REST_KINDS - _SLOW
+
+
 async def _apply_faults(ctx: SimContext, method: str) -> web.Response | None:
-    """A response forced by a fault, or ``None`` (after any injected delay)."""
-    for fault in ctx.faults.take(REST_KINDS, endpoint=method):
-        if fault.kind is FaultKind.SLOW_RESPONSE:
-            await ctx.clock.sleep(fault.seconds or 0.0)
-        elif fault.kind is FaultKind.HTTP_ERROR:
+    """A response forced by a fault, or ``None`` (after any injected delay).
+
+    A request may be slowed and then answered by one fault; further faults wait
+    for later requests (each fault that fires acts).
+    """
+    for slow in ctx.faults.take(_SLOW, endpoint=method, limit=1):
+        await ctx.clock.sleep(slow.seconds or 0.0)
+    for fault in ctx.faults.take(_ANSWERING, endpoint=method, limit=1):
+        if fault.kind is FaultKind.HTTP_ERROR:
             return web.Response(
                 text=CLOUDFLARE_520_BODY, status=fault.status or 520, content_type="text/html"
             )
