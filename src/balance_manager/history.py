@@ -234,27 +234,44 @@ class BalanceHistory:
             The entry, whose ``change`` is the exact difference to the previous
             entry, or ``None`` when nothing was recorded.
         """
+        if not self.add(balance, ledger_id=ledger_id):
+            return None
+        timeline = self._timeline.get(balance.asset)
+        return timeline.latest() if timeline is not None else None
+
+    def add(self, balance: Balance, *, ledger_id: str | None = None) -> bool:
+        """:meth:`record` without building the entry; returns whether it recorded.
+
+        The manager's hot path: every streamed update goes through here.
+        """
         if ledger_id is not None:
-            if ledger_id in self._ledger_ids:
+            ledger_ids = self._ledger_ids
+            if ledger_id in ledger_ids:
                 self._skipped_duplicates += 1
-                return None
-            self._remember(ledger_id)
+                return False
+            ledger_ids.add(ledger_id)
+            order = self._ledger_order
+            order.append(ledger_id)
+            if len(order) > self._ledger_limit:
+                ledger_ids.discard(order.popleft())
         amount = balance.balance
         timeline = self._timeline.timeline_for(balance.asset)
         if timeline.last_balance == amount:
             self._skipped_unchanged += 1
-            return None
-        timestamp = balance.timestamp or self._clock.time()
-        entry = timeline.append(timestamp, amount, balance.source)
+            return False
+        timestamp = balance.exchange_time
+        if timestamp is None:
+            timestamp = balance.received_at or self._clock.time()
+        timeline.add(timestamp, amount, balance.source)
         self._recorded += 1
         if self._store is not None and not self._closed:
             if len(self._pending) >= self._max_pending:
                 self._pending.popleft()
                 self._dropped += 1
             self._pending.append(
-                StoredRow(entry.asset, entry.timestamp, amount, entry.source, ledger_id)
+                StoredRow(balance.asset, timeline.last_timestamp, amount, balance.source, ledger_id)
             )
-        return entry
+        return True
 
     def is_significant(self, old: Decimal | None, new: Decimal) -> bool:
         """Whether ``old`` → ``new`` passes the change thresholds (see ``core.changes``)."""

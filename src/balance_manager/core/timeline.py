@@ -45,6 +45,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
+from typing import cast
 
 import msgspec
 
@@ -205,6 +206,14 @@ class AssetTimeline:
             BalanceStateError: ``timestamp`` is not finite.
             InvalidAmountError: ``balance`` is not an exact finite amount.
         """
+        previous = self._last
+        self.add(timestamp, balance, source)
+        balance = cast(Decimal, self._last)  # as stored: converted if it was not a Decimal
+        change = balance if previous is None else _subtract(balance, previous)
+        return HistoryEntry(self.asset, self._last_ts, balance, change, source)
+
+    def add(self, timestamp: float, balance: Decimal, source: Source) -> None:
+        """:meth:`append` without building the entry (the hot path of a stream)."""
         if type(balance) is not Decimal or not balance.is_finite():
             balance = to_amount(balance, name="balance")  # converts, or raises naming it
         if not math.isfinite(timestamp):
@@ -222,11 +231,8 @@ class AssetTimeline:
         self._amounts.append(number)
         # tuple.index compares by identity first: cheaper than hashing an Enum member.
         self._sources.append(_SOURCES.index(source))
-        previous = self._last
         self._last = balance
         self._last_ts = timestamp
-        change = balance if previous is None else _subtract(balance, previous)
-        return HistoryEntry(self.asset, timestamp, balance, change, source)
 
     def prune_before(self, timestamp: float) -> int:
         """Drop every entry older than ``timestamp``; return how many were dropped."""
@@ -250,6 +256,11 @@ class AssetTimeline:
     def last_balance(self) -> Decimal | None:
         """Balance of the newest entry, or of the last one ever dropped, or ``None``."""
         return self._last
+
+    @property
+    def last_timestamp(self) -> float:
+        """Timestamp of the newest entry (``-inf`` before the first)."""
+        return self._last_ts
 
     def latest(self) -> HistoryEntry | None:
         """The newest entry, or ``None`` when the timeline is empty."""
