@@ -113,3 +113,40 @@ def test_detector_refuses_floats_and_negative_thresholds() -> None:
         ChangeDetector(0.1, 1)  # type: ignore[arg-type]  # the float is the point of the test
     with pytest.raises(ConfigError, match="change_threshold_percent"):
         ChangeDetector(0, "-1")
+
+
+@given(
+    old=st.decimals(
+        min_value=Decimal("-1e15"),
+        max_value=Decimal("1e15"),
+        places=10,
+        allow_nan=False,
+        allow_infinity=False,
+    ),
+    new=st.decimals(
+        min_value=Decimal("-1e15"),
+        max_value=Decimal("1e15"),
+        places=10,
+        allow_nan=False,
+        allow_infinity=False,
+    ),
+    percent=st.decimals(
+        min_value=Decimal("0"),
+        max_value=Decimal("500"),
+        places=4,
+        allow_nan=False,
+        allow_infinity=False,
+    ),
+)
+def test_magnitude_shortcut_agrees_with_exact_arithmetic(
+    old: Decimal, new: Decimal, percent: Decimal
+) -> None:
+    """The order-of-magnitude shortcut decides exactly as the full exact comparison."""
+    from balance_manager.core.changes import EXACT_CONTEXT
+
+    delta = abs(EXACT_CONTEXT.subtract(new, old))
+    expected = bool(delta) and (
+        not old
+        or EXACT_CONTEXT.multiply(delta, Decimal(100)) >= EXACT_CONTEXT.multiply(percent, abs(old))
+    )
+    assert is_significant(old, new, absolute=Decimal(0), percent=percent) is expected

@@ -103,6 +103,17 @@ def _significant(old: Decimal | None, new: Decimal, absolute: Decimal, percent: 
         return False
     if old is None or not old:
         return True
+    if not percent:
+        return True
+    # Orders of magnitude settle most cases without multiplying: with
+    # k = adjusted(delta) - adjusted(old), delta/old lies in (10**(k-1), 10**(k+1));
+    # the threshold percent/100 lies in [10**m, 10**(m+1)) with m = adjusted - 2.
+    k = delta.adjusted() - old.adjusted()
+    m = percent.adjusted() - 2
+    if k + 1 <= m:
+        return False
+    if k - 1 >= m + 1:
+        return True
     # |delta| / |old| * 100 >= percent  <=>  |delta| * 100 >= percent * |old|
     # (|old| > 0): multiplying instead of dividing keeps the test exact.
     return _multiply(delta, _HUNDRED) >= _multiply(percent, old.copy_abs())
