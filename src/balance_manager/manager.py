@@ -165,6 +165,7 @@ class BalanceManager:
             poll_interval=self.config.rest_poll_interval,
         )
         self._counters = Counters(_COUNTER_NAMES)
+        self._counts = self._counters.live  # incremented in place on the hot path
         self._canonical: dict[str, str] = {}
         self._refresh_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
@@ -413,6 +414,7 @@ class BalanceManager:
             raise ConfigError("rest_client", None, "refresh_all_balances needs a REST client")
         async with self._refresh_lock:
             self._tracker.rest_attempt(self.clock.monotonic())
+            requested_at = self.clock.time()
             try:
                 snapshot = await rest.fetch_balances()
             except _REST_FAILURES as exc:
@@ -423,7 +425,7 @@ class BalanceManager:
             self._tracker.rest_success(self.clock.monotonic())
             self._last_rest_error = None
             self._counters.incr("rest_refreshes")
-            await self._apply_rest_snapshot(snapshot)
+            await self._apply_rest_snapshot(snapshot, requested_at)
         self._update_mode()
         return self._store.snapshot()
 
@@ -535,7 +537,7 @@ class BalanceManager:
     async def _on_stream_event(self, event: StreamEvent) -> None:
         """Apply one event from the stream (called by the stream client, in order)."""
         if type(event) is StreamLedgerUpdate:
-            await self._on_ledger(event)
+            await self._on_ledger(event)  # the common case, tested first
         elif isinstance(event, StreamSnapshot):
             await self._on_snapshot(event)
         elif isinstance(event, StreamHolds):
@@ -544,22 +546,23 @@ class BalanceManager:
             await self._on_status(event)
 
     async def _on_ledger(self, event: StreamLedgerUpdate) -> None:
-        self._counters.incr("ledger_updates")
+        counts = self._counts
+        counts["ledger_updates"] += 1
         if not event.continuity_ok:
-            self._counters.incr("continuity_breaks")
+            counts["continuity_breaks"] += 1
         asset = event.asset
         old = self._store.get(asset)
-        new = Balance(
-            asset=asset,
-            balance=event.balance,
-            hold_trade=old.hold_trade if old is not None else ZERO,
-            source=Source.WEBSOCKET,
-            exchange_time=event.exchange_time,
-            received_at=event.received_at,
-            credit=old.credit if old is not None else ZERO,
-            credit_used=old.credit_used if old is not None else ZERO,
-            earn=event.earn,
-        )
+        # Positional arguments: the field order of Balance (the hot path).
+        if old is None:
+            new = Balance(
+                asset, event.balance, ZERO, _WEBSOCKET, event.exchange_time,
+                event.received_at, ZERO, ZERO, event.earn,
+            )  # fmt: skip
+        else:
+            new = Balance(
+                asset, event.balance, old.hold_trade, _WEBSOCKET, event.exchange_time,
+                event.received_at, old.credit, old.credit_used, event.earn,
+            )  # fmt: skip
         await self._apply(new, old, "update", event.ledger_id)
 
     async def _on_snapshot(self, event: StreamSnapshot) -> None:
@@ -650,23 +653,38 @@ class BalanceManager:
             earn=amounts.earn,
         )
 
-    async def _apply_rest_snapshot(self, snapshot: RestSnapshot) -> None:
-        streaming = self._tracker.stream_healthy(self.clock.monotonic())
+    def _stream_knows_better(self, held: Balance, requested_at: float) -> bool:
+        """Whether the stream's value must win over a REST read sent at ``requested_at``.
+
+        It does while the stream is healthy, and whenever the stream delivered
+        the value after the REST request left: the read may predate it. Checked
+        per asset, at the moment of applying, because applying awaits callbacks
+        and the stream can come back (or move on) in between.
+        """
+        if held.source is not Source.WEBSOCKET:
+            return False
+        if held.received_at >= requested_at:
+            return True
+        return self._tracker.stream_healthy(self.clock.monotonic())
+
+    async def _apply_rest_snapshot(self, snapshot: RestSnapshot, requested_at: float) -> None:
         received = snapshot.received_at
         for asset, amounts in snapshot.balances.items():
             old = self._store.get(asset)
-            if streaming and old is not None and old.source is Source.WEBSOCKET:
+            if old is not None and self._stream_knows_better(old, requested_at):
                 await self._cross_check(old, amounts, received)
                 continue
             new = self._from_amounts(amounts, old, Source.REST, received)
             if self._holds_live and old is not None and asset not in self._uncertain_holds:
                 new = new.replace(hold_trade=old.hold_trade)
             await self._apply(new, old, "refresh")
-        if not streaming:
+        if not self._tracker.stream_healthy(self.clock.monotonic()):
             # REST lists the whole account: an asset it no longer lists holds nothing.
             for asset, held in self._store.snapshot().items():
-                if asset not in snapshot.balances and (
-                    held.balance or held.earn or held.hold_trade
+                if (
+                    asset not in snapshot.balances
+                    and (held.balance or held.earn or held.hold_trade)
+                    and not self._stream_knows_better(held, requested_at)
                 ):
                     zero = held.replace(
                         balance=ZERO,
@@ -723,28 +741,22 @@ class BalanceManager:
         self._store.put(new)
         self.cache.put(new.asset, new)
         self._last_update = new.received_at
-        if (
-            old is not None
-            and old.balance == new.balance
-            and old.hold_trade == new.hold_trade
-            and old.earn == new.earn
-            and old.credit == new.credit
-            and old.credit_used == new.credit_used
-        ):
+        if old is not None and _same_amounts(old, new):
             if ledger_id is not None:
-                self.history.record(new, ledger_id=ledger_id)  # remember the ledger id
+                self.history.add(new, ledger_id=ledger_id)  # remember the ledger id
             return
-        self._counters.incr("updates")
+        counts = self._counts
+        counts["updates"] += 1
         validator = self.validator
         if validator is not None:
             result = validator.validate_balance(new)
             if result.issues:
                 if result.is_valid:
-                    self._counters.incr("validation_warnings")
+                    counts["validation_warnings"] += 1
                 else:
-                    self._counters.incr("validation_failures")
+                    counts["validation_failures"] += 1
                 await self._callbacks.emit("validation_failed", result)
-        self.history.record(new, ledger_id=ledger_id)
+        self.history.add(new, ledger_id=ledger_id)
         if old is None or old.balance != new.balance:
             significant = self.history.is_significant(
                 old.balance if old is not None else None, new.balance
@@ -850,6 +862,20 @@ def _checked_max_age(max_age: object) -> float:
     if math.isnan(seconds) or seconds < 0:
         raise ConfigError("max_age", max_age, "must be a number of seconds >= 0")
     return seconds
+
+
+_WEBSOCKET = Source.WEBSOCKET
+
+
+def _same_amounts(old: Balance, new: Balance) -> bool:
+    """Whether two values of an asset hold the same amounts (identity first: cheap)."""
+    return (
+        old.balance == new.balance
+        and (old.hold_trade is new.hold_trade or old.hold_trade == new.hold_trade)
+        and (old.earn is new.earn or old.earn == new.earn)
+        and (old.credit is new.credit or old.credit == new.credit)
+        and (old.credit_used is new.credit_used or old.credit_used == new.credit_used)
+    )
 
 
 def _report(task: asyncio.Task[None]) -> bool:

@@ -23,8 +23,10 @@ Run with ``-s`` to print the measured recovery times (the table in
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,7 @@ import pytest_asyncio
 
 from balance_manager import BalanceManager, KrakenRestClient, ServingMode
 from balance_manager.clock import ManualClock
+from balance_manager.core.models import BalanceChange
 from balance_manager.exceptions import (
     ExchangeError,
     RateLimitedError,
@@ -627,3 +630,46 @@ async def test_each_rest_fault_that_fires_acts_on_its_own_request(
     await rest.close()
     assert seen == ["TransportError", "RateLimitedError", "ok"]
     assert [fired.kind.value for fired in sim.faults.history] == ["http_error", "rate_limit"]
+
+
+async def test_a_rest_read_never_overwrites_newer_stream_values(
+    sim: SimulatedKraken, clock: ManualClock
+) -> None:
+    """A REST snapshot applied while the stream came back (slow async callback) loses to it.
+
+    The REST read starts while the stream is down; an async strategy callback
+    holds it up mid-way; meanwhile the stream reconnects and delivers a newer
+    value. The rest of the REST snapshot must not put the older value back.
+    """
+    manager = build_manager(sim, clock, reliability_config(None))
+    gate = asyncio.Event()
+    held_up: list[str] = []
+
+    async def slow_strategy(change: BalanceChange) -> None:
+        if change.kind == "refresh" and not held_up:
+            held_up.append(change.asset)
+            await gate.wait()
+
+    try:
+        await start_streaming(manager)
+        sim.faults.reject_token(times=None)
+        sim.faults.drop_websocket()
+        sim.deposit("BTC", "1")  # first in REST's order: its refresh event is held up
+        await wait_until(lambda: manager.get_status()["websocket"]["state"] != "streaming")
+        sim.deposit("DOT", "1")  # last in REST's order
+        manager.register_callback("balance_update", slow_strategy)
+        await drive(clock, 10.0, step=0.5, until=lambda: bool(held_up))
+        assert held_up == ["BTC"]  # the REST read is stuck before it reached DOT
+        sim.faults.clear()
+        await drive(clock, 30.0, step=0.5, until=lambda: manager.websocket_client.connected)  # type: ignore[union-attr]
+        sim.deposit("DOT", "2")  # newer than anything the held-up REST read knows
+        await wait_until(lambda: manager.sync_view().get_balance("DOT").balance == Decimal(253))  # type: ignore[union-attr]
+        gate.set()
+        await drive(clock, 5.0, step=0.5)
+        dot = manager.sync_view().get_balance("DOT")
+        assert dot is not None
+        assert dot.balance == sim.balances()["DOT"] == Decimal(253)
+        assert converged(manager, sim), mismatches(manager, sim)
+    finally:
+        gate.set()
+        await manager.close()
