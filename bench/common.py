@@ -350,26 +350,18 @@ async def streaming_manager(
 async def feed_like_the_client(client: KrakenWebSocketClient, frames: Sequence[bytes]) -> None:
     """Do for each frame what the client's read loop does after a socket read.
 
-    The body of the ``async for message in ws`` loop of
-    ``KrakenWebSocketClient._connect_once``: count the frame, note its time,
-    ``session.feed`` it, hand the events to ``_handle`` (which translates them
-    and awaits the manager's sink), and flush what the session wants to send
-    (nothing, on the hot path; ``_flush`` returns before touching the socket).
+    ``KrakenWebSocketClient._receive`` is the body of the read loop (count the
+    frame, note its time, ``session.feed`` it, hand the events to the sink);
+    the loop then flushes what the session wants to send (nothing, on the hot
+    path; ``_flush`` returns before touching the socket).
     """
     session = client.session
-    feed = session.feed
-    handle = client._handle
+    receive = client._receive
     flush = client._flush
-    incr = client._counters.incr
-    clock = client.clock
     closed = SessionState.CLOSED
     no_socket: Any = None  # _flush only touches the socket when there is something to send
     for frame in frames:
-        incr("frames_received")
-        client._last_message_at = clock.monotonic()
-        events = feed(frame, clock.time())
-        if events or session.holds_live != client._holds_live:
-            await handle(events)
+        await receive(frame)
         if session.state is closed:
             raise RuntimeError("the session closed while feeding frames")
         await flush(no_socket)

@@ -141,6 +141,7 @@ class KrakenWebSocketClient:
         self._last_rtt: float | None = None
         self._failure: BalanceManagerError | None = None
         self._counters = Counters(_COUNTER_NAMES)
+        self._frames = self._counters.live  # incremented in place per frame
 
     def _decimals(self, asset: str) -> int | None:
         return self.rest.names.decimals(asset)
@@ -295,11 +296,7 @@ class KrakenWebSocketClient:
                     message.type is aiohttp.WSMsgType.TEXT
                     or message.type is aiohttp.WSMsgType.BINARY
                 ):
-                    self._counters.incr("frames_received")
-                    self._last_message_at = self.clock.monotonic()
-                    events = self.session.feed(message.data, self.clock.time())
-                    if events or self.session.holds_live != self._holds_live:
-                        streamed = await self._handle(events) or streamed
+                    streamed = await self._receive(message.data) or streamed
                     if self.session.state is SessionState.CLOSED:
                         reason = "subscription refused"
                         break
@@ -384,28 +381,50 @@ class KrakenWebSocketClient:
 
     # -- session events → stream events -------------------------------------------------
 
-    async def _handle(self, events: list[SessionEvent]) -> bool:
+    async def _receive(self, frame: bytes | str) -> bool:
+        """Everything one received frame causes (the read loop's body; the hot path).
+
+        Returns whether a balances snapshot arrived.
+        """
+        self._frames["frames_received"] += 1
+        clock = self.clock
+        self._last_message_at = clock.monotonic()
+        now = clock.time()
+        events = self.session.feed(frame, now)
+        if events or self.session.holds_live != self._holds_live:
+            return await self._handle(events, now)
+        return False
+
+    async def _handle(self, events: list[SessionEvent], now: float | None = None) -> bool:
         """Translate session events for the sink; returns whether a snapshot arrived."""
         snapshot_seen = False
-        now = self.clock.time()
+        if now is None:
+            now = self.clock.time()
         for event in events:
-            if isinstance(event, LedgerUpdate):
+            if type(event) is LedgerUpdate:
+                # The common case, kept short: one struct, one await.
                 entry = event.entry
-                await self._emit(
-                    StreamLedgerUpdate(
-                        asset=event.asset,
-                        balance=event.tradable,
-                        earn=event.earn,
-                        amount=entry.amount,
-                        fee=entry.fee,
-                        ledger_id=entry.ledger_id,
-                        ref_id=entry.ref_id,
-                        kind=entry.type,
-                        exchange_time=event.exchange_time,
-                        received_at=now,
-                        continuity_ok=event.continuity_ok,
+                sink = self._sink
+                if sink is None:
+                    continue
+                try:
+                    await sink(
+                        StreamLedgerUpdate(
+                            event.asset,
+                            event.tradable,
+                            event.earn,
+                            entry.amount,
+                            entry.fee,
+                            entry.ledger_id,
+                            entry.ref_id,
+                            entry.type,
+                            event.exchange_time,
+                            now,
+                            event.continuity_ok,
+                        )
                     )
-                )
+                except Exception:  # the last guard: a bug downstream never kills the stream
+                    logger.exception("stream sink failed on a ledger update")
             elif isinstance(event, BalancesSnapshot):
                 snapshot_seen = True
                 await self._emit(self._snapshot_event(event, now))

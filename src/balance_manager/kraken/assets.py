@@ -136,16 +136,20 @@ class AssetNames:
     known: ``AAPLx`` stays ``AAPLx``.
     """
 
-    __slots__ = ("_by_name", "_by_spelling")
+    __slots__ = ("_by_name", "_by_spelling", "_decimals")
 
     def __init__(self, assets: Iterable[AssetInfo] = DEFAULT_ASSETS) -> None:
         self._by_name: dict[str, AssetInfo] = {}
         self._by_spelling: dict[str, str] = {}
+        # decimals() answers, by the spelling asked: it runs on every validated
+        # update. Cleared whenever an asset is learnt.
+        self._decimals: dict[str, int | None] = {}
         for info in assets:
             self.add(info)
 
     def add(self, info: AssetInfo) -> None:
         """Learn (or update) one asset."""
+        self._decimals.clear()
         self._by_name[info.name] = info
         for spelling in (info.name, info.rest_key, info.altname):
             self._by_spelling[spelling] = info.name
@@ -206,8 +210,15 @@ class AssetNames:
 
     def decimals(self, name: str) -> int | None:
         """Ledger decimals of an asset, if known."""
+        try:
+            return self._decimals[name]
+        except KeyError:
+            pass
         info = self.info(name)
-        return info.decimals if info is not None else None
+        found = info.decimals if info is not None else None
+        if len(self._decimals) < 10_000:
+            self._decimals[name] = found
+        return found
 
     def known(self) -> list[str]:
         """Canonical names of every known asset, sorted."""
