@@ -310,8 +310,8 @@ class BalanceManager:
         """
         name = self._canonical.get(asset) or self.canonical(asset)
         value = self.cache.get(name)
-        if value is not None and max_age is None and self._mode is ServingMode.WEBSOCKET:
-            return value
+        if value is not None and max_age is None and self._mode is _LIVE:
+            return value  # the fast path: a held value, confirmed by a live stream
         return await self._read(name, value, max_age)
 
     async def _read(
@@ -865,6 +865,7 @@ def _checked_max_age(max_age: object) -> float:
 
 
 _WEBSOCKET = Source.WEBSOCKET
+_LIVE = ServingMode.WEBSOCKET
 
 
 def _same_amounts(old: Balance, new: Balance) -> bool:
