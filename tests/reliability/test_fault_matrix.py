@@ -673,3 +673,29 @@ async def test_a_rest_read_never_overwrites_newer_stream_values(
     finally:
         gate.set()
         await manager.close()
+
+
+async def test_a_reordered_update_does_not_outlive_its_subscription(
+    sim: SimulatedKraken, clock: ManualClock
+) -> None:
+    """A frame held back by ws_reorder goes out before its subscription ends, not after.
+
+    Otherwise it would arrive after the next subscription's snapshot, where its
+    sequence number can look like the next one and an older balance would apply.
+    """
+    manager = build_manager(sim, clock, reliability_config(None))
+    try:
+        await start_streaming(manager)
+        ws = manager.websocket_client
+        assert ws is not None
+        sim.faults.reorder_frames(channel="balances")
+        sim.deposit("USD", "5")  # held back
+        await drive(clock, 1.0, step=0.5)
+        ws.request_resync("test: resubscribe while a frame is held")
+        await drive(clock, 5.0, step=0.5, until=lambda: ws.connected and converged(manager, sim))
+        stats = ws.get_statistics()
+        assert stats["resyncs"] == 1
+        assert stats["continuity_breaks"] == 0  # the held update came before the new snapshot
+        assert converged(manager, sim), mismatches(manager, sim)
+    finally:
+        await manager.close()

@@ -364,6 +364,10 @@ class WsConnection:
             raise _RequestError("Subscription Not Found")
         if sub.detach is not None:
             sub.detach()
+        # Frames the subscription still owes (held back by ws_reorder) go out
+        # before its end: none may follow the next subscription's snapshot.
+        for held in self._held.pop(channel, ()):
+            self._queue.put_nowait((held, 0.0))
         self._respond("unsubscribe", time_in, request.req_id, result={"channel": channel})
 
     def __repr__(self) -> str:
