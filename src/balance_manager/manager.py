@@ -723,6 +723,9 @@ class BalanceManager:
             # REST confirms the held value: it is as young as this read, so a
             # max_age caller is answered even while the stream is quiet.
             await self._apply(held.replace(received_at=received), held, "refresh")
+        if balance_differs and self.websocket_client is not None:
+            # With or without validation: the stream may have lost an update.
+            self.websocket_client.request_resync(f"REST disagrees on {held.asset}")
         if self.validator is None:
             if balance_differs:
                 self._counters.incr("source_inconsistencies")
@@ -731,8 +734,6 @@ class BalanceManager:
         if not result.is_valid or result.issues:
             self._counters.incr("source_inconsistencies")
             await self._callbacks.emit("validation_failed", result)
-        if balance_differs and self.websocket_client is not None:
-            self.websocket_client.request_resync(f"REST disagrees on {held.asset}")
 
     async def _apply(
         self, new: Balance, old: Balance | None, kind: str, ledger_id: str | None = None

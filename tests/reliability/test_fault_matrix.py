@@ -699,3 +699,27 @@ async def test_a_reordered_update_does_not_outlive_its_subscription(
         assert converged(manager, sim), mismatches(manager, sim)
     finally:
         await manager.close()
+
+
+async def test_a_lost_update_is_repaired_by_the_cross_check_without_validation(
+    sim: SimulatedKraken, clock: ManualClock
+) -> None:
+    """With validation off, a REST cross-check that disagrees with the stream still resyncs it.
+
+    A frame lost without a later one to show the gap leaves the stream's value
+    wrong while the stream looks healthy; the REST cross-check is what repairs it.
+    """
+    manager = build_manager(sim, clock, reliability_config(None, enable_validation=False))
+    try:
+        await start_streaming(manager)
+        sim.faults.go_silent(seconds=2.0)  # frames sent meanwhile are lost
+        sim.deposit("EUR", "9")
+        await drive(clock, 4.0, step=0.5)
+        assert manager.serving_mode is ServingMode.WEBSOCKET
+        assert not converged(manager, sim)  # the stream missed the deposit
+        await manager.refresh_all_balances()  # what force_update_interval does
+        await drive(clock, 5.0, step=0.5, until=lambda: converged(manager, sim))
+        assert converged(manager, sim), mismatches(manager, sim)
+        assert manager.get_statistics()["websocket"]["resyncs"] == 1
+    finally:
+        await manager.close()
