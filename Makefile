@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench simulator clean
+.PHONY: demo test lint typecheck pytest bench simulator audit lock clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "balance-manager needs Python >= 3.11")'
@@ -41,6 +41,19 @@ test: lint typecheck pytest
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/run_all.py
+
+# Known vulnerabilities in the locked runtime dependencies. Needs network access to
+# PyPI's JSON API (or OSV); --strict fails rather than pass when it cannot audit.
+audit: $(VENV)/.installed-dev
+	$(BIN)/pip-audit --strict --progress-spinner off -r requirements.lock
+
+# Re-resolve requirements.lock from a fresh runtime install.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install --quiet .
+	(echo "# Runtime dependencies as resolved by 'make lock' (pip freeze of 'pip install .')."; \
+	 echo "# Audited by 'make audit' (pip-audit)."; \
+	 .lock-venv/bin/pip freeze --exclude balance-manager) > requirements.lock.new
+	rm -rf .lock-venv && mv requirements.lock.new requirements.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
