@@ -19,7 +19,7 @@ import itertools
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -46,11 +46,14 @@ __all__ = [
     "MAX_CONNECTS_PER_MINUTE",
     "Observer",
     "Recovery",
+    "ServedCheck",
     "build_manager",
     "converged",
+    "distinct",
     "mismatches",
     "reliability_config",
     "start_streaming",
+    "stored_ledger_ids",
     "tradable_path",
 ]
 
@@ -492,6 +495,3 @@ def distinct(values: Iterable[str]) -> bool:
     """Whether no value repeats."""
     seen = list(values)
     return len(seen) == len(set(seen))
-
-
-Check = Callable[[Observer], None]
