@@ -8,18 +8,43 @@ the error so the caller knows which one was wrong.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import (
+    MAX_EMAX,
+    MIN_EMIN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    InvalidOperation,
+    Overflow,
+)
 from typing import TypeAlias
 
 from balance_manager.exceptions import FloatAmountError, InvalidAmountError
 
-__all__ = ["ZERO", "AmountLike", "decimal_places", "to_amount"]
+__all__ = ["EXACT_CONTEXT", "ZERO", "AmountLike", "decimal_places", "to_amount"]
 
 #: What the public API accepts as an amount.
 AmountLike: TypeAlias = Decimal | int | str
 
 #: The shared zero; most holds are zero, so sharing one object saves memory.
 ZERO = Decimal(0)
+
+#: Arithmetic context for sums, differences and products of amounts.
+#:
+#: The default context keeps 28 significant digits, so ``Decimal("1e20") -
+#: Decimal("1e-20")`` would be rounded. 400 digits make the result exact for any
+#: amounts of up to 28 significant digits whose exponents are within ~370 of
+#: each other: every balance an exchange can report. The bound (rather than
+#: ``MAX_PREC``) keeps a hostile ``1e999999999`` from allocating gigabytes.
+#: Beyond 400 digits a result is rounded rather than raised: such an amount is
+#: absurd, and the ``unrealistic_balance`` and ``precision_overflow`` rules
+#: report it, while an exception here would stop a stream.
+EXACT_CONTEXT = Context(
+    prec=400,
+    Emax=MAX_EMAX,
+    Emin=MIN_EMIN,
+    traps=[InvalidOperation, DivisionByZero, Overflow],
+)
 
 
 def to_amount(value: object, *, name: str) -> Decimal:

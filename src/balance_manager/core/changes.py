@@ -13,18 +13,10 @@ rounded, and the relative test is done by cross-multiplication, so no division
 
 from __future__ import annotations
 
-from decimal import (
-    MAX_EMAX,
-    MIN_EMIN,
-    Context,
-    Decimal,
-    DivisionByZero,
-    InvalidOperation,
-    Overflow,
-)
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from balance_manager.core.amounts import ZERO, to_amount
+from balance_manager.core.amounts import EXACT_CONTEXT, ZERO, to_amount
 from balance_manager.exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -36,20 +28,6 @@ __all__ = [
     "difference",
     "is_significant",
 ]
-
-#: Arithmetic context for differences and products of amounts.
-#:
-#: The default context keeps 28 significant digits, so ``Decimal("1e20") -
-#: Decimal("1e-20")`` would be rounded. 400 digits make the result exact for any
-#: two amounts of up to 28 significant digits whose exponents are within ~370 of
-#: each other: every balance an exchange can report. The bound (rather than
-#: ``MAX_PREC``) keeps a hostile ``1e999999999`` from allocating gigabytes.
-EXACT_CONTEXT = Context(
-    prec=400,
-    Emax=MAX_EMAX,
-    Emin=MIN_EMIN,
-    traps=[InvalidOperation, DivisionByZero, Overflow],
-)
 
 _HUNDRED = Decimal(100)
 _subtract = EXACT_CONTEXT.subtract

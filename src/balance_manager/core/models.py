@@ -9,7 +9,6 @@ see a torn balance.
 
 from __future__ import annotations
 
-import decimal
 import enum
 from collections.abc import Iterator
 from decimal import Decimal
@@ -17,7 +16,7 @@ from typing import Any, Literal, TypedDict, overload
 
 import msgspec
 
-from balance_manager.core.amounts import ZERO, to_amount
+from balance_manager.core.amounts import EXACT_CONTEXT, ZERO, to_amount
 from balance_manager.exceptions import BalanceStateError, InvalidAmountError
 
 __all__ = [
@@ -72,17 +71,9 @@ class ChangeDict(BalanceDict):
     ledger_id: str | None
 
 
-# Sums and differences of amounts are exact whatever the caller's decimal
-# context: the ambient one keeps only 28 significant digits, and an exchange
-# amount may carry more. Inexact is trapped so a result can never be rounded.
-_EXACT = decimal.Context(
-    prec=decimal.MAX_PREC,
-    Emax=decimal.MAX_EMAX,
-    Emin=decimal.MIN_EMIN,
-    traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow],
-)
-_add = _EXACT.add
-_sub = _EXACT.subtract
+# Sums and differences of amounts are exact whatever the caller's decimal context.
+_add = EXACT_CONTEXT.add
+_sub = EXACT_CONTEXT.subtract
 
 #: The Decimal fields of a Balance, checked on construction.
 AMOUNT_FIELDS = ("balance", "hold_trade", "credit", "credit_used", "earn")

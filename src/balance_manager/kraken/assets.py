@@ -40,7 +40,7 @@ from decimal import Decimal
 
 import msgspec
 
-from balance_manager.core.amounts import ZERO
+from balance_manager.core.amounts import EXACT_CONTEXT, ZERO
 
 __all__ = [
     "DEFAULT_ASSETS",
@@ -53,6 +53,8 @@ __all__ = [
     "fold_rest_balances",
     "wallet_is_tradable",
 ]
+
+_add = EXACT_CONTEXT.add
 
 #: Suffixes whose funds are spendable on spot through the base asset.
 TRADABLE_SUFFIXES = frozenset({"F"})
@@ -273,13 +275,14 @@ def fold_rest_balances(
         base, suffix = names.split(key)
         sums = acc.setdefault(base, [ZERO, ZERO, ZERO, ZERO, ZERO])
         keys.setdefault(base, []).append(key)
+        # Exact sums: the ambient context would round beyond 28 digits.
         if suffix is None or suffix in TRADABLE_SUFFIXES:
-            sums[0] += entry.balance
+            sums[0] = _add(sums[0], entry.balance)
         else:
-            sums[4] += entry.balance
-        sums[1] += entry.hold_trade
-        sums[2] += entry.credit
-        sums[3] += entry.credit_used
+            sums[4] = _add(sums[4], entry.balance)
+        sums[1] = _add(sums[1], entry.hold_trade)
+        sums[2] = _add(sums[2], entry.credit)
+        sums[3] = _add(sums[3], entry.credit_used)
     return {
         asset: FoldedBalance(
             asset=asset,

@@ -53,7 +53,7 @@ from typing import TypeAlias
 
 import msgspec
 
-from balance_manager.core.amounts import ZERO
+from balance_manager.core.amounts import EXACT_CONTEXT, ZERO
 from balance_manager.credentials import Secret
 from balance_manager.exceptions import BalanceManagerError, ExchangeError, ProtocolError
 from balance_manager.kraken.assets import wallet_is_tradable
@@ -106,6 +106,9 @@ __all__ = [
 BALANCES = "balances"
 #: The executions channel (order events; source of live holds).
 EXECUTIONS = "executions"
+
+_add = EXACT_CONTEXT.add
+_sub = EXACT_CONTEXT.subtract
 
 WalletKey: TypeAlias = tuple[str, str]
 """``(wallet_type, wallet_id)``, e.g. ``("spot", "main")``."""
@@ -382,9 +385,9 @@ def _split(wallets: dict[WalletKey, Decimal]) -> tuple[Decimal, Decimal]:
     earn = ZERO
     for (wallet_type, wallet_id), amount in wallets.items():
         if wallet_is_tradable(wallet_type, wallet_id):
-            tradable += amount
+            tradable = _add(tradable, amount)
         else:
-            earn += amount
+            earn = _add(earn, amount)
     return tradable, earn
 
 
@@ -729,19 +732,21 @@ class KrakenSession:
         if wallets is None:
             wallets = self._wallets[asset] = {}
         key = (entry.wallet_type, entry.wallet_id)
-        after = wallets.get(key, ZERO) + entry.amount - entry.fee
+        # Exact arithmetic (the ambient context rounds beyond 28 digits): a
+        # rounded sum would be a false continuity break, or a wrong balance.
+        after = _sub(_add(wallets.get(key, ZERO), entry.amount), entry.fee)
         others = ZERO
         if len(wallets) > 1 or key not in wallets:
             for other, amount in wallets.items():
                 if other != key:
-                    others += amount
+                    others = _add(others, amount)
         ok = True
         if after == entry.balance:
             # Per-wallet reading (when the other wallets hold 0, both readings agree).
             wallet_balance = after
             if others:
                 self._balance_scope = "wallet"
-        elif others and others + after == entry.balance:
+        elif others and _add(others, after) == entry.balance:
             # All-wallet total reading (the docs' wording, §8.4): this wallet changed.
             wallet_balance = after
             self._balance_scope = "total"
@@ -751,7 +756,7 @@ class KrakenSession:
             # The stated balance is the truth; read it the way the last
             # unambiguous entry was read (default: the docs' "total").
             scope_total = self._balance_scope == "total"
-            wallet_balance = entry.balance - others if scope_total else entry.balance
+            wallet_balance = _sub(entry.balance, others) if scope_total else entry.balance
         wallets[key] = wallet_balance
         if len(wallets) == 1:  # the common case: one spot wallet
             if wallet_is_tradable(*key):
