@@ -213,3 +213,18 @@ async def test_private_call_without_credentials(clock: ManualClock) -> None:
         with pytest.raises(AuthenticationError):
             await client.balance()
         assert client.get_statistics()["rest_api_calls"] == 0
+
+
+async def test_lockout_holds_private_calls_back(
+    sim: SimulatedKraken, rest: KrakenRestClient, clock: ManualClock
+) -> None:
+    """After a lockout, private calls are refused locally for a minute, then one probe goes out."""
+    sim.faults.lockout(times=1)
+    with pytest.raises(LockoutError):
+        await rest.balance_ex()
+    with pytest.raises(LockoutError, match="next probe"):
+        await rest.balance_ex()
+    assert sim.rest_calls["BalanceEx"] == 1  # the second call never left
+    clock.advance(61.0)
+    assert await rest.balance_ex()
+    assert rest.get_statistics()["lockout_refusals"] == 1

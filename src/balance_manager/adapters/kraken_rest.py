@@ -45,7 +45,7 @@ from balance_manager.kraken.assets import AssetNames, RestBalanceEntry, fold_res
 from balance_manager.kraken.signing import NonceSource
 from balance_manager.retry import retry_call
 
-__all__ = ["KrakenRestClient"]
+__all__ = ["LOCKOUT_PROBE_INTERVAL", "KrakenRestClient"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,11 @@ _COUNTER_NAMES = (
     "exchange_errors",
     "timeouts",
     "circuit_rejections",
+    "lockout_refusals",
 )
+
+#: Seconds between private calls while the key is locked out (see ``_check_lockout``).
+LOCKOUT_PROBE_INTERVAL = 60.0
 
 
 class KrakenRestClient:
@@ -126,6 +130,7 @@ class KrakenRestClient:
         self._private_lock = asyncio.Lock()
         self._counters = Counters(_COUNTER_NAMES)
         self._closed = False
+        self._locked_until: float | None = None
 
     @classmethod
     def from_credentials(
@@ -257,6 +262,7 @@ class KrakenRestClient:
 
         async def attempt() -> msgspec.Raw:
             self._check_breaker()
+            self._check_lockout(method)
             cost = cost_of(method)
             wait = self.limiter.reserve(self.clock.monotonic(), cost)
             if wait > 0:
@@ -286,6 +292,23 @@ class KrakenRestClient:
             return await self._send(rest.build_public_request(method, query), method)
 
         return await self._with_retries(attempt, retry=True)
+
+    def _check_lockout(self, method: str) -> None:
+        """Refuse private calls for a while after ``EGeneral:Temporary lockout``.
+
+        Kraken's lockouts last about 15 minutes and failing calls made meanwhile
+        prolong them (PROTOCOL.md §5): after one, at most one private call per
+        :data:`LOCKOUT_PROBE_INTERVAL` goes out, as a probe.
+        """
+        until = self._locked_until
+        if until is not None:
+            wait = until - self.clock.monotonic()
+            if wait > 0:
+                self._counters.incr("lockout_refusals")
+                raise LockoutError(
+                    f"EGeneral:Temporary lockout (next probe in {wait:.0f} s)", method=method
+                )
+            self._locked_until = None
 
     def _check_breaker(self) -> None:
         try:
@@ -354,6 +377,11 @@ class KrakenRestClient:
             if isinstance(exc, RequestTimeoutError):
                 self._counters.incr("timeouts")
             self.breaker.record_failure(self.clock.monotonic())
+            raise
+        except LockoutError:
+            self._counters.incr("exchange_errors")
+            self._locked_until = self.clock.monotonic() + LOCKOUT_PROBE_INTERVAL
+            self.breaker.record_success(self.clock.monotonic())  # it answered
             raise
         except ExchangeUnavailableError:
             self._counters.incr("exchange_errors")
