@@ -27,11 +27,11 @@ simulator: $(VENV)/.installed-runtime
 	$(BIN)/balance-manager simulator
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff format --check src tests bench
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench fuzz
+	$(BIN)/ruff check src tests bench fuzz
 
 typecheck: $(VENV)/.installed-dev
-	$(BIN)/mypy --strict src tests/typing
+	$(BIN)/mypy --strict src tests/typing fuzz
 
 pytest: $(VENV)/.installed-dev
 	$(BIN)/pytest
