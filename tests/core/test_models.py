@@ -308,3 +308,19 @@ def test_free_is_exact_beyond_28_significant_digits() -> None:
         hold_trade=D("0.000000001"),
     )
     assert value.free == D("123456789012345678901.123456788")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"source": "websocket"}, "source"),
+        ({"received_at": float("nan")}, "received_at"),
+        ({"received_at": float("inf")}, "received_at"),
+        ({"exchange_time": float("nan")}, "exchange_time"),
+        ({"received_at": "now"}, "received_at"),
+    ],
+)
+def test_balance_refuses_a_bad_source_or_time(changes: dict[str, object], field: str) -> None:
+    """A source that is not a Source, or a time that is not finite seconds, is refused by name."""
+    with pytest.raises(BalanceStateError, match=field):
+        Balance("BTC", Decimal("1"), **changes)  # type: ignore[arg-type]

@@ -184,6 +184,16 @@ class Balance(_Readable, msgspec.Struct, frozen=True, gc=False):
             and self.asset
             and balance.is_finite()
             and (hold is ZERO or (hold.is_finite() and hold >= ZERO))
+            and type(self.source) is Source
+            and type(self.received_at) is float
+            and self.received_at - self.received_at == 0.0  # finite: NaN and inf fail
+            and (
+                self.exchange_time is None
+                or (
+                    type(self.exchange_time) is float
+                    and self.exchange_time - self.exchange_time == 0.0
+                )
+            )
         ):
             return
         self._check_slowly()
@@ -191,6 +201,16 @@ class Balance(_Readable, msgspec.Struct, frozen=True, gc=False):
     def _check_slowly(self) -> None:
         if not self.asset or not isinstance(self.asset, str):
             raise BalanceStateError(str(self.asset), "asset", self.asset, "must be a non-empty str")
+        if not isinstance(self.source, Source):
+            raise BalanceStateError(self.asset, "source", self.source, "must be a Source")
+        for name in ("received_at", "exchange_time"):
+            moment = getattr(self, name)
+            if moment is None and name == "exchange_time":
+                continue
+            if isinstance(moment, bool) or not isinstance(moment, int | float):
+                raise BalanceStateError(self.asset, name, moment, "must be Unix seconds")
+            if moment - moment != 0:
+                raise BalanceStateError(self.asset, name, moment, "must be finite")
         for name in AMOUNT_FIELDS:
             value = getattr(self, name)
             if type(value) is not Decimal:
