@@ -361,7 +361,7 @@ async def feed_like_the_client(client: KrakenWebSocketClient, frames: Sequence[b
     closed = SessionState.CLOSED
     no_socket: Any = None  # _flush only touches the socket when there is something to send
     for frame in frames:
-        await receive(frame)
+        receive(frame)
         if session.state is closed:
             raise RuntimeError("the session closed while feeding frames")
         await flush(no_socket)

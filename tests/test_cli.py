@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -23,6 +24,7 @@ from balance_manager import __version__
 from balance_manager.cli import main
 from balance_manager.clock import ManualClock
 from balance_manager.core.models import Balance, Source
+from balance_manager.credentials import Credentials
 from balance_manager.history import BalanceHistory
 from balance_manager.persistence import HistoryStore
 from balance_manager.simulator import SimulatedKraken
@@ -297,16 +299,33 @@ def test_bad_url_is_a_configuration_error(
 # -- watch, then history -------------------------------------------------------------------
 
 
+@pytest.fixture
+def kraken_shaped_keys(sim: SimulatedKraken, monkeypatch: pytest.MonkeyPatch) -> Credentials:
+    """A key shaped like a real Kraken key (not the simulator's ``sim-``), in the environment.
+
+    A manager cannot tell it from a real account, so it keeps history as for one.
+    """
+    key = base64.b64encode(b"k" * 42).decode()
+    credentials = Credentials.of(key, sim.api_secret)
+    sim.add_key(credentials=credentials)
+    monkeypatch.setenv("KRAKEN_API_KEY", credentials.api_key)
+    monkeypatch.setenv("KRAKEN_API_SECRET", sim.api_secret)
+    return credentials
+
+
 @pytest.mark.network
 @pytest.mark.asyncio
 async def test_watch_shows_live_updates_and_records_history(
-    sim_keys: SimulatedKraken,
+    sim: SimulatedKraken,
+    kraken_shaped_keys: Credentials,
     tokens: list[str],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """`watch --plain` streams a deposit live, prints no secret or token, and records history."""
-    sim = sim_keys
+    """`watch --plain` streams a deposit live, prints no secret or token, and records history.
+
+    History goes to the account's own file under XDG_STATE_HOME (its key's fingerprint).
+    """
     watching = asyncio.create_task(
         run_cli(
             "watch",
@@ -331,8 +350,10 @@ async def test_watch_shows_live_updates_and_records_history(
     assert_no_secret(out + captured.err, [sim.api_secret, *tokens])
     assert captured.err == ""
 
-    # The watch kept the history in the default database (under XDG_STATE_HOME).
-    assert (tmp_path / "state" / "balance-manager" / "history.sqlite3").exists()
+    # The watch kept the history in the account's default database (under XDG_STATE_HOME).
+    account = kraken_shaped_keys.fingerprint
+    assert (tmp_path / "state" / "balance-manager" / account / "history.sqlite3").exists()
+    assert kraken_shaped_keys.api_key not in str(list((tmp_path / "state").rglob("*")))
     assert await run_cli("history", "XBT", "--hours", "1") == 0
     history_out = capsys.readouterr().out
     assert "BTC: 2 entries in the last 1 h" in history_out
@@ -368,12 +389,13 @@ async def test_watch_against_an_unreachable_exchange_exits_1(
 # -- history -------------------------------------------------------------------------------
 
 
-def make_history_db(path: Path, balances: list[str]) -> None:
-    """A history database with one BTC entry per minute, ending now."""
+def make_history_db(path: Path, balances: list[str], account: str = "0123456789abcdef") -> None:
+    """A history database of ``account`` with one BTC entry per minute, ending now."""
 
     async def fill() -> None:
         now = time.time()
-        history = BalanceHistory(store=HistoryStore(str(path)), clock=ManualClock(start=now))
+        store = HistoryStore(str(path), account=account)
+        history = BalanceHistory(store=store, clock=ManualClock(start=now))
         for index, amount in enumerate(balances):
             at = now - 60.0 * (len(balances) - index)
             history.record(
@@ -382,6 +404,28 @@ def make_history_db(path: Path, balances: list[str]) -> None:
         await history.close()
 
     asyncio.run(fill())
+
+
+def test_history_of_a_file_with_several_accounts_needs_to_know_whose(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without credentials, `history` of a file holding two accounts refuses to guess."""
+    db = tmp_path / "history.sqlite3"
+    make_history_db(db, ["1", "2"], account="aaaaaaaaaaaaaaaa")
+    make_history_db(db, ["550", "560"], account="bbbbbbbbbbbbbbbb")
+    assert main(["history", "BTC", "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert "2 accounts" in err
+    assert "KRAKEN_API_KEY" in err
+    credentials = Credentials.of("some-key", "c2VjcmV0")
+    make_history_db(db, ["7", "8"], account=credentials.fingerprint)
+    monkeypatch.setenv("KRAKEN_API_KEY", "some-key")
+    monkeypatch.setenv("KRAKEN_API_SECRET", "c2VjcmV0")
+    assert main(["history", "BTC", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "550" not in out
+    assert "1.5" not in out
+    assert "8" in out
 
 
 def test_history_prints_entries_chart_and_trend(
@@ -444,7 +488,7 @@ def test_history_of_a_broken_database_exits_1(
     broken = tmp_path / "broken.sqlite3"
     broken.write_text("not a database", encoding="utf-8")
     assert main(["history", "BTC", "--db", str(broken)]) == 1
-    assert_one_line_error(capsys.readouterr().err, "cannot read the history database")
+    assert_one_line_error(capsys.readouterr().err, "history database")
 
 
 def test_history_when_history_is_not_persisted_exits_2(

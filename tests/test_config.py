@@ -55,9 +55,9 @@ def test_other_defaults_are_safe() -> None:
 def test_default_history_path_follows_xdg_state_home(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """The default history file lives under $XDG_STATE_HOME/balance-manager/."""
+    """The default history file lives under $XDG_STATE_HOME/balance-manager/{account}/."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
-    expected = tmp_path / "balance-manager" / "history.sqlite3"
+    expected = tmp_path / "balance-manager" / "{account}" / "history.sqlite3"
     assert BalanceManagerConfig().history_db_path == str(expected)
 
 

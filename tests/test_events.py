@@ -1,29 +1,41 @@
-"""Tests of balance_manager.events: the asyncio callback registry."""
+"""Tests of balance_manager.events: callbacks delivered off the publisher's path."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
+import time
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from balance_manager.core.models import Balance, BalanceChange
-from balance_manager.events import CallbackRegistry
+from balance_manager.events import EventDispatcher
 from balance_manager.exceptions import ConfigError, UnknownEventError
 
 EVENTS = ("balance_update", "balance_change")
 
 
-@pytest.fixture
-def registry() -> CallbackRegistry:
-    return CallbackRegistry(EVENTS)
+@pytest_asyncio.fixture
+async def dispatcher() -> AsyncIterator[EventDispatcher]:
+    events = EventDispatcher(EVENTS)
+    yield events
+    await events.aclose(grace=1.0)
+
+
+def change(asset: str, old: str | None, new: str) -> BalanceChange:
+    before = None if old is None else Balance(asset=asset, balance=Decimal(old))
+    return BalanceChange(new=Balance(asset=asset, balance=Decimal(new)), old=before)
 
 
 @pytest.mark.asyncio
-async def test_seed_style_async_callback_receives_the_payload(registry: CallbackRegistry) -> None:
+async def test_seed_style_async_callback_receives_the_payload(
+    dispatcher: EventDispatcher,
+) -> None:
     """The seed's `async def on_balance_update(balance_data)` is awaited with the payload."""
     seen: list[tuple[str, Decimal]] = []
 
@@ -31,109 +43,231 @@ async def test_seed_style_async_callback_receives_the_payload(registry: Callback
         await asyncio.sleep(0)
         seen.append((balance_data["asset"], balance_data["balance"]))
 
-    registry.register_callback("balance_update", on_balance_update)
-    change = BalanceChange(new=Balance(asset="USDT", balance=Decimal("100.5")))
-    assert await registry.emit("balance_update", change) == 0
+    dispatcher.register_callback("balance_update", on_balance_update)
+    dispatcher.publish("balance_update", change("USDT", None, "100.5"))
+    assert seen == []  # publish only queues
+    await dispatcher.drain()
     assert seen == [("USDT", Decimal("100.5"))]
 
 
 @pytest.mark.asyncio
-async def test_sync_and_async_callbacks_run_in_registration_order(
-    registry: CallbackRegistry,
-) -> None:
-    """Callbacks run one after another in registration order, async ones awaited in turn."""
-    order: list[str] = []
+async def test_publish_never_runs_a_callback_inline(dispatcher: EventDispatcher) -> None:
+    """publish() returns before any callback runs, even a sync one."""
+    ran: list[int] = []
+    dispatcher.register_callback("balance_update", ran.append)
+    for n in range(3):
+        dispatcher.publish("balance_update", n)
+        assert ran == []
+    await dispatcher.drain()
+    assert ran == [0, 1, 2]
 
-    async def slow_async(payload: Any) -> None:
-        order.append("async-start")
+
+@pytest.mark.asyncio
+async def test_a_slow_callback_delays_only_itself(dispatcher: EventDispatcher) -> None:
+    """A callback stuck awaiting does not hold up another callback of the same event."""
+    release = asyncio.Event()
+    fast: list[int] = []
+
+    async def stuck(payload: Any) -> None:
+        await release.wait()
+
+    dispatcher.register_callback("balance_update", stuck)
+    dispatcher.register_callback("balance_update", fast.append)
+    for n in range(5):
+        dispatcher.publish("balance_update", n)
+    for _ in range(20):
         await asyncio.sleep(0)
-        order.append("async-end")
-
-    registry.register_callback("balance_change", lambda payload: order.append("sync-1"))
-    registry.register_callback("balance_change", slow_async)
-    registry.register_callback("balance_change", lambda payload: order.append("sync-2"))
-    await registry.emit("balance_change", {"asset": "BTC"})
-    assert order == ["sync-1", "async-start", "async-end", "sync-2"]
+    assert fast == [0, 1, 2, 3, 4]
+    assert dispatcher.get_statistics()["pending"] == 4  # stuck's queue; one in progress
+    release.set()
+    await dispatcher.drain()
 
 
 @pytest.mark.asyncio
 async def test_failing_callbacks_are_isolated_logged_and_counted(
-    registry: CallbackRegistry, caplog: pytest.LogCaptureFixture
+    dispatcher: EventDispatcher, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A raising callback (sync or async) never stops the others; emit returns the failure count."""
+    """A raising callback (sync or async) never stops the others nor its own next event."""
     ran: list[str] = []
+    calls = {"sync": 0}
 
     def broken_sync(payload: Any) -> None:
+        calls["sync"] += 1
         raise ValueError("sync bug")
 
     async def broken_async(payload: Any) -> None:
         raise RuntimeError("async bug")
 
-    registry.register_callback("balance_update", broken_sync)
-    registry.register_callback("balance_update", broken_async)
-    registry.register_callback("balance_update", lambda payload: ran.append("ok"))
+    dispatcher.register_callback("balance_update", broken_sync)
+    dispatcher.register_callback("balance_update", broken_async)
+    dispatcher.register_callback("balance_update", lambda payload: ran.append("ok"))
     with caplog.at_level(logging.ERROR, logger="balance_manager.events"):
-        failures = await registry.emit("balance_update", {"asset": "BTC"})
-    assert failures == 2
-    assert ran == ["ok"]
-    assert registry.callback_errors == 2
+        dispatcher.publish("balance_update", {"asset": "BTC"})
+        dispatcher.publish("balance_update", {"asset": "BTC"})
+        await dispatcher.drain()
+    assert ran == ["ok", "ok"]
+    assert calls["sync"] == 2
+    assert dispatcher.callback_errors == 4
     assert "broken_sync" in caplog.text
     assert "broken_async" in caplog.text
     assert "balance_update" in caplog.text
 
 
 @pytest.mark.asyncio
-async def test_cancellation_is_not_swallowed(registry: CallbackRegistry) -> None:
-    """A CancelledError inside a callback propagates: cancelling the emitter still works."""
+async def test_a_callback_raising_cancelled_error_is_its_own_error(
+    dispatcher: EventDispatcher,
+) -> None:
+    """CancelledError raised by a callback is counted as its error; delivery goes on."""
+    seen: list[int] = []
 
-    async def cancelled(payload: Any) -> None:
+    async def cancels(payload: int) -> None:
+        seen.append(payload)
         raise asyncio.CancelledError
 
-    registry.register_callback("balance_update", cancelled)
-    with pytest.raises(asyncio.CancelledError):
-        await registry.emit("balance_update", None)
+    dispatcher.register_callback("balance_update", cancels)
+    dispatcher.publish("balance_update", 1)
+    dispatcher.publish("balance_update", 2)
+    await dispatcher.drain()
+    assert seen == [1, 2]
+    assert dispatcher.callback_errors == 2
 
 
 @pytest.mark.asyncio
-async def test_unknown_event_names_are_refused_everywhere(registry: CallbackRegistry) -> None:
+async def test_a_blocking_sync_callback_is_reported_by_name(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A sync callback holding the loop longer than slow_callback is logged and counted."""
+    events = EventDispatcher(EVENTS, slow_callback=0.01)
+
+    def sleepy_strategy(payload: Any) -> None:
+        time.sleep(0.03)
+
+    events.register_callback("balance_update", sleepy_strategy)
+    with caplog.at_level(logging.WARNING, logger="balance_manager.events"):
+        events.publish("balance_update", None)
+        await events.drain()
+    await events.aclose()
+    assert "sleepy_strategy" in caplog.text
+    assert "blocked the event loop" in caplog.text
+    stats = events.get_statistics()
+    assert stats["blocking_calls"] == 1
+    assert stats["callbacks"][0]["max_seconds"] >= 0.03
+
+
+@pytest.mark.asyncio
+async def test_overflow_coalesces_balance_updates_per_asset_keeping_the_chain() -> None:
+    """Beyond max_pending, a waiting balance_update of the same asset absorbs the new one."""
+    events = EventDispatcher(EVENTS, max_pending=2)
+    release = asyncio.Event()
+    seen: list[BalanceChange] = []
+
+    async def slow(payload: BalanceChange) -> None:
+        await release.wait()
+        seen.append(payload)
+
+    events.register_callback("balance_update", slow)
+    events.publish("balance_update", change("BTC", None, "1"))
+    await asyncio.sleep(0)  # the first is taken and in progress
+    events.publish("balance_update", change("BTC", "1", "2"))
+    events.publish("balance_update", change("ETH", None, "5"))
+    events.publish("balance_update", change("BTC", "2", "3"))  # queue full: merged
+    events.publish("balance_update", change("BTC", "3", "4"))  # merged again
+    stats = events.get_statistics()
+    assert stats["coalesced"] == 2
+    assert stats["pending"] == 2
+    release.set()
+    await events.drain()
+    await events.aclose()
+    got = [(c.asset, None if c.old is None else c.old.balance, c.balance) for c in seen]
+    assert got == [
+        ("BTC", None, Decimal(1)),
+        ("BTC", Decimal(1), Decimal(4)),  # old of the first waiting, new of the latest
+        ("ETH", None, Decimal(5)),
+    ]
+
+
+@pytest.mark.asyncio
+async def test_other_events_are_not_coalesced_but_bounded() -> None:
+    """balance_change is never merged; beyond 4 * max_pending the oldest are dropped and counted."""
+    events = EventDispatcher(EVENTS, max_pending=2)
+    release = asyncio.Event()
+    seen: list[int] = []
+
+    async def slow(payload: int) -> None:
+        await release.wait()
+        seen.append(payload)
+
+    events.register_callback("balance_change", slow)
+    events.publish("balance_change", 0)
+    await asyncio.sleep(0)
+    for n in range(1, 12):
+        events.publish("balance_change", n)
+    stats = events.get_statistics()
+    assert stats["dropped"] == 3
+    assert stats["coalesced"] == 0
+    release.set()
+    await events.drain()
+    await events.aclose()
+    assert seen == [0, 4, 5, 6, 7, 8, 9, 10, 11]
+
+
+@pytest.mark.asyncio
+async def test_a_callback_can_unregister_itself(dispatcher: EventDispatcher) -> None:
+    """Unregistering from inside the callback ends its delivery after the call in progress."""
+    seen: list[int] = []
+
+    def once(payload: int) -> None:
+        seen.append(payload)
+        dispatcher.unregister_callback("balance_update", once)
+
+    dispatcher.register_callback("balance_update", once)
+    dispatcher.publish("balance_update", 1)
+    dispatcher.publish("balance_update", 2)
+    await dispatcher.drain()
+    assert seen == [1]
+    assert dispatcher.callbacks("balance_update") == ()
+
+
+@pytest.mark.asyncio
+async def test_unknown_event_names_are_refused_everywhere(dispatcher: EventDispatcher) -> None:
     """Every method refuses an unknown event with UnknownEventError listing the known names."""
     with pytest.raises(UnknownEventError, match="balance_update, balance_change") as info:
-        registry.register_callback("balance_updates", print)
+        dispatcher.register_callback("balance_updates", print)
     assert info.value.event == "balance_updates"
     assert info.value.known == EVENTS
     with pytest.raises(UnknownEventError):
-        registry.unregister_callback("nope", print)
+        dispatcher.unregister_callback("nope", print)
     with pytest.raises(UnknownEventError):
-        registry.callbacks("nope")
+        dispatcher.callbacks("nope")
     with pytest.raises(UnknownEventError):
-        await registry.emit("nope", None)
-    with pytest.raises(UnknownEventError):
-        registry.emit_threadsafe(asyncio.get_running_loop(), "nope", None)
+        dispatcher.publish("nope", None)
 
 
-def test_non_callable_is_refused(registry: CallbackRegistry) -> None:
+def test_non_callable_is_refused() -> None:
     """register_callback() with something not callable raises TypeError naming the event."""
     with pytest.raises(TypeError, match="balance_update"):
-        registry.register_callback("balance_update", None)  # type: ignore[arg-type]
+        EventDispatcher(EVENTS).register_callback("balance_update", None)  # type: ignore[arg-type]
 
 
-def test_registering_twice_is_a_no_op(registry: CallbackRegistry) -> None:
+def test_registering_twice_is_a_no_op() -> None:
     """The same callable registered twice is kept once."""
-    registry.register_callback("balance_update", print)
-    registry.register_callback("balance_update", print)
-    assert registry.callbacks("balance_update") == (print,)
+    events = EventDispatcher(EVENTS)
+    events.register_callback("balance_update", print)
+    events.register_callback("balance_update", print)
+    assert events.callbacks("balance_update") == (print,)
 
 
-def test_unregister_returns_whether_it_was_registered(registry: CallbackRegistry) -> None:
+def test_unregister_returns_whether_it_was_registered() -> None:
     """unregister_callback() removes a callback and says whether it was there."""
-    registry.register_callback("balance_update", print)
-    assert registry.unregister_callback("balance_update", print) is True
-    assert registry.unregister_callback("balance_update", print) is False
-    assert registry.callbacks("balance_update") == ()
+    events = EventDispatcher(EVENTS)
+    events.register_callback("balance_update", print)
+    assert events.unregister_callback("balance_update", print) is True
+    assert events.unregister_callback("balance_update", print) is False
+    assert events.callbacks("balance_update") == ()
 
 
 @pytest.mark.asyncio
-async def test_bound_methods_register_and_unregister(registry: CallbackRegistry) -> None:
+async def test_bound_methods_register_and_unregister(dispatcher: EventDispatcher) -> None:
     """A bound method (a new object on each access) can be unregistered by the same expression."""
 
     class Strategy:
@@ -144,95 +278,106 @@ async def test_bound_methods_register_and_unregister(registry: CallbackRegistry)
             self.calls += 1
 
     strategy = Strategy()
-    registry.register_callback("balance_change", strategy.on_balance_change)
-    registry.register_callback("balance_change", strategy.on_balance_change)
-    await registry.emit("balance_change", None)
+    dispatcher.register_callback("balance_change", strategy.on_balance_change)
+    dispatcher.register_callback("balance_change", strategy.on_balance_change)
+    dispatcher.publish("balance_change", None)
+    await dispatcher.drain()
     assert strategy.calls == 1
-    assert registry.unregister_callback("balance_change", strategy.on_balance_change)
-    await registry.emit("balance_change", None)
+    assert dispatcher.unregister_callback("balance_change", strategy.on_balance_change)
+    dispatcher.publish("balance_change", None)
+    await dispatcher.drain()
     assert strategy.calls == 1
 
 
 @pytest.mark.asyncio
-async def test_emit_without_callbacks_returns_zero(registry: CallbackRegistry) -> None:
-    """Emitting an event nobody listens to does nothing and reports no failure."""
-    assert registry.has_callbacks("balance_update") is False
-    assert await registry.emit("balance_update", None) == 0
-    assert registry.get_statistics()["emitted"] == 1
+async def test_publish_without_callbacks_does_nothing(dispatcher: EventDispatcher) -> None:
+    """Publishing an event nobody listens to queues nothing."""
+    assert dispatcher.has_callbacks("balance_update") is False
+    dispatcher.publish("balance_update", None)
+    await dispatcher.drain()
+    stats = dispatcher.get_statistics()
+    assert stats["published"] == 1
+    assert stats["delivered"] == 0
 
 
 @pytest.mark.asyncio
-async def test_callback_registered_during_emit_waits_for_the_next_one(
-    registry: CallbackRegistry,
-) -> None:
-    """An emit in progress keeps the callbacks it started with."""
-    calls: list[str] = []
-
-    def late(payload: Any) -> None:
-        calls.append("late")
-
-    def first(payload: Any) -> None:
-        calls.append("first")
-        registry.register_callback("balance_update", late)
-
-    registry.register_callback("balance_update", first)
-    await registry.emit("balance_update", None)
-    assert calls == ["first"]
-    await registry.emit("balance_update", None)
-    assert calls == ["first", "first", "late"]
-
-
-@pytest.mark.asyncio
-async def test_emit_threadsafe_runs_on_the_loop(registry: CallbackRegistry) -> None:
-    """emit_threadsafe() from another thread runs the callbacks on the loop's thread."""
-    loop = asyncio.get_running_loop()
-    done = asyncio.Event()
+async def test_registration_from_another_thread(dispatcher: EventDispatcher) -> None:
+    """A callback registered from another thread is delivered to on the loop's thread."""
     threads: list[int] = []
-
-    def on_update(payload: Any) -> None:
-        threads.append(threading.get_ident())
-        done.set()
-
-    registry.register_callback("balance_update", on_update)
-    futures = []
-    sender = threading.Thread(
-        target=lambda: futures.append(registry.emit_threadsafe(loop, "balance_update", 1))
+    registrar = threading.Thread(
+        target=lambda: dispatcher.register_callback(
+            "balance_update", lambda payload: threads.append(threading.get_ident())
+        )
     )
-    sender.start()
-    await asyncio.wait_for(done.wait(), timeout=10)
-    sender.join(timeout=10)
+    registrar.start()
+    registrar.join(timeout=10)
+    dispatcher.publish("balance_update", 1)
+    await dispatcher.drain()
     assert threads == [threading.get_ident()]
-    assert await asyncio.wait_for(asyncio.wrap_future(futures[0]), timeout=10) == 0
 
 
 @pytest.mark.asyncio
-async def test_statistics_and_repr(registry: CallbackRegistry) -> None:
-    """get_statistics() counts emits, calls and errors per registry; repr shows counts per event."""
+async def test_statistics_and_repr(dispatcher: EventDispatcher) -> None:
+    """get_statistics() counts per dispatcher and per callback; repr shows counts per event."""
 
     def broken(payload: Any) -> None:
         raise KeyError("x")
 
-    registry.register_callback("balance_update", broken)
-    registry.register_callback("balance_update", print)
-    registry.unregister_callback("balance_update", print)
-    await registry.emit("balance_update", None)
-    await registry.emit("balance_change", None)
-    assert registry.get_statistics() == {
-        "emitted": 2,
-        "callbacks_called": 1,
-        "callback_errors": 1,
-        "registered": {"balance_update": 1, "balance_change": 0},
-    }
-    assert repr(registry) == "CallbackRegistry(balance_update=1, balance_change=0)"
-    assert registry.events == EVENTS
+    dispatcher.register_callback("balance_update", broken)
+    dispatcher.register_callback("balance_update", print)
+    dispatcher.unregister_callback("balance_update", print)
+    dispatcher.publish("balance_update", None)
+    dispatcher.publish("balance_change", None)
+    await dispatcher.drain()
+    stats = dispatcher.get_statistics()
+    assert stats["published"] == 2
+    assert stats["delivered"] == 1
+    assert stats["callback_errors"] == 1
+    assert stats["registered"] == {"balance_update": 1, "balance_change": 0}
+    assert [c["name"] for c in stats["callbacks"]] == [
+        "tests.test_events.test_statistics_and_repr.<locals>.broken"
+    ]
+    assert repr(dispatcher) == "EventDispatcher(balance_update=1, balance_change=0)"
+    assert dispatcher.events == EVENTS
 
 
-def test_a_registry_needs_events() -> None:
-    """An empty event list is refused with ConfigError."""
+@pytest.mark.asyncio
+async def test_aclose_delivers_what_waits_then_stops() -> None:
+    """aclose() delivers pending events, ends every delivery task, and ignores later publishes."""
+    events = EventDispatcher(EVENTS)
+    seen: list[int] = []
+    events.register_callback("balance_update", seen.append)
+    events.publish("balance_update", 1)
+    before = set(asyncio.all_tasks())
+    await events.aclose()
+    events.publish("balance_update", 2)
+    await asyncio.sleep(0)
+    assert seen == [1]
+    assert not [t for t in before if t.get_name().startswith("callbacks:") and not t.done()]
+
+
+@pytest.mark.asyncio
+async def test_aclose_gives_up_on_a_stuck_callback_after_the_grace() -> None:
+    """A callback that never returns is cancelled after the grace period."""
+    events = EventDispatcher(EVENTS)
+
+    async def forever(payload: Any) -> None:
+        await asyncio.Event().wait()
+
+    events.register_callback("balance_update", forever)
+    events.publish("balance_update", 1)
+    await asyncio.sleep(0)
+    await asyncio.wait_for(events.aclose(grace=0.01), timeout=5)
+
+
+def test_a_dispatcher_needs_events_and_a_positive_queue() -> None:
+    """An empty event list or a max_pending below 1 is refused with ConfigError."""
     with pytest.raises(ConfigError):
-        CallbackRegistry([])
+        EventDispatcher([])
+    with pytest.raises(ConfigError, match="max_pending"):
+        EventDispatcher(EVENTS, max_pending=0)
 
 
 def test_duplicate_event_names_collapse() -> None:
     """Event names given twice are kept once, in first-seen order."""
-    assert CallbackRegistry(["a", "b", "a"]).events == ("a", "b")
+    assert EventDispatcher(["a", "b", "a"]).events == ("a", "b")

@@ -97,7 +97,7 @@ def test_persistence_and_protocol_errors_are_not_source_errors() -> None:
     [
         (TransportError("reset"), True),
         (RequestTimeoutError("Balance", 15.0), True),
-        (InvalidNonceError("EAPI:Invalid nonce"), True),
+        (InvalidNonceError("EAPI:Invalid nonce"), False),
         (RateLimitedError(), True),
         (ExchangeUnavailableError("EService:Unavailable"), True),
         (ExchangeError("EGeneral:Invalid arguments"), False),

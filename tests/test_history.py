@@ -25,6 +25,7 @@ class FakeStore(HistoryStore):
     def __init__(self) -> None:
         super().__init__(":fake:")
         self.rows: list[StoredRow] = []
+        self.latest: dict[str, Balance] = {}
         self.fail: PersistenceError | None = None
         self.opened = False
         self.closed = False
@@ -40,12 +41,17 @@ class FakeStore(HistoryStore):
     async def close(self) -> None:
         self.closed = True
 
-    async def append_many(self, rows: Iterable[StoredRow]) -> int:
+    async def write(self, rows: Iterable[StoredRow], latest: Iterable[Balance]) -> int:
         self._maybe_fail()
         known = {(row.asset, row.ledger_id) for row in self.rows if row.ledger_id}
         new = [row for row in rows if not row.ledger_id or (row.asset, row.ledger_id) not in known]
         self.rows.extend(new)
+        self.latest.update({value.asset: value for value in latest})
         return len(new)
+
+    async def load_latest(self) -> dict[str, Balance]:
+        self._maybe_fail()
+        return dict(self.latest)
 
     async def load(self, since: float = float("-inf")) -> list[StoredRow]:
         self._maybe_fail()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,10 +24,35 @@ def _no_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-async def test_connect_without_credentials_uses_the_simulator() -> None:
-    """connect() with no credentials starts a simulator, streams from it, and stops it."""
-    async with balance_manager.connect(simulator_market=False) as manager:
+async def test_connect_without_credentials_refuses_to_start() -> None:
+    """connect() with no credentials anywhere raises, naming the variables: never fake balances."""
+    with pytest.raises(ConfigError) as info:
+        async with balance_manager.connect():
+            pass  # pragma: no cover
+    message = str(info.value)
+    for name in (
+        "KRAKEN_API_KEY",
+        "KRAKEN_API_SECRET",
+        "KRAKEN_CREDENTIALS_FILE",
+        "simulator=True",
+    ):
+        assert name in message
+
+
+async def test_connect_refuses_credentials_with_the_simulator() -> None:
+    """simulator=True with an API key is a contradiction, refused before any I/O."""
+    with pytest.raises(ConfigError, match="simulator"):
+        async with balance_manager.connect("key", "c2VjcmV0", simulator=True):
+            pass  # pragma: no cover
+
+
+async def test_connect_with_the_simulator_says_so_everywhere(tmp_path: Path) -> None:
+    """connect(simulator=True) streams from a simulator, labelled as one, history in memory."""
+    async with balance_manager.connect(simulator=True, simulator_market=False) as manager:
         assert manager.simulator is not None
+        assert manager.simulated
+        assert manager.get_status()["exchange"] == "simulator"
+        assert "exchange=simulator" in repr(manager)
         await wait_until(lambda: manager.serving_mode is ServingMode.WEBSOCKET)
         manager.simulator.deposit("ETH", "2")
         await wait_until(
@@ -36,13 +62,16 @@ async def test_connect_without_credentials_uses_the_simulator() -> None:
             )
         )
         simulator = manager.simulator
-        assert manager.config.history_db_path is None  # the user's real history is untouched
+        assert manager.history.store is None  # the user's real history is untouched
     assert not simulator.running
+    assert not await asyncio.to_thread(lambda: list(tmp_path.rglob("*.sqlite3")))
 
 
 async def test_connect_rest_only() -> None:
     """websocket=False runs the manager on REST alone."""
-    async with balance_manager.connect(websocket=False, simulator_market=False) as manager:
+    async with balance_manager.connect(
+        websocket=False, simulator=True, simulator_market=False
+    ) as manager:
         assert manager.websocket_client is None
         btc = await manager.get_balance("BTC")
         assert btc is not None
@@ -59,7 +88,9 @@ async def test_connect_refuses_half_credentials() -> None:
 async def test_metrics_are_served_on_loopback() -> None:
     """metrics_enabled serves balances, the source and counters on 127.0.0.1."""
     config = BalanceManagerConfig(history_db_path=None, metrics_enabled=True)
-    async with balance_manager.connect(config=config, simulator_market=False) as manager:
+    async with balance_manager.connect(
+        config=config, simulator=True, simulator_market=False
+    ) as manager:
         await wait_until(lambda: manager.serving_mode is ServingMode.WEBSOCKET)
         metrics = manager._metrics
         assert metrics is not None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from balance_manager.core.models import Source
+from balance_manager.core.models import Balance, Source
 from balance_manager.exceptions import PersistenceError
 from balance_manager.persistence import SCHEMA_VERSION, HistoryStore, StoredRow
 
@@ -56,7 +56,7 @@ async def test_file_database_runs_wal_with_full_sync_at_the_current_schema(
             "synchronous": 2,
             "user_version": SCHEMA_VERSION,
         }
-        assert await store.schema_version() == SCHEMA_VERSION == 1
+        assert await store.schema_version() == SCHEMA_VERSION == 2
 
 
 @pytest.mark.asyncio
@@ -222,3 +222,71 @@ async def test_full_database_raises_and_keeps_nothing_of_the_batch(tmp_path: Pat
             await store.append_many(big)
         assert await store.count() == 0
         assert await store.append_many(ROWS[:1]) == 1  # still usable afterwards
+
+
+@pytest.mark.asyncio
+async def test_accounts_in_one_file_never_see_each_others_rows(tmp_path: Path) -> None:
+    """Two accounts writing one file each read, count and prune only their own rows."""
+    path = str(tmp_path / "h.db")
+    async with HistoryStore(path, account="aaaa") as a, HistoryStore(path, account="bbbb") as b:
+        await a.append_many(ROWS[:2])
+        await b.append_many([StoredRow("SOL", T0, Decimal(1000), Source.REST, "L-1")])
+        assert [row.asset for row in await a.load()] == ["BTC", "USD"]
+        assert [row.asset for row in await b.load()] == ["SOL"]
+        assert (await a.count(), await b.count()) == (2, 1)
+        # The same ledger id is a different entry in another account.
+        assert await b.append_many([ROWS[0]]) == 1
+        assert await a.prune_before(T0 + 10) == 2
+        assert await b.count() == 2
+        assert await a.accounts() == ["bbbb"]
+
+
+@pytest.mark.asyncio
+async def test_latest_values_keep_every_amount_per_account(tmp_path: Path) -> None:
+    """write() stores each asset's last value, hold included, and load_latest() gives it back."""
+    path = str(tmp_path / "h.db")
+    usd = Balance(
+        asset="USD",
+        balance=Decimal("25435.21"),
+        hold_trade=Decimal("501.3"),
+        earn=Decimal("7"),
+        credit=Decimal("100"),
+        credit_used=Decimal("1.5"),
+        source=Source.WEBSOCKET,
+        received_at=T0,
+    )
+    async with HistoryStore(path, account="aaaa") as store:
+        await store.write([], [usd])
+        await store.write([], [usd.replace(hold_trade=Decimal(0), received_at=T0 + 1)])
+    async with HistoryStore(path, account="aaaa") as store:
+        latest = await store.load_latest()
+    assert latest == {"USD": usd.replace(hold_trade=Decimal(0), received_at=T0 + 1)}
+    async with HistoryStore(path, account="bbbb") as other:
+        assert await other.load_latest() == {}
+
+
+@pytest.mark.asyncio
+async def test_a_version_1_file_is_migrated_and_its_unowned_rows_are_not_read(
+    tmp_path: Path,
+) -> None:
+    """Rows written before accounts existed are kept but never read as any account's."""
+    path = tmp_path / "h.db"
+    connection = sqlite3.connect(path)
+    connection.executescript(
+        """
+        CREATE TABLE history (id INTEGER PRIMARY KEY, asset TEXT NOT NULL,
+            timestamp REAL NOT NULL, balance TEXT NOT NULL, source TEXT NOT NULL, ledger_id TEXT);
+        CREATE INDEX history_by_time ON history (timestamp);
+        CREATE UNIQUE INDEX history_ledger ON history (asset, ledger_id)
+            WHERE ledger_id IS NOT NULL;
+        INSERT INTO history (asset, timestamp, balance, source, ledger_id)
+            VALUES ('BTC', 1.0, '550', 'rest', 'L-1');
+        PRAGMA user_version = 1;
+        """
+    )
+    connection.close()
+    async with HistoryStore(str(path), account="aaaa") as store:
+        assert await store.schema_version() == 2
+        assert await store.load() == []
+        assert await store.append_many([StoredRow("BTC", 2.0, Decimal(1), Source.REST, "L-1")]) == 1
+        assert [row.balance for row in await store.load()] == [Decimal(1)]

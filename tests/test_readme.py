@@ -37,17 +37,18 @@ def _private_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.asyncio
 async def test_quick_start_runs() -> None:
-    """The quick start (connect() without credentials) prints BTC from the simulator."""
-    block = next(b for b in python_blocks(README) if "balance_manager.connect()" in b)
+    """The quick start (connect(simulator=True)) prints BTC from the simulator, labelled so."""
+    block = next(b for b in python_blocks(README) if "balance_manager.connect(" in b)
     printed = await run_block(block, {}, "README quick start")
     assert re.match(r"BTC: 1\.2435\d* \(free 1\.2435\d*, held 0E-10|BTC: ", printed)
     assert "via websocket" in printed or "via rest" in printed
+    assert "on simulator" in printed
 
 
 @pytest.mark.asyncio
 async def test_seed_usage_examples_run_as_written() -> None:
     """Basic, callbacks, advanced, strategy, risk, monitoring and health checks all work."""
-    blocks = [b for b in python_blocks(README) if "balance_manager.connect()" not in b]
+    blocks = [b for b in python_blocks(README) if "balance_manager.connect(" not in b]
     namespace: dict[str, Any] = {}
     printed: dict[str, str] = {}
     close_block = next(b for b in blocks if "await balance_manager.close()" in b)

@@ -136,25 +136,13 @@ async def test_rate_limit_waits_at_least_retry_after(clock: ManualClock) -> None
 
 
 @pytest.mark.asyncio
-async def test_invalid_nonce_is_retried_once_at_once(clock: ManualClock) -> None:
-    """InvalidNonceError is retried immediately (fresh nonce) without using a delay."""
-    delays = fixed(4.0)
-    call = Script(clock, [InvalidNonceError("EAPI:Invalid nonce"), TransportError("x")])
-    result = await run(clock, retry_call(call, attempts=3, delays=delays, clock=clock))
-    assert result == "ok"
-    assert call.times == [0.0, 0.0, 4.0]
-
-
-@pytest.mark.asyncio
-async def test_second_invalid_nonce_is_raised_whatever_attempts_allow(clock: ManualClock) -> None:
-    """A second InvalidNonceError propagates even with attempts to spare (lockout risk)."""
-    call = Script(
-        clock,
-        [InvalidNonceError("EAPI:Invalid nonce"), InvalidNonceError("EAPI:Invalid nonce")],
-    )
-    with pytest.raises(InvalidNonceError):
+async def test_invalid_nonce_is_raised_at_once_never_retried(clock: ManualClock) -> None:
+    """InvalidNonceError means another user of the key: raised at once, attempts to spare or not."""
+    call = Script(clock, [InvalidNonceError("EAPI:Invalid nonce")])
+    with pytest.raises(InvalidNonceError) as info:
         await retry_call(call, attempts=10, delays=itertools.repeat(1.0), clock=clock)
-    assert len(call.times) == 2
+    assert len(call.times) == 1
+    assert "another process" in str(info.value)
 
 
 @pytest.mark.asyncio

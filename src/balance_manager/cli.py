@@ -54,10 +54,11 @@ from rich.table import Table
 
 from balance_manager import __version__
 from balance_manager.adapters.kraken_rest import KrakenRestClient
-from balance_manager.config import BalanceManagerConfig
+from balance_manager.config import ACCOUNT_PLACEHOLDER, BalanceManagerConfig
 from balance_manager.core.amounts import ZERO
 from balance_manager.core.models import Balance, Source
 from balance_manager.core.trends import TrendAnalysis
+from balance_manager.credentials import load_credentials
 from balance_manager.demo import DemoOptions, run_demo, run_watch
 from balance_manager.demo_plan import exit_code_for, format_amount, format_summary
 from balance_manager.demo_view import DemoView, LiveView, PlainView, display_amount, sparkline
@@ -73,6 +74,7 @@ from balance_manager.exceptions import (
 from balance_manager.factory import connect
 from balance_manager.history import BalanceHistory
 from balance_manager.kraken.assets import AssetNames
+from balance_manager.persistence import HistoryStore
 from balance_manager.simulator import cli as simulator_cli
 
 __all__ = [
@@ -540,18 +542,29 @@ def _balances_table(balances: dict[str, Balance]) -> Table:
 
 def _cmd_history(args: argparse.Namespace, out: TextIO) -> int:
     config = _load_config(args, credentials=False)
+    credentials = load_credentials()
+    account = credentials.fingerprint if credentials is not None else None
     path = args.db or config.history_db_path
     if path is None:
         raise CommandError(
             "history is not kept on disk (history_db_path is off); pass --db PATH", EXIT_USAGE
         )
+    if ACCOUNT_PLACEHOLDER in path:
+        if account is None:
+            raise CommandError(
+                "history is kept per account: set KRAKEN_API_KEY (or KRAKEN_CREDENTIALS_FILE) "
+                "to say whose, or pass --db PATH",
+                EXIT_USAGE,
+            )
+        path = path.replace(ACCOUNT_PLACEHOLDER, account)
     if path != ":memory:" and not os.path.exists(path):
         raise CommandError(
             f"no history database at {path} (`balance-manager watch` records one; or pass --db)"
         )
 
     async def body(stop: asyncio.Event) -> int:
-        history = BalanceHistory.from_config(config.replace(history_db_path=path))
+        whose = account if account is not None else await _only_account(path)
+        history = BalanceHistory(store=HistoryStore(path, account=whose))
         try:
             await history.load()
             if history.last_error is not None:
@@ -565,6 +578,21 @@ def _cmd_history(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_OK
 
     return _run(body)
+
+
+async def _only_account(path: str) -> str:
+    """The one account a history file holds (without credentials, nothing else can say whose)."""
+    async with HistoryStore(path) as store:
+        accounts = await store.accounts()
+    if len(accounts) == 1:
+        return accounts[0]
+    if not accounts:
+        raise CommandError(f"the history database {path} holds no account's history")
+    raise CommandError(
+        f"the history database {path} holds {len(accounts)} accounts "
+        f"({', '.join(accounts)}): set KRAKEN_API_KEY to say whose",
+        EXIT_USAGE,
+    )
 
 
 def _print_history(

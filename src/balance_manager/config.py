@@ -23,7 +23,14 @@ from balance_manager.core.amounts import to_amount
 from balance_manager.credentials import Credentials
 from balance_manager.exceptions import BalanceManagerError, ConfigError
 
-__all__ = ["ENV_PREFIX", "KRAKEN_REST_URL", "KRAKEN_WS_URL", "BalanceManagerConfig", "Tier"]
+__all__ = [
+    "ACCOUNT_PLACEHOLDER",
+    "ENV_PREFIX",
+    "KRAKEN_REST_URL",
+    "KRAKEN_WS_URL",
+    "BalanceManagerConfig",
+    "Tier",
+]
 
 #: Kraken's REST base URL (public methods under ``/0/public``, private under ``/0/private``).
 KRAKEN_REST_URL = "https://api.kraken.com"
@@ -45,10 +52,17 @@ RULE_NAMES = (
 )
 
 
+#: Replaced by the account's fingerprint in ``history_db_path``.
+ACCOUNT_PLACEHOLDER = "{account}"
+
+
 def default_history_path() -> str:
-    """``$XDG_STATE_HOME/balance-manager/history.sqlite3`` (``~/.local/state/...``)."""
+    """``$XDG_STATE_HOME/balance-manager/{account}/history.sqlite3`` (``~/.local/state/...``).
+
+    ``{account}`` becomes the account's fingerprint, so each account has its own file.
+    """
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return str(Path(base) / "balance-manager" / "history.sqlite3")
+    return str(Path(base) / "balance-manager" / ACCOUNT_PLACEHOLDER / "history.sqlite3")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -9,6 +9,7 @@ reads them from the environment or from a file, never from the command line
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import stat
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from balance_manager.exceptions import ConfigError
 
-__all__ = ["Credentials", "Secret", "load_credentials"]
+__all__ = ["SIMULATED_KEY_PREFIX", "Credentials", "Secret", "load_credentials", "mask_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,10 @@ def mask_key(api_key: str) -> str:
     return f"{api_key[:4]}…{api_key[-4:]}"
 
 
+#: How the built-in simulator's API keys begin (``-`` is not in Kraken's base64 keys).
+SIMULATED_KEY_PREFIX = "sim-"
+
+
 @dataclass(frozen=True, slots=True)
 class Credentials:
     """A Kraken API key and its base64 secret.
@@ -108,6 +113,25 @@ class Credentials:
 
     def __repr__(self) -> str:
         return f"Credentials(api_key={mask_key(self.api_key)!r}, api_secret=Secret('***'))"
+
+    @property
+    def fingerprint(self) -> str:
+        """A short, stable identifier of the key, safe to show and store.
+
+        The first 16 hex digits of a SHA-256 of the key: it tells accounts
+        apart (history is kept per key) without revealing the key.
+        """
+        digest = hashlib.sha256(b"balance-manager/account/v1:" + self.api_key.encode())
+        return digest.hexdigest()[:16]
+
+    @property
+    def simulated(self) -> bool:
+        """Whether this is a key issued by the built-in simulator.
+
+        The simulator's keys start with :data:`SIMULATED_KEY_PREFIX`, which
+        holds a character no Kraken key contains (they are standard base64).
+        """
+        return self.api_key.startswith(SIMULATED_KEY_PREFIX)
 
 
 def load_credentials(

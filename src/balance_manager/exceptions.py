@@ -215,9 +215,21 @@ class AuthenticationError(ExchangeError):
 
 
 class InvalidNonceError(ExchangeError):
-    """The nonce was not above the last one accepted; retry once with a fresh nonce."""
+    """The nonce was not above the last one the exchange accepted for this key.
 
-    retryable = True
+    One client's nonces only ever increase, so this means another process or
+    program uses the same key. It is not retried: a retry would race the other
+    user again, and repeated failures lock the key out. The message says so.
+    """
+
+    retryable = False
+
+    def __str__(self) -> str:
+        return (
+            f"{super().__str__()} (another process or program is probably using this API "
+            "key: Kraken needs strictly increasing nonces per key, so give each process its "
+            "own key)"
+        )
 
 
 class RateLimitedError(ExchangeError):

@@ -37,7 +37,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, TypedDict
 
 from balance_manager.clock import Clock, SystemClock
+from balance_manager.config import ACCOUNT_PLACEHOLDER, default_history_path
 from balance_manager.core.changes import ChangeDetector
+from balance_manager.core.models import Balance
 from balance_manager.core.timeline import HistoryEntry, Timeline
 from balance_manager.core.trends import (
     TrendAnalysis,
@@ -51,7 +53,6 @@ from balance_manager.persistence import HistoryStore, StoredRow
 
 if TYPE_CHECKING:
     from balance_manager.config import BalanceManagerConfig
-    from balance_manager.core.models import Balance
 
 __all__ = [
     "DEFAULT_MAX_PENDING",
@@ -167,6 +168,8 @@ class BalanceHistory:
         self._prune_interval = float(prune_interval)
         self._max_pending = max_pending
         self._pending: deque[StoredRow] = deque()
+        self._latest: dict[str, Balance] = {}  # last value per asset, not yet stored
+        self._last_known: dict[str, Balance] = {}  # as stored at load
         self._prune_cutoff: float | None = None  # store prune owed by the next flush
         self._ledger_limit = ledger_id_memory
         self._ledger_ids: set[str] = set()
@@ -192,6 +195,8 @@ class BalanceHistory:
         *,
         clock: Clock = _SYSTEM_CLOCK,
         store: HistoryStore | None = None,
+        account: str = "",
+        simulated: bool = False,
     ) -> BalanceHistory:
         """A history set up from ``config``.
 
@@ -199,10 +204,20 @@ class BalanceHistory:
             config: the options (``history_*`` and ``change_threshold_*``).
             clock: the time source.
             store: the store to use; by default one is made from
-                ``history_db_path`` (no store when that is ``None``).
+                ``history_db_path`` (no store when that is ``None``), for ``account``.
+            account: the account's fingerprint: ``{account}`` in the path is
+                replaced by it, and the store keeps only its rows.
+            simulated: the account is on a simulated exchange: the default path
+                is not used (history stays in memory) unless one was set.
         """
-        if store is None and config.history_db_path is not None:
-            store = HistoryStore(config.history_db_path)
+        path = config.history_db_path
+        if store is None and path is not None:
+            if simulated and path == default_history_path():
+                path = None  # simulated balances have no place in a real history file
+            else:
+                path = path.replace(ACCOUNT_PLACEHOLDER, account or "no-account")
+        if store is None and path is not None:
+            store = HistoryStore(path, account=account)
         return cls(
             max_entries=config.history_max_entries,
             retention_hours=config.history_retention_hours,
@@ -254,6 +269,8 @@ class BalanceHistory:
             order.append(ledger_id)
             if len(order) > self._ledger_limit:
                 ledger_ids.discard(order.popleft())
+        if self._store is not None:
+            self._latest[balance.asset] = balance  # every amount, holds included
         amount = balance.balance
         timeline = self._timeline.timeline_for(balance.asset)
         if timeline.last_balance == amount:
@@ -405,6 +422,7 @@ class BalanceHistory:
             if not store.is_open:
                 await store.open()
             rows = await store.load(since)
+            self._last_known = await store.load_latest()
         except PersistenceError as exc:
             self._note_error(exc)
             return 0
@@ -418,6 +436,15 @@ class BalanceHistory:
                 loaded += 1
         return loaded
 
+    def last_known(self) -> dict[str, Balance]:
+        """The last known value of every asset as stored (read by :meth:`load`).
+
+        Every amount of each value is there, hold included, so what a restart
+        shows before any source answers is complete (and marked stale by the
+        manager). Empty without a store.
+        """
+        return dict(self._last_known)
+
     async def flush(self) -> int:
         """Write the queued rows in one transaction; return how many rows were new.
 
@@ -429,18 +456,20 @@ class BalanceHistory:
         if store is None or self._closed:
             return 0
         async with self._flush_lock:
-            if not self._pending and self._prune_cutoff is None:
+            if not self._pending and not self._latest and self._prune_cutoff is None:
                 return 0
             batch = list(self._pending)
             self._pending.clear()
+            latest, self._latest = self._latest, {}
             try:
                 if not store.is_open:
                     await store.open()
                 # Shielded: if the flushing task is cancelled (shutdown), the rows
                 # already taken from the queue are still written, not lost.
-                written = await asyncio.shield(store.append_many(batch))
+                written = await asyncio.shield(store.write(batch, latest.values()))
             except PersistenceError as exc:
                 self._requeue(batch)
+                self._latest = {**latest, **self._latest}
                 self._note_error(exc)
                 return 0
             self._written += written

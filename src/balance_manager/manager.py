@@ -7,13 +7,20 @@ read from there. Sources keep it current:
   with ``executions``, each hold change, in real time; while it is healthy no
   REST call is needed for reads;
 * **REST** (``rest_client``) takes the first snapshot, polls within the rate
-  limit (behind the circuit breaker) while the stream is down or silent, and
-  cross-checks the stream every ``force_update_interval``;
+  limit (behind the circuit breaker) while the stream is down or silent,
+  checks the stream whenever it may have lost something (missed heartbeats),
+  and cross-checks it every ``force_update_interval``;
 * when both fail, the last known values are served marked with source
   ``cache``, so a caller can always tell (``Balance.source``, ``received_at``,
   and ``max_age`` to demand fresh data or an error).
 
-Everything time-dependent runs on the injected clock; see ``docs/manager.md``.
+Which reading wins is decided by the pure rules of
+:mod:`balance_manager.core.reconcile`; the manager applies their outcome in one
+step, without awaiting anything, and hands events to an
+:class:`~balance_manager.events.EventDispatcher`, so no callback runs while a
+reading is being applied and no lock is held while user code runs.
+
+Everything time-dependent runs on the injected clock.
 """
 
 from __future__ import annotations
@@ -26,9 +33,22 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from balance_manager.adapters.aio import cancel_and_wait
-from balance_manager.adapters.base import (
-    AssetAmounts,
-    RestSnapshot,
+from balance_manager.clock import Clock, SystemClock
+from balance_manager.config import BalanceManagerConfig
+from balance_manager.core.amounts import ZERO
+from balance_manager.core.cache import BalanceCache
+from balance_manager.core.freshness import ServingMode, SourceTracker
+from balance_manager.core.models import Balance, BalanceChange, Source
+from balance_manager.core.reconcile import (
+    Outcome,
+    StreamView,
+    apply_holds,
+    apply_stream_snapshot,
+    reconcile_rest,
+    same_amounts,
+)
+from balance_manager.core.sources import (
+    PlainNames,
     RestSource,
     StreamEvent,
     StreamHolds,
@@ -38,16 +58,10 @@ from balance_manager.adapters.base import (
     StreamState,
     StreamStatus,
 )
-from balance_manager.clock import Clock, SystemClock
-from balance_manager.config import BalanceManagerConfig
-from balance_manager.core.amounts import ZERO
-from balance_manager.core.cache import BalanceCache
-from balance_manager.core.freshness import ServingMode, SourceTracker
-from balance_manager.core.models import Balance, BalanceChange, Source
 from balance_manager.core.stats import Counters
 from balance_manager.core.store import BalanceStore, InMemoryBalanceStore
 from balance_manager.core.validator import BalanceValidator, ValidationResult
-from balance_manager.events import Callback, CallbackRegistry
+from balance_manager.events import Callback, EventDispatcher
 from balance_manager.exceptions import (
     AuthenticationError,
     ConfigError,
@@ -58,7 +72,6 @@ from balance_manager.exceptions import (
     UnknownAssetError,
 )
 from balance_manager.history import BalanceHistory
-from balance_manager.kraken.assets import AssetNames
 
 if TYPE_CHECKING:
     from balance_manager.simulator import SimulatedKraken
@@ -67,7 +80,7 @@ __all__ = ["EVENTS", "BalanceManager", "SyncBalanceView"]
 
 logger = logging.getLogger(__name__)
 
-#: Events a callback can be registered for (see ``docs/manager.md`` for payloads).
+#: Events a callback can be registered for (payloads: see the README's Events table).
 EVENTS = (
     "balance_update",
     "balance_change",
@@ -99,6 +112,10 @@ _COUNTER_NAMES = (
     "source_inconsistencies",
     "hold_mismatches",
     "continuity_breaks",
+    "stream_interruptions",
+    "quiet_checks",
+    "resyncs_requested",
+    "stream_restarts",
 )
 
 
@@ -111,6 +128,8 @@ class BalanceManager:
             or ``None`` to run on REST polling alone.
         rest_client: the REST client (a
             :class:`~balance_manager.adapters.kraken_rest.KrakenRestClient`).
+            A client given here may be shared with other managers: it is
+            closed by the last manager using it that closes.
         config: every option; defaults to :class:`BalanceManagerConfig()`.
         clock: time source; defaults to the REST client's clock.
         store: where balances are held; defaults to this process's memory.
@@ -142,12 +161,18 @@ class BalanceManager:
         self.clock: Clock = clock or getattr(rest_client, "clock", None) or SystemClock()
         self.websocket_client = websocket_client
         self.rest_client = rest_client
-        self.names: AssetNames = getattr(rest_client, "names", None) or AssetNames()
+        self.names = rest_client.names if rest_client is not None else PlainNames()
+        self.exchange: str = rest_client.exchange if rest_client is not None else "unknown"
+        """What is on the other end: ``"kraken"``, or ``"simulator"`` for a simulated exchange."""
+        self.account: str = rest_client.account if rest_client is not None else ""
+        """The account's fingerprint (never its key): history is kept per account."""
         self._store: BalanceStore = store if store is not None else InMemoryBalanceStore()
         self.cache: BalanceCache[Balance] = BalanceCache.from_config(
             self.config, time=self.clock.monotonic
         )
-        self.history = history or BalanceHistory.from_config(self.config, clock=self.clock)
+        self.history = history or BalanceHistory.from_config(
+            self.config, clock=self.clock, account=self.account, simulated=self.simulated
+        )
         self.validator: BalanceValidator | None
         if validator is not None:
             self.validator = validator
@@ -155,7 +180,7 @@ class BalanceManager:
             self.validator = BalanceValidator.from_config(self.config, decimals=self.names.decimals)
         else:
             self.validator = None
-        self._callbacks = CallbackRegistry(EVENTS)
+        self._events = EventDispatcher(EVENTS)
         self._tracker = SourceTracker(
             stream_timeout=self.config.websocket_timeout,
             rest_fresh_for=max(
@@ -179,9 +204,16 @@ class BalanceManager:
         self._system: str | None = None
         self._last_update: float | None = None
         self._last_rest_error: str | None = None
+        self._quiet_checked = False  # a REST check ran for the current quiet spell
+        self._restarting = False  # a dead stream task is being restarted
         self._metrics: Any = None
         self.simulator: SimulatedKraken | None = None
         """The simulator this manager talks to, when :func:`connect` started one."""
+
+    @property
+    def simulated(self) -> bool:
+        """Whether the exchange on the other end is a simulator (its values are not real)."""
+        return self.exchange == "simulator"
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -209,13 +241,16 @@ class BalanceManager:
         if self._closed:
             raise RuntimeError("this BalanceManager was closed; make a new one")
         self._initialized = True
-        await self.history.load()
-        self._restore_from_history()
         rest = self.rest_client
+        if rest is not None:
+            rest.acquire()
+        await self.history.load()
+        self._restore_last_known()
         if rest is not None:
             try:
                 await rest.load_assets()
             except (AuthenticationError, LockoutError):
+                await self.close()
                 raise
             except _REST_FAILURES as exc:
                 logger.warning("could not read asset info (%s); using built-in names", exc)
@@ -235,7 +270,11 @@ class BalanceManager:
         self._spawn(self.history.run_maintenance(self._stop), "balance-history-maintenance")
 
     async def close(self) -> None:
-        """Stop the stream and every task, flush history, close the clients (idempotent)."""
+        """Stop the stream and every task, deliver pending events, flush history, release clients.
+
+        Idempotent. A REST client shared with other managers is closed by the
+        last of them.
+        """
         if self._closed:
             return
         self._closed = True
@@ -249,29 +288,26 @@ class BalanceManager:
             await asyncio.wait(maintenance, timeout=5.0)
         for task in tasks:
             await cancel_and_wait(task)
+        await self._events.aclose()
         await self.history.close()
-        if self.rest_client is not None:
-            await self.rest_client.close()
+        if self.rest_client is not None and self._initialized:
+            await self.rest_client.release()
         if self._metrics is not None:
             self._metrics.close()
 
     def _spawn(self, coro: Any, name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))
 
-    def _restore_from_history(self) -> None:
-        """Hold the last recorded balance of each asset (stale until a source confirms)."""
-        for asset in self.history.assets():
-            entry = self.history.get_latest(asset)
-            if entry is not None and asset not in self._store:
-                self._store.put(
-                    Balance(
-                        asset=asset,
-                        balance=entry.balance,
-                        source=Source.CACHE,
-                        exchange_time=entry.timestamp,
-                        received_at=entry.timestamp,
-                    )
-                )
+    def _restore_last_known(self) -> None:
+        """Hold the last known values of this account (stale until a source confirms).
+
+        Complete values only (balance, hold, earn and credit, as stored): a
+        value whose hold is not known is not restored at all, rather than shown
+        with a hold of zero and a wrong free amount.
+        """
+        for asset, value in self.history.last_known().items():
+            if asset not in self._store:
+                self._store.put(value.replace(source=Source.CACHE))
 
     # -- reads -----------------------------------------------------------------------
 
@@ -300,8 +336,11 @@ class BalanceManager:
 
         Args:
             asset: ``BTC``, ``XBT``, ``XXBT``...
-            max_age: seconds; if the held value is older than this (not confirmed
-                by a live source since), a REST refresh is forced first.
+            max_age: seconds; the value must have been known current at some
+                moment no earlier than ``max_age`` seconds before this call. If
+                the held one was not, a REST refresh is forced first (a value
+                read by a request sent after this call satisfies any
+                ``max_age``, ``0`` included).
 
         Raises:
             StaleBalanceError: ``max_age`` was given and no source could provide
@@ -317,21 +356,22 @@ class BalanceManager:
     async def _read(
         self, name: str, value: Balance | None, max_age: float | None
     ) -> Balance | None:
+        asked_at = self.clock.time()
         mode = self._update_mode()
         if value is None:
             value = self._store.get(name)
             if value is not None and mode is not ServingMode.CACHE:
                 self.cache.put(name, value)  # re-confirmed by a live source
         if max_age is not None:
-            max_age = _checked_max_age(max_age)
-            age = self.age_of(value)
-            if age is None or age > max_age:
+            oldest = asked_at - _checked_max_age(max_age)
+            if value is None or self._known_current_at(value) < oldest:
                 await self._refresh_for_read(name, max_age)
                 mode = self._update_mode()
                 value = self._store.get(name)
-                age = self.age_of(value)
-                if value is not None and (age is None or age > max_age):
-                    raise StaleBalanceError(name, age, max_age, self._last_rest_error or "")
+                if value is not None and self._known_current_at(value) < oldest:
+                    raise StaleBalanceError(
+                        name, self.age_of(value), max_age, self._last_rest_error or ""
+                    )
         if value is None:
             return None
         if mode is ServingMode.CACHE:
@@ -348,6 +388,18 @@ class BalanceManager:
             held = self._store.get(name)
             raise StaleBalanceError(name, self.age_of(held), max_age, str(exc)) from exc
 
+    def _known_current_at(self, value: Balance) -> float:
+        """Wall-clock time up to which ``value`` is known to have been current."""
+        known = value.received_at
+        if value.source is Source.CACHE:
+            return known
+        confirmed = self._tracker.confirmed_at(self.clock.monotonic())
+        if confirmed is not None:
+            wall = self.clock.time() - (self.clock.monotonic() - confirmed)
+            if wall > known:
+                known = wall
+        return known
+
     def age_of(self, value: Balance | None) -> float | None:
         """Seconds since ``value`` was last known current, or ``None`` for no value.
 
@@ -356,15 +408,7 @@ class BalanceManager:
         """
         if value is None:
             return None
-        now = self.clock.time()
-        age = max(0.0, now - value.received_at)
-        if value.source is Source.CACHE:
-            return age
-        mono = self.clock.monotonic()
-        confirmed = self._tracker.confirmed_at(mono)
-        if confirmed is not None:
-            age = min(age, max(0.0, mono - confirmed))
-        return age
+        return max(0.0, self.clock.time() - self._known_current_at(value))
 
     async def get_all_balances(self, *, max_age: float | None = None) -> dict[str, Balance]:
         """Every held asset → its balance (same shape and sources as :meth:`get_balance`).
@@ -374,20 +418,21 @@ class BalanceManager:
                 not be had for every asset.
             ConfigError: ``max_age`` is not a number of seconds >= 0.
         """
+        asked_at = self.clock.time()
         mode = self._update_mode()
         if max_age is not None:
-            max_age = _checked_max_age(max_age)
-            stale = [b for b in self._store.snapshot().values() if (self.age_of(b) or 0) > max_age]
+            oldest = asked_at - _checked_max_age(max_age)
+            stale = [
+                b for b in self._store.snapshot().values() if self._known_current_at(b) < oldest
+            ]
             if stale or not self._store:
                 await self._refresh_for_read(stale[0].asset if stale else "*", max_age)
                 mode = self._update_mode()
-                # The read may not have confirmed every value (REST disagreed with
-                # a stream still counted healthy): never hand one back that old.
+                # The read may not have confirmed every value: never hand one back that old.
                 for held in self._store.snapshot().values():
-                    age = self.age_of(held)
-                    if age is not None and age > max_age:
+                    if self._known_current_at(held) < oldest:
                         raise StaleBalanceError(
-                            held.asset, age, max_age, self._last_rest_error or ""
+                            held.asset, self.age_of(held), max_age, self._last_rest_error or ""
                         )
         balances = self._store.snapshot()
         if mode is ServingMode.CACHE:
@@ -401,8 +446,10 @@ class BalanceManager:
     async def refresh_all_balances(self) -> dict[str, Balance]:
         """Read every balance over REST now (rate-limited, behind the circuit breaker).
 
-        While the stream is healthy, REST is compared with it (differences are
-        validation issues and trigger a stream resync) rather than applied over it.
+        The reading replaces every held value it is newer than (see
+        :mod:`balance_manager.core.reconcile`); where it shows that the stream
+        lost an update, the stream is resynchronised and the disagreement is
+        reported as a ``source_inconsistency``.
 
         Raises:
             SourceError: REST failed (the held values stay as they were).
@@ -414,7 +461,7 @@ class BalanceManager:
             raise ConfigError("rest_client", None, "refresh_all_balances needs a REST client")
         async with self._refresh_lock:
             self._tracker.rest_attempt(self.clock.monotonic())
-            requested_at = self.clock.time()
+            before = self._store.snapshot()
             try:
                 snapshot = await rest.fetch_balances()
             except _REST_FAILURES as exc:
@@ -425,7 +472,8 @@ class BalanceManager:
             self._tracker.rest_success(self.clock.monotonic())
             self._last_rest_error = None
             self._counters.incr("rest_refreshes")
-            await self._apply_rest_snapshot(snapshot, requested_at)
+            view = StreamView(self._stream_live(), self._holds_live)
+            self._apply_outcome(reconcile_rest(before, self._store.snapshot(), snapshot, view))
         self._update_mode()
         return self._store.snapshot()
 
@@ -438,17 +486,13 @@ class BalanceManager:
         if self.validator is None:
             raise ConfigError("enable_validation", False, "validation is disabled")
         now = self.clock.time()
-        mono = self.clock.monotonic()
-        confirmed = self._tracker.confirmed_at(mono)
-        confirmed_wall = None if confirmed is None else now - (mono - confirmed)
         balances = self._store.snapshot()
         confirmations = {
-            asset: max(b.received_at, confirmed_wall or b.received_at)
+            asset: self._known_current_at(b)
             for asset, b in balances.items()
             if b.source is not Source.CACHE
         }
-        result = self.validator.validate_balances(balances, now=now, confirmed_at=confirmations)
-        return result
+        return self.validator.validate_balances(balances, now=now, confirmed_at=confirmations)
 
     def sync_view(self) -> SyncBalanceView:
         """A thread-safe, synchronous read view for strategies that run in threads."""
@@ -459,14 +503,21 @@ class BalanceManager:
     def register_callback(self, event: str, callback: Callback) -> None:
         """Call ``callback(payload)`` (sync or async) on ``event`` (see :data:`EVENTS`).
 
+        Callbacks run in their own task, never inside the code that applies a
+        balance: a slow or failing callback delays nothing but itself.
+
         Raises:
             UnknownEventError: ``event`` is not one of :data:`EVENTS`.
         """
-        self._callbacks.register_callback(event, callback)
+        self._events.register_callback(event, callback)
 
     def unregister_callback(self, event: str, callback: Callback) -> bool:
         """Remove a callback; returns whether it was registered."""
-        return self._callbacks.unregister_callback(event, callback)
+        return self._events.unregister_callback(event, callback)
+
+    async def drain_callbacks(self) -> None:
+        """Wait until every event published so far has reached its callbacks."""
+        await self._events.drain()
 
     # -- status ------------------------------------------------------------------------
 
@@ -485,6 +536,8 @@ class BalanceManager:
         last_rest = self._tracker.last_rest_success
         return {
             "initialized": self._initialized and not self._closed,
+            "exchange": self.exchange,
+            "account": self.account,
             "source": mode.value,
             "websocket": {
                 "enabled": ws is not None,
@@ -521,10 +574,12 @@ class BalanceManager:
         stats: dict[str, Any] = dict(self._counters.snapshot())
         rest_stats = self.rest_client.get_statistics() if self.rest_client is not None else {}
         ws_stats = self.websocket_client.get_statistics() if self.websocket_client else {}
+        events = self._events.get_statistics()
         stats["rest_api_calls"] = rest_stats.get("rest_api_calls", 0)
         stats["websocket_messages"] = ws_stats.get("messages", 0)
         stats["reconnects"] = ws_stats.get("reconnects", 0)
-        stats["callback_errors"] = self._callbacks.callback_errors
+        stats["callback_errors"] = events["callback_errors"]
+        stats["callbacks"] = events
         stats["cache"] = self.cache.get_statistics()
         stats["history"] = dict(self.history.get_statistics())
         stats["rest"] = rest_stats
@@ -534,18 +589,18 @@ class BalanceManager:
 
     # -- the stream sink ---------------------------------------------------------------
 
-    async def _on_stream_event(self, event: StreamEvent) -> None:
+    def _on_stream_event(self, event: StreamEvent) -> None:
         """Apply one event from the stream (called by the stream client, in order)."""
         if type(event) is StreamLedgerUpdate:
-            await self._on_ledger(event)  # the common case, tested first
+            self._on_ledger(event)  # the common case, tested first
         elif isinstance(event, StreamSnapshot):
-            await self._on_snapshot(event)
+            self._on_snapshot(event)
         elif isinstance(event, StreamHolds):
-            await self._on_holds(event)
+            self._on_holds(event)
         elif isinstance(event, StreamStatus):
-            await self._on_status(event)
+            self._on_status(event)
 
-    async def _on_ledger(self, event: StreamLedgerUpdate) -> None:
+    def _on_ledger(self, event: StreamLedgerUpdate) -> None:
         counts = self._counts
         counts["ledger_updates"] += 1
         if not event.continuity_ok:
@@ -563,68 +618,54 @@ class BalanceManager:
                 asset, event.balance, old.hold_trade, _WEBSOCKET, event.exchange_time,
                 event.received_at, old.credit, old.credit_used, event.earn,
             )  # fmt: skip
-        await self._apply(new, old, "update", event.ledger_id)
+        self._apply(new, old, "update", event.ledger_id)
 
-    async def _on_snapshot(self, event: StreamSnapshot) -> None:
+    def _on_snapshot(self, event: StreamSnapshot) -> None:
         self._counters.incr("snapshots")
-        for asset, amounts in event.balances.items():
-            old = self._store.get(asset)
-            await self._apply(
-                self._from_amounts(amounts, old, Source.WEBSOCKET, event.received_at),
-                old,
-                "snapshot",
+        outcome = apply_stream_snapshot(self._store.snapshot(), event)
+        self._apply_outcome(outcome)
+        if outcome.check_over_rest and self.rest_client is not None:
+            # Whether a snapshot omits zero balances is not documented: ask REST
+            # rather than guess that these went to zero.
+            logger.info(
+                "snapshot omits held assets %s; confirming over REST", outcome.check_over_rest
             )
-        missing = [
-            asset
-            for asset, held in self._store.snapshot().items()
-            if asset not in event.balances and (held.balance or held.earn)
-        ]
-        if missing and self.rest_client is not None:
-            # Whether the snapshot omits zero balances is UNCONFIRMED (PROTOCOL.md
-            # §8.3): ask REST rather than guess that these went to zero.
-            logger.info("snapshot omits held assets %s; confirming over REST", missing)
             self._spawn(self._refresh_quietly(), "balance-confirm-missing")
         self._tracker.stream_up(self.clock.monotonic())
         self._update_mode()
 
-    async def _on_holds(self, event: StreamHolds) -> None:
+    def _on_holds(self, event: StreamHolds) -> None:
         self._counters.incr("hold_updates")
         self._holds_live = True
         self._uncertain_holds = event.uncertain
-        targets = set(event.changed) | {
-            asset for asset, held in self._store.snapshot().items() if held.hold_trade
-        }
-        for asset in targets:
-            if asset in event.uncertain:
-                continue
-            old = self._store.get(asset)
-            if old is None:
-                continue
-            hold = event.holds.get(asset, ZERO)
-            if hold != old.hold_trade:
-                await self._apply(
-                    old.replace(
-                        hold_trade=hold, received_at=event.received_at, source=Source.WEBSOCKET
-                    ),
-                    old,
-                    "hold",
-                )
+        self._apply_outcome(apply_holds(self._store.snapshot(), event))
 
-    async def _on_status(self, event: StreamStatus) -> None:
+    def _on_status(self, event: StreamStatus) -> None:
         previous = self._stream_state
         self._stream_state = event.state
         self._system = event.system or self._system
         self._holds_live = event.holds_live and event.state is StreamState.STREAMING
+        mono = self.clock.monotonic()
         if event.state is StreamState.STREAMING:
-            self._tracker.stream_up(self.clock.monotonic())
+            if previous is not StreamState.STREAMING:
+                self._tracker.stream_up(mono)
         else:
-            self._tracker.stream_down()
-            if previous is StreamState.STREAMING and self.rest_client is not None:
+            ws = self.websocket_client
+            if ws is not None and ws.last_message_at is not None:
+                self._tracker.stream_message(ws.last_message_at)
+            self._tracker.stream_down(event.quiet_since)
+            if event.quiet_since is not None:
+                self._counters.incr("stream_interruptions")
+            if (
+                previous is StreamState.STREAMING
+                and self.rest_client is not None
+                and not self._rest_read_since(self._tracker.confirmed_at(mono))
+            ):
                 # Fall back at once rather than at the monitor's next tick.
                 self._spawn(self._refresh_quietly(), "balance-fallback-refresh")
         self._update_mode()
         if event.state is not previous or event.system:
-            await self._callbacks.emit(
+            self._events.publish(
                 "connection_state",
                 {
                     "state": event.state.value,
@@ -634,121 +675,61 @@ class BalanceManager:
                 },
             )
 
+    def _rest_read_since(self, moment: float | None) -> bool:
+        """Whether a REST read succeeded at or after monotonic ``moment``."""
+        last = self._tracker.last_rest_success
+        return last is not None and moment is not None and last >= moment
+
     # -- applying values ------------------------------------------------------------------
 
-    def _from_amounts(
-        self, amounts: AssetAmounts, old: Balance | None, source: Source, received_at: float
-    ) -> Balance:
-        hold = amounts.hold_trade
-        if hold is None:
-            hold = old.hold_trade if old is not None else ZERO
-        return Balance(
-            asset=amounts.asset,
-            balance=amounts.balance,
-            hold_trade=hold,
-            source=source,
-            received_at=received_at,
-            credit=amounts.credit,
-            credit_used=amounts.credit_used,
-            earn=amounts.earn,
+    def _stream_live(self) -> bool:
+        return self.websocket_client is not None and self._tracker.stream_healthy(
+            self.clock.monotonic()
         )
 
-    def _stream_knows_better(self, held: Balance, requested_at: float) -> bool:
-        """Whether the stream's value must win over a REST read sent at ``requested_at``.
-
-        It does while the stream is healthy, and whenever the stream delivered
-        the value after the REST request left: the read may predate it. Checked
-        per asset, at the moment of applying, because applying awaits callbacks
-        and the stream can come back (or move on) in between.
-        """
-        if held.source is not Source.WEBSOCKET:
-            return False
-        if held.received_at >= requested_at:
-            return True
-        return self._tracker.stream_healthy(self.clock.monotonic())
-
-    async def _apply_rest_snapshot(self, snapshot: RestSnapshot, requested_at: float) -> None:
-        received = snapshot.received_at
-        for asset, amounts in snapshot.balances.items():
-            old = self._store.get(asset)
-            if old is not None and self._stream_knows_better(old, requested_at):
-                await self._cross_check(old, amounts, received)
-                continue
-            new = self._from_amounts(amounts, old, Source.REST, received)
-            if self._holds_live and old is not None and asset not in self._uncertain_holds:
-                new = new.replace(hold_trade=old.hold_trade)
-            await self._apply(new, old, "refresh")
-        if not self._tracker.stream_healthy(self.clock.monotonic()):
-            # REST lists the whole account: an asset it no longer lists holds nothing.
-            for asset, held in self._store.snapshot().items():
-                if (
-                    asset not in snapshot.balances
-                    and (held.balance or held.earn or held.hold_trade)
-                    and not self._stream_knows_better(held, requested_at)
-                ):
-                    zero = held.replace(
-                        balance=ZERO,
-                        earn=ZERO,
-                        hold_trade=ZERO,
-                        credit=ZERO,
-                        credit_used=ZERO,
-                        source=Source.REST,
-                        received_at=received,
-                        exchange_time=None,
-                    )
-                    await self._apply(zero, held, "refresh")
-
-    async def _cross_check(self, held: Balance, amounts: AssetAmounts, received: float) -> None:
-        """Compare a REST reading with the stream's value; report and resync on disagreement."""
-        rest_view = self._from_amounts(amounts, held, Source.REST, received)
-        if amounts.hold_trade is not None and (
-            not self._holds_live or held.asset in self._uncertain_holds
-        ):
-            # Holds are not followed live for this asset: REST's are the truth.
-            if amounts.hold_trade != held.hold_trade:
-                await self._apply(
-                    held.replace(hold_trade=amounts.hold_trade, received_at=received),
-                    held,
-                    "refresh",
-                )
-                held = self._store.get(held.asset) or held
-        elif amounts.hold_trade is not None and amounts.hold_trade != held.hold_trade:
-            self._counters.incr("hold_mismatches")
-        balance_differs = rest_view.balance != held.balance or rest_view.earn != held.earn
-        if (
-            not balance_differs
-            and (amounts.hold_trade is None or amounts.hold_trade == held.hold_trade)
-            and received > held.received_at
-        ):
-            # REST confirms the held value: it is as young as this read, so a
-            # max_age caller is answered even while the stream is quiet.
-            await self._apply(held.replace(received_at=received), held, "refresh")
-        if balance_differs and self.websocket_client is not None:
-            # With or without validation: the stream may have lost an update.
-            self.websocket_client.request_resync(f"REST disagrees on {held.asset}")
-        if self.validator is None:
-            if balance_differs:
-                self._counters.incr("source_inconsistencies")
-            return
-        result = self.validator.compare_sources(held, rest_view)
-        if not result.is_valid or result.issues:
+    def _apply_outcome(self, outcome: Outcome) -> None:
+        """Apply a reconciliation outcome in one step (no await: nobody sees half of it)."""
+        for change in outcome.changes:
+            self._apply(change.new, change.old, change.kind, change.ledger_id)
+        if outcome.hold_mismatches:
+            self._counters.incr("hold_mismatches", outcome.hold_mismatches)
+        for held, rest_view in outcome.disagreements:
             self._counters.incr("source_inconsistencies")
-            await self._callbacks.emit("validation_failed", result)
+            if self.validator is not None:
+                result = self.validator.compare_sources(held, rest_view)
+                if result.issues:
+                    self._events.publish("validation_failed", result)
+        if outcome.resync_balances or outcome.resync_holds:
+            self._request_resync(
+                "REST shows the stream lost an update",
+                balances=outcome.resync_balances,
+                holds=outcome.resync_holds,
+            )
 
-    async def _apply(
+    def _request_resync(self, reason: str, *, balances: bool, holds: bool) -> None:
+        ws = self.websocket_client
+        if ws is None:
+            return
+        self._counters.incr("resyncs_requested")
+        logger.warning("%s; resynchronising the stream", reason)
+        ws.request_resync(reason, balances=balances, holds=holds)
+
+    def _apply(
         self, new: Balance, old: Balance | None, kind: str, ledger_id: str | None = None
     ) -> None:
-        """Hold ``new``, validate it, record it, and tell the callbacks (the hot path)."""
+        """Hold ``new``, validate it, record it, and publish its events (the hot path)."""
         self._store.put(new)
         self.cache.put(new.asset, new)
         self._last_update = new.received_at
-        if old is not None and _same_amounts(old, new):
+        history = self.history
+        if old is not None and same_amounts(old, new):
             if ledger_id is not None:
-                self.history.add(new, ledger_id=ledger_id)  # remember the ledger id
+                history.add(new, ledger_id=ledger_id)  # remember the ledger id
             return
         counts = self._counts
         counts["updates"] += 1
         validator = self.validator
+        events = self._events
         if validator is not None:
             result = validator.validate_balance(new)
             if result.issues:
@@ -756,26 +737,25 @@ class BalanceManager:
                     counts["validation_warnings"] += 1
                 else:
                     counts["validation_failures"] += 1
-                await self._callbacks.emit("validation_failed", result)
-        self.history.add(new, ledger_id=ledger_id)
+                events.publish("validation_failed", result)
+        history.add(new, ledger_id=ledger_id)
         if old is None or old.balance != new.balance:
-            significant = self.history.is_significant(
+            significant = history.is_significant(
                 old.balance if old is not None else None, new.balance
             )
         else:
-            significant = self.history.is_significant(old.free, new.free)
+            significant = history.is_significant(old.free, new.free)
         if self._metrics is not None:
             self._metrics.observe(new)
-        registry = self._callbacks
-        if registry.has_callbacks("balance_update") or (
-            significant and registry.has_callbacks("balance_change")
+        if events.has_callbacks("balance_update") or (
+            significant and events.has_callbacks("balance_change")
         ):
             change = BalanceChange(
                 new=new, old=old, significant=significant, kind=kind, ledger_id=ledger_id
             )
-            await registry.emit("balance_update", change)
+            events.publish("balance_update", change)
             if significant:
-                await registry.emit("balance_change", change)
+                events.publish("balance_change", change)
 
     # -- background work --------------------------------------------------------------------
 
@@ -784,6 +764,7 @@ class BalanceManager:
         mono = self.clock.monotonic()
         ws = self.websocket_client
         if ws is not None:
+            self._check_stream_task()
             last = ws.last_message_at
             if last is not None:
                 self._tracker.stream_message(last)
@@ -793,12 +774,13 @@ class BalanceManager:
             self._mode = mode
             if previous is ServingMode.WEBSOCKET:
                 self._counters.incr("fallbacks")
-            elif mode is ServingMode.WEBSOCKET:
+            elif mode is ServingMode.WEBSOCKET and self._counters.get("fallbacks"):
                 self._counters.incr("recoveries")
             logger.info("serving balances from %s (was %s)", mode.value, previous.value)
             if self._initialized and not self._closed:
-                payload = {"source": mode.value, "previous": previous.value}
-                self._spawn(self._callbacks.emit("source_changed", payload), "balance-source-event")
+                self._events.publish(
+                    "source_changed", {"source": mode.value, "previous": previous.value}
+                )
             if self._metrics is not None:
                 self._metrics.set_mode(mode)
         return mode
@@ -810,15 +792,53 @@ class BalanceManager:
             logger.warning("REST refresh failed: %s", exc)
 
     async def _monitor(self) -> None:
-        """Every second: note source health, poll REST while the stream is not live."""
+        """Every second: note source health, check a quiet stream, poll REST while it is down."""
         while not self._stop.is_set():
             await self.clock.sleep(MONITOR_INTERVAL)
             mono = self.clock.monotonic()
             self._update_mode()
-            if self.rest_client is not None and self._tracker.poll_due(mono):
-                await self._refresh_quietly()
+            if self.rest_client is not None:
+                if self._tracker.poll_due(mono):
+                    await self._refresh_quietly()
+                elif self._stream_quiet(mono):
+                    self._counters.incr("quiet_checks")
+                    await self._refresh_quietly()
             self.cache.expire()
             self._prune_tasks()
+
+    def _stream_quiet(self, mono: float) -> bool:
+        """Whether the stream is quiet longer than it should be, not yet checked over REST.
+
+        Its heartbeats stopped: updates may be getting lost. One REST check per
+        quiet spell keeps the values confirmed (and corrected) before the
+        stream is declared dead, so nothing is ever served as stale meanwhile.
+        """
+        ws = self.websocket_client
+        quiet = self._tracker.stream_quiet_for(mono)
+        if ws is None or quiet is None or quiet <= ws.quiet_after:
+            self._quiet_checked = False
+            return False
+        if self._quiet_checked:
+            return False
+        self._quiet_checked = True
+        return True
+
+    def _check_stream_task(self) -> None:
+        """Restart a stream whose task died (a bug): never report a dead stream as live."""
+        ws = self.websocket_client
+        if ws is None or self._closed or self._restarting or not ws.failed:
+            return
+        self._restarting = True
+        self._counters.incr("stream_restarts")
+        logger.error("the stream task ended unexpectedly; restarting it")
+        self._on_status(StreamStatus(StreamState.CLOSED, "the stream task ended unexpectedly"))
+        self._spawn(self._restart_stream(ws), "balance-stream-restart")
+
+    async def _restart_stream(self, ws: StreamSource) -> None:
+        try:
+            await ws.start(self._on_stream_event)
+        finally:
+            self._restarting = False
 
     async def _periodic_refresh(self) -> None:
         """Every ``force_update_interval``: a REST read (a cross-check while streaming)."""
@@ -838,8 +858,8 @@ class BalanceManager:
 
     def __repr__(self) -> str:
         return (
-            f"BalanceManager(source={self._mode.value}, assets={len(self._store)}, "
-            f"stream={self._stream_state.value})"
+            f"BalanceManager(exchange={self.exchange}, source={self._mode.value}, "
+            f"assets={len(self._store)}, stream={self._stream_state.value})"
         )
 
 
@@ -869,17 +889,6 @@ _WEBSOCKET = Source.WEBSOCKET
 _LIVE = ServingMode.WEBSOCKET
 
 
-def _same_amounts(old: Balance, new: Balance) -> bool:
-    """Whether two values of an asset hold the same amounts (identity first: cheap)."""
-    return (
-        old.balance == new.balance
-        and (old.hold_trade is new.hold_trade or old.hold_trade == new.hold_trade)
-        and (old.earn is new.earn or old.earn == new.earn)
-        and (old.credit is new.credit or old.credit == new.credit)
-        and (old.credit_used is new.credit_used or old.credit_used == new.credit_used)
-    )
-
-
 def _report(task: asyncio.Task[None]) -> bool:
     """Log a finished background task's error; always False (drop it from the list)."""
     if not task.cancelled() and task.exception() is not None:
@@ -903,7 +912,7 @@ class SyncBalanceView:
         """The held balance of ``asset``, marked ``cache`` when no source is live.
 
         Raises:
-            StaleBalanceError: the value is older than ``max_age``.
+            StaleBalanceError: the value was not known current within ``max_age`` seconds.
         """
         manager = self._manager
         name = manager.canonical(asset)

@@ -13,7 +13,7 @@ append. ``FULL`` makes SQLite fsync the WAL at every commit, so a batch that
 :meth:`HistoryStore.append_many` has acknowledged survives not only a killed
 process (WAL alone gives that) but also an OS crash or power loss.
 
-Schema (version 1, tracked in ``PRAGMA user_version``)::
+Schema (version 2, tracked in ``PRAGMA user_version``)::
 
     CREATE TABLE history (
         id        INTEGER PRIMARY KEY,   -- insertion order, breaks timestamp ties
@@ -21,16 +21,37 @@ Schema (version 1, tracked in ``PRAGMA user_version``)::
         timestamp REAL NOT NULL,         -- Unix seconds
         balance   TEXT NOT NULL,         -- str(Decimal): exact, never a float
         source    TEXT NOT NULL,         -- Source.value
-        ledger_id TEXT                   -- exchange ledger entry id, if any
+        ledger_id TEXT,                  -- exchange ledger entry id, if any
+        account   TEXT NOT NULL DEFAULT ''   -- the account's fingerprint (v2)
     );
     CREATE INDEX history_by_time ON history (timestamp);
-    CREATE UNIQUE INDEX history_ledger ON history (asset, ledger_id)
+    CREATE INDEX history_by_account ON history (account, timestamp);
+    CREATE UNIQUE INDEX history_ledger_v2 ON history (account, asset, ledger_id)
         WHERE ledger_id IS NOT NULL;
+    CREATE TABLE latest (                -- the last known value of each asset (v2)
+        account     TEXT NOT NULL,
+        asset       TEXT NOT NULL,
+        balance     TEXT NOT NULL,
+        hold_trade  TEXT NOT NULL,
+        earn        TEXT NOT NULL,
+        credit      TEXT NOT NULL,
+        credit_used TEXT NOT NULL,
+        source      TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        PRIMARY KEY (account, asset)
+    );
+
+Every row belongs to one account (a fingerprint of its API key, never the key):
+a store reads and prunes only its own account's rows, so a file that holds
+another account's data is never read as this one's. Rows written by version 1
+carry no account and are never read again (whose they were cannot be known).
 
 Rows go in with ``INSERT OR IGNORE``, so the partial unique index makes sure a
-ledger entry is stored once, however often it is replayed. Later schema
-versions are added to :data:`MIGRATIONS`; :meth:`HistoryStore.open` applies the
-missing ones in order, each in its own transaction.
+ledger entry is stored once, however often it is replayed. ``latest`` keeps
+every amount of a value, hold included, so a restart while the exchange is
+unreachable shows complete last-known values. Later schema versions are added
+to :data:`MIGRATIONS`; :meth:`HistoryStore.open` applies the missing ones in
+order, each in its own transaction.
 
 Every ``sqlite3`` or file-system failure (file that cannot be opened,
 read-only file, full disk, corrupt database) is raised as
@@ -47,8 +68,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
-from balance_manager.core.models import Source
-from balance_manager.exceptions import PersistenceError
+from balance_manager.core.models import Balance, Source
+from balance_manager.exceptions import BalanceManagerError, PersistenceError
 
 __all__ = [
     "MIGRATIONS",
@@ -99,19 +120,58 @@ def _migrate_to_1(connection: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_to_2(connection: sqlite3.Connection) -> None:
+    """Version 2: rows keyed by account; the ``latest`` table of complete last values."""
+    connection.execute("ALTER TABLE history ADD COLUMN account TEXT NOT NULL DEFAULT ''")
+    connection.execute("DROP INDEX history_ledger")
+    connection.execute(
+        "CREATE UNIQUE INDEX history_ledger_v2 ON history (account, asset, ledger_id) "
+        "WHERE ledger_id IS NOT NULL"
+    )
+    connection.execute("CREATE INDEX history_by_account ON history (account, timestamp)")
+    connection.execute(
+        """
+        CREATE TABLE latest (
+            account     TEXT NOT NULL,
+            asset       TEXT NOT NULL,
+            balance     TEXT NOT NULL,
+            hold_trade  TEXT NOT NULL,
+            earn        TEXT NOT NULL,
+            credit      TEXT NOT NULL,
+            credit_used TEXT NOT NULL,
+            source      TEXT NOT NULL,
+            received_at REAL NOT NULL,
+            PRIMARY KEY (account, asset)
+        )
+        """
+    )
+
+
 #: Schema migrations: ``MIGRATIONS[i]`` takes a database from version ``i`` to ``i + 1``.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_to_1,)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_to_1, _migrate_to_2)
 
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _INSERT = (
-    "INSERT OR IGNORE INTO history (asset, timestamp, balance, source, ledger_id) "
-    "VALUES (?, ?, ?, ?, ?)"
+    "INSERT OR IGNORE INTO history (asset, timestamp, balance, source, ledger_id, account) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
 )
 _SELECT = (
     "SELECT asset, timestamp, balance, source, ledger_id FROM history "
-    "WHERE timestamp >= ? ORDER BY timestamp, id"
+    "WHERE account = ? AND timestamp >= ? ORDER BY timestamp, id"
+)
+_UPSERT_LATEST = (
+    "INSERT INTO latest (account, asset, balance, hold_trade, earn, credit, credit_used, "
+    "source, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (account, asset) DO UPDATE SET balance = excluded.balance, "
+    "hold_trade = excluded.hold_trade, earn = excluded.earn, credit = excluded.credit, "
+    "credit_used = excluded.credit_used, source = excluded.source, "
+    "received_at = excluded.received_at"
+)
+_SELECT_LATEST = (
+    "SELECT asset, balance, hold_trade, earn, credit, credit_used, source, received_at "
+    "FROM latest WHERE account = ?"
 )
 
 
@@ -123,15 +183,19 @@ class HistoryStore:
             an SQLite ``file:`` URI (e.g. ``file:history.db?mode=ro``).
         max_bytes: optional cap on the database size; writes beyond it fail
             with :class:`PersistenceError` as a full disk would.
+        account: the account whose rows this store reads and writes (a
+            fingerprint, see the module docstring).
 
     Call :meth:`open` first and :meth:`close` at the end (or use ``async with
     HistoryStore(path) as store:``). Methods called on a store that is not
     open raise :class:`PersistenceError`.
     """
 
-    def __init__(self, path: str, *, max_bytes: int | None = None) -> None:
+    def __init__(self, path: str, *, max_bytes: int | None = None, account: str = "") -> None:
         self._path = str(path)
         self._max_bytes = max_bytes
+        self.account = account
+        """The account whose rows this store reads and writes."""
         self._executor: ThreadPoolExecutor | None = None
         # Only ever touched on the worker thread (set there by _open_sync).
         self._connection: sqlite3.Connection | None = None
@@ -189,13 +253,46 @@ class HistoryStore:
         Raises:
             PersistenceError: the write failed; nothing was stored.
         """
+        return await self.write(rows, ())
+
+    async def write(self, rows: Iterable[StoredRow], latest: Iterable[Balance]) -> int:
+        """Store history ``rows`` and the ``latest`` values in one transaction.
+
+        Returns how many history rows were new (see :meth:`append_many`).
+
+        Raises:
+            PersistenceError: the write failed; nothing was stored.
+        """
+        account = self.account
         data = [
-            (row.asset, row.timestamp, str(row.balance), row.source.value, row.ledger_id)
+            (row.asset, row.timestamp, str(row.balance), row.source.value, row.ledger_id, account)
             for row in rows
         ]
-        if not data:
+        values = [
+            (
+                account,
+                value.asset,
+                str(value.balance),
+                str(value.hold_trade),
+                str(value.earn),
+                str(value.credit),
+                str(value.credit_used),
+                value.source.value,
+                value.received_at,
+            )
+            for value in latest
+        ]
+        if not data and not values:
             return 0
-        return await self._run(self._append_sync, data, what="write")
+        return await self._run(self._append_sync, data, values, what="write")
+
+    async def load_latest(self) -> dict[str, Balance]:
+        """The last known value of every asset of this account, every amount included.
+
+        Raises:
+            PersistenceError: the read failed or a row is not valid.
+        """
+        return await self._run(self._latest_sync, what="read")
 
     async def load(self, since: float = float("-inf")) -> list[StoredRow]:
         """Rows with ``timestamp >= since``, oldest first (ties in insertion order).
@@ -206,11 +303,15 @@ class HistoryStore:
         return await self._run(self._load_sync, since, what="read")
 
     async def prune_before(self, timestamp: float) -> int:
-        """Delete rows older than ``timestamp``; return how many were deleted."""
+        """Delete this account's rows older than ``timestamp``; return how many were deleted."""
         return await self._run(self._prune_sync, timestamp, what="prune")
 
+    async def accounts(self) -> list[str]:
+        """Every account with rows in this file (fingerprints), sorted."""
+        return await self._run(self._accounts_sync, what="read")
+
     async def count(self) -> int:
-        """Number of rows stored."""
+        """Number of history rows stored for this account."""
         return await self._run(self._count_sync, what="count")
 
     async def integrity_check(self) -> bool:
@@ -316,22 +417,49 @@ class HistoryStore:
         if connection is not None:
             connection.close()
 
-    def _append_sync(self, data: Sequence[tuple[str, float, str, str, str | None]]) -> int:
+    def _append_sync(
+        self, data: Sequence[tuple[object, ...]], values: Sequence[tuple[object, ...]]
+    ) -> int:
         connection = self._db()
-        before = connection.total_changes
         connection.execute("BEGIN IMMEDIATE")
         try:
+            before = connection.total_changes
             connection.executemany(_INSERT, data)
+            added = connection.total_changes - before
+            connection.executemany(_UPSERT_LATEST, values)
             connection.execute("COMMIT")
         except BaseException:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
-        return connection.total_changes - before
+        return added
+
+    def _latest_sync(self) -> dict[str, Balance]:
+        found: dict[str, Balance] = {}
+        for row in self._db().execute(_SELECT_LATEST, (self.account,)):
+            asset, balance, hold, earn, credit, credit_used, source, received_at = row
+            try:
+                found[str(asset)] = Balance(
+                    asset=str(asset),
+                    balance=Decimal(balance),
+                    hold_trade=Decimal(hold),
+                    earn=Decimal(earn),
+                    credit=Decimal(credit),
+                    credit_used=Decimal(credit_used),
+                    source=Source(source),
+                    received_at=float(received_at),
+                )
+            except (BalanceManagerError, InvalidOperation, ValueError, TypeError) as exc:
+                raise PersistenceError(
+                    f"history database holds an invalid last value for {asset!r}",
+                    path=self._path,
+                ) from exc
+        return found
 
     def _load_sync(self, since: float) -> list[StoredRow]:
         rows: list[StoredRow] = []
-        for asset, timestamp, balance, source, ledger_id in self._db().execute(_SELECT, (since,)):
+        query = self._db().execute(_SELECT, (self.account, since))
+        for asset, timestamp, balance, source, ledger_id in query:
             try:
                 rows.append(
                     StoredRow(
@@ -350,7 +478,8 @@ class HistoryStore:
         connection.execute("BEGIN IMMEDIATE")
         try:
             deleted = connection.execute(
-                "DELETE FROM history WHERE timestamp < ?", (timestamp,)
+                "DELETE FROM history WHERE account = ? AND timestamp < ?",
+                (self.account, timestamp),
             ).rowcount
             connection.execute("COMMIT")
         except BaseException:
@@ -359,8 +488,16 @@ class HistoryStore:
             raise
         return int(deleted)
 
+    def _accounts_sync(self) -> list[str]:
+        query = (
+            "SELECT account FROM history WHERE account != '' "
+            "UNION SELECT account FROM latest ORDER BY 1"
+        )
+        return [str(row[0]) for row in self._db().execute(query)]
+
     def _count_sync(self) -> int:
-        return int(self._db().execute("SELECT COUNT(*) FROM history").fetchone()[0])
+        query = "SELECT COUNT(*) FROM history WHERE account = ?"
+        return int(self._db().execute(query, (self.account,)).fetchone()[0])
 
     def _integrity_sync(self) -> bool:
         try:

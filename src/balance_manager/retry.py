@@ -3,15 +3,14 @@
 :func:`retry_call` is the mechanism; the delays are the policy (an iterator
 such as :func:`balance_manager.core.backoff.backoff`). What is retried is
 decided by the error itself: every :class:`~balance_manager.exceptions.BalanceManagerError`
-carries ``retryable``. The rules, from PROTOCOL.md §3 and §5:
+carries ``retryable``. The rules (Kraken's, see ``docs/kraken.md``):
 
 * ``RateLimitedError``: wait at least its ``retry_after`` (the counter must
   drain), or the next delay if that is longer.
-* ``InvalidNonceError``: retry once, at once, with a fresh nonce (``fn``
-  builds a new request, hence a new nonce, on each call); a second one is
-  raised, because repeated invalid nonces lead to a lockout.
-* ``LockoutError`` and every error whose ``retryable`` is false (bad key,
-  permission denied, protocol errors...) are raised at once.
+* ``LockoutError``, ``InvalidNonceError`` (another user of the key: a retry
+  would race it again, and repeated failures lead to a lockout) and every
+  error whose ``retryable`` is false (bad key, permission denied, protocol
+  errors...) are raised at once.
 * ``TransportError`` and ``ExchangeUnavailableError`` wait the next delay.
 """
 
@@ -23,7 +22,7 @@ from typing import TypeVar
 
 from balance_manager.clock import Clock
 from balance_manager.core.stats import callable_name
-from balance_manager.exceptions import ConfigError, InvalidNonceError, RateLimitedError
+from balance_manager.exceptions import ConfigError, RateLimitedError
 
 __all__ = ["RetryHook", "retry_call"]
 
@@ -64,7 +63,6 @@ async def retry_call(
     """
     if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
         raise ConfigError("attempts", attempts, "must be an int >= 1")
-    nonce_retried = False
     attempt = 1
     while True:
         try:
@@ -72,18 +70,12 @@ async def retry_call(
         except Exception as exc:
             if getattr(exc, "retryable", False) is not True or attempt >= attempts:
                 raise
-            if isinstance(exc, InvalidNonceError):
-                if nonce_retried:
-                    raise
-                nonce_retried = True
-                delay = 0.0  # a fresh nonce is the fix; waiting does not help
-            else:
-                planned = next(delays, None)
-                if planned is None:
-                    raise  # the policy gave up: the caller sees the original error
-                delay = planned
-                if isinstance(exc, RateLimitedError):
-                    delay = max(exc.retry_after, delay)
+            planned = next(delays, None)
+            if planned is None:
+                raise  # the policy gave up: the caller sees the original error
+            delay = planned
+            if isinstance(exc, RateLimitedError):
+                delay = max(exc.retry_after, delay)
             logger.info(
                 "attempt %d/%d failed (%s: %s); retrying in %.2f s",
                 attempt,

@@ -75,10 +75,18 @@ async def test_wrong_secret_is_an_authentication_error_without_the_secret(
     assert sim.api_secret not in caplog.text
 
 
-async def test_stale_nonce_is_retried_once_then_raised(
-    sim: SimulatedKraken, rest: KrakenRestClient, clock: ManualClock, config: BalanceManagerConfig
+async def test_stale_nonce_is_raised_at_once_naming_the_cause(
+    sim: SimulatedKraken,
+    rest: KrakenRestClient,
+    clock: ManualClock,
+    config: BalanceManagerConfig,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A client whose nonces fall behind the key's floor gets InvalidNonceError after one retry."""
+    """A client whose nonces fall behind the key's floor (another user of the key) is told so.
+
+    Never retried (it would race the other user again and risk a lockout);
+    a second one within a minute is logged as an error naming the cause.
+    """
     await rest.balance()  # the key's floor is now a current nanosecond time
     behind = NonceSource(time_ns=lambda: 1_000)
     async with KrakenRestClient(
@@ -89,9 +97,25 @@ async def test_stale_nonce_is_retried_once_then_raised(
         clock=clock,
         nonces=behind,
     ) as client:
+        with pytest.raises(InvalidNonceError, match="another process"):
+            await drive_until_done(clock, client.balance())
+        assert client.get_statistics()["private_calls"] == 1
+        assert "another process" not in caplog.text
         with pytest.raises(InvalidNonceError):
             await drive_until_done(clock, client.balance())
         assert client.get_statistics()["private_calls"] == 2
+        assert "another process or program is probably using this API key" in caplog.text
+
+
+async def test_invalid_nonce_never_becomes_more_private_calls(
+    sim: SimulatedKraken, rest: KrakenRestClient, clock: ManualClock
+) -> None:
+    """fetch_balances() on an invalid nonce raises: no retry, no fallback to Balance."""
+    sim.faults.invalid_nonce(times=2)
+    with pytest.raises(InvalidNonceError):
+        await drive_until_done(clock, rest.fetch_balances())
+    assert sim.rest_calls["BalanceEx"] == 1
+    assert sim.rest_calls["Balance"] == 0
 
 
 async def test_rate_limit_answer_is_waited_out_and_retried(

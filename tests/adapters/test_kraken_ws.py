@@ -10,7 +10,11 @@ from decimal import Decimal
 import pytest
 import pytest_asyncio
 
-from balance_manager.adapters.base import (
+from balance_manager.adapters.kraken_rest import KrakenRestClient
+from balance_manager.adapters.kraken_ws import KrakenWebSocketClient
+from balance_manager.clock import ManualClock
+from balance_manager.config import BalanceManagerConfig
+from balance_manager.core.sources import (
     StreamEvent,
     StreamHolds,
     StreamLedgerUpdate,
@@ -18,10 +22,6 @@ from balance_manager.adapters.base import (
     StreamState,
     StreamStatus,
 )
-from balance_manager.adapters.kraken_rest import KrakenRestClient
-from balance_manager.adapters.kraken_ws import KrakenWebSocketClient
-from balance_manager.clock import ManualClock
-from balance_manager.config import BalanceManagerConfig
 from balance_manager.simulator import SimulatedKraken
 from balance_manager.testing import drive, wait_until
 
@@ -34,7 +34,7 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[StreamEvent] = []
 
-    async def __call__(self, event: StreamEvent) -> None:
+    def __call__(self, event: StreamEvent) -> None:
         self.events.append(event)
 
     def of(self, kind: type[StreamEvent]) -> list[StreamEvent]:

@@ -31,7 +31,7 @@ CASES = [
     ("EAccount:Invalid permissions", AuthenticationError, False),
     ("EAuth:Account temporary disabled", AuthenticationError, False),
     ("EAuth:Account unconfirmed", AuthenticationError, False),
-    ("EAPI:Invalid nonce", InvalidNonceError, True),
+    ("EAPI:Invalid nonce", InvalidNonceError, False),
     ("EAPI:Rate limit exceeded", RateLimitedError, True),
     ("EAuth:Rate limit exceeded", RateLimitedError, True),
     ("EAuth:Too many requests", RateLimitedError, True),

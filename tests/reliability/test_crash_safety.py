@@ -264,8 +264,10 @@ async def test_store_that_cannot_write_raises_a_clear_error(tmp_path: Path, kind
         reason = "full"
     async with store:
         assert len(await store.load()) >= 1  # reading still works
+        # A full file may still fit a row or two in a partly used page.
+        rows = [StoredRow("BTC", 2.0 + n, Decimal(n), Source.REST, f"L9-{n}") for n in range(500)]
         with pytest.raises(PersistenceError, match=reason) as info:
-            await store.append_many([StoredRow("BTC", 2.0, Decimal(1), Source.REST, "L9")])
+            await store.append_many(rows)
     assert str(path) in str(info.value)
     assert info.value.path == store.path
 

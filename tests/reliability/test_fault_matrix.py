@@ -177,13 +177,24 @@ CASES = [
     ),
     Case(
         "frames_delayed",
-        _act(lambda sim: sim.faults.delay_frames(3.0, times=2, channel="balances")),
+        _act(lambda sim: sim.faults.delay_frames(1.5, times=2, channel="balances")),
         _nothing,
         0.0,
         False,
         CLOSED,
         10.0,
-        "values arrive 3 s late, ages show it; stream kept (below websocket_timeout)",
+        "values arrive 1.5 s late, ages show it; stream kept (no heartbeat missed twice)",
+    ),
+    Case(
+        "frames_delayed_past_two_heartbeats",
+        _act(lambda sim: sim.faults.delay_frames(3.0, times=2, channel="balances")),
+        _nothing,
+        0.0,
+        True,
+        CLOSED,
+        10.0,
+        "3 s without a frame may have lost some: REST checks, the stream resyncs",
+        {"resyncs": 1},
     ),
     Case(
         "frames_delayed_beyond_timeout",
@@ -591,7 +602,11 @@ async def test_get_all_balances_with_max_age_never_returns_a_stale_value(
         sim.faults.go_silent(seconds=None)  # quiet, not yet declared dead
         sim.deposit("USD", "3")  # the stream cannot say so; REST disagrees with it
         await drive(clock, 7.0, step=0.5)
-        assert manager.serving_mode is ServingMode.WEBSOCKET
+        # Quiet beyond three heartbeats: REST was checked, showed the deposit and
+        # replaced the stream's value; the stream waits for its resync snapshot.
+        assert manager.serving_mode is ServingMode.REST
+        assert manager.get_status()["websocket"]["state"] == "resyncing"
+        assert manager.sync_view().get_balance("USD").balance == sim.balances()["USD"]
         try:
             balances = await manager.get_all_balances(max_age=5.0)
         except StaleBalanceError as error:

@@ -47,10 +47,11 @@ def code_of(excinfo: pytest.ExceptionInfo[ExchangeError]) -> str:
 
 
 def test_new_credentials_look_like_krakens() -> None:
-    """Keys are 56 base64 characters and secrets base64 of 64 bytes."""
+    """Keys are ``sim-`` + 56 base64 characters (never a real key); secrets base64 of 64 bytes."""
     _, key, secret = make_auth()
-    assert len(key) == 56
-    assert len(base64.b64decode(key)) == 42
+    assert key.startswith("sim-")
+    assert len(key) == 4 + 56
+    assert len(base64.b64decode(key.removeprefix("sim-"))) == 42
     assert len(base64.b64decode(secret, validate=True)) == 64
 
 

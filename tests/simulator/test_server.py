@@ -26,9 +26,11 @@ async def test_listens_on_loopback_with_a_free_port(clock: ManualClock) -> None:
 
 
 async def test_credentials_are_shaped_like_krakens(clock: ManualClock) -> None:
-    """The default key pair: a 56-char key and a base64 secret of 64 bytes."""
+    """The default key pair: ``sim-`` and a 56-char key, and a base64 secret of 64 bytes."""
     sim = SimulatedKraken(clock=clock)
-    assert len(sim.api_key) == 56
+    assert sim.api_key.startswith("sim-")
+    assert len(sim.api_key) == 4 + 56
+    assert sim.credentials.simulated
     assert len(base64.b64decode(sim.api_secret, validate=True)) == 64
     assert sim.credentials.api_key == sim.api_key
     assert sim.api_secret not in repr(sim)

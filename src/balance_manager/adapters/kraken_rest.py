@@ -20,12 +20,12 @@ import aiohttp
 import msgspec
 
 from balance_manager.adapters.aio import with_timeout
-from balance_manager.adapters.base import AssetAmounts, RestSnapshot
 from balance_manager.clock import Clock, SystemClock
 from balance_manager.config import KRAKEN_REST_URL, BalanceManagerConfig
 from balance_manager.core.backoff import backoff
 from balance_manager.core.breaker import CircuitBreaker
 from balance_manager.core.ratelimit import KrakenCallCounter, cost_of
+from balance_manager.core.sources import AssetAmounts, RestSnapshot
 from balance_manager.core.stats import Counters
 from balance_manager.credentials import Credentials, Secret, mask_key
 from balance_manager.exceptions import (
@@ -34,6 +34,7 @@ from balance_manager.exceptions import (
     ConfigError,
     ExchangeError,
     ExchangeUnavailableError,
+    InvalidNonceError,
     LockoutError,
     ProtocolError,
     RateLimitedError,
@@ -45,7 +46,11 @@ from balance_manager.kraken.assets import AssetNames, RestBalanceEntry, fold_res
 from balance_manager.kraken.signing import NonceSource
 from balance_manager.retry import retry_call
 
-__all__ = ["LOCKOUT_PROBE_INTERVAL", "KrakenRestClient"]
+__all__ = [
+    "BALANCE_EX_UNAVAILABLE",
+    "LOCKOUT_PROBE_INTERVAL",
+    "KrakenRestClient",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +66,18 @@ _COUNTER_NAMES = (
     "timeouts",
     "circuit_rejections",
     "lockout_refusals",
+    "invalid_nonces",
 )
 
 #: Seconds between private calls while the key is locked out (see ``_check_lockout``).
 LOCKOUT_PROBE_INTERVAL = 60.0
+
+#: Errors meaning ``BalanceEx`` itself is not offered: only these fall back to ``Balance``.
+BALANCE_EX_UNAVAILABLE = ("EGeneral:Unknown method", "EAPI:Feature disabled")
+
+#: Invalid nonces within this many seconds that mean another process uses the key.
+NONCE_BURST_WINDOW = 60.0
+NONCE_BURST = 2
 
 
 class KrakenRestClient:
@@ -131,6 +144,13 @@ class KrakenRestClient:
         self._counters = Counters(_COUNTER_NAMES)
         self._closed = False
         self._locked_until: float | None = None
+        self._users = 0
+        self._nonce_errors: list[float] = []  # monotonic times of recent invalid nonces
+        creds = self._credentials
+        self.exchange = "simulator" if creds is not None and creds.simulated else "kraken"
+        """``"kraken"``, or ``"simulator"`` for a key issued by the built-in simulator."""
+        self.account = creds.fingerprint if creds is not None else ""
+        """The key's fingerprint (see :attr:`Credentials.fingerprint`); empty without a key."""
 
     @classmethod
     def from_credentials(
@@ -155,6 +175,17 @@ class KrakenRestClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+    def acquire(self) -> None:
+        """One more manager uses this client (see :meth:`release`)."""
+        self._users += 1
+
+    async def release(self) -> None:
+        """One manager fewer; the last one to release closes the client."""
+        self._users -= 1
+        if self._users <= 0:
+            self._users = 0
+            await self.close()
 
     async def close(self) -> None:
         """Close the HTTP session if this client made it (idempotent)."""
@@ -211,15 +242,16 @@ class KrakenRestClient:
     async def fetch_balances(self) -> RestSnapshot:
         """Every balance with holds, folded into canonical assets (one ``BalanceEx`` call).
 
-        Falls back to ``Balance`` (holds then unknown) when ``BalanceEx`` is refused
-        for a reason other than credentials or limits.
+        Falls back to ``Balance`` (holds then unknown) only when ``BalanceEx``
+        itself is not available (:data:`BALANCE_EX_UNAVAILABLE`); any other
+        error is raised, never turned into more private calls.
         """
         holds_known = True
         try:
             entries = await self.balance_ex()
-        except (AuthenticationError, LockoutError, RateLimitedError, ExchangeUnavailableError):
-            raise
         except ExchangeError as exc:
+            if not exc.code.startswith(BALANCE_EX_UNAVAILABLE):
+                raise
             logger.warning("BalanceEx refused (%s); falling back to Balance", exc.code)
             entries = await self.balance()
             holds_known = False
@@ -292,6 +324,20 @@ class KrakenRestClient:
             return await self._send(rest.build_public_request(method, query), method)
 
         return await self._with_retries(attempt, retry=True)
+
+    def _note_invalid_nonce(self) -> None:
+        """Count an invalid nonce; log a burst (another user of the key) once as an error."""
+        now = self.clock.monotonic()
+        recent = [t for t in self._nonce_errors if now - t <= NONCE_BURST_WINDOW]
+        recent.append(now)
+        self._nonce_errors = recent[-NONCE_BURST:]
+        if len(recent) == NONCE_BURST:
+            logger.error(
+                "Kraken refused %d nonces within %g s: another process or program is "
+                "probably using this API key; give each process its own key",
+                NONCE_BURST,
+                NONCE_BURST_WINDOW,
+            )
 
     def _check_lockout(self, method: str) -> None:
         """Refuse private calls for a while after ``EGeneral:Temporary lockout``.
@@ -381,6 +427,12 @@ class KrakenRestClient:
         except LockoutError:
             self._counters.incr("exchange_errors")
             self._locked_until = self.clock.monotonic() + LOCKOUT_PROBE_INTERVAL
+            self.breaker.record_success(self.clock.monotonic())  # it answered
+            raise
+        except InvalidNonceError:
+            self._counters.incr("exchange_errors")
+            self._counters.incr("invalid_nonces")
+            self._note_invalid_nonce()
             self.breaker.record_success(self.clock.monotonic())  # it answered
             raise
         except ExchangeUnavailableError:

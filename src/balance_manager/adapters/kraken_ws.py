@@ -3,18 +3,25 @@
 :class:`KrakenWebSocketClient` owns one background task that connects, feeds
 every frame to the sans-I/O :class:`~balance_manager.kraken.ws_session.KrakenSession`,
 sends what the session asks, and turns the session's events into the
-exchange-neutral events of :mod:`balance_manager.adapters.base` for the
+exchange-neutral events of :mod:`balance_manager.core.sources` for the
 manager. It:
 
 * fetches a fresh token from REST for every connection (PROTOCOL.md §4.1);
 * subscribes to ``balances`` (snapshot) and, by default, ``executions`` so
   holds, and therefore ``free``, follow orders in real time (§8.3);
 * sends an application ping every ``websocket_ping_interval`` and treats a
-  connection silent for ``websocket_timeout`` as dead (§8.8);
+  connection silent for ``websocket_timeout`` as dead;
+* treats a silence longer than :data:`QUIET_AFTER` (two missed heartbeats)
+  followed by more frames as an interruption: updates may have been lost, so
+  both channels are resynchronised and the manager is told since when values
+  are unconfirmed;
 * reconnects with Kraken's recommended backoff and jitter, never in a tight
-  loop (§8.9), resubscribing with snapshots so what changed while away shows up.
+  loop, resubscribing with snapshots so what changed while away shows up.
 
-All timers run on the injected :class:`~balance_manager.clock.Clock`.
+The sink is called synchronously, in order; nothing here waits on the
+manager or on callbacks. All timers run on the injected
+:class:`~balance_manager.clock.Clock`. Kraken's protocol facts are in
+``docs/kraken.md``.
 """
 
 from __future__ import annotations
@@ -29,7 +36,11 @@ from typing import Any
 import aiohttp
 
 from balance_manager.adapters.aio import cancel_and_wait, with_timeout
-from balance_manager.adapters.base import (
+from balance_manager.adapters.kraken_rest import KrakenRestClient
+from balance_manager.clock import Clock
+from balance_manager.config import KRAKEN_WS_URL, BalanceManagerConfig
+from balance_manager.core.backoff import kraken_reconnect_delays
+from balance_manager.core.sources import (
     AssetAmounts,
     StreamEvent,
     StreamHolds,
@@ -39,10 +50,6 @@ from balance_manager.adapters.base import (
     StreamState,
     StreamStatus,
 )
-from balance_manager.adapters.kraken_rest import KrakenRestClient
-from balance_manager.clock import Clock
-from balance_manager.config import KRAKEN_WS_URL, BalanceManagerConfig
-from balance_manager.core.backoff import kraken_reconnect_delays
 from balance_manager.core.stats import Counters
 from balance_manager.credentials import Secret
 from balance_manager.exceptions import (
@@ -70,12 +77,17 @@ from balance_manager.kraken.ws_session import (
     SubscriptionFailed,
 )
 
-__all__ = ["KrakenWebSocketClient"]
+__all__ = ["QUIET_AFTER", "STABLE_AFTER", "KrakenWebSocketClient"]
 
 logger = logging.getLogger(__name__)
 
-#: A connection that streamed this long resets the reconnect backoff (as Kraken's CLI does, §8.9).
+#: A connection that streamed this long resets the reconnect backoff (as Kraken's CLI does).
 STABLE_AFTER = 30.0
+
+#: Seconds without any frame, once heartbeats flow, after which frames may have
+#: been lost: Kraken sends a heartbeat about every second while no other data
+#: flows, so this is two heartbeats missed, with half a second of slack.
+QUIET_AFTER = 2.5
 
 _COUNTER_NAMES = (
     "connects",
@@ -90,6 +102,7 @@ _COUNTER_NAMES = (
     "snapshot_timeouts",
     "subscription_failures",
     "server_errors",
+    "interruptions",
 )
 
 
@@ -140,8 +153,11 @@ class KrakenWebSocketClient:
         self._last_error = ""
         self._last_rtt: float | None = None
         self._failure: BalanceManagerError | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
         self._counters = Counters(_COUNTER_NAMES)
         self._frames = self._counters.live  # incremented in place per frame
+        self.quiet_after = min(QUIET_AFTER, self.config.websocket_timeout / 2)
+        """Seconds of silence after which updates may have been lost (see :data:`QUIET_AFTER`)."""
 
     def _decimals(self, asset: str) -> int | None:
         return self.rest.names.decimals(asset)
@@ -158,8 +174,14 @@ class KrakenWebSocketClient:
 
     @property
     def state(self) -> StreamState:
-        """The stream's state as last reported."""
-        return self._state
+        """The stream's state as last reported (``closed`` once its task has ended)."""
+        return StreamState.CLOSED if self.failed else self._state
+
+    @property
+    def failed(self) -> bool:
+        """Whether the streaming task ended without :meth:`stop` (a bug: see the log)."""
+        task = self._task
+        return task is not None and task.done() and not self._stop.is_set()
 
     @property
     def last_message_at(self) -> float | None:
@@ -174,7 +196,12 @@ class KrakenWebSocketClient:
     async def start(self, sink: StreamSink) -> None:
         """Start streaming in a background task; events go to ``sink`` in order."""
         if self._task is not None and not self._task.done():
-            raise RuntimeError("KrakenWebSocketClient is already started")
+            raise ConfigError(
+                "websocket_client",
+                self,
+                "already streams for another consumer; give each BalanceManager its own "
+                "KrakenWebSocketClient",
+            )
         self._sink = sink
         self._stop.clear()
         self._task = asyncio.create_task(self._run(), name="kraken-ws")
@@ -188,17 +215,27 @@ class KrakenWebSocketClient:
             await ws.close()
         await cancel_and_wait(self._task)
         self._task = None
+        for task in list(self._flushes):
+            await cancel_and_wait(task)
         http, self._http = self._http, None
         if http is not None and self._owns_http and not http.closed:
             await http.close()
         self._set_state(StreamState.CLOSED, "stopped")
 
-    def request_resync(self, reason: str) -> None:
-        """Ask for a fresh balances snapshot on the live connection."""
-        self.session.request_resync(reason, BALANCES)
+    def request_resync(self, reason: str, *, balances: bool = True, holds: bool = False) -> None:
+        """Ask for fresh snapshots on the live connection (reported as ``resyncing`` at once)."""
+        events: list[SessionEvent] = []
+        if balances:
+            events += self.session.request_resync(reason, BALANCES)
+        if holds:
+            events += self.session.request_resync(reason, EXECUTIONS)
+        if events:
+            self._handle(events, self.clock.time())
         ws = self._ws
         if ws is not None and not ws.closed:
-            asyncio.get_running_loop().create_task(self._flush(ws))
+            task = asyncio.get_running_loop().create_task(self._flush(ws))
+            self._flushes.add(task)
+            task.add_done_callback(self._flushes.discard)
 
     def get_statistics(self) -> dict[str, Any]:
         """Connection and protocol counters (``messages``, ``reconnects``, ``gaps``...)."""
@@ -248,7 +285,7 @@ class KrakenWebSocketClient:
             self._last_error = reason
             if not streamed:
                 self._counters.incr("connect_failures")
-            await self._set_status(StreamState.DISCONNECTED, reason)
+            self._set_status(StreamState.DISCONNECTED, reason)
             if streamed and self.clock.monotonic() - started >= STABLE_AFTER:
                 delays = self._delays()
             delay = next(delays)
@@ -266,7 +303,7 @@ class KrakenWebSocketClient:
 
     async def _connect_once(self) -> bool:
         """One connection, from token to close; returns whether it streamed."""
-        await self._set_status(StreamState.CONNECTING, "connecting")
+        self._set_status(StreamState.CONNECTING, "connecting")
         self._counters.incr("token_fetches")
         token = await self.rest.get_websockets_token()
         self._token = token.token
@@ -296,7 +333,7 @@ class KrakenWebSocketClient:
                     message.type is aiohttp.WSMsgType.TEXT
                     or message.type is aiohttp.WSMsgType.BINARY
                 ):
-                    streamed = await self._receive(message.data) or streamed
+                    streamed = self._receive(message.data) or streamed
                     if self.session.state is SessionState.CLOSED:
                         reason = "subscription refused"
                         break
@@ -381,34 +418,52 @@ class KrakenWebSocketClient:
 
     # -- session events → stream events -------------------------------------------------
 
-    async def _receive(self, frame: bytes | str) -> bool:
+    def _receive(self, frame: bytes | str) -> bool:
         """Everything one received frame causes (the read loop's body; the hot path).
 
         Returns whether a balances snapshot arrived.
         """
         self._frames["frames_received"] += 1
         clock = self.clock
-        self._last_message_at = clock.monotonic()
+        mono = clock.monotonic()
+        last = self._last_message_at
+        if (
+            last is not None
+            and mono - last > self.quiet_after
+            and self.session.state is SessionState.STREAMING
+            and self.session.heartbeats_seen
+        ):
+            self._interrupted(last, mono - last)
+        self._last_message_at = mono
         now = clock.time()
         events = self.session.feed(frame, now)
         if events or self.session.holds_live != self._holds_live:
-            return await self._handle(events, now)
+            return self._handle(events, now)
         return False
 
-    async def _handle(self, events: list[SessionEvent], now: float | None = None) -> bool:
+    def _interrupted(self, since: float, seconds: float) -> None:
+        """The server fell silent and spoke again: resync both channels, say since when."""
+        self._counters.incr("interruptions")
+        reason = f"no message for {seconds:.1f} s: updates may have been lost"
+        logger.warning("WebSocket %s; resynchronising", reason)
+        events = self.session.request_resync(reason, BALANCES)
+        events += self.session.request_resync(reason, EXECUTIONS)
+        self._handle(events, self.clock.time(), quiet_since=since)
+
+    def _handle(
+        self, events: list[SessionEvent], now: float, *, quiet_since: float | None = None
+    ) -> bool:
         """Translate session events for the sink; returns whether a snapshot arrived."""
         snapshot_seen = False
-        if now is None:
-            now = self.clock.time()
         for event in events:
             if type(event) is LedgerUpdate:
-                # The common case, kept short: one struct, one await.
+                # The common case, kept short: one struct, one call.
                 entry = event.entry
                 sink = self._sink
                 if sink is None:
                     continue
                 try:
-                    await sink(
+                    sink(
                         StreamLedgerUpdate(
                             event.asset,
                             event.tradable,
@@ -427,16 +482,15 @@ class KrakenWebSocketClient:
                     logger.exception("stream sink failed on a ledger update")
             elif isinstance(event, BalancesSnapshot):
                 snapshot_seen = True
-                await self._emit(self._snapshot_event(event, now))
-                await self._set_status(StreamState.STREAMING, "snapshot received")
+                self._emit(self._snapshot_event(event, now))
             elif isinstance(event, HoldsChanged):
-                await self._emit_holds(now, frozenset(event.holds), event.uncertain)
+                self._emit_holds(now, frozenset(event.holds), event.uncertain)
             elif isinstance(event, ResyncStarted):
-                await self._set_status(StreamState.RESYNCING, event.reason)
+                self._set_status(StreamState.RESYNCING, event.reason, quiet_since=quiet_since)
             elif isinstance(event, StatusChanged):
                 if event.system != "online":
                     logger.warning("Kraken reports system status %r", event.system)
-                await self._set_status(self._state, f"system {event.system}", force=True)
+                self._set_status(self._state, f"system {event.system}", force=True)
             elif isinstance(event, SubscriptionFailed):
                 self._counters.incr("subscription_failures")
                 if event.channel == BALANCES:
@@ -453,19 +507,22 @@ class KrakenWebSocketClient:
             elif isinstance(event, ErrorReceived):
                 self._counters.incr("server_errors")
                 logger.warning("Kraken WebSocket error: %s", event.error)
-        if self._state is StreamState.RESYNCING and self.session.state is SessionState.STREAMING:
-            # A resync of ``executions`` alone ends with its snapshot, not a
-            # balances one: the session streams again, and so does the stream.
-            await self._set_status(StreamState.STREAMING, "resync done")
+        if (
+            self.session.state is SessionState.STREAMING
+            and self._state is not StreamState.STREAMING
+        ):
+            # Every awaited snapshot is in (a resync of ``executions`` alone ends
+            # with its snapshot, not a balances one).
+            self._set_status(
+                StreamState.STREAMING, "snapshot received" if snapshot_seen else "resync done"
+            )
         holds_live = self.session.holds_live
         if holds_live != self._holds_live:
             self._holds_live = holds_live
             if holds_live:
                 holds = self.session.holds()
-                await self._emit_holds(
-                    now, frozenset(holds), self.session.order_book.uncertain_assets()
-                )
-            await self._set_status(
+                self._emit_holds(now, frozenset(holds), self.session.order_book.uncertain_assets())
+            self._set_status(
                 self._state, "holds live" if holds_live else "holds not live", force=True
             )
         return snapshot_seen
@@ -483,22 +540,31 @@ class KrakenWebSocketClient:
             )
         return StreamSnapshot(balances=balances, received_at=now, sequence=event.sequence)
 
-    async def _emit_holds(
-        self, now: float, changed: frozenset[str], uncertain: frozenset[str]
-    ) -> None:
-        await self._emit(
+    def _emit_holds(self, now: float, changed: frozenset[str], uncertain: frozenset[str]) -> None:
+        self._emit(
             StreamHolds(
                 holds=self.session.holds(), received_at=now, changed=changed, uncertain=uncertain
             )
         )
 
-    async def _set_status(self, state: StreamState, reason: str, *, force: bool = False) -> None:
+    def _set_status(
+        self,
+        state: StreamState,
+        reason: str,
+        *,
+        force: bool = False,
+        quiet_since: float | None = None,
+    ) -> None:
         if state is self._state and not force:
             return
         self._set_state(state, reason)
-        await self._emit(
+        self._emit(
             StreamStatus(
-                state=state, reason=reason, system=self.session.system, holds_live=self._holds_live
+                state=state,
+                reason=reason,
+                system=self.session.system,
+                holds_live=self._holds_live,
+                quiet_since=quiet_since,
             )
         )
 
@@ -507,14 +573,12 @@ class KrakenWebSocketClient:
             logger.info("WebSocket %s → %s (%s)", self._state.value, state.value, reason)
         self._state = state
 
-    async def _emit(self, event: StreamEvent) -> None:
+    def _emit(self, event: StreamEvent) -> None:
         sink = self._sink
         if sink is None:
             return
         try:
-            await sink(event)
-        except asyncio.CancelledError:
-            raise
+            sink(event)
         except Exception:
             # The manager's sink isolates callbacks itself; this is the last guard
             # so a bug downstream never kills the stream.

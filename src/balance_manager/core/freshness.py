@@ -51,6 +51,7 @@ class SourceTracker:
         "_last_rest_attempt",
         "_last_rest_success",
         "_last_stream_message",
+        "_stream_confirmed",
         "_stream_up",
         "poll_interval",
         "rest_failures",
@@ -66,6 +67,7 @@ class SourceTracker:
         self.poll_interval = poll_interval
         self._stream_up = False
         self._last_stream_message: float | None = None
+        self._stream_confirmed: float | None = None  # up to when a stream now down confirmed
         self._last_rest_success: float | None = None
         self._last_rest_attempt: float | None = None
         self.rest_failures = 0
@@ -77,13 +79,28 @@ class SourceTracker:
         self._stream_up = True
         self._last_stream_message = now
 
-    def stream_down(self) -> None:
-        """The stream disconnected, is resyncing or was stopped."""
+    def stream_down(self, quiet_since: float | None = None) -> None:
+        """The stream disconnected, is resyncing or was stopped.
+
+        What it delivered stays confirmed up to its last message before it went
+        down, or up to ``quiet_since`` when it fell silent earlier than that
+        (updates after that moment may have been lost).
+        """
+        if self._stream_up:
+            last = self._last_stream_message
+            if quiet_since is not None and (last is None or quiet_since < last):
+                last = quiet_since
+            self._stream_confirmed = last
         self._stream_up = False
 
     def stream_message(self, now: float) -> None:
-        """The stream delivered something (data, heartbeat, pong)."""
-        self._last_stream_message = now
+        """The stream delivered something (data, heartbeat, pong).
+
+        Only a stream that is up confirms anything: messages of a stream that is
+        resyncing (or was interrupted) do not make its old values current.
+        """
+        if self._stream_up:
+            self._last_stream_message = now
 
     def rest_attempt(self, now: float) -> None:
         """A REST read is starting."""
@@ -121,11 +138,23 @@ class SourceTracker:
         """Monotonic time up to which every held value is known current, if any.
 
         A healthy stream confirms every held value up to its last message (it
-        would have pushed a change); otherwise the last REST read does.
+        would have pushed a change); otherwise the later of the last REST read
+        and the moment the stream stopped confirming.
         """
         if self.stream_healthy(now):
             return self._last_stream_message
-        return self._last_rest_success
+        # Down: up to when it stopped confirming; up but silent: up to its last message.
+        stream = self._last_stream_message if self._stream_up else self._stream_confirmed
+        rest = self._last_rest_success
+        if stream is None:
+            return rest
+        return stream if rest is None or stream > rest else rest
+
+    def stream_quiet_for(self, now: float) -> float | None:
+        """Seconds since a stream that is up last spoke (``None`` when it is not up)."""
+        if not self._stream_up or self._last_stream_message is None:
+            return None
+        return max(0.0, now - self._last_stream_message)
 
     def poll_due(self, now: float) -> bool:
         """Whether a REST poll should run now (stream not healthy, interval passed)."""

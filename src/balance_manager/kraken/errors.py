@@ -8,7 +8,8 @@ caller can log exactly what Kraken said. Whether to retry is a property of the
 class (``retryable``):
 
 * authentication problems are never retried (repeats lead to a lockout, §3);
-* ``EAPI:Invalid nonce`` is retried once with a fresh nonce;
+* ``EAPI:Invalid nonce`` is not retried: with one increasing nonce per client it
+  means another user of the key, and repeats lead to a lockout;
 * rate limits are retried after ``retry_after`` seconds;
 * ``EGeneral:Temporary lockout`` stops everything and is surfaced;
 * service trouble (unavailable, busy, maintenance modes, deadlines) backs off
@@ -62,7 +63,7 @@ ERROR_TABLE: dict[str, type[ExchangeError]] = {
     "EGeneral:Permission denied": AuthenticationError,
     # Token invalidated server-side; the fix is a new token (§4.1, §8.10).
     "ESession:Invalid session": AuthenticationError,
-    # Nonce not above the last accepted one: one retry with a fresh nonce (§3).
+    # Nonce not above the last accepted one: another user of the key; not retried (§3).
     "EAPI:Invalid nonce": InvalidNonceError,
     # Call counter full (§6). The EAuth ones sit in the EAuth category but are
     # rate limits, so they are listed here to win over the category rule below.

@@ -427,6 +427,7 @@ class KrakenSession:
         self._executions_live = False
         self._book = OpenOrderBook(fee_rate=fee_rate, asset_decimals=asset_decimals)
         self._system: str | None = None
+        self._heartbeats = 0  # heartbeats seen on the current connection
         self.counters = SessionCounters()
         """Counters since the session was made (across reconnects)."""
 
@@ -446,6 +447,15 @@ class KrakenSession:
     def holds_live(self) -> bool:
         """Whether :meth:`holds` follows ``executions`` live right now."""
         return self._executions_live and EXECUTIONS not in self._awaiting
+
+    @property
+    def heartbeats_seen(self) -> bool:
+        """Whether the server sends heartbeats on this connection.
+
+        Kraken sends one about every second while no other data flows; once
+        they have been seen, a longer silence means frames may have been lost.
+        """
+        return self._heartbeats > 0
 
     def sequence(self, channel: str = BALANCES) -> int | None:
         """The last sequence applied on ``channel`` (``None`` before its snapshot)."""
@@ -515,6 +525,7 @@ class KrakenSession:
     def connection_opened(self) -> None:
         """The socket is open. Subscribes at once if a token is already known."""
         self._fire(Trigger.OPENED)
+        self._heartbeats = 0
         if self._token is not None:
             self._subscribe_all()
 
@@ -600,6 +611,7 @@ class KrakenSession:
         if isinstance(message, BalancesUpdateMessage):
             return self._on_update(message)
         if isinstance(message, HeartbeatMessage):
+            self._heartbeats += 1
             return [HEARTBEAT_EVENT]
         if isinstance(message, ExecutionsMessage):
             return self._on_executions(message)

@@ -42,7 +42,7 @@ from typing import Any, Literal, TypeAlias
 
 import msgspec
 
-from balance_manager.credentials import Credentials, Secret
+from balance_manager.credentials import SIMULATED_KEY_PREFIX, Credentials, Secret
 from balance_manager.exceptions import ConfigError, ExchangeError
 from balance_manager.kraken.signing import decode_secret, verify
 from balance_manager.simulator.ids import random_b64
@@ -204,10 +204,13 @@ class Authenticator:
         self._accounts[api_key] = account
 
     def new_credentials(self, account: str) -> Credentials:
-        """A fresh key pair for ``account``, shaped like Kraken's (56-char key, 64-byte secret)."""
-        api_key = random_b64(self._rng, 42)
+        """A fresh key pair for ``account``: a Kraken-shaped 56-char key behind
+        ``sim-`` (so it can never pass for a real key, see
+        :attr:`~balance_manager.credentials.Credentials.simulated`) and a 64-byte secret.
+        """
+        api_key = SIMULATED_KEY_PREFIX + random_b64(self._rng, 42)
         while api_key in self._secrets:
-            api_key = random_b64(self._rng, 42)
+            api_key = SIMULATED_KEY_PREFIX + random_b64(self._rng, 42)
         secret = random_b64(self._rng, 64)
         self.add_key(api_key, secret, account)
         return Credentials.of(api_key, secret)

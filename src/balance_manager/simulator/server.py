@@ -306,10 +306,22 @@ class SimulatedKraken:
         self.exchange.add_account(name, balances=balances, earn=earn, now=self.clock.time())
         return self.add_key(name)
 
-    def add_key(self, account: str = DEFAULT_ACCOUNT) -> Credentials:
-        """A further key pair for an existing account (its own nonce and call counter)."""
+    def add_key(
+        self, account: str = DEFAULT_ACCOUNT, *, credentials: Credentials | None = None
+    ) -> Credentials:
+        """A further key pair for an existing account (its own nonce and call counter).
+
+        Args:
+            account: the account the key opens.
+            credentials: a key pair to accept (e.g. one shaped like a real Kraken
+                key, so a manager treats it as a real account); by default a new
+                simulator key (``sim-...``) is made.
+        """
         self.exchange.account(account)
-        credentials = self.auth.new_credentials(account)
+        if credentials is None:
+            credentials = self.auth.new_credentials(account)
+        else:
+            self.auth.add_key(credentials.api_key, credentials.api_secret, account)
         self._ctx.accounts_by_key[credentials.api_key] = account
         return credentials
 

@@ -1,4 +1,4 @@
-"""The small interface between the manager and an exchange.
+"""The small interface between the manager and an exchange (venue-neutral, sans-I/O).
 
 An exchange plugs in with two objects:
 
@@ -11,22 +11,27 @@ Everything here is exchange-neutral: canonical asset names, ``Decimal``
 amounts, Unix-second timestamps. Kraken's implementation is
 :class:`~balance_manager.adapters.kraken_rest.KrakenRestClient` and
 :class:`~balance_manager.adapters.kraken_ws.KrakenWebSocketClient`.
+
+The sink is a plain function: the manager applies an event without awaiting
+anything (callbacks run elsewhere, see :mod:`balance_manager.events`), so a
+stream never waits on its consumer.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 import msgspec
 
 from balance_manager.core.amounts import ZERO
-from balance_manager.kraken.assets import AssetNames
 
 __all__ = [
     "AssetAmounts",
+    "AssetNaming",
+    "PlainNames",
     "RestSnapshot",
     "RestSource",
     "StreamEvent",
@@ -45,7 +50,7 @@ class AssetAmounts(msgspec.Struct, frozen=True, gc=False):
 
     Attributes:
         asset: canonical asset name.
-        balance: tradable amount (see ``docs/assets.md``).
+        balance: tradable amount (see ``docs/kraken.md`` for Kraken's wallets).
         earn: amount held but not tradable (staked, bonded, earn wallets).
         hold_trade: amount held by open orders, or ``None`` when the source does
             not say (Kraken's ``balances`` channel carries no holds).
@@ -154,23 +159,67 @@ class StreamStatus(msgspec.Struct, frozen=True):
         reason: why (human readable; never contains a token).
         system: the exchange's system status (``online``, ``maintenance``...), if known.
         holds_live: whether holds are followed in real time on this connection.
+        quiet_since: for a stream that was silent longer than it should have
+            been (missed heartbeats), the monotonic time of the last message
+            before the silence: updates after it may have been lost.
     """
 
     state: StreamState
     reason: str = ""
     system: str | None = None
     holds_live: bool = False
+    quiet_since: float | None = None
 
 
 StreamEvent: TypeAlias = StreamSnapshot | StreamLedgerUpdate | StreamHolds | StreamStatus
-StreamSink: TypeAlias = Callable[[StreamEvent], Awaitable[None]]
+StreamSink: TypeAlias = Callable[[StreamEvent], None]
+
+
+class AssetNaming(Protocol):
+    """How a venue's asset names map to canonical ones, and their ledger decimals."""
+
+    def canonical(self, name: str) -> str:
+        """The canonical name of any spelling the venue uses."""
+        ...
+
+    def decimals(self, name: str) -> int | None:
+        """Ledger decimals of an asset, if known."""
+        ...
+
+
+class PlainNames:
+    """Asset naming for a source that gives none: names are upper-cased, decimals unknown."""
+
+    def canonical(self, name: str) -> str:
+        """``name`` stripped and upper-cased."""
+        return name.strip().upper()
+
+    def decimals(self, name: str) -> int | None:
+        """Always ``None``: nothing is known."""
+        del name
+        return None
 
 
 @runtime_checkable
 class RestSource(Protocol):
-    """Reads the whole account on demand."""
+    """Reads the whole account on demand.
 
-    names: AssetNames
+    Attributes:
+        names: the venue's asset naming.
+        exchange: what is on the other end: the venue's name (``"kraken"``) or
+            ``"simulator"`` for a simulated exchange.
+        account: a stable identifier of the account, safe to show and store
+            (a fingerprint of the key, never the key): history is kept per account.
+    """
+
+    @property
+    def names(self) -> AssetNaming: ...
+
+    @property
+    def exchange(self) -> str: ...
+
+    @property
+    def account(self) -> str: ...
 
     async def fetch_balances(self) -> RestSnapshot:
         """Every balance with holds (one rate-limited call)."""
@@ -184,6 +233,14 @@ class RestSource(Protocol):
         """Counters such as ``rest_api_calls``."""
         ...
 
+    def acquire(self) -> None:
+        """One more user (a manager) relies on this source until it calls :meth:`release`."""
+        ...
+
+    async def release(self) -> None:
+        """One user fewer; the last one out closes the source."""
+        ...
+
     async def close(self) -> None:
         """Release connections."""
         ...
@@ -191,10 +248,21 @@ class RestSource(Protocol):
 
 @runtime_checkable
 class StreamSource(Protocol):
-    """Pushes balance changes to a sink as they happen."""
+    """Pushes balance changes to a sink as they happen.
+
+    Attributes:
+        quiet_after: seconds without any message after which the stream may
+            have lost updates (its heartbeats stopped): the manager checks REST
+            then, before the stream is declared dead.
+    """
+
+    quiet_after: float
 
     async def start(self, sink: StreamSink) -> None:
-        """Start streaming in the background; events go to ``sink`` in order."""
+        """Start streaming in the background; events go to ``sink`` in order.
+
+        ``sink`` is called synchronously and never blocks.
+        """
         ...
 
     async def stop(self) -> None:
@@ -211,8 +279,21 @@ class StreamSource(Protocol):
         """Monotonic time of the last message received (any message), if any."""
         ...
 
-    def request_resync(self, reason: str) -> None:
-        """Ask for a fresh snapshot (e.g. after a failed cross-check)."""
+    @property
+    def failed(self) -> bool:
+        """Whether streaming stopped for a reason other than :meth:`stop` (a bug)."""
+        ...
+
+    def request_resync(self, reason: str, *, balances: bool = True, holds: bool = False) -> None:
+        """Ask for fresh snapshots (e.g. REST showed the stream lost an update).
+
+        Args:
+            reason: why, for the log.
+            balances: resynchronise balances.
+            holds: resynchronise holds (the open orders they come from).
+
+        Until the snapshots arrive the stream reports ``RESYNCING``.
+        """
         ...
 
     def get_statistics(self) -> dict[str, Any]:
