@@ -151,7 +151,8 @@ def test_bad_config_option_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture
     config = write_config(tmp_path, "cache_max_size = 0\n")
     assert main(["--config", config, "history", "BTC"]) == 2
     assert_one_line_error(
-        capsys.readouterr().err, "invalid config option cache_max_size=0: must be > 0"
+        capsys.readouterr().err,
+        "invalid config option cache_max_size=0: must be between 1 and 1,000,000",
     )
 
 
