@@ -134,6 +134,17 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
     assert "usage:" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("hours", ["1e300", "1e-12", "nan"])
+def test_absurd_history_windows_are_usage_errors(
+    hours: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """--hours outside 1 ms to 10 years is refused by argparse (exit 2), saying the range."""
+    assert main(["history", "XBT", "--hours", hours, "--db", str(tmp_path / "none.db")]) == 2
+    err = capsys.readouterr().err
+    assert "usage:" in err
+    assert "--hours" in err
+
+
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     """--help names the five commands and the exit codes."""
     assert main(["--help"]) == 0

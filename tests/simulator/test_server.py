@@ -93,6 +93,36 @@ async def test_invalid_options_are_refused() -> None:
         SimulatedKraken(tier="diamond")
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("heartbeat_interval", 1e-9),
+        ("heartbeat_interval", Decimal("sNaN")),
+        ("market_interval", 0),
+        ("token_ttl", 10**400),
+        ("lockout_window", -1.0),
+        ("lockout_duration", float("inf")),
+        ("lockout_threshold", "5"),
+        ("port", 10**400),
+    ],
+    ids=[
+        "heartbeat-1ns",
+        "heartbeat-sNaN",
+        "market-0",
+        "token-1e400",
+        "window-neg",
+        "lockout-inf",
+        "threshold-text",
+        "port-1e400",
+    ],
+)
+async def test_absurd_options_are_refused_by_name(option: str, value: object) -> None:
+    """Every duration and count option of the simulator is a ConfigError naming it when absurd."""
+    with pytest.raises(ConfigError) as info:
+        SimulatedKraken(**{option: value})  # type: ignore[arg-type]  # bad on purpose
+    assert info.value.option == option
+
+
 @pytest.mark.network
 async def test_market_option_runs_the_driver_on_the_clock(clock: ManualClock) -> None:
     """With market=True prices move as the clock advances, and the driver stops with the server."""
