@@ -157,7 +157,7 @@ class BalanceStateError(BalanceManagerError, ValueError):
 class UnknownAssetError(BalanceManagerError, KeyError):
     """An asset name that is not known to the exchange or the manager."""
 
-    def __init__(self, asset: str, detail: str = "") -> None:
+    def __init__(self, asset: object, detail: str = "") -> None:
         self.asset = asset
         self.detail = detail
         super().__init__(asset)
