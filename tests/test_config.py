@@ -246,6 +246,21 @@ def test_bad_toml_is_refused_by_name(tmp_path: Path, text: str, option: str) -> 
     assert info.value.option == option
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "cache_max_size = " + "[" * 100_000 + "]" * 100_000,
+        "x = " + "{a = " * 10_000 + "1" + "}" * 10_000,
+    ],
+    ids=["array", "inline-table"],
+)
+def test_deeply_nested_toml_is_a_config_error(tmp_path: Path, text: str) -> None:
+    """TOML nested too deeply to parse is a ConfigError naming the file, not a RecursionError."""
+    with pytest.raises(ConfigError, match="nested too deeply") as info:
+        BalanceManagerConfig.from_toml(write(tmp_path, text))
+    assert info.value.option == "config_file"
+
+
 def test_missing_toml_file_is_a_config_error(tmp_path: Path) -> None:
     """A file that cannot be read raises ConfigError naming the file."""
     missing = tmp_path / "absent.toml"

@@ -255,6 +255,10 @@ class BalanceManagerConfig:
             raise ConfigError("config_file", str(path), f"cannot read: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError("config_file", str(path), f"not valid TOML: {exc}") from None
+        except RecursionError:  # tomllib parses nested arrays and tables recursively
+            raise ConfigError(
+                "config_file", str(path), "not valid TOML: nested too deeply"
+            ) from None
         table = data.get("balance_manager", data)
         if not isinstance(table, dict):
             raise ConfigError("balance_manager", table, "must be a table")

@@ -110,3 +110,27 @@ async def test_bad_bodies_answer_400(sim: SimulatedKraken, session: aiohttp.Clie
     assert "amount" in reply["error"]
     status, _ = await control(session, sim, "POST", "/faults", {"kind": "rate_limit", "times": "2"})
     assert status == 400
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        DEEP,
+        b'{"asset": "BTC", "amount": ' + DEEP + b"}",
+        b'{"x": ' + b'{"a":' * 50_000 + b"1" + b"}" * 50_001,
+    ],
+    ids=["array", "field", "objects"],
+)
+async def test_deeply_nested_json_answers_400(
+    sim: SimulatedKraken, session: aiohttp.ClientSession, body: bytes
+) -> None:
+    """JSON nested 100,000 levels deep answers 400 with an explanation, never 500."""
+    async with session.post(sim.control_url + "/deposit", data=body) as response:
+        assert response.status == 400
+        reply = await response.json()
+    assert "nested too deeply" in reply["error"]
+    status, _ = await control(session, sim, "GET", "/state")
+    assert status == 200

@@ -46,6 +46,19 @@ async def test_json_bodies_are_accepted(kraken: KrakenTestClient) -> None:
     assert reply["error"] == []
 
 
+async def test_deeply_nested_json_body_gives_invalid_arguments(
+    sim: SimulatedKraken, session: aiohttp.ClientSession
+) -> None:
+    """A JSON body nested 100,000 levels deep is refused as Kraken refuses bad bodies, not 500."""
+    body = b'{"nonce": "1", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    headers = {"API-Key": sim.api_key, "API-Sign": "x", "Content-Type": "application/json"}
+    async with session.post(
+        sim.rest_url + "/0/private/Balance", data=body, headers=headers
+    ) as response:
+        assert response.status == 200
+        assert await response.json() == {"error": ["EGeneral:Invalid arguments"]}
+
+
 async def test_unknown_key_gives_invalid_key(kraken: KrakenTestClient) -> None:
     """An unknown API-Key answers EAPI:Invalid key with HTTP 200."""
     reply = await kraken.private("Balance", api_key="not-a-key")

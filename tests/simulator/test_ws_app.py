@@ -181,6 +181,17 @@ async def test_invalid_json_gets_an_error_response(ws: WsTestClient) -> None:
     assert (reply["success"], reply["error"]) == (False, "EGeneral:Invalid arguments")
 
 
+async def test_deeply_nested_request_gets_an_error_response(ws: WsTestClient) -> None:
+    """A request nested 100,000 levels deep is answered like bad JSON; the connection stays up."""
+    await ws.ws.send_str(
+        '{"method": "ping", "params": {"x": ' + "[" * 100_000 + "]" * 100_000 + "}}"
+    )
+    reply = await ws.recv()
+    assert (reply["success"], reply["error"]) == (False, "EGeneral:Invalid arguments")
+    pong = await ws.request("ping")
+    assert pong["method"] == "pong"
+
+
 async def test_double_subscription_is_refused(ws: WsTestClient, token: str) -> None:
     """Subscribing twice to the same channel answers Already subscribed."""
     await ws.subscribe("balances", token)

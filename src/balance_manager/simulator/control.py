@@ -66,8 +66,10 @@ async def _body(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     try:
         decoded = _decoder.decode(raw or b"{}")
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         raise _BadRequest("the body is not JSON") from None
+    except RecursionError:
+        raise _BadRequest("the body is JSON nested too deeply") from None
     if not isinstance(decoded, dict):
         raise _BadRequest("the body must be a JSON object")
     return decoded
