@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final, Literal
 
-from balance_manager.core.amounts import to_amount
+from balance_manager.core.amounts import significant_places, to_amount
 from balance_manager.exceptions import BalanceManagerError, ConfigError
 
 __all__ = [
@@ -151,7 +151,7 @@ def amount(name: str, value: object, *, minimum: Decimal, maximum: Decimal) -> D
         raise ConfigError(
             name, value, f"must be between {_number_text(minimum)} and {_number_text(maximum)}"
         )
-    if _significant_places(exact) > MAX_DECIMALS:
+    if significant_places(exact) > MAX_DECIMALS:
         raise ConfigError(name, value, f"must have at most {MAX_DECIMALS} decimal places")
     return exact
 
@@ -213,17 +213,3 @@ def _number_text(value: float | int | Decimal) -> str:
     if abs(exact) >= 10**9 and len(normal.as_tuple().digits) == 1:
         return f"{normal.as_tuple().digits[0]}e{normal.adjusted()}"
     return f"{int(exact):,}"
-
-
-def _significant_places(value: Decimal) -> int:
-    """Decimal places once trailing zeros are dropped (exact; no context rounding)."""
-    sign, digits, exponent = value.as_tuple()
-    del sign
-    if not isinstance(exponent, int) or exponent >= 0:
-        return 0
-    trailing = 0
-    for digit in reversed(digits):
-        if digit != 0 or trailing >= -exponent:
-            break
-        trailing += 1
-    return max(0, -exponent - trailing)

@@ -45,7 +45,12 @@ from typing import Protocol, TypeAlias
 import msgspec
 
 from balance_manager.config import BalanceManagerConfig
-from balance_manager.core.amounts import ZERO, AmountLike, decimal_places, to_amount
+from balance_manager.core.amounts import (
+    ZERO,
+    AmountLike,
+    significant_places,
+    to_amount,
+)
 from balance_manager.core.bounds import MAX_DECIMALS, count
 from balance_manager.core.models import Balance
 
@@ -686,34 +691,6 @@ def _field_reader(fields: tuple[str, ...]) -> Callable[[Balance], tuple[Decimal,
         return lambda balance: (getattr(balance, name),)
     getter: Callable[[Balance], tuple[Decimal, ...]] = operator.attrgetter(*fields)
     return getter
-
-
-def significant_places(value: Decimal) -> int:
-    """Decimal places of ``value`` once trailing zeros are dropped.
-
-    ``Decimal("1.50")`` → 1, ``Decimal("0.12340000000")`` → 4, ``Decimal("100")``
-    → 0, ``Decimal("1.0E-7")`` → 7. Exact for any number of digits (unlike
-    ``Decimal.normalize()``, which rounds to the context precision).
-    """
-    if not value:
-        return 0
-    # str() is the fast path (about 4x cheaper than as_tuple()); plain notation
-    # is what str() gives for every amount with an adjusted exponent >= -6.
-    text = str(value)
-    if "E" not in text and "e" not in text:  # 'e' if the context sets capitals=0
-        point = text.find(".")
-        if point < 0:
-            return 0
-        return len(text.rstrip("0")) - point - 1
-    places = decimal_places(value)
-    if not places:
-        return 0
-    trailing = 0
-    for digit in reversed(value.as_tuple().digits):
-        if digit:
-            break
-        trailing += 1
-    return max(0, places - trailing)
 
 
 def _non_negative(value: AmountLike, name: str) -> Decimal:
