@@ -134,3 +134,30 @@ async def test_deeply_nested_json_answers_400(
     assert "nested too deeply" in reply["error"]
     status, _ = await control(session, sim, "GET", "/state")
     assert status == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/deposit", {"asset": "USD", "amount": "1" + "0" * 28}, "amount"),
+        ("/deposit", {"asset": "USD", "amount": "12345678901234567890123456789"}, "amount"),
+        ("/withdraw", {"asset": "USD", "amount": "1", "fee": "1e30"}, "fee"),
+        ("/price", {"pair": "BTC/USD", "price": "1e40"}, "price"),
+        (
+            "/order",
+            {"pair": "BTC/USD", "side": "buy", "volume": "100000000000000000", "price": "1e7"},
+            "volume × price",
+        ),
+    ],
+    ids=["deposit-1e28", "deposit-29-digits", "fee", "price", "order-cost"],
+)
+async def test_amounts_beyond_28_digits_answer_400_naming_the_field(
+    sim: SimulatedKraken, session: aiohttp.ClientSession, path: str, body: Any, field: str
+) -> None:
+    """What the simulator cannot represent answers 400 naming the field, and changes nothing."""
+    before = sim.balances(), sim.price("BTC/USD"), sim.ledger()
+    status, reply = await control(session, sim, "POST", path, body)
+    assert status == 400
+    assert reply["error"].startswith(f"{field}=")
+    assert "28 significant digits" in reply["error"]
+    assert (sim.balances(), sim.price("BTC/USD"), sim.ledger()) == before

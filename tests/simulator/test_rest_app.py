@@ -149,6 +149,31 @@ async def test_add_order_open_orders_and_cancel(
     }
 
 
+@pytest.mark.parametrize(
+    ("volume", "price", "error"),
+    [
+        ("1e20", "50000", "EGeneral:Invalid arguments:volume"),
+        ("1", "1e30", "EGeneral:Invalid arguments:price"),
+        ("100000000000000000", "10000000", "EGeneral:Invalid arguments:volume"),
+        ("1", "50000", "EGeneral:Invalid arguments:userref"),
+    ],
+    ids=["volume", "price", "cost", "userref"],
+)
+async def test_add_order_beyond_what_the_simulator_represents(
+    sim: SimulatedKraken, kraken: KrakenTestClient, volume: str, price: str, error: str
+) -> None:
+    """Volumes, prices and costs beyond 28 digits (or a userref beyond 32 bits) answer Kraken's
+    invalid-argument error, never HTTP 500, and change nothing."""
+    before = sim.balances()
+    params = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": volume}
+    if error.endswith("userref"):
+        params["userref"] = str(2**40)
+    reply = await kraken.private("AddOrder", {**params, "price": price})
+    assert reply == {"error": [error]}
+    assert sim.balances() == before
+    assert sim.holds() == {}
+
+
 async def test_add_order_refusals(kraken: KrakenTestClient) -> None:
     """Bad or unaffordable orders answer Kraken's error strings."""
     base = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "50000"}

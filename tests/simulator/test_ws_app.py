@@ -8,6 +8,7 @@ import aiohttp
 import pytest
 
 from balance_manager.clock import ManualClock
+from balance_manager.exceptions import InvalidAmountError
 from balance_manager.simulator import SimulatedKraken
 
 from .helpers import KrakenTestClient, WsTestClient
@@ -84,6 +85,24 @@ async def test_updates_follow_deposits_and_fills_with_sequence(
     assert usd["data"][0]["balance"] == Decimal("25435.21") + Decimal("132.9995") - Decimal(
         "0.3458"
     )
+
+
+async def test_only_representable_amounts_are_taken_and_they_stream_exactly(
+    sim: SimulatedKraken, ws: WsTestClient, token: str
+) -> None:
+    """A 29-digit deposit is refused at the door; the largest representable one streams exactly."""
+    await ws.subscribe("balances", token)
+    await ws.recv()  # snapshot
+    with pytest.raises(InvalidAmountError) as info:
+        sim.deposit("USD", "1" + "0" * 28)
+    assert info.value.field == "amount"
+    top = Decimal("999999999999999999999999.9999")
+    sim.deposit("USD", top - sim.balances()["USD"])
+    update = await ws.recv()
+    assert update["sequence"] == 2  # nothing was sent (or lost) for the refused one
+    (entry,) = update["data"]
+    assert (entry["asset"], entry["balance"]) == ("USD", top)
+    assert sim.balances()["USD"] == top
 
 
 async def test_snapshot_false_sends_no_snapshot(

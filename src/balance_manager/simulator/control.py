@@ -26,7 +26,9 @@ request                  effect
 =======================  ====================================================
 
 Errors answer HTTP 400 with ``{"error": "..."}`` (an exchange refusal carries
-Kraken's string, e.g. ``EFunding:Insufficient funds``). The endpoint has no
+Kraken's string, e.g. ``EFunding:Insufficient funds``; a body that is not JSON or
+is nested too deeply says so; an amount the ledger cannot represent, beyond 28
+significant digits, names its field). The endpoint has no
 authentication: it is meant for loopback use, like the simulator itself.
 """
 
