@@ -209,6 +209,32 @@ async def test_absurd_analysis_windows_are_refused_by_name(
     assert info.value.option == "analysis_hours"
 
 
+@pytest.mark.parametrize(
+    "hours", [10**400, Decimal("sNaN"), -1, "24"], ids=["1e400", "sNaN", "negative", "text"]
+)
+def test_absurd_volatility_windows_are_refused_by_name(clock: ManualClock, hours: object) -> None:
+    """volatility(hours=...) takes the same windows as analyze_balance_trend."""
+    history = BalanceHistory(clock=clock)
+    history.record(usdt("1", clock))
+    with pytest.raises(ConfigError) as info:
+        history.volatility("USDT", hours=hours)  # type: ignore[arg-type]  # bad on purpose
+    assert info.value.option == "hours"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("asset", [["USDT"], {"USDT": 1}, None], ids=["list", "dict", "None"])
+async def test_queries_for_names_that_are_not_text_find_nothing(
+    clock: ManualClock, asset: object
+) -> None:
+    """History queries with an unhashable or non-str asset find nothing instead of a TypeError."""
+    history = BalanceHistory(clock=clock)
+    history.record(usdt("1", clock))
+    assert history.get_asset_history(asset) == []  # type: ignore[arg-type]
+    assert history.get_latest(asset) is None  # type: ignore[arg-type]
+    assert history.volatility(asset) is None  # type: ignore[arg-type]
+    assert await history.analyze_balance_trend(asset) is None  # type: ignore[arg-type]
+
+
 @pytest.mark.asyncio
 async def test_seed_trend_and_history_usage(clock: ManualClock) -> None:
     """The seed's analyze_balance_trend / get_asset_history calls work as written."""

@@ -374,7 +374,11 @@ class BalanceHistory:
         Returns:
             The standard deviation of successive relative changes as a fraction,
             or ``None`` with fewer than two measurable changes.
+
+        Raises:
+            ConfigError: ``hours`` is not within :data:`ANALYSIS_HOURS`.
         """
+        hours = float(ANALYSIS_HOURS.check("hours", hours))
         timeline = self._timeline.get(asset)
         if timeline is None:
             return None
