@@ -606,3 +606,24 @@ def test_absurd_toml_values_are_refused_by_name(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as info:
             BalanceManagerConfig.from_toml(write(tmp_path, text))
         assert info.value.option == option
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("rest_url", "https://" + "a" * 3000),
+        ("rest_url", "https://api.kraken.com/\n0/private"),
+        ("ws_url", "wss://ws-auth.kraken.com/v2 extra"),
+        ("metrics_host", "h" * 300),
+        ("metrics_host", "local host"),
+        ("metrics_host", "127.0.0.1\x00"),
+        ("history_db_path", "data/" + "p" * 5000),
+    ],
+    ids=["url-3000", "url-newline", "ws-space", "host-300", "host-space", "host-nul", "path-5000"],
+)
+def test_text_options_are_bounded_too(option: str, value: str) -> None:
+    """URLs, hosts and paths of absurd length or with spaces/control characters: ConfigError."""
+    with pytest.raises(ConfigError) as info:
+        make(**{option: value})
+    assert info.value.option == option
+    assert len(str(info.value)) < 500

@@ -75,6 +75,11 @@ OPTION_BOUNDS: Mapping[str, Bound] = MappingProxyType(
     }
 )
 
+#: The longest ``rest_url`` / ``ws_url``, ``metrics_host`` and ``history_db_path``.
+MAX_URL_LENGTH = 2048
+MAX_HOST_LENGTH = 253
+MAX_PATH_LENGTH = 4096
+
 RULE_NAMES = (
     "negative_balance",
     "negative_free_balance",
@@ -334,6 +339,8 @@ def _optional_path(name: str, value: Any) -> str | None:
         value = os.fspath(value)
     if not isinstance(value, str) or not value or "\x00" in value:
         raise ConfigError(name, value, "must be a file path, ':memory:' or None")
+    if len(value) > MAX_PATH_LENGTH:
+        raise ConfigError(name, value, f"must be at most {MAX_PATH_LENGTH} characters")
     return value
 
 
@@ -341,6 +348,12 @@ def _url(schemes: tuple[str, ...]) -> Callable[[str, Any], str]:
     def check(name: str, value: Any) -> str:
         if not isinstance(value, str) or not value.startswith(tuple(f"{s}://" for s in schemes)):
             raise ConfigError(name, value, f"must be a URL starting with {' or '.join(schemes)}://")
+        if len(value) > MAX_URL_LENGTH or not _is_token(value):
+            raise ConfigError(
+                name,
+                value,
+                f"must be at most {MAX_URL_LENGTH} printable characters without spaces",
+            )
         return value.rstrip("/") if name == "rest_url" else value
 
     return check
@@ -370,7 +383,16 @@ def _credentials(name: str, value: Any) -> Credentials | None:
 def _host(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(name, value, "must be a host name or address")
+    if len(value) > MAX_HOST_LENGTH or not _is_token(value):
+        raise ConfigError(
+            name, value, f"must be at most {MAX_HOST_LENGTH} printable characters without spaces"
+        )
     return value
+
+
+def _is_token(text: str) -> bool:
+    """Printable, without whitespace: what a URL or a host name can be."""
+    return text.isprintable() and not any(char.isspace() for char in text)
 
 
 _CHECKS: dict[str, Callable[[str, Any], Any]] = {
