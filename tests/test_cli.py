@@ -136,6 +136,17 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
     assert "usage:" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("hours", ["1e300", "1e-12", "nan"])
+def test_absurd_history_windows_are_usage_errors(
+    hours: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """--hours outside 1 ms to 10 years is refused by argparse (exit 2), saying the range."""
+    assert main(["history", "XBT", "--hours", hours, "--db", str(tmp_path / "none.db")]) == 2
+    err = capsys.readouterr().err
+    assert "usage:" in err
+    assert "--hours" in err
+
+
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     """--help names the five commands and the exit codes."""
     assert main(["--help"]) == 0
@@ -153,7 +164,8 @@ def test_bad_config_option_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture
     config = write_config(tmp_path, "cache_max_size = 0\n")
     assert main(["--config", config, "history", "BTC"]) == 2
     assert_one_line_error(
-        capsys.readouterr().err, "invalid config option cache_max_size=0: must be > 0"
+        capsys.readouterr().err,
+        "invalid config option cache_max_size=0: must be between 1 and 1,000,000",
     )
 
 

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime
+import fractions
+import math
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from balance_manager.config import (
     ENV_PREFIX,
     KRAKEN_REST_URL,
     KRAKEN_WS_URL,
+    OPTION_BOUNDS,
     BalanceManagerConfig,
 )
 from balance_manager.credentials import Credentials
@@ -241,6 +246,21 @@ def test_bad_toml_is_refused_by_name(tmp_path: Path, text: str, option: str) -> 
     assert info.value.option == option
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "cache_max_size = " + "[" * 100_000 + "]" * 100_000,
+        "x = " + "{a = " * 10_000 + "1" + "}" * 10_000,
+    ],
+    ids=["array", "inline-table"],
+)
+def test_deeply_nested_toml_is_a_config_error(tmp_path: Path, text: str) -> None:
+    """TOML nested too deeply to parse is a ConfigError naming the file, not a RecursionError."""
+    with pytest.raises(ConfigError, match="nested too deeply") as info:
+        BalanceManagerConfig.from_toml(write(tmp_path, text))
+    assert info.value.option == "config_file"
+
+
 def test_missing_toml_file_is_a_config_error(tmp_path: Path) -> None:
     """A file that cannot be read raises ConfigError naming the file."""
     missing = tmp_path / "absent.toml"
@@ -356,3 +376,254 @@ def test_config_with_credentials_can_be_deep_copied() -> None:
     config = make(credentials=Credentials.of("my-public-api-key-123", SECRET))
     clone = copy.deepcopy(config)
     assert clone == config
+
+
+# -- bounds -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("websocket_timeout", 10**400),
+        ("websocket_timeout", Decimal("sNaN")),
+        ("cache_default_ttl", Decimal("NaN")),
+        ("rest_api_timeout", Decimal("-Infinity")),
+        ("change_threshold_absolute", Decimal("sNaN")),
+        ("cache_max_size", 10**5000),
+        ("metrics_port", 10**5000),
+    ],
+    ids=["int-1e400", "sNaN", "NaN", "-Infinity", "decimal-sNaN", "int-5000-digits", "port-huge"],
+)
+def test_values_that_crashed_are_config_errors(option: str, value: object) -> None:
+    """Huge ints and signaling NaNs raise ConfigError naming the option, not Overflow/ValueError."""
+    with pytest.raises(ConfigError) as info:
+        make(**{option: value})
+    assert info.value.option == option
+    assert option in str(info.value)
+    assert len(str(info.value)) < 500
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("history_flush_interval", 1e-9),
+        ("rest_poll_interval", 1e-6),
+        ("websocket_ping_interval", 0.0001),
+        ("force_update_interval", 1e300),
+        ("cache_default_ttl", 10**30),
+        ("websocket_timeout", 1e12),
+        ("history_retention_hours", 1e15),
+        ("default_decimals", 10**12),
+        ("default_decimals", 29),
+        ("cache_max_size", 10**12),
+        ("history_max_entries", 10**12),
+        ("rest_max_retries", 10**6),
+        ("circuit_half_open_max_calls", 10**9),
+        ("circuit_failure_threshold", 10**12),
+        ("change_threshold_absolute", Decimal("1e40")),
+        ("change_threshold_absolute", Decimal("1e-999999")),
+        ("change_threshold_percent", Decimal("1e40")),
+        ("source_tolerance_percent", 1000),
+        ("unrealistic_balance_threshold", "1e999999"),
+    ],
+)
+def test_absurd_values_are_refused_by_name(option: str, value: object) -> None:
+    """Values far outside any sane range (a flush every nanosecond...) raise ConfigError."""
+    with pytest.raises(ConfigError) as info:
+        make(**{option: value})
+    assert info.value.option == option
+
+
+class Hostile:
+    """An object whose comparisons, truth and repr raise."""
+
+    __hash__ = object.__hash__
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("no comparing me")
+
+    def __bool__(self) -> bool:
+        raise RuntimeError("no truth in me")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr of me")
+
+
+OPTIONS = [spec.name for spec in dataclasses.fields(BalanceManagerConfig)]
+
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.builds(
+        lambda digits, sign: sign * 10**digits, st.integers(0, 6000), st.sampled_from([1, -1])
+    ),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.decimals(allow_nan=True, allow_infinity=True),
+    st.sampled_from(
+        [Decimal("sNaN"), Decimal("-sNaN"), Decimal("NaN"), Decimal("1e999999"), Decimal("-0")]
+    ),
+    st.fractions(),
+    st.complex_numbers(),
+    st.text(max_size=50),
+    st.from_regex(r"\A-?[0-9]{1,40}(\.[0-9]{0,40})?(e-?[0-9]{1,7})?\Z"),
+    st.binary(max_size=20),
+    st.sampled_from(
+        [
+            "starter",
+            "stale_data",
+            "http://127.0.0.1:1",
+            "ws://127.0.0.1:1",
+            ":memory:",
+            Path("history.sqlite3"),
+            datetime.date(1979, 5, 27),
+            datetime.timedelta(seconds=5),
+            fractions.Fraction(1, 3),
+            Credentials.of("my-public-api-key-123", SECRET),
+            object(),
+            Hostile(),
+            int,
+        ]
+    ),
+)
+ANY_VALUE = st.one_of(
+    SCALARS,
+    st.lists(SCALARS, max_size=3),
+    st.lists(SCALARS, max_size=3).map(tuple),
+    st.dictionaries(st.text(max_size=5), SCALARS, max_size=2),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(option=st.sampled_from(OPTIONS), value=ANY_VALUE)
+def test_any_value_gives_a_config_or_a_config_error_naming_the_option(
+    option: str, value: object
+) -> None:
+    """Any value of any type for any option: a valid config, or ConfigError naming the option."""
+    refused: ConfigError | None = None
+    try:
+        config = make(**{option: value})
+    except ConfigError as exc:
+        refused = exc
+    if refused is None:
+        assert BalanceManagerConfig(**config.as_values()) == config
+    else:
+        # A cross-option rule (ping below timeout) names both options in its message.
+        assert refused.option == option or option in str(refused)
+        assert len(str(refused)) < 1000
+
+
+def test_every_numeric_option_has_a_bound() -> None:
+    """Each option whose default is a number (not a bool) has a range in OPTION_BOUNDS."""
+    numeric = {
+        spec.name
+        for spec in dataclasses.fields(BalanceManagerConfig)
+        if isinstance(spec.default, int | float | Decimal) and not isinstance(spec.default, bool)
+    }
+    assert numeric == set(OPTION_BOUNDS)
+
+
+def test_every_default_is_within_its_bound() -> None:
+    """The defaults themselves sit inside the documented ranges."""
+    config = make()
+    for name, bound in OPTION_BOUNDS.items():
+        assert bound.minimum <= getattr(config, name) <= bound.maximum, name
+
+
+def _with_partners(name: str, value: object) -> dict[str, object]:
+    """``{name: value}`` plus what the cross-option rules need for it to be valid alone."""
+    options: dict[str, object] = {name: value}
+    if name == "websocket_timeout":
+        options["websocket_ping_interval"] = OPTION_BOUNDS["websocket_ping_interval"].minimum
+    if name == "websocket_ping_interval":
+        options["websocket_timeout"] = OPTION_BOUNDS["websocket_timeout"].maximum
+    if name == "reconnect_initial_delay":
+        options["reconnect_max_delay"] = OPTION_BOUNDS["reconnect_max_delay"].maximum
+    if name == "reconnect_max_delay":
+        options["reconnect_initial_delay"] = OPTION_BOUNDS["reconnect_initial_delay"].minimum
+    return options
+
+
+def _beyond(value: float | int | Decimal, direction: int) -> float | int | Decimal:
+    """The nearest value past ``value`` in ``direction`` (+1 up, -1 down) of the same type."""
+    if isinstance(value, float):
+        return math.nextafter(value, math.inf * direction)
+    if isinstance(value, int):
+        return value + direction
+    return value + direction * Decimal("1e-28")
+
+
+@pytest.mark.parametrize("name", sorted(OPTION_BOUNDS))
+def test_each_bound_is_inclusive_and_enforced_at_both_ends(name: str) -> None:
+    """The minimum and maximum are accepted; the nearest values past them are refused by name."""
+    bound = OPTION_BOUNDS[name]
+    for edge in (bound.minimum, bound.maximum):
+        assert getattr(make(**_with_partners(name, edge)), name) == edge
+    for outside in (_beyond(bound.minimum, -1), _beyond(bound.maximum, +1)):
+        with pytest.raises(ConfigError, match="between") as info:
+            make(**_with_partners(name, outside))
+        assert info.value.option == name
+
+
+def test_decimal_options_refuse_more_than_28_decimal_places() -> None:
+    """An amount option finer than 1e-28 is refused; trailing zeros do not count."""
+    with pytest.raises(ConfigError, match="28 decimal places") as info:
+        make(change_threshold_absolute=Decimal("1e-29"))
+    assert info.value.option == "change_threshold_absolute"
+    padded = Decimal("0.1" + "0" * 40)
+    assert make(change_threshold_absolute=padded).change_threshold_absolute == Decimal("0.1")
+
+
+def test_decimal_seconds_are_compared_as_written() -> None:
+    """Decimal("0.01") is exactly the 10 ms minimum of history_flush_interval, and accepted."""
+    assert make(history_flush_interval=Decimal("0.01")).history_flush_interval == 0.01
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("WEBSOCKET_TIMEOUT", "1e400"),
+        ("HISTORY_FLUSH_INTERVAL", "1e-9"),
+        ("DEFAULT_DECIMALS", "1000000000000"),
+        ("CACHE_MAX_SIZE", "9" * 5000),
+        ("CHANGE_THRESHOLD_PERCENT", "sNaN"),
+    ],
+)
+def test_absurd_env_values_are_refused_by_name(name: str, raw: str) -> None:
+    """The same bounds apply to values read from the environment."""
+    with pytest.raises(ConfigError) as info:
+        BalanceManagerConfig.from_env({f"{ENV_PREFIX}{name}": raw})
+    assert info.value.option == name.lower()
+
+
+def test_absurd_toml_values_are_refused_by_name(tmp_path: Path) -> None:
+    """The same bounds apply to values read from TOML (a date is not a number of seconds)."""
+    for text, option in [
+        ("history_flush_interval = 1e-9\n", "history_flush_interval"),
+        ("websocket_timeout = 1979-05-27\n", "websocket_timeout"),
+        ("default_decimals = 9223372036854775807\n", "default_decimals"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            BalanceManagerConfig.from_toml(write(tmp_path, text))
+        assert info.value.option == option
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("rest_url", "https://" + "a" * 3000),
+        ("rest_url", "https://api.kraken.com/\n0/private"),
+        ("ws_url", "wss://ws-auth.kraken.com/v2 extra"),
+        ("metrics_host", "h" * 300),
+        ("metrics_host", "local host"),
+        ("metrics_host", "127.0.0.1\x00"),
+        ("history_db_path", "data/" + "p" * 5000),
+    ],
+    ids=["url-3000", "url-newline", "ws-space", "host-300", "host-space", "host-nul", "path-5000"],
+)
+def test_text_options_are_bounded_too(option: str, value: str) -> None:
+    """URLs, hosts and paths of absurd length or with spaces/control characters: ConfigError."""
+    with pytest.raises(ConfigError) as info:
+        make(**{option: value})
+    assert info.value.option == option
+    assert len(str(info.value)) < 500

@@ -105,6 +105,29 @@ def test_empty_key_or_secret_is_refused(key: str, secret: str, field: str) -> No
     assert info.value.option == field
 
 
+@pytest.mark.parametrize(
+    ("key", "secret", "field"),
+    [
+        (123, SECRET, "api_key"),
+        (None, SECRET, "api_key"),
+        (KEY, 123, "api_secret"),
+        (KEY, b"bytes-secret", "api_secret"),
+        ("key\x00with-nul", SECRET, "api_key"),
+        ("key with spaces", SECRET, "api_key"),
+        ("clé-non-ascii", SECRET, "api_key"),
+        ("k" * 1000, SECRET, "api_key"),
+    ],
+    ids=["int-key", "none-key", "int-secret", "bytes-secret", "nul", "spaces", "non-ascii", "long"],
+)
+def test_unusable_key_or_secret_is_a_config_error(key: object, secret: object, field: str) -> None:
+    """A key or secret that is not text, or a key no HTTP header can carry, is a ConfigError."""
+    with pytest.raises(ConfigError) as info:
+        Credentials.of(key, secret)  # type: ignore[arg-type]  # bad on purpose
+    assert info.value.option == field
+    assert SECRET not in str(info.value)
+    assert "bytes-secret" not in str(info.value)
+
+
 def test_plain_string_secret_is_refused_without_showing_it() -> None:
     """Credentials(api_secret=<str>) is refused and the message masks the value."""
     with pytest.raises(ConfigError) as info:
@@ -219,3 +242,42 @@ def test_missing_file_is_refused(tmp_path: Path) -> None:
     """An unreadable credentials file raises ConfigError naming the path."""
     with pytest.raises(ConfigError, match="cannot read"):
         load_credentials({}, path=tmp_path / "absent.key")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\xff\xfe\x00\x01binary\x80\x81" * 10,
+        b"\x89PNG\r\n\x1a\n" + bytes(range(256)),
+    ],
+    ids=["binary", "png"],
+)
+def test_binary_file_is_a_config_error_that_shows_no_content(
+    tmp_path: Path, content: bytes
+) -> None:
+    """A file that is not UTF-8 text raises ConfigError naming the file, not UnicodeDecodeError."""
+    path = tmp_path / "kraken.key"
+    path.write_bytes(content)
+    os.chmod(path, 0o600)
+    with pytest.raises(ConfigError, match="not UTF-8 text") as info:
+        load_credentials({}, path=path)
+    assert info.value.option == "credentials_file"
+    assert info.value.value == str(path)
+    assert "binary" not in str(info.value).replace(str(path), "")
+
+
+def test_file_with_control_characters_is_a_config_error(tmp_path: Path) -> None:
+    """UTF-8 text whose key line holds control characters is refused, naming api_key."""
+    path = write_file(tmp_path, f"key\x01\x02\n{SECRET}\n")
+    with pytest.raises(ConfigError) as info:
+        load_credentials({}, path=path)
+    assert info.value.option == "api_key"
+    assert SECRET not in str(info.value)
+
+
+def test_oversized_file_is_refused_unread(tmp_path: Path) -> None:
+    """A credentials file far larger than two lines is refused (a wrong path, not a key file)."""
+    path = write_file(tmp_path, f"{KEY}\n{SECRET}\n" + "#" * 200_000)
+    with pytest.raises(ConfigError, match="too large") as info:
+        load_credentials({}, path=path)
+    assert info.value.option == "credentials_file"

@@ -38,7 +38,7 @@ from balance_manager.demo_plan import (
     exit_code_for,
 )
 from balance_manager.demo_view import Frame
-from balance_manager.exceptions import ExchangeError
+from balance_manager.exceptions import ConfigError, ExchangeError
 from balance_manager.simulator import SimulatedKraken
 from balance_manager.simulator.faults import FaultKind, Faults
 
@@ -122,6 +122,16 @@ def test_demo_options_refuse_non_positive_times() -> None:
         DemoOptions(duration=0)
     with pytest.raises(ValueError, match="tick"):
         DemoOptions(tick=-1)
+
+
+@pytest.mark.parametrize(
+    "value", [Decimal("sNaN"), 10**400, 1e-9, "5"], ids=["sNaN", "int-1e400", "1ns", "text"]
+)
+def test_demo_options_refuse_absurd_times_by_name(value: object) -> None:
+    """A duration that is NaN, astronomically long, a nanosecond or text is a ConfigError."""
+    with pytest.raises(ConfigError) as info:
+        DemoOptions(duration=value)  # type: ignore[arg-type]  # bad on purpose
+    assert info.value.option == "duration"
 
 
 # -- faults --------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from balance_manager.demo_plan import (
     format_amount,
     format_summary,
 )
+from balance_manager.exceptions import ConfigError
 
 BTC_USD = PairInfo("BTC/USD", "BTC", "USD", Decimal("0.0001"), 1)
 DOT_USD = PairInfo("DOT/USD", "DOT", "USD", Decimal("0.5"), 4)
@@ -77,6 +78,16 @@ def test_schedule_refuses_a_non_positive_duration() -> None:
     """A run of zero seconds has no schedule."""
     with pytest.raises(ValueError, match="duration"):
         fault_schedule(0, websocket_timeout=2.0)
+
+
+@pytest.mark.parametrize(
+    "value", [Decimal("sNaN"), 10**400, "30"], ids=["sNaN", "int-1e400", "text"]
+)
+def test_schedule_refuses_absurd_durations_by_name(value: object) -> None:
+    """A NaN, 10**400 or text duration is a ConfigError naming ``duration``."""
+    with pytest.raises(ConfigError) as info:
+        fault_schedule(value, websocket_timeout=2.0)  # type: ignore[arg-type]  # on purpose
+    assert info.value.option == "duration"
 
 
 def test_scheduler_hands_out_each_step_once_when_due() -> None:

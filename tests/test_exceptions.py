@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import pytest
 
@@ -125,6 +126,36 @@ def test_exchange_error_retryable_can_be_set_per_instance() -> None:
 
 
 # -- messages carry fields -----------------------------------------------------------------
+
+
+class _BrokenRepr:
+    """An object whose repr raises."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("broken repr")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda value: ConfigError("option", value, "bad"),
+        lambda value: InvalidAmountError("amount", value, "bad"),
+        lambda value: BalanceStateError("BTC", "balance", value, "bad"),
+        lambda value: str(UnknownAssetError(value)),
+        lambda value: UnknownEventError(value, ("balance_update",)),
+    ],
+    ids=["ConfigError", "InvalidAmountError", "BalanceStateError", "UnknownAsset", "UnknownEvent"],
+)
+@pytest.mark.parametrize(
+    "value",
+    [10**5000, _BrokenRepr(), "x" * 1_000_000],
+    ids=["int-5000-digits", "broken-repr", "megabyte-string"],
+)
+def test_messages_show_any_value_briefly_and_never_fail(make: Any, value: object) -> None:
+    """A value too long to show, or whose repr raises, gives a short message, not a new error."""
+    message = str(make(value))
+    assert len(message) < 400
+    assert type(value).__name__ in message or "characters" in message
 
 
 def test_config_error_fields_and_message() -> None:

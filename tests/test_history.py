@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -157,6 +158,26 @@ def test_bad_options_are_refused(clock: ManualClock) -> None:
         BalanceHistory(clock=clock, flush_interval=-1)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "option"),
+    [
+        ({"flush_interval": 1e-9}, "history_flush_interval"),
+        ({"flush_interval": Decimal("sNaN")}, "history_flush_interval"),
+        ({"retention_hours": 10**400}, "history_retention_hours"),
+        ({"retention_hours": Decimal("sNaN")}, "history_retention_hours"),
+        ({"prune_interval": 1e-9}, "prune_interval"),
+    ],
+    ids=["flush-1ns", "flush-sNaN", "retention-1e400", "retention-sNaN", "prune-1ns"],
+)
+def test_absurd_durations_are_refused_by_name(
+    clock: ManualClock, kwargs: dict[str, Any], option: str
+) -> None:
+    """A flush every nanosecond, a signaling NaN or 10**400 hours is a ConfigError naming it."""
+    with pytest.raises(ConfigError) as info:
+        BalanceHistory(clock=clock, **kwargs)
+    assert info.value.option == option
+
+
 # -- queries ------------------------------------------------------------------------------
 
 
@@ -177,6 +198,47 @@ def test_asset_history_limit_since_latest_and_assets(clock: ManualClock) -> None
     assert history.assets() == ["BTC", "USDT"]
     assert history.get_asset_history("DOGE") == []
     assert history.get_latest("DOGE") is None
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "hours", [10**400, Decimal("sNaN"), 1e300, 0, "24"], ids=["1e400", "sNaN", "1e300", "0", "text"]
+)
+async def test_absurd_analysis_windows_are_refused_by_name(
+    clock: ManualClock, hours: object
+) -> None:
+    """analysis_hours must be a number of hours between 1 ms and the longest retention."""
+    history = BalanceHistory(clock=clock)
+    history.record(usdt("1", clock))
+    with pytest.raises(ConfigError) as info:
+        await history.analyze_balance_trend("USDT", analysis_hours=hours)  # type: ignore[arg-type]
+    assert info.value.option == "analysis_hours"
+
+
+@pytest.mark.parametrize(
+    "hours", [10**400, Decimal("sNaN"), -1, "24"], ids=["1e400", "sNaN", "negative", "text"]
+)
+def test_absurd_volatility_windows_are_refused_by_name(clock: ManualClock, hours: object) -> None:
+    """volatility(hours=...) takes the same windows as analyze_balance_trend."""
+    history = BalanceHistory(clock=clock)
+    history.record(usdt("1", clock))
+    with pytest.raises(ConfigError) as info:
+        history.volatility("USDT", hours=hours)  # type: ignore[arg-type]  # bad on purpose
+    assert info.value.option == "hours"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("asset", [["USDT"], {"USDT": 1}, None], ids=["list", "dict", "None"])
+async def test_queries_for_names_that_are_not_text_find_nothing(
+    clock: ManualClock, asset: object
+) -> None:
+    """History queries with an unhashable or non-str asset find nothing instead of a TypeError."""
+    history = BalanceHistory(clock=clock)
+    history.record(usdt("1", clock))
+    assert history.get_asset_history(asset) == []  # type: ignore[arg-type]
+    assert history.get_latest(asset) is None  # type: ignore[arg-type]
+    assert history.volatility(asset) is None  # type: ignore[arg-type]
+    assert await history.analyze_balance_trend(asset) is None  # type: ignore[arg-type]
 
 
 @pytest.mark.asyncio

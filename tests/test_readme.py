@@ -19,6 +19,7 @@ import pytest
 from tests.markdown_blocks import python_blocks, run_block
 
 from balance_manager import BalanceManagerConfig
+from balance_manager.config import OPTION_BOUNDS
 from balance_manager.testing import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,6 +105,17 @@ async def test_seed_usage_examples_run_as_written() -> None:
 
     await run_block(close_block, namespace, "README close")
     assert manager.get_status()["initialized"] is False
+
+
+def test_configuration_ranges_match_the_bounds() -> None:
+    """The README's range column shows each option's bound from OPTION_BOUNDS, and only those."""
+    text = README.read_text(encoding="utf-8")
+    ranges = dict(re.findall(r"^\| `(\w+)` \| [^|]* \| ([^|]*) \|", text, re.M))
+    names = {spec.name for spec in dataclasses.fields(BalanceManagerConfig)}
+    assert names <= set(ranges)
+    for name in names:
+        bound = OPTION_BOUNDS.get(name)
+        assert ranges[name] == (bound.describe() if bound is not None else "—"), name
 
 
 def test_configuration_table_matches_the_code() -> None:

@@ -56,6 +56,7 @@ from balance_manager import __version__
 from balance_manager.adapters.kraken_rest import KrakenRestClient
 from balance_manager.config import ACCOUNT_PLACEHOLDER, BalanceManagerConfig
 from balance_manager.core.amounts import ZERO
+from balance_manager.core.bounds import MAX_SECONDS, MIN_SECONDS, Bound
 from balance_manager.core.models import Balance, Source
 from balance_manager.core.trends import TrendAnalysis
 from balance_manager.credentials import load_credentials
@@ -72,7 +73,7 @@ from balance_manager.exceptions import (
     TransportError,
 )
 from balance_manager.factory import connect
-from balance_manager.history import BalanceHistory
+from balance_manager.history import ANALYSIS_HOURS, BalanceHistory
 from balance_manager.kraken.assets import AssetNames
 from balance_manager.persistence import HistoryStore
 from balance_manager.simulator import cli as simulator_cli
@@ -123,23 +124,24 @@ class CommandError(Exception):
 # -- the parser -------------------------------------------------------------------------
 
 
-def _positive(unit: str) -> Callable[[str], float]:
-    """An argparse type: a positive, finite number of ``unit`` (seconds, hours)."""
+def _duration(bound: Bound) -> Callable[[str], float]:
+    """An argparse type: a number of seconds or hours within ``bound`` (the library's check)."""
 
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number of {unit}: {text!r}") from None
-        if not 0 < value < float("inf"):
-            raise argparse.ArgumentTypeError(f"must be a positive number of {unit}: {text!r}")
-        return value
+            raise argparse.ArgumentTypeError(f"not a number of {bound.kind}: {text!r}") from None
+        try:
+            return float(bound.check(bound.kind, value))
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(f"{exc.reason}: {text!r}") from None
 
     return parse
 
 
-_seconds = _positive("seconds")
-_hours = _positive("hours")
+_seconds = _duration(Bound("seconds", MIN_SECONDS, MAX_SECONDS))
+_hours = _duration(ANALYSIS_HOURS)
 
 
 def _count(text: str) -> int:

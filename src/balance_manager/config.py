@@ -2,8 +2,9 @@
 
 :class:`BalanceManagerConfig` carries the seed's eight options with the seed's
 defaults, plus the options our design needs. Every value is checked when the
-object is made; a bad one raises :class:`~balance_manager.exceptions.ConfigError`
-naming the option. It loads from a TOML file (:meth:`BalanceManagerConfig.from_toml`)
+object is made, each number against its sane range in :data:`OPTION_BOUNDS`;
+a bad one raises :class:`~balance_manager.exceptions.ConfigError` naming the
+option, whatever its type. It loads from a TOML file (:meth:`BalanceManagerConfig.from_toml`)
 and from ``BALANCE_MANAGER_*`` environment variables
 (:meth:`BalanceManagerConfig.from_env`). Its ``repr`` never shows a secret.
 """
@@ -17,17 +18,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal, get_args
 
-from balance_manager.core.amounts import to_amount
+from balance_manager.core.bounds import DAY, HOUR, MAX_DECIMALS, YEAR, Bound
 from balance_manager.credentials import Credentials
-from balance_manager.exceptions import BalanceManagerError, ConfigError
+from balance_manager.exceptions import ConfigError
 
 __all__ = [
     "ACCOUNT_PLACEHOLDER",
     "ENV_PREFIX",
     "KRAKEN_REST_URL",
     "KRAKEN_WS_URL",
+    "OPTION_BOUNDS",
     "BalanceManagerConfig",
     "Tier",
 ]
@@ -40,6 +43,43 @@ KRAKEN_WS_URL = "wss://ws-auth.kraken.com/v2"
 ENV_PREFIX = "BALANCE_MANAGER_"
 
 Tier = Literal["starter", "intermediate", "pro"]
+
+#: The sane range of every numeric option, inclusive: the one place they are set.
+#: Durations are seconds (``history_retention_hours``: hours), amounts exact
+#: decimals; the README's configuration table shows each range.
+OPTION_BOUNDS: Mapping[str, Bound] = MappingProxyType(
+    {
+        "cache_max_size": Bound("count", 1, 1_000_000),
+        "cache_default_ttl": Bound("seconds", 0.01, YEAR),
+        "history_max_entries": Bound("count", 1, 10_000_000),
+        "history_retention_hours": Bound("hours", 0.01, 10 * YEAR / HOUR),
+        "websocket_timeout": Bound("seconds", 0.1, DAY),
+        "rest_api_timeout": Bound("seconds", 0.1, DAY),
+        "force_update_interval": Bound("seconds", 0.1, YEAR),
+        "history_flush_interval": Bound("seconds", 0.01, HOUR),
+        "change_threshold_absolute": Bound("amount", 0, 10**18),
+        "change_threshold_percent": Bound("amount", 0, 10_000, "%"),
+        "unrealistic_balance_threshold": Bound("amount", 0, 10**30),
+        "stale_after": Bound("seconds", 0.01, YEAR),
+        "source_tolerance_absolute": Bound("amount", 0, 10**18),
+        "source_tolerance_percent": Bound("amount", 0, 100, "%"),
+        "default_decimals": Bound("count", 0, MAX_DECIMALS),
+        "rest_max_retries": Bound("count", 0, 10),
+        "circuit_failure_threshold": Bound("count", 1, 1_000_000),
+        "circuit_recovery_timeout": Bound("seconds", 0.01, DAY),
+        "circuit_half_open_max_calls": Bound("count", 1, 100),
+        "reconnect_initial_delay": Bound("seconds", 0.01, HOUR),
+        "reconnect_max_delay": Bound("seconds", 0.01, DAY),
+        "websocket_ping_interval": Bound("seconds", 0.01, HOUR),
+        "rest_poll_interval": Bound("seconds", 0.1, DAY),
+        "metrics_port": Bound("count", 0, 65535),
+    }
+)
+
+#: The longest ``rest_url`` / ``ws_url``, ``metrics_host`` and ``history_db_path``.
+MAX_URL_LENGTH = 2048
+MAX_HOST_LENGTH = 253
+MAX_PATH_LENGTH = 4096
 
 RULE_NAMES = (
     "negative_balance",
@@ -228,6 +268,10 @@ class BalanceManagerConfig:
             raise ConfigError("config_file", str(path), f"cannot read: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError("config_file", str(path), f"not valid TOML: {exc}") from None
+        except RecursionError:  # tomllib parses nested arrays and tables recursively
+            raise ConfigError(
+                "config_file", str(path), "not valid TOML: nested too deeply"
+            ) from None
         table = data.get("balance_manager", data)
         if not isinstance(table, dict):
             raise ConfigError("balance_manager", table, "must be a table")
@@ -290,52 +334,6 @@ def _reject_unknown(values: Mapping[str, Any]) -> None:
             raise ConfigError(name, values[name], f"unknown option{hint}")
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(name, value, "must be an integer")
-    if value <= 0:
-        raise ConfigError(name, value, "must be > 0")
-    return value
-
-
-def _non_negative_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(name, value, "must be an integer")
-    if value < 0:
-        raise ConfigError(name, value, "must be >= 0")
-    return value
-
-
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise ConfigError(name, value, "must be a number of seconds")
-    number = float(value)
-    if number != number or number in (float("inf"), float("-inf")):
-        raise ConfigError(name, value, "must be finite")
-    return number
-
-
-def _positive_float(name: str, value: Any) -> float:
-    number = _number(name, value)
-    if number <= 0:
-        raise ConfigError(name, value, "must be > 0")
-    return number
-
-
-def _non_negative_decimal(name: str, value: Any) -> Decimal:
-    if isinstance(value, float):
-        # Config values are not amounts on the wire; a float literal such as 0.1
-        # in Python code is taken at its shortest repr, which is what was typed.
-        value = repr(value)
-    try:
-        amount = to_amount(value, name=name)
-    except BalanceManagerError as exc:
-        raise ConfigError(name, value, str(exc)) from None
-    if amount < 0:
-        raise ConfigError(name, value, "must be >= 0")
-    return amount
-
-
 def _boolean(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(name, value, "must be true or false")
@@ -347,8 +345,10 @@ def _optional_path(name: str, value: Any) -> str | None:
         return None
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or "\x00" in value:
         raise ConfigError(name, value, "must be a file path, ':memory:' or None")
+    if len(value) > MAX_PATH_LENGTH:
+        raise ConfigError(name, value, f"must be at most {MAX_PATH_LENGTH} characters")
     return value
 
 
@@ -356,13 +356,19 @@ def _url(schemes: tuple[str, ...]) -> Callable[[str, Any], str]:
     def check(name: str, value: Any) -> str:
         if not isinstance(value, str) or not value.startswith(tuple(f"{s}://" for s in schemes)):
             raise ConfigError(name, value, f"must be a URL starting with {' or '.join(schemes)}://")
+        if len(value) > MAX_URL_LENGTH or not _is_token(value):
+            raise ConfigError(
+                name,
+                value,
+                f"must be at most {MAX_URL_LENGTH} printable characters without spaces",
+            )
         return value.rstrip("/") if name == "rest_url" else value
 
     return check
 
 
 def _tier(name: str, value: Any) -> str:
-    if value not in get_args(Tier):
+    if not isinstance(value, str) or value not in get_args(Tier):
         raise ConfigError(name, value, f"must be one of {', '.join(get_args(Tier))}")
     return str(value)
 
@@ -371,7 +377,7 @@ def _rules(name: str, value: Any) -> tuple[str, ...]:
     if isinstance(value, str) or not isinstance(value, tuple | list):
         raise ConfigError(name, value, "must be a list of rule names")
     for rule in value:
-        if rule not in RULE_NAMES:
+        if not isinstance(rule, str) or rule not in RULE_NAMES:
             raise ConfigError(name, rule, f"unknown rule; known rules: {', '.join(RULE_NAMES)}")
     return tuple(value)
 
@@ -385,51 +391,30 @@ def _credentials(name: str, value: Any) -> Credentials | None:
 def _host(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(name, value, "must be a host name or address")
+    if len(value) > MAX_HOST_LENGTH or not _is_token(value):
+        raise ConfigError(
+            name, value, f"must be at most {MAX_HOST_LENGTH} printable characters without spaces"
+        )
     return value
 
 
-def _port(name: str, value: Any) -> int:
-    port = _non_negative_int(name, value)
-    if port > 65535:
-        raise ConfigError(name, value, "must be <= 65535")
-    return port
+def _is_token(text: str) -> bool:
+    """Printable, without whitespace: what a URL or a host name can be."""
+    return text.isprintable() and not any(char.isspace() for char in text)
 
 
 _CHECKS: dict[str, Callable[[str, Any], Any]] = {
-    "cache_max_size": _positive_int,
-    "cache_default_ttl": _positive_float,
-    "history_max_entries": _positive_int,
-    "history_retention_hours": _positive_float,
+    **{name: bound.check for name, bound in OPTION_BOUNDS.items()},
     "enable_validation": _boolean,
-    "websocket_timeout": _positive_float,
-    "rest_api_timeout": _positive_float,
-    "force_update_interval": _positive_float,
     "history_db_path": _optional_path,
-    "history_flush_interval": _positive_float,
-    "change_threshold_absolute": _non_negative_decimal,
-    "change_threshold_percent": _non_negative_decimal,
     "disabled_rules": _rules,
-    "unrealistic_balance_threshold": _non_negative_decimal,
-    "stale_after": _positive_float,
-    "source_tolerance_absolute": _non_negative_decimal,
-    "source_tolerance_percent": _non_negative_decimal,
-    "default_decimals": _non_negative_int,
     "kraken_tier": _tier,
-    "rest_max_retries": _non_negative_int,
-    "circuit_failure_threshold": _positive_int,
-    "circuit_recovery_timeout": _positive_float,
-    "circuit_half_open_max_calls": _positive_int,
-    "reconnect_initial_delay": _positive_float,
-    "reconnect_max_delay": _positive_float,
-    "websocket_ping_interval": _positive_float,
-    "rest_poll_interval": _positive_float,
     "subscribe_executions": _boolean,
     "rest_url": _url(("http", "https")),
     "ws_url": _url(("ws", "wss")),
     "credentials": _credentials,
     "metrics_enabled": _boolean,
     "metrics_host": _host,
-    "metrics_port": _port,
 }
 
 _TRUE = {"1", "true", "yes", "on"}

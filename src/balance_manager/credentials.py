@@ -25,6 +25,10 @@ logger = logging.getLogger(__name__)
 ENV_API_KEY = "KRAKEN_API_KEY"
 ENV_API_SECRET = "KRAKEN_API_SECRET"  # noqa: S105 - the variable's name, not a secret
 ENV_CREDENTIALS_FILE = "KRAKEN_CREDENTIALS_FILE"
+#: The largest credentials file read: a key and a secret are two short lines.
+MAX_FILE_BYTES = 64 * 1024
+#: The longest API key accepted (Kraken's are 56 characters).
+MAX_KEY_LENGTH = 256
 
 
 class Secret:
@@ -98,8 +102,18 @@ class Credentials:
     api_secret: Secret
 
     def __post_init__(self) -> None:
+        if not isinstance(self.api_key, str):
+            raise ConfigError("api_key", type(self.api_key).__name__, "must be a str")
         if not self.api_key:
             raise ConfigError("api_key", "", "must not be empty")
+        key = self.api_key
+        if len(key) > MAX_KEY_LENGTH or not (key.isascii() and key.isprintable()) or " " in key:
+            raise ConfigError(
+                "api_key",
+                mask_key(key[:MAX_KEY_LENGTH]),
+                f"must be at most {MAX_KEY_LENGTH} printable ASCII characters without spaces, "
+                "as Kraken's keys are",
+            )
         if not isinstance(self.api_secret, Secret):
             raise ConfigError("api_secret", "***", "must be a Secret (use Credentials.of)")
         if not self.api_secret:
@@ -107,8 +121,19 @@ class Credentials:
 
     @classmethod
     def of(cls, api_key: str, api_secret: str | Secret) -> Credentials:
-        """Build from plain strings."""
-        secret = api_secret if isinstance(api_secret, Secret) else Secret(api_secret)
+        """Build from plain strings.
+
+        Raises:
+            ConfigError: the key or the secret is not text, or is empty (never showing the secret).
+        """
+        if not isinstance(api_key, str):
+            raise ConfigError("api_key", type(api_key).__name__, "must be a str")
+        if isinstance(api_secret, Secret):
+            secret = api_secret
+        elif isinstance(api_secret, str):
+            secret = Secret(api_secret)
+        else:
+            raise ConfigError("api_secret", "***", "must be a str or a Secret")
         return cls(api_key=api_key.strip(), api_secret=secret)
 
     def __repr__(self) -> str:
@@ -145,7 +170,8 @@ def load_credentials(
     a warning is logged when other users can read it.
 
     Raises:
-        ConfigError: only one of key and secret is set, or the file is unreadable.
+        ConfigError: only one of key and secret is set, or the file is unreadable,
+            not UTF-8 text, larger than :data:`MAX_FILE_BYTES` or holds an unusable key.
     """
     environ = os.environ if env is None else env
     file = path if path is not None else environ.get(ENV_CREDENTIALS_FILE)
@@ -164,9 +190,24 @@ def load_credentials(
 def _read_credentials_file(path: Path) -> Credentials:
     try:
         mode = path.stat().st_mode
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise ConfigError("credentials_file", str(path), f"cannot read: {exc.strerror}") from None
+    # Neither error shows the content: it may hold a secret.
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(
+            "credentials_file",
+            str(path),
+            f"too large for a credentials file (over {MAX_FILE_BYTES // 1024} KiB); is it the "
+            "right file?",
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(
+            "credentials_file", str(path), "not UTF-8 text (expected a key line and a secret line)"
+        ) from None
     if mode & (stat.S_IRGRP | stat.S_IROTH):
         logger.warning(
             "credentials file %s is readable by other users; run: chmod 600 %s", path, path

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from balance_manager.clock import Clock, SystemClock
 from balance_manager.config import BalanceManagerConfig
 from balance_manager.core.amounts import ZERO
+from balance_manager.core.bounds import seconds
 from balance_manager.core.freshness import ServingMode
 from balance_manager.core.models import BalanceChange
 from balance_manager.core.validator import ValidationResult
@@ -110,6 +111,9 @@ class DemoOptions:
         strategy_interval: seconds between two decisions of the bot.
         settle_timeout: most seconds the final check waits for the manager to
             catch up with the exchange once trading has stopped.
+
+    Raises:
+        ConfigError: a time is not a number of seconds from 1 ms to a year.
     """
 
     duration: float = 30.0
@@ -121,8 +125,7 @@ class DemoOptions:
 
     def __post_init__(self) -> None:
         for name in ("duration", "tick", "strategy_interval", "settle_timeout"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+            object.__setattr__(self, name, seconds(name, getattr(self, name)))
 
 
 async def sleep_or_stop(clock: Clock, seconds: float, stop: asyncio.Event) -> bool:

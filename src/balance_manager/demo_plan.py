@@ -25,6 +25,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Literal
 
 from balance_manager.core.amounts import ZERO
+from balance_manager.core.bounds import seconds
 from balance_manager.core.models import Balance
 
 __all__ = [
@@ -99,10 +100,9 @@ def fault_schedule(duration: float, *, websocket_timeout: float) -> list[FaultSt
         websocket_timeout: the manager's ``websocket_timeout``.
 
     Raises:
-        ValueError: ``duration`` is not positive.
+        ConfigError: ``duration`` is not a number of seconds from 1 ms to a year.
     """
-    if not duration > 0:
-        raise ValueError(f"duration must be > 0 seconds, got {duration}")
+    duration = seconds("duration", duration)
     # Short enough that the stream is back before the outage at 65 %.
     silence = max(0.10 * duration, websocket_timeout + 1.0)
     return [

@@ -26,12 +26,16 @@ one leaf for a cause::
 
 Every exception carries the structured fields it names (``field``, ``value``,
 ``code``, ``retry_after``...) and builds its message from them, so a log line
-says what was wrong. Messages never contain secrets: credentials are only ever
-held by :class:`balance_manager.credentials.Secret`, whose ``str`` is masked.
+says what was wrong. A value is shown by its ``repr``, cut to a few hundred
+characters (a megabyte of bad input does not make a megabyte of log line) and
+never failing (an ``int`` of 5,000 digits, an object whose ``repr`` raises).
+Messages never contain secrets: credentials are only ever held by
+:class:`balance_manager.credentials.Secret`, whose ``str`` is masked.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 __all__ = [
@@ -58,6 +62,24 @@ __all__ = [
 ]
 
 
+#: The longest ``repr`` of a value that a message shows.
+_MAX_SHOWN = 200
+
+
+def _shown(value: object) -> str:
+    """``repr(value)``, shortened to about :data:`_MAX_SHOWN` characters; never raises."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 600:
+        digits = math.floor(value.bit_length() * math.log10(2)) + 1
+        return f"<int of about {digits:,} digits>"  # str() refuses more than 4300 digits
+    try:
+        text = repr(value)
+    except Exception:  # a hostile or broken __repr__: say what it is, not what it says
+        return f"<{type(value).__name__} object>"
+    if len(text) > _MAX_SHOWN:
+        return f"{text[: _MAX_SHOWN - 30]}... ({len(text):,} characters)"
+    return text
+
+
 class BalanceManagerError(Exception):
     """Root of every error raised by balance-manager."""
 
@@ -78,7 +100,7 @@ class ConfigError(BalanceManagerError, ValueError):
         self.option = option
         self.value = value
         self.reason = reason
-        super().__init__(f"invalid config option {option}={value!r}: {reason}")
+        super().__init__(f"invalid config option {option}={_shown(value)}: {reason}")
 
 
 class InvalidAmountError(BalanceManagerError, ValueError):
@@ -94,7 +116,7 @@ class InvalidAmountError(BalanceManagerError, ValueError):
         self.field = field
         self.value = value
         self.reason = reason
-        super().__init__(f"{field}={value!r}: {reason}")
+        super().__init__(f"{field}={_shown(value)}: {reason}")
 
 
 class FloatAmountError(InvalidAmountError, TypeError):
@@ -129,19 +151,19 @@ class BalanceStateError(BalanceManagerError, ValueError):
         self.field = field
         self.value = value
         self.reason = reason
-        super().__init__(f"impossible balance for {asset}: {field}={value!r}: {reason}")
+        super().__init__(f"impossible balance for {asset}: {field}={_shown(value)}: {reason}")
 
 
 class UnknownAssetError(BalanceManagerError, KeyError):
     """An asset name that is not known to the exchange or the manager."""
 
-    def __init__(self, asset: str, detail: str = "") -> None:
+    def __init__(self, asset: object, detail: str = "") -> None:
         self.asset = asset
         self.detail = detail
         super().__init__(asset)
 
     def __str__(self) -> str:
-        message = f"unknown asset {self.asset!r}"
+        message = f"unknown asset {_shown(self.asset)}"
         return f"{message}: {self.detail}" if self.detail else message
 
 
@@ -151,7 +173,7 @@ class UnknownEventError(BalanceManagerError, ValueError):
     def __init__(self, event: str, known: tuple[str, ...]) -> None:
         self.event = event
         self.known = known
-        super().__init__(f"unknown event {event!r}; known events: {', '.join(known)}")
+        super().__init__(f"unknown event {_shown(event)}; known events: {', '.join(known)}")
 
 
 class ProtocolError(BalanceManagerError):

@@ -37,7 +37,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, TypedDict
 
 from balance_manager.clock import Clock, SystemClock
-from balance_manager.config import ACCOUNT_PLACEHOLDER, default_history_path
+from balance_manager.config import ACCOUNT_PLACEHOLDER, OPTION_BOUNDS, default_history_path
+from balance_manager.core.bounds import HOUR, MIN_SECONDS, Bound, seconds
 from balance_manager.core.changes import ChangeDetector
 from balance_manager.core.models import Balance
 from balance_manager.core.timeline import HistoryEntry, Timeline
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     from balance_manager.config import BalanceManagerConfig
 
 __all__ = [
+    "ANALYSIS_HOURS",
     "DEFAULT_MAX_PENDING",
     "INLINE_TREND_POINTS",
     "LEDGER_ID_MEMORY",
@@ -67,6 +69,11 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between two retention prunes in :meth:`BalanceHistory.run_maintenance`.
 PRUNE_INTERVAL = 3600.0
+#: The windows :meth:`BalanceHistory.analyze_balance_trend` takes, in hours:
+#: from 1 ms to the longest ``history_retention_hours`` (nothing older is kept).
+ANALYSIS_HOURS = Bound(
+    "hours", MIN_SECONDS / HOUR, OPTION_BOUNDS["history_retention_hours"].maximum
+)
 #: Most rows queued for the store; beyond, the oldest are dropped (and counted).
 DEFAULT_MAX_PENDING = 100_000
 #: How many recent ledger ids are remembered to refuse replays.
@@ -149,13 +156,16 @@ class BalanceHistory:
         decimals: Mapping[str, int] | None = None,
         prune_interval: float = PRUNE_INTERVAL,
     ) -> None:
-        for option, value in (
-            ("history_retention_hours", retention_hours),
-            ("history_flush_interval", flush_interval),
-            ("prune_interval", prune_interval),
-        ):
-            if not value > 0:
-                raise ConfigError(option, value, "must be a positive number")
+        # The configuration's own ranges (a flush every nanosecond is a busy loop).
+        retention_hours = float(
+            OPTION_BOUNDS["history_retention_hours"].check(
+                "history_retention_hours", retention_hours
+            )
+        )
+        flush_interval = float(
+            OPTION_BOUNDS["history_flush_interval"].check("history_flush_interval", flush_interval)
+        )
+        prune_interval = seconds("prune_interval", prune_interval)
         for option, count in (("max_pending", max_pending), ("ledger_id_memory", ledger_id_memory)):
             if not count >= 1:
                 raise ConfigError(option, count, "must be a positive int")
@@ -331,12 +341,9 @@ class BalanceHistory:
             The analysis, or ``None`` with fewer than 2 entries in the window.
 
         Raises:
-            ConfigError: ``analysis_hours`` is not positive.
+            ConfigError: ``analysis_hours`` is not within :data:`ANALYSIS_HOURS`.
         """
-        if not analysis_hours > 0:
-            raise ConfigError(
-                "analysis_hours", analysis_hours, "must be a positive number of hours"
-            )
+        analysis_hours = float(ANALYSIS_HOURS.check("analysis_hours", analysis_hours))
         timeline = self._timeline.get(asset)
         if timeline is None:
             return None
@@ -383,7 +390,11 @@ class BalanceHistory:
         Returns:
             The standard deviation of successive relative changes as a fraction,
             or ``None`` with fewer than two measurable changes.
+
+        Raises:
+            ConfigError: ``hours`` is not within :data:`ANALYSIS_HOURS`.
         """
+        hours = float(ANALYSIS_HOURS.check("hours", hours))
         timeline = self._timeline.get(asset)
         if timeline is None:
             return None

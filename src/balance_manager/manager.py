@@ -69,9 +69,9 @@ from balance_manager.exceptions import (
     ProtocolError,
     SourceError,
     StaleBalanceError,
-    UnknownAssetError,
 )
 from balance_manager.history import BalanceHistory
+from balance_manager.kraken.assets import check_asset_name
 
 if TYPE_CHECKING:
     from balance_manager.simulator import SimulatedKraken
@@ -93,6 +93,8 @@ EVENTS = (
 #: of the wrong shape (a ProtocolError is not a SourceError). Either is a failed
 #: read: counted, retried at the next poll, never fatal to the polling task.
 _REST_FAILURES = (SourceError, ProtocolError)
+#: Spellings remembered by ``canonical`` (names are at most 64 characters).
+_CANONICAL_CACHE_SIZE = 4096
 
 #: Seconds between two runs of the health monitor.
 MONITOR_INTERVAL = 1.0
@@ -315,14 +317,13 @@ class BalanceManager:
         """The canonical name of any spelling (``XBT``, ``XXBT``, ``btc`` → ``BTC``).
 
         Raises:
-            UnknownAssetError: ``asset`` is not a non-empty string.
+            UnknownAssetError: ``asset`` is not a non-empty string of at most
+                64 printable characters (``check_asset_name``).
         """
-        name = self._canonical.get(asset)
+        name = self._canonical.get(asset) if type(asset) is str else None
         if name is None:
-            if not isinstance(asset, str) or not asset.strip():
-                raise UnknownAssetError(repr(asset), "an asset name is a non-empty str")
-            name = self.names.canonical(asset.strip())
-            if len(self._canonical) < 10_000:
+            name = self.names.canonical(check_asset_name(asset))
+            if type(asset) is str and len(self._canonical) < _CANONICAL_CACHE_SIZE:
                 self._canonical[asset] = name
         return name
 
@@ -347,7 +348,7 @@ class BalanceManager:
                 a value that young.
             ConfigError: ``max_age`` is not a number of seconds >= 0 (NaN included).
         """
-        name = self._canonical.get(asset) or self.canonical(asset)
+        name = (self._canonical.get(asset) if type(asset) is str else None) or self.canonical(asset)
         value = self.cache.get(name)
         if value is not None and max_age is None and self._mode is _LIVE:
             return value  # the fast path: a held value, confirmed by a live stream

@@ -157,3 +157,31 @@ def test_kraken_delays_bounds(initial: float, maximum: float, quick: int, seed: 
         assert 0 < delay <= min(maximum, initial * 2**i)
     for delay in delays[quick:]:
         assert KRAKEN_SLOW_RECONNECT_FLOOR <= delay <= maximum
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "option"),
+    [
+        ({"initial": 10**400, "maximum": 10**401}, "initial"),
+        ({"maximum": 1e300}, "maximum"),
+        ({"initial": 1e-9}, "initial"),
+    ],
+    ids=["int-1e400", "1e300", "1ns"],
+)
+def test_backoff_refuses_absurd_durations_by_name(kwargs: dict[str, Any], option: str) -> None:
+    """A delay beyond a year (10**400 included) or under 1 ms is a ConfigError, not an overflow."""
+    for delays in (
+        backoff(rng=random.Random(0), **kwargs),
+        kraken_reconnect_delays(random.Random(0), **kwargs),
+    ):
+        with pytest.raises(ConfigError) as info:
+            next(delays)
+        assert info.value.option == option
+
+
+@pytest.mark.parametrize("factor", [10**400, 1e300, "2", math.inf])
+def test_backoff_refuses_an_absurd_factor_by_name(factor: object) -> None:
+    """A growth factor that would overflow (or is not a number) is a ConfigError."""
+    with pytest.raises(ConfigError) as info:
+        next(backoff(rng=random.Random(0), factor=factor))  # type: ignore[arg-type]  # on purpose
+    assert info.value.option == "factor"

@@ -381,3 +381,26 @@ def test_any_sequence_follows_the_table_and_bounds(
         assert 5.0 <= breaker.current_recovery_timeout <= 40.0
         assert 0.0 <= breaker.retry_after(now) <= 40.0
     assert set(moves) <= allowed_moves
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "option"),
+    [
+        ({"recovery_timeout": 10**400}, "recovery_timeout"),
+        ({"recovery_timeout": 1e300}, "recovery_timeout"),
+        ({"recovery_timeout": 1e-9}, "recovery_timeout"),
+        ({"max_recovery_timeout": 10**400}, "max_recovery_timeout"),
+    ],
+    ids=["int-1e400", "1e300", "1ns", "cap-int-1e400"],
+)
+def test_absurd_durations_are_refused_by_name(kwargs: dict[str, object], option: str) -> None:
+    """A recovery timeout beyond a year (10**400 included) or under 1 ms is a ConfigError."""
+    with pytest.raises(ConfigError) as info:
+        CircuitBreaker("rest", **kwargs)  # type: ignore[arg-type]  # bad on purpose
+    assert info.value.option == option
+
+
+def test_default_cap_stays_within_a_year() -> None:
+    """With a long recovery timeout the default cap (10x) is held to a year, not refused."""
+    breaker = CircuitBreaker("rest", recovery_timeout=100 * 86400.0)
+    assert breaker.max_recovery_timeout == 365 * 86400.0

@@ -30,7 +30,7 @@ from balance_manager.core.rules import (
     rule,
     significant_places,
 )
-from balance_manager.exceptions import FloatAmountError
+from balance_manager.exceptions import ConfigError, FloatAmountError
 
 # Amounts with up to 12 decimal places, spanning negative to large values.
 amounts = st.decimals(
@@ -344,6 +344,22 @@ def test_precision_overflow_skips_unknown_decimals_unless_defaulted() -> None:
     assert run(PrecisionOverflow(), value) == []
     assert len(run(PrecisionOverflow(default_decimals=8), value)) == 1
     assert run(PrecisionOverflow(default_decimals=8), value, RuleContext(decimals=9)) == []
+
+
+@pytest.mark.parametrize("decimals", [10**12, 10**6, 29, 2**63])
+def test_precision_overflow_judges_absurd_decimals_without_failing(decimals: int) -> None:
+    """Decimals from an exchange beyond any ledger (10**12) still give a verdict, not an error."""
+    ctx = RuleContext(decimals=decimals)
+    assert run(PrecisionOverflow(), bal(balance="1.5", hold="0.25"), ctx) == []
+    assert run(PrecisionOverflow(), bal(balance="1e-20"), ctx) == []
+
+
+@pytest.mark.parametrize("decimals", [10**12, 29, -1, True, 8.0])
+def test_precision_overflow_refuses_an_absurd_default_by_name(decimals: object) -> None:
+    """default_decimals outside 0..28 is a ConfigError naming it (a ValueError, as before)."""
+    with pytest.raises(ConfigError) as info:
+        PrecisionOverflow(default_decimals=decimals)  # type: ignore[arg-type]  # on purpose
+    assert info.value.option == "default_decimals"
 
 
 def test_precision_overflow_is_exact_beyond_the_context_precision() -> None:

@@ -471,10 +471,11 @@ def test_from_config_applies_thresholds_and_disabled_rules() -> None:
     assert rules_of(stale) == ["stale_data"]
 
 
-def test_negative_default_decimals_is_refused() -> None:
-    """default_decimals must be a non-negative int."""
+@pytest.mark.parametrize("decimals", [-1, 29, 10**12, True], ids=["-1", "29", "1e12", "bool"])
+def test_default_decimals_outside_0_to_28_is_refused(decimals: int) -> None:
+    """default_decimals must be an int from 0 to 28 (10**12 made every check fail later)."""
     with pytest.raises(ConfigError, match="default_decimals"):
-        BalanceValidator(default_decimals=-1)
+        BalanceValidator(default_decimals=decimals)
 
 
 # -- ValidationResult -------------------------------------------------------------------------

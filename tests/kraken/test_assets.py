@@ -9,11 +9,14 @@ from typing import Any
 import pytest
 from hypothesis import given, strategies as st
 
+from balance_manager.exceptions import UnknownAssetError
 from balance_manager.kraken.assets import (
     DEFAULT_ASSETS,
+    MAX_ASSET_NAME_LENGTH,
     AssetInfo,
     AssetNames,
     RestBalanceEntry,
+    check_asset_name,
     fold_rest_balances,
     wallet_is_tradable,
 )
@@ -66,6 +69,44 @@ def test_unknown_prefix_less_names_pass_through(names: AssetNames) -> None:
     assert names.canonical("AAPLx") == "AAPLx"
     assert names.rest_key("ZEUS") == "ZEUS"
     assert "ZEUS" not in names
+
+
+@pytest.mark.parametrize(
+    "name", [["BTC"], {"BTC": 1}, None, 123, b"BTC"], ids=["list", "dict", "None", "int", "bytes"]
+)
+def test_names_that_are_not_text_are_unknown_assets(names: AssetNames, name: Any) -> None:
+    """canonical, info, rest_key and decimals refuse a non-str with UnknownAssetError."""
+    for lookup in (names.canonical, names.info, names.rest_key, names.decimals, names.split):
+        with pytest.raises(UnknownAssetError, match="str"):
+            lookup(name)
+    assert name not in names
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("BTC", "BTC"), ("  xbt ", "xbt"), ("A" * 64, "A" * 64), ("ETH2.S", "ETH2.S")],
+)
+def test_check_asset_name_passes_sane_names_stripped(name: str, expected: str) -> None:
+    """A non-empty, printable name of up to 64 characters comes back stripped."""
+    assert check_asset_name(name) == expected
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "   ", "A" * 65, "B" * 1_000_000, "BT\x00C", "BT\nC", ["BTC"], None],
+    ids=["empty", "blank", "65", "megabyte", "nul", "newline", "list", "None"],
+)
+def test_check_asset_name_refuses_absurd_names_briefly(name: Any) -> None:
+    """Empty, over-long, control-character and non-str names: UnknownAssetError, short message."""
+    with pytest.raises(UnknownAssetError) as info:
+        check_asset_name(name)
+    assert len(str(info.value)) < 400
+
+
+def test_decimals_cache_keeps_no_absurd_keys(names: AssetNames) -> None:
+    """decimals() of an over-long name answers without remembering the name."""
+    assert names.decimals("Z" * 10_000) is None
+    assert all(len(key) <= MAX_ASSET_NAME_LENGTH for key in names._decimals)
 
 
 def test_suffixed_keys_keep_their_suffix_on_the_canonical_base(names: AssetNames) -> None:

@@ -186,6 +186,26 @@ def test_error_fixtures_raise_their_class(
     assert info.value.method == "Balance"
 
 
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.mark.parametrize(
+    "body",
+    [DEEP, b'{"error":[],"result":' + DEEP + b"}", b'{"error":' + DEEP + b"}"],
+    ids=["bare", "result", "error"],
+)
+def test_deeply_nested_bodies_raise_protocol_error(body: bytes) -> None:
+    """100,000 levels of nesting are a malformed answer: ProtocolError, not RecursionError."""
+    with pytest.raises(ProtocolError):
+        parse_envelope(body, method="Balance", status=200)
+
+
+def test_deeply_nested_results_raise_protocol_error() -> None:
+    """A result decoder given a deeply nested value raises ProtocolError too."""
+    with pytest.raises(ProtocolError):
+        decode_balance(msgspec.Raw(b'{"ZUSD":' + DEEP + b"}"))
+
+
 def test_first_error_decides_and_warnings_do_not() -> None:
     """With warnings and errors together, the first E-string decides the class."""
     body = b'{"error":["WGeneral:Note","EAPI:Invalid nonce","EAPI:Invalid key"]}'

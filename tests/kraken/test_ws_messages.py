@@ -394,6 +394,31 @@ def test_arbitrary_bytes_only_ever_raise_protocol_error(frame: bytes) -> None:
         decode_message(frame)
 
 
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        DEEP,
+        b'{"channel":"balances","type":"update","data":' + DEEP + b"}",
+        b'{"method":"pong","result":' + DEEP + b"}",
+        b'{"channel":"status","type":"update","data":[{"system":' + DEEP + b"}]}",
+    ],
+    ids=["bare", "balances-data", "pong-result", "status-field"],
+)
+def test_deeply_nested_frames_raise_protocol_error(frame: bytes) -> None:
+    """100,000 levels of nesting are malformed JSON to us: ProtocolError, not RecursionError."""
+    with pytest.raises(ProtocolError):
+        decode_message(frame)
+
+
+def test_deeply_nested_requests_raise_protocol_error() -> None:
+    """The simulator's request decoder refuses a deeply nested parameter with ProtocolError."""
+    with pytest.raises(ProtocolError):
+        decode_request(b'{"method":"ping","params":{"x":' + DEEP + b"}}")
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
     lambda children: (

@@ -293,15 +293,49 @@ async def manager(clock: ManualClock) -> AsyncIterator[BalanceManager]:
 
 @pytest.mark.network
 @pytest.mark.asyncio
-@pytest.mark.parametrize("asset", [123, None, "", "   ", b"BTC", 1.5])
+@pytest.mark.parametrize(
+    "asset",
+    [123, None, "", "   ", b"BTC", 1.5, ["BTC"], {"BTC": 1}, {"BTC"}, bytearray(b"BTC")],
+    ids=["int", "None", "empty", "blank", "bytes", "float", "list", "dict", "set", "bytearray"],
+)
 async def test_asset_names_of_the_wrong_type_are_refused(
     manager: BalanceManager, asset: Any
 ) -> None:
-    """An asset that is not a non-empty str raises UnknownAssetError saying so."""
+    """An asset that is not a non-empty str (unhashable ones too) raises UnknownAssetError."""
     with pytest.raises(UnknownAssetError, match="non-empty str"):
         await manager.get_balance(asset)
+    with pytest.raises(UnknownAssetError, match="non-empty str"):
+        manager.sync_view().get_balance(asset)
+    with pytest.raises(UnknownAssetError, match="non-empty str"):
+        manager.canonical(asset)
+
+
+@pytest.mark.network
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "asset",
+    ["X" * 65, "B" * 1_000_000, "BT\x00C", "BT\nC", "\x1b[31mBTC"],
+    ids=["65-chars", "megabyte", "nul", "newline", "escape"],
+)
+async def test_absurd_asset_names_are_refused(manager: BalanceManager, asset: str) -> None:
+    """Names longer than 64 characters or with control characters: UnknownAssetError, briefly."""
+    with pytest.raises(UnknownAssetError) as info:
+        await manager.get_balance(asset)
+    assert len(str(info.value)) < 400
     with pytest.raises(UnknownAssetError):
         manager.sync_view().get_balance(asset)
+
+
+@pytest.mark.network
+@pytest.mark.asyncio
+async def test_the_name_cache_stays_small(manager: BalanceManager) -> None:
+    """20,000 distinct well-formed names of 64 characters leave at most 4,096 cached spellings."""
+    for i in range(20_000):
+        assert await manager.get_balance(f"{i:064d}") is None
+    assert len(manager._canonical) <= 4096  # the cache's bound, not a speed or memory figure
+    btc = await manager.get_balance("xbt")
+    assert btc is not None
+    assert btc.asset == "BTC"
 
 
 @pytest.mark.network

@@ -110,3 +110,54 @@ async def test_bad_bodies_answer_400(sim: SimulatedKraken, session: aiohttp.Clie
     assert "amount" in reply["error"]
     status, _ = await control(session, sim, "POST", "/faults", {"kind": "rate_limit", "times": "2"})
     assert status == 400
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        DEEP,
+        b'{"asset": "BTC", "amount": ' + DEEP + b"}",
+        b'{"x": ' + b'{"a":' * 50_000 + b"1" + b"}" * 50_001,
+    ],
+    ids=["array", "field", "objects"],
+)
+async def test_deeply_nested_json_answers_400(
+    sim: SimulatedKraken, session: aiohttp.ClientSession, body: bytes
+) -> None:
+    """JSON nested 100,000 levels deep answers 400 with an explanation, never 500."""
+    async with session.post(sim.control_url + "/deposit", data=body) as response:
+        assert response.status == 400
+        reply = await response.json()
+    assert "nested too deeply" in reply["error"]
+    status, _ = await control(session, sim, "GET", "/state")
+    assert status == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/deposit", {"asset": "USD", "amount": "1" + "0" * 28}, "amount"),
+        ("/deposit", {"asset": "USD", "amount": "12345678901234567890123456789"}, "amount"),
+        ("/withdraw", {"asset": "USD", "amount": "1", "fee": "1e30"}, "fee"),
+        ("/price", {"pair": "BTC/USD", "price": "1e40"}, "price"),
+        (
+            "/order",
+            {"pair": "BTC/USD", "side": "buy", "volume": "100000000000000000", "price": "1e7"},
+            "volume × price",
+        ),
+    ],
+    ids=["deposit-1e28", "deposit-29-digits", "fee", "price", "order-cost"],
+)
+async def test_amounts_beyond_28_digits_answer_400_naming_the_field(
+    sim: SimulatedKraken, session: aiohttp.ClientSession, path: str, body: Any, field: str
+) -> None:
+    """What the simulator cannot represent answers 400 naming the field, and changes nothing."""
+    before = sim.balances(), sim.price("BTC/USD"), sim.ledger()
+    status, reply = await control(session, sim, "POST", path, body)
+    assert status == 400
+    assert reply["error"].startswith(f"{field}=")
+    assert "28 significant digits" in reply["error"]
+    assert (sim.balances(), sim.price("BTC/USD"), sim.ledger()) == before

@@ -6,7 +6,12 @@ from decimal import Decimal
 
 import pytest
 
-from balance_manager.exceptions import ConfigError, ExchangeError
+from balance_manager.exceptions import (
+    ConfigError,
+    ExchangeError,
+    InvalidAmountError,
+    UnknownAssetError,
+)
 from balance_manager.simulator.exchange import SimExchange
 
 
@@ -128,3 +133,54 @@ def test_partial_portion_fills_part_of_a_crossed_order() -> None:
     exchange.fill_crossed(now=1.0, portion=lambda o: o.remaining / 4)
     assert account.order(order.order_id).cum_qty == Decimal("0.1")
     assert account.hold("BTC") == Decimal("0.3")
+
+
+# -- what the simulator cannot represent ------------------------------------------------------
+
+
+@pytest.mark.parametrize("price", ["1e40", "1e27"], ids=["1e40", "1e27"])
+def test_a_price_beyond_28_digits_is_refused_by_name(price: str) -> None:
+    """set_price with a price that cannot be written in 28 digits: InvalidAmountError, no move."""
+    exchange, _ = make_exchange()
+    before = exchange.price("BTC/USD")
+    with pytest.raises(InvalidAmountError) as info:
+        exchange.set_price("BTC/USD", price, now=1.0)
+    assert info.value.field == "price"
+    assert exchange.price("BTC/USD") == before
+
+
+def test_a_crossed_order_whose_proceeds_cannot_be_represented_is_canceled() -> None:
+    """A resting sell whose proceeds would take USD beyond 28 digits is canceled, not raised."""
+    exchange = SimExchange(seed=1)
+    account = exchange.add_account(
+        "a", balances={"USD": "999999999999999999999999", "BTC": "1"}, now=0.0
+    )
+    order = exchange.place_order(account, "BTC/USD", "sell", "limit", "1", now=1.0, price="70000")
+    assert exchange.set_price("BTC/USD", "70000", now=2.0) == []
+    assert account.order(order.order_id).status == "canceled"
+    assert account.tradable("USD") == Decimal("999999999999999999999999")
+
+
+def test_a_crossing_order_whose_proceeds_cannot_be_represented_is_refused() -> None:
+    """A sell crossing at once, with unrepresentable proceeds, is refused and left canceled."""
+    exchange = SimExchange(seed=1)
+    account = exchange.add_account(
+        "a", balances={"USD": "999999999999999999999999", "BTC": "1"}, now=0.0
+    )
+    with pytest.raises(InvalidAmountError):
+        exchange.place_order(account, "BTC/USD", "sell", "limit", "1", now=1.0, price="100")
+    assert account.open_orders() == []
+    assert account.tradable("BTC") == Decimal(1)
+
+
+@pytest.mark.parametrize("name", [["BTC"], None, 5], ids=["list", "None", "int"])
+def test_names_that_are_not_text_are_refused(name: object) -> None:
+    """An asset or pair that is not a str: UnknownAssetError / EQuery, never TypeError."""
+    exchange, account_name = make_exchange()
+    account = exchange.account(account_name)
+    with pytest.raises(UnknownAssetError):
+        account.deposit(name, "1", now=1.0)  # type: ignore[arg-type]  # bad on purpose
+    with pytest.raises(ExchangeError, match="Unknown asset pair"):
+        exchange.set_price(name, "1", now=1.0)  # type: ignore[arg-type]  # bad on purpose
+    with pytest.raises(ExchangeError, match="Unknown order"):
+        account.cancel_order(name, now=1.0)  # type: ignore[arg-type]  # bad on purpose

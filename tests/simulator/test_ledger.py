@@ -6,7 +6,7 @@ import random
 from decimal import Decimal
 
 import pytest
-from hypothesis import settings, strategies as st
+from hypothesis import given, settings, strategies as st
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
@@ -15,7 +15,19 @@ from hypothesis.stateful import (
     rule,
 )
 
-from balance_manager.exceptions import BalanceStateError, ExchangeError
+from balance_manager.exceptions import BalanceStateError, ExchangeError, InvalidAmountError
+from balance_manager.kraken.ws_messages import (
+    BalancesSnapshotMessage,
+    BalancesUpdateMessage,
+    ExecutionsMessage,
+    decode_message,
+)
+from balance_manager.simulator.frames import (
+    balances_snapshot_frame,
+    balances_update_frame,
+    execution_item,
+    executions_frame,
+)
 from balance_manager.simulator.instruments import Instruments
 from balance_manager.simulator.ledger import Account, AccountEvent, LedgerEntry, OrderEvent
 
@@ -423,3 +435,175 @@ class LedgerMachine(RuleBasedStateMachine):
 
 LedgerMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
 TestLedgerMachine = LedgerMachine.TestCase
+
+
+# -- what the simulator cannot represent is refused at the door ------------------------------
+
+
+def state(account: Account) -> object:
+    """Everything a refused operation must leave unchanged."""
+    return (account.wallets(), account.entries, account.open_orders(), account.holds())
+
+
+@pytest.mark.parametrize(
+    ("asset", "amount"),
+    [
+        ("USD", "1" + "0" * 28),
+        ("USD", "12345678901234567890123456789"),
+        ("USD", "1e24"),
+        ("BTC", "1e18"),
+        ("BTC", "123456789012345678901234567.5"),
+    ],
+    ids=["usd-29-digits", "usd-29-digits-b", "usd-1e24", "btc-1e18", "btc-27-int-digits"],
+)
+def test_amounts_beyond_28_digits_are_refused_by_argument(asset: str, amount: str) -> None:
+    """A deposit that cannot be written in 28 digits at the asset's decimals: InvalidAmountError."""
+    account = make_account()
+    account.deposit("USD", "100", now=0.0)
+    before = state(account)
+    with pytest.raises(InvalidAmountError) as info:
+        account.deposit(asset, amount, now=1.0)
+    assert info.value.field == "amount"
+    assert "28 significant digits" in str(info.value)
+    assert state(account) == before
+
+
+def test_the_largest_representable_amounts_are_kept_exactly() -> None:
+    """Just below the limit (28 digits at the asset's decimals) amounts are exact."""
+    account = make_account()
+    account.deposit("USD", "999999999999999999999999.9999", now=0.0)
+    account.deposit("BTC", "99999999999999999.9999999999", now=0.0)
+    assert account.tradable("USD") == Decimal("999999999999999999999999.9999")
+    assert account.tradable("BTC") == Decimal("99999999999999999.9999999999")
+
+
+def test_precision_that_normalize_would_round_away_is_refused() -> None:
+    """0.1 followed by 34 more places is not 0.1: refused, not rounded (normalize() hid it)."""
+    account = make_account()
+    before = state(account)
+    with pytest.raises(ExchangeError, match="amount"):
+        account.deposit("BTC", "0.1" + "0" * 33 + "1", now=0.0)
+    assert state(account) == before
+
+
+def test_a_balance_that_would_outgrow_28_digits_is_refused() -> None:
+    """Two deposits each representable, whose sum is not: the second is refused, naming amount."""
+    account = make_account()
+    account.deposit("USD", "600000000000000000000000", now=0.0)
+    before = state(account)
+    with pytest.raises(InvalidAmountError, match="USD") as info:
+        account.deposit("USD", "600000000000000000000000", now=1.0)
+    assert info.value.field == "amount"
+    assert state(account) == before
+
+
+def test_a_fee_beyond_28_digits_is_refused() -> None:
+    """A withdrawal fee that cannot be represented is refused, naming fee."""
+    account = make_account()
+    account.deposit("USD", "100", now=0.0)
+    with pytest.raises(InvalidAmountError) as info:
+        account.withdraw("USD", "1", now=1.0, fee="1e30")
+    assert info.value.field == "fee"
+
+
+@pytest.mark.parametrize(
+    ("side", "volume", "price", "field"),
+    [
+        ("buy", "100000000000000000", "10000000", "volume × price"),
+        ("sell", "100000000000000000", "10000000", "volume × price"),
+        ("buy", "1", "1e30", "price"),
+        ("sell", "1e20", "100", "volume"),
+    ],
+    ids=["buy-cost", "sell-proceeds", "price", "volume"],
+)
+def test_orders_the_simulator_cannot_represent_are_refused(
+    side: str, volume: str, price: str, field: str
+) -> None:
+    """An order whose volume, price or cost cannot be written in 28 digits: InvalidAmountError."""
+    account = make_account()
+    account.deposit("USD", "1000", now=0.0)
+    account.deposit("BTC", "1", now=0.0)
+    before = state(account)
+    with pytest.raises(InvalidAmountError) as info:
+        account.place_order("BTC/USD", side, "limit", volume, now=1.0, limit_price=price)
+    assert info.value.field == field
+    assert state(account) == before
+
+
+def test_a_fill_whose_proceeds_cannot_be_represented_is_refused() -> None:
+    """A sell filled far above its limit with unrepresentable proceeds: refused, order untouched."""
+    account = make_account()
+    account.deposit("BTC", "1", now=0.0)
+    order = account.place_order("BTC/USD", "sell", "limit", "1", now=1.0, limit_price="60000")
+    before = state(account)
+    with pytest.raises(InvalidAmountError) as info:
+        account.fill(order.order_id, "1", "1e25", now=2.0)
+    assert info.value.field == "volume × price"
+    assert state(account) == before
+
+
+def _decimals_strategy() -> st.SearchStrategy[Decimal]:
+    """Positive decimals of any size and precision, most of them absurd."""
+    return st.builds(
+        lambda digits, exponent: Decimal(digits).scaleb(exponent),
+        st.integers(min_value=1, max_value=10**40),
+        st.integers(min_value=-40, max_value=20),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    deposits=st.lists(
+        st.tuples(st.sampled_from(["BTC", "USD", "ETH"]), _decimals_strategy()), max_size=4
+    ),
+    orders=st.lists(
+        st.tuples(st.sampled_from(["buy", "sell"]), _decimals_strategy(), _decimals_strategy()),
+        max_size=3,
+    ),
+)
+def test_anything_accepted_reaches_subscribers_exactly(
+    deposits: list[tuple[str, Decimal]], orders: list[tuple[str, Decimal, Decimal]]
+) -> None:
+    """Every operation is refused with nothing changed, or each of its events encodes exactly."""
+    account = make_account()
+    account.deposit("USD", "1000000", now=0.0)
+    account.deposit("BTC", "100", now=0.0)
+    events: list[AccountEvent] = []
+    account.subscribe(events.append)
+    operations = [
+        lambda asset=asset, amount=amount: account.deposit(asset, amount, now=1.0)
+        for asset, amount in deposits
+    ] + [
+        lambda side=side, qty=qty, price=price: account.place_order(
+            "BTC/USD", side, "limit", qty, now=2.0, limit_price=price
+        )
+        for side, qty, price in orders
+    ]
+    for operation in operations:
+        before, seen = state(account), len(events)
+        try:
+            operation()
+        except (ExchangeError, InvalidAmountError):
+            assert state(account) == before
+            assert len(events) == seen
+    for event in events:
+        if isinstance(event, LedgerEntry):
+            update = decode_message(balances_update_frame(event, 1))
+            assert isinstance(update, BalancesUpdateMessage)
+            (item,) = update.data
+            assert (item.amount, item.fee, item.balance) == (event.amount, event.fee, event.balance)
+        else:
+            message = decode_message(
+                executions_frame("update", [execution_item(event, account.instruments)], 1)
+            )
+            assert isinstance(message, ExecutionsMessage)
+            (item,) = message.data
+            if item.order_qty is not None:
+                assert item.order_qty == event.order.order_qty
+            if item.limit_price is not None:
+                assert item.limit_price == event.order.limit_price
+    snapshot = decode_message(balances_snapshot_frame(account, 1))
+    assert isinstance(snapshot, BalancesSnapshotMessage)
+    assert {a.asset: a.balance for a in snapshot.data} == {
+        asset: account.total(asset) for asset in account.assets()
+    }

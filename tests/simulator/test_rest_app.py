@@ -46,6 +46,19 @@ async def test_json_bodies_are_accepted(kraken: KrakenTestClient) -> None:
     assert reply["error"] == []
 
 
+async def test_deeply_nested_json_body_gives_invalid_arguments(
+    sim: SimulatedKraken, session: aiohttp.ClientSession
+) -> None:
+    """A JSON body nested 100,000 levels deep is refused as Kraken refuses bad bodies, not 500."""
+    body = b'{"nonce": "1", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    headers = {"API-Key": sim.api_key, "API-Sign": "x", "Content-Type": "application/json"}
+    async with session.post(
+        sim.rest_url + "/0/private/Balance", data=body, headers=headers
+    ) as response:
+        assert response.status == 200
+        assert await response.json() == {"error": ["EGeneral:Invalid arguments"]}
+
+
 async def test_unknown_key_gives_invalid_key(kraken: KrakenTestClient) -> None:
     """An unknown API-Key answers EAPI:Invalid key with HTTP 200."""
     reply = await kraken.private("Balance", api_key="not-a-key")
@@ -134,6 +147,31 @@ async def test_add_order_open_orders_and_cancel(
     assert await kraken.private("CancelOrder", {"txid": txid}) == {
         "error": ["EOrder:Unknown order"]
     }
+
+
+@pytest.mark.parametrize(
+    ("volume", "price", "error"),
+    [
+        ("1e20", "50000", "EGeneral:Invalid arguments:volume"),
+        ("1", "1e30", "EGeneral:Invalid arguments:price"),
+        ("100000000000000000", "10000000", "EGeneral:Invalid arguments:volume"),
+        ("1", "50000", "EGeneral:Invalid arguments:userref"),
+    ],
+    ids=["volume", "price", "cost", "userref"],
+)
+async def test_add_order_beyond_what_the_simulator_represents(
+    sim: SimulatedKraken, kraken: KrakenTestClient, volume: str, price: str, error: str
+) -> None:
+    """Volumes, prices and costs beyond 28 digits (or a userref beyond 32 bits) answer Kraken's
+    invalid-argument error, never HTTP 500, and change nothing."""
+    before = sim.balances()
+    params = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": volume}
+    if error.endswith("userref"):
+        params["userref"] = str(2**40)
+    reply = await kraken.private("AddOrder", {**params, "price": price})
+    assert reply == {"error": [error]}
+    assert sim.balances() == before
+    assert sim.holds() == {}
 
 
 async def test_add_order_refusals(kraken: KrakenTestClient) -> None:

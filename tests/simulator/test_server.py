@@ -8,7 +8,12 @@ from decimal import Decimal
 import pytest
 
 from balance_manager.clock import ManualClock
-from balance_manager.exceptions import ConfigError, ExchangeError
+from balance_manager.exceptions import (
+    ConfigError,
+    ExchangeError,
+    InvalidAmountError,
+    UnknownAssetError,
+)
 from balance_manager.simulator import SimulatedKraken
 
 pytestmark = pytest.mark.asyncio
@@ -95,6 +100,36 @@ async def test_invalid_options_are_refused() -> None:
         SimulatedKraken(tier="diamond")
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("heartbeat_interval", 1e-9),
+        ("heartbeat_interval", Decimal("sNaN")),
+        ("market_interval", 0),
+        ("token_ttl", 10**400),
+        ("lockout_window", -1.0),
+        ("lockout_duration", float("inf")),
+        ("lockout_threshold", "5"),
+        ("port", 10**400),
+    ],
+    ids=[
+        "heartbeat-1ns",
+        "heartbeat-sNaN",
+        "market-0",
+        "token-1e400",
+        "window-neg",
+        "lockout-inf",
+        "threshold-text",
+        "port-1e400",
+    ],
+)
+async def test_absurd_options_are_refused_by_name(option: str, value: object) -> None:
+    """Every duration and count option of the simulator is a ConfigError naming it when absurd."""
+    with pytest.raises(ConfigError) as info:
+        SimulatedKraken(**{option: value})  # type: ignore[arg-type]  # bad on purpose
+    assert info.value.option == option
+
+
 @pytest.mark.network
 async def test_market_option_runs_the_driver_on_the_clock(clock: ManualClock) -> None:
     """With market=True prices move as the clock advances, and the driver stops with the server."""
@@ -104,3 +139,30 @@ async def test_market_option_runs_the_driver_on_the_clock(clock: ManualClock) ->
         assert sim.market.ticks == 20
         assert sim.price("BTC/USD") != before
     assert not sim.market.running
+
+
+async def test_python_api_refuses_what_it_cannot_represent_by_argument() -> None:
+    """The Python API refuses unrepresentable amounts and non-text names with library errors."""
+    sim = SimulatedKraken()
+    before = sim.balances(), sim.ledger()
+    with pytest.raises(InvalidAmountError) as amount:
+        sim.deposit("USD", "12345678901234567890123456789")
+    assert amount.value.field == "amount"
+    with pytest.raises(InvalidAmountError) as volume:
+        sim.place_order("BTC/USD", "sell", "limit", "1e20", price="100")
+    assert volume.value.field == "volume"
+    with pytest.raises(InvalidAmountError) as price:
+        sim.set_price("BTC/USD", "1e40")
+    assert price.value.field == "price"
+    with pytest.raises(UnknownAssetError):
+        sim.deposit(["BTC"], "1")  # type: ignore[arg-type]  # bad on purpose
+    with pytest.raises(ExchangeError, match="wallet"):
+        sim.deposit("BTC", "1", wallet_type="earn", wallet_id=["liquid"])  # type: ignore[arg-type]
+    with pytest.raises(ExchangeError, match="userref"):
+        sim.place_order("BTC/USD", "buy", "limit", "0.01", price="50000", userref=2**40)
+    for order_id in (["O1"], None, {"O1": 1}):
+        with pytest.raises(ExchangeError, match="Unknown order"):
+            sim.cancel_order(order_id)  # type: ignore[arg-type]  # bad on purpose
+        with pytest.raises(ExchangeError, match="Unknown order"):
+            sim.fill(order_id)  # type: ignore[arg-type]  # bad on purpose
+    assert (sim.balances(), sim.ledger()) == before

@@ -8,6 +8,7 @@ import aiohttp
 import pytest
 
 from balance_manager.clock import ManualClock
+from balance_manager.exceptions import InvalidAmountError
 from balance_manager.simulator import SimulatedKraken
 
 from .helpers import KrakenTestClient, WsTestClient
@@ -84,6 +85,24 @@ async def test_updates_follow_deposits_and_fills_with_sequence(
     assert usd["data"][0]["balance"] == Decimal("25435.21") + Decimal("132.9995") - Decimal(
         "0.3458"
     )
+
+
+async def test_only_representable_amounts_are_taken_and_they_stream_exactly(
+    sim: SimulatedKraken, ws: WsTestClient, token: str
+) -> None:
+    """A 29-digit deposit is refused at the door; the largest representable one streams exactly."""
+    await ws.subscribe("balances", token)
+    await ws.recv()  # snapshot
+    with pytest.raises(InvalidAmountError) as info:
+        sim.deposit("USD", "1" + "0" * 28)
+    assert info.value.field == "amount"
+    top = Decimal("999999999999999999999999.9999")
+    sim.deposit("USD", top - sim.balances()["USD"])
+    update = await ws.recv()
+    assert update["sequence"] == 2  # nothing was sent (or lost) for the refused one
+    (entry,) = update["data"]
+    assert (entry["asset"], entry["balance"]) == ("USD", top)
+    assert sim.balances()["USD"] == top
 
 
 async def test_snapshot_false_sends_no_snapshot(
@@ -179,6 +198,17 @@ async def test_invalid_json_gets_an_error_response(ws: WsTestClient) -> None:
     await ws.ws.send_str("{not json")
     reply = await ws.recv()
     assert (reply["success"], reply["error"]) == (False, "EGeneral:Invalid arguments")
+
+
+async def test_deeply_nested_request_gets_an_error_response(ws: WsTestClient) -> None:
+    """A request nested 100,000 levels deep is answered like bad JSON; the connection stays up."""
+    await ws.ws.send_str(
+        '{"method": "ping", "params": {"x": ' + "[" * 100_000 + "]" * 100_000 + "}}"
+    )
+    reply = await ws.recv()
+    assert (reply["success"], reply["error"]) == (False, "EGeneral:Invalid arguments")
+    pong = await ws.request("ping")
+    assert pong["method"] == "pong"
 
 
 async def test_double_subscription_is_refused(ws: WsTestClient, token: str) -> None:

@@ -21,7 +21,14 @@ from typing import TypeAlias
 
 from balance_manager.exceptions import FloatAmountError, InvalidAmountError
 
-__all__ = ["EXACT_CONTEXT", "ZERO", "AmountLike", "decimal_places", "to_amount"]
+__all__ = [
+    "EXACT_CONTEXT",
+    "ZERO",
+    "AmountLike",
+    "decimal_places",
+    "significant_places",
+    "to_amount",
+]
 
 #: What the public API accepts as an amount.
 AmountLike: TypeAlias = Decimal | int | str
@@ -89,3 +96,31 @@ def decimal_places(value: Decimal) -> int:
     if not isinstance(exponent, int):  # 'n', 'N' or 'F': not finite
         raise InvalidAmountError("value", value, "amounts must be finite (no NaN or infinity)")
     return -exponent if exponent < 0 else 0
+
+
+def significant_places(value: Decimal) -> int:
+    """Decimal places of ``value`` once trailing zeros are dropped.
+
+    ``Decimal("1.50")`` → 1, ``Decimal("0.12340000000")`` → 4, ``Decimal("100")``
+    → 0, ``Decimal("1.0E-7")`` → 7. Exact for any number of digits (unlike
+    ``Decimal.normalize()``, which rounds to the context precision).
+    """
+    if not value:
+        return 0
+    # str() is the fast path (about 4x cheaper than as_tuple()); plain notation
+    # is what str() gives for every amount with an adjusted exponent >= -6.
+    text = str(value)
+    if "E" not in text and "e" not in text:  # 'e' if the context sets capitals=0
+        point = text.find(".")
+        if point < 0:
+            return 0
+        return len(text.rstrip("0")) - point - 1
+    places = decimal_places(value)
+    if not places:
+        return 0
+    trailing = 0
+    for digit in reversed(value.as_tuple().digits):
+        if digit:
+            break
+        trailing += 1
+    return max(0, places - trailing)

@@ -16,19 +16,21 @@ and would break Kraken's "no faster than once per 5 s" guidance below.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Iterator
 from typing import Final
 
+from balance_manager.core.bounds import seconds
 from balance_manager.exceptions import ConfigError
 
-__all__ = ["KRAKEN_SLOW_RECONNECT_FLOOR", "backoff", "kraken_reconnect_delays"]
+__all__ = ["KRAKEN_SLOW_RECONNECT_FLOOR", "MAX_FACTOR", "backoff", "kraken_reconnect_delays"]
 
 #: Kraken: after maintenance or a long outage, reconnect no faster than once per
 #: 5 s (PROTOCOL.md §8.9; Cloudflare bans an IP for 10 minutes beyond about 150
 #: connection attempts per 10 minutes).
 KRAKEN_SLOW_RECONNECT_FLOOR: Final = 5.0
+#: The largest growth factor of :func:`backoff`.
+MAX_FACTOR: Final = 1000.0
 
 
 def backoff(
@@ -44,9 +46,10 @@ def backoff(
     ``d = min(maximum, initial * factor**n)``.
 
     Args:
-        initial: the first nominal delay, seconds (> 0).
-        maximum: the largest nominal delay (>= ``initial``).
-        factor: growth per step (>= 1).
+        initial: the first nominal delay, seconds (1 ms to a year, as every
+            duration: :func:`balance_manager.core.bounds.seconds`).
+        maximum: the largest nominal delay (>= ``initial``, at most a year).
+        factor: growth per step (1 to :data:`MAX_FACTOR`).
         rng: the source of jitter (seed it in tests).
 
     Raises:
@@ -57,17 +60,21 @@ def backoff(
         >>> [round(next(delays), 2) for _ in range(5)]
         [0.57, 1.85, 3.53, 5.02, 5.98]
     """
-    _check_seconds("initial", initial)
-    _check_seconds("maximum", maximum)
-    if maximum < initial:
-        raise ConfigError("maximum", maximum, f"must be >= initial ({initial:g})")
-    if isinstance(factor, bool) or not math.isfinite(factor) or factor < 1:
-        raise ConfigError("factor", factor, "must be a finite number >= 1")
-    nominal = float(initial)
+    nominal = seconds("initial", initial)
+    cap = seconds("maximum", maximum)
+    if cap < nominal:
+        raise ConfigError("maximum", maximum, f"must be >= initial ({nominal:g})")
+    if (
+        isinstance(factor, bool)
+        or not isinstance(factor, int | float)
+        or not 1 <= factor <= MAX_FACTOR  # NaN fails too; 10**400 compares without overflow
+    ):
+        raise ConfigError("factor", factor, f"must be a number between 1 and {MAX_FACTOR:g}")
+    growth = float(factor)
     while True:
         yield rng.uniform(nominal / 2.0, nominal)
         # Stop multiplying once capped: no overflow to inf, however long it runs.
-        nominal = min(maximum, nominal * factor)
+        nominal = min(cap, nominal * growth)
 
 
 def kraken_reconnect_delays(
@@ -101,8 +108,8 @@ def kraken_reconnect_delays(
     """
     if isinstance(quick_retries, bool) or not isinstance(quick_retries, int) or quick_retries < 0:
         raise ConfigError("quick_retries", quick_retries, "must be an int >= 0")
-    _check_seconds("initial", initial)
-    _check_seconds("maximum", maximum)
+    initial = seconds("initial", initial)
+    maximum = seconds("maximum", maximum)
     quick = backoff(initial=min(initial, maximum), maximum=maximum, rng=rng)
     for _ in range(quick_retries):
         yield next(quick)
@@ -110,10 +117,3 @@ def kraken_reconnect_delays(
     slow = backoff(initial=min(2.0 * floor, maximum), maximum=maximum, rng=rng)
     for delay in slow:
         yield max(floor, delay)
-
-
-def _check_seconds(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(name, value, "must be a number of seconds")
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError(name, value, "must be a finite number > 0")

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, TypedDict
 
+from balance_manager.core.bounds import MAX_SECONDS, seconds
 from balance_manager.core.stats import Counters, callable_name
 from balance_manager.exceptions import CircuitOpenError, ConfigError
 
@@ -148,7 +149,8 @@ class CircuitBreaker:
         recovery_timeout: seconds the circuit first stays open.
         half_open_max_calls: probe calls allowed at once while half-open.
         max_recovery_timeout: cap of the doubled open period; default
-            ``10 * recovery_timeout``.
+            ``10 * recovery_timeout``, at most a year. Durations are checked
+            by :func:`balance_manager.core.bounds.seconds` (1 ms to a year).
 
     Raises:
         ConfigError: an argument is out of range.
@@ -165,18 +167,21 @@ class CircuitBreaker:
     ) -> None:
         _check_positive_int("failure_threshold", failure_threshold)
         _check_positive_int("half_open_max_calls", half_open_max_calls)
-        _check_positive_seconds("recovery_timeout", recovery_timeout)
-        cap = 10.0 * recovery_timeout if max_recovery_timeout is None else max_recovery_timeout
-        _check_positive_seconds("max_recovery_timeout", cap)
-        if cap < recovery_timeout:
+        recovery = seconds("recovery_timeout", recovery_timeout)
+        cap = (
+            min(10.0 * recovery, MAX_SECONDS)
+            if max_recovery_timeout is None
+            else seconds("max_recovery_timeout", max_recovery_timeout)
+        )
+        if cap < recovery:
             raise ConfigError(
-                "max_recovery_timeout", cap, f"must be >= recovery_timeout ({recovery_timeout:g})"
+                "max_recovery_timeout", cap, f"must be >= recovery_timeout ({recovery:g})"
             )
         self.name = name
         self.failure_threshold = failure_threshold
-        self.recovery_timeout = float(recovery_timeout)
+        self.recovery_timeout = recovery
         self.half_open_max_calls = half_open_max_calls
-        self.max_recovery_timeout = float(cap)
+        self.max_recovery_timeout = cap
         self._state = BreakerState.CLOSED
         self._consecutive_failures = 0
         self._current_timeout = self.recovery_timeout
@@ -369,10 +374,3 @@ class CircuitBreaker:
 def _check_positive_int(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ConfigError(name, value, "must be a positive int")
-
-
-def _check_positive_seconds(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(name, value, "must be a number of seconds")
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError(name, value, "must be a finite number > 0")

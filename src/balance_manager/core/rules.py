@@ -45,7 +45,13 @@ from typing import Protocol, TypeAlias
 import msgspec
 
 from balance_manager.config import BalanceManagerConfig
-from balance_manager.core.amounts import ZERO, AmountLike, decimal_places, to_amount
+from balance_manager.core.amounts import (
+    ZERO,
+    AmountLike,
+    significant_places,
+    to_amount,
+)
+from balance_manager.core.bounds import MAX_DECIMALS, count
 from balance_manager.core.models import Balance
 
 __all__ = [
@@ -584,7 +590,8 @@ class PrecisionOverflow:
         enabled: whether validators run it.
 
     Raises:
-        ValueError: ``default_decimals`` is negative, or a field is not an amount field.
+        ConfigError: ``default_decimals`` is not an int from 0 to 28 (a ValueError).
+        ValueError: a field is not an amount field.
     """
 
     __slots__ = ("_values", "default_decimals", "enabled", "fields", "name", "severity")
@@ -599,12 +606,10 @@ class PrecisionOverflow:
         severity: Severity = Severity.ERROR,
         enabled: bool = True,
     ) -> None:
-        if default_decimals is not None and (
-            isinstance(default_decimals, bool)
-            or not isinstance(default_decimals, int)
-            or default_decimals < 0
-        ):
-            raise ValueError(f"default_decimals={default_decimals!r}: must be an int >= 0 or None")
+        if default_decimals is not None:
+            default_decimals = count(
+                "default_decimals", default_decimals, minimum=0, maximum=MAX_DECIMALS
+            )
         self.name = "precision_overflow"
         self.default_decimals = default_decimals
         self.fields = tuple(fields)
@@ -626,25 +631,28 @@ class PrecisionOverflow:
             if decimals is None:
                 return _NOTHING
         quantum = _QUANTA.get(decimals)
-        if quantum is None:
+        if quantum is None and 0 <= decimals <= MAX_DECIMALS:
             quantum = _QUANTA[decimals] = Decimal(1).scaleb(-decimals)
         values = self._values(balance)
-        for value in values:
-            # Fast check: zero, or a multiple of 10**-decimals, fits. ``%`` is
-            # exact when it succeeds; when the active decimal context cannot
-            # hold the quotient it raises (or gives NaN) and the exact path
-            # below decides. (It could wrongly give 0 only if the remainder
-            # underflowed the context's Emin: an amount with about a million
-            # digits under the default context.)
-            if value:
-                try:
-                    if not value % quantum:
-                        continue
-                except ArithmeticError:
-                    pass
-                break
-        else:
-            return _NOTHING
+        # Decimals beyond any ledger (an exchange saying 10**12) have no quantum
+        # (scaleb would fail): the exact path below decides alone.
+        if quantum is not None:
+            for value in values:
+                # Fast check: zero, or a multiple of 10**-decimals, fits. ``%`` is
+                # exact when it succeeds; when the active decimal context cannot
+                # hold the quotient it raises (or gives NaN) and the exact path
+                # below decides. (It could wrongly give 0 only if the remainder
+                # underflowed the context's Emin: an amount with about a million
+                # digits under the default context.)
+                if value:
+                    try:
+                        if not value % quantum:
+                            continue
+                    except ArithmeticError:
+                        pass
+                    break
+            else:
+                return _NOTHING
         found: list[Issue] | None = None
         # Same length by construction (and zip(strict=True) is slower).
         for field, value in zip(self.fields, values):  # noqa: B905
@@ -683,34 +691,6 @@ def _field_reader(fields: tuple[str, ...]) -> Callable[[Balance], tuple[Decimal,
         return lambda balance: (getattr(balance, name),)
     getter: Callable[[Balance], tuple[Decimal, ...]] = operator.attrgetter(*fields)
     return getter
-
-
-def significant_places(value: Decimal) -> int:
-    """Decimal places of ``value`` once trailing zeros are dropped.
-
-    ``Decimal("1.50")`` → 1, ``Decimal("0.12340000000")`` → 4, ``Decimal("100")``
-    → 0, ``Decimal("1.0E-7")`` → 7. Exact for any number of digits (unlike
-    ``Decimal.normalize()``, which rounds to the context precision).
-    """
-    if not value:
-        return 0
-    # str() is the fast path (about 4x cheaper than as_tuple()); plain notation
-    # is what str() gives for every amount with an adjusted exponent >= -6.
-    text = str(value)
-    if "E" not in text and "e" not in text:  # 'e' if the context sets capitals=0
-        point = text.find(".")
-        if point < 0:
-            return 0
-        return len(text.rstrip("0")) - point - 1
-    places = decimal_places(value)
-    if not places:
-        return 0
-    trailing = 0
-    for digit in reversed(value.as_tuple().digits):
-        if digit:
-            break
-        trailing += 1
-    return max(0, places - trailing)
 
 
 def _non_negative(value: AmountLike, name: str) -> Decimal:

@@ -490,8 +490,11 @@ class Timeline:
         return timeline
 
     def get(self, asset: str) -> AssetTimeline | None:
-        """The timeline of ``asset``, or ``None`` if nothing was ever recorded for it."""
-        return self._assets.get(asset)
+        """The timeline of ``asset``, or ``None`` if nothing was ever recorded for it.
+
+        A name that is not a ``str`` (a list...) has no timeline: ``None``.
+        """
+        return self._assets.get(asset) if isinstance(asset, str) else None
 
     def assets(self) -> list[str]:
         """Assets with at least one retained entry, sorted."""

@@ -26,6 +26,7 @@ import msgspec
 
 from balance_manager.config import BalanceManagerConfig
 from balance_manager.core.amounts import ZERO, AmountLike, to_amount
+from balance_manager.core.bounds import MAX_DECIMALS, count
 from balance_manager.core.models import Balance, Source
 from balance_manager.core.rules import (
     EMPTY_CONTEXT,
@@ -212,7 +213,7 @@ class BalanceValidator:
 
     Raises:
         ConfigError: two rules share a name, a rule lacks the protocol's
-            attributes, or ``default_decimals`` is negative.
+            attributes, or ``default_decimals`` is not an int from 0 to 28.
     """
 
     def __init__(
@@ -222,12 +223,10 @@ class BalanceValidator:
         decimals: Callable[[str], int | None] | None = None,
         default_decimals: int | None = None,
     ) -> None:
-        if default_decimals is not None and (
-            isinstance(default_decimals, bool)
-            or not isinstance(default_decimals, int)
-            or default_decimals < 0
-        ):
-            raise ConfigError("default_decimals", default_decimals, "must be an int >= 0 or None")
+        if default_decimals is not None:
+            default_decimals = count(
+                "default_decimals", default_decimals, minimum=0, maximum=MAX_DECIMALS
+            )
         self._rules: list[Rule] = []
         # (rule, bound __call__) pairs: calling a bound method directly skips the
         # type-slot lookup of ``rule(...)``, which dominates cheap rules.

@@ -41,15 +41,18 @@ from decimal import Decimal
 import msgspec
 
 from balance_manager.core.amounts import EXACT_CONTEXT, ZERO
+from balance_manager.exceptions import UnknownAssetError
 
 __all__ = [
     "DEFAULT_ASSETS",
+    "MAX_ASSET_NAME_LENGTH",
     "NOT_TRADABLE_SUFFIXES",
     "TRADABLE_SUFFIXES",
     "AssetInfo",
     "AssetNames",
     "FoldedBalance",
     "RestBalanceEntry",
+    "check_asset_name",
     "fold_rest_balances",
     "wallet_is_tradable",
 ]
@@ -65,6 +68,37 @@ _TRADABLE_WALLETS = frozenset({("spot", "main"), ("earn", "liquid")})
 
 #: Kraken ISO codes (REST ``altname``) that differ from the v2 names (§7.1, §7.2).
 _ALTNAME_TO_V2 = {"XBT": "BTC", "XDG": "DOGE"}
+
+#: The longest asset name a caller may ask for (Kraken's are a few characters;
+#: suffixed REST keys such as ``USDT.HOLD`` stay well below).
+MAX_ASSET_NAME_LENGTH = 64
+#: What a name that is not text is told.
+_NOT_TEXT = "an asset name is a non-empty str"
+
+
+def check_asset_name(name: object) -> str:
+    """``name`` without surrounding whitespace, if it can be an asset name at all.
+
+    An asset name is a non-empty ``str`` of at most :data:`MAX_ASSET_NAME_LENGTH`
+    characters (whitespace around it included), none of them a control
+    character. This is the check at the public edge (``get_balance``...): a
+    list, a megabyte of text or an escape sequence is refused rather than
+    looked up, cached or logged.
+
+    Raises:
+        UnknownAssetError: ``name`` is not such a name (its message shows the
+            value shortened, and why).
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise UnknownAssetError(name, _NOT_TEXT)
+    if len(name) > MAX_ASSET_NAME_LENGTH:
+        raise UnknownAssetError(
+            name, f"an asset name has at most {MAX_ASSET_NAME_LENGTH} characters, not {len(name):,}"
+        )
+    stripped = name.strip()
+    if not stripped.isprintable():
+        raise UnknownAssetError(name, "an asset name has no control characters")
+    return stripped
 
 
 class AssetInfo(msgspec.Struct, frozen=True):
@@ -184,7 +218,12 @@ class AssetNames:
         ('BTC', 'F')
         >>> AssetNames().split("ZUSD")
         ('USD', None)
+
+        Raises:
+            UnknownAssetError: ``name`` is not a ``str``.
         """
+        if not isinstance(name, str):
+            raise UnknownAssetError(name, _NOT_TEXT)
         base, dot, suffix = name.partition(".")
         return self.canonical(base), (suffix.upper() if dot else None)
 
@@ -192,7 +231,12 @@ class AssetNames:
         """The canonical name of any spelling: ``XXBT``, ``XBT``, ``xbt``, ``BTC`` → ``BTC``.
 
         A suffixed key keeps its suffix on the canonical base (``XBT.F`` → ``BTC.F``).
+
+        Raises:
+            UnknownAssetError: ``name`` is not a ``str`` (a list, ``None``, bytes...).
         """
+        if not isinstance(name, str):
+            raise UnknownAssetError(name, _NOT_TEXT)
         if "." in name:
             base, suffix = self.split(name)
             return f"{base}.{suffix}"
@@ -211,14 +255,19 @@ class AssetNames:
         return self._by_name.get(self.canonical(name))
 
     def decimals(self, name: str) -> int | None:
-        """Ledger decimals of an asset, if known."""
+        """Ledger decimals of an asset, if known.
+
+        Raises:
+            UnknownAssetError: ``name`` is not a ``str``.
+        """
         try:
             return self._decimals[name]
-        except KeyError:
+        except (KeyError, TypeError):  # TypeError: unhashable, refused by info() below
             pass
         info = self.info(name)
         found = info.decimals if info is not None else None
-        if len(self._decimals) < 10_000:
+        # Remembered only for names of sane length: the cache stays small.
+        if len(self._decimals) < 10_000 and len(name) <= MAX_ASSET_NAME_LENGTH:
             self._decimals[name] = found
         return found
 

@@ -293,7 +293,9 @@ def read_envelope(
         if looks_html:
             raise msgspec.DecodeError("HTML body")
         envelope = _envelope_decoder.decode(body)
-    except msgspec.ValidationError as exc:  # (a DecodeError subclass: caught first)
+    # ValidationError is a DecodeError subclass: caught first. RecursionError:
+    # JSON nested too deeply to parse, which is no envelope either.
+    except (msgspec.ValidationError, RecursionError) as exc:
         if status != 200:
             raise _transport_error(body, method, status, content_type) from None
         raise _protocol_error(exc, method=method) from None
@@ -342,7 +344,10 @@ _FIELD_MESSAGE = re.compile(r"^`(?P<field>\w+)` must be")
 
 
 def protocol_error(
-    exc: msgspec.MsgspecError | UnicodeDecodeError, *, prefix: str = "$", context: str = ""
+    exc: msgspec.MsgspecError | UnicodeDecodeError | RecursionError,
+    *,
+    prefix: str = "$",
+    context: str = "",
 ) -> ProtocolError:
     """Turn a msgspec error into a :class:`ProtocolError` carrying the JSON path.
 
@@ -351,7 +356,10 @@ def protocol_error(
     payload decoded on its own has paths from ``$``: with ``prefix="$.data"``
     they read ``$.data[0]...``); ``context`` is put in front of the message.
     A :class:`FiniteDecimals` failure names the field, which is appended to the path.
+    A ``RecursionError`` (JSON nested deeper than msgspec parses) says so.
     """
+    if isinstance(exc, RecursionError):
+        return ProtocolError(f"{context}JSON nested too deeply", path=prefix)
     match = _PATH.match(str(exc))
     assert match is not None  # noqa: S101 - the pattern matches any string
     message = match.group("message")
@@ -363,7 +371,10 @@ def protocol_error(
 
 
 def _protocol_error(
-    exc: msgspec.MsgspecError | UnicodeDecodeError, *, method: str, prefix: str = "$"
+    exc: msgspec.MsgspecError | UnicodeDecodeError | RecursionError,
+    *,
+    method: str,
+    prefix: str = "$",
 ) -> ProtocolError:
     # No raw excerpt: private results can hold a WebSocket token.
     return protocol_error(exc, prefix=prefix, context=f"{method}: " if method else "")
@@ -378,7 +389,12 @@ def _decoder(kind: type[_T]) -> Callable[[msgspec.Raw | bytes, str], _T]:
     def decode(raw: msgspec.Raw | bytes, method: str) -> _T:
         try:
             return decoder.decode(raw)
-        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
+        except (
+            msgspec.ValidationError,
+            msgspec.DecodeError,
+            UnicodeDecodeError,
+            RecursionError,
+        ) as exc:
             raise _protocol_error(exc, method=method, prefix="$.result") from None
 
     return decode

@@ -505,8 +505,9 @@ _other_response_decoder = msgspec.json.Decoder(_OtherMethodResponse)
 _pong_decoder = msgspec.json.Decoder(PongMessage)
 
 # msgspec raises UnicodeDecodeError (not a DecodeError) for invalid UTF-8
-# inside a JSON string of a bytes frame: it is as malformed as any other.
-_DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError)
+# inside a JSON string of a bytes frame, and RecursionError for JSON nested
+# deeper than it parses (``[[[[...`` 100,000 levels): malformed like any other.
+_DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 
 def _excerpt(frame: bytes | str) -> str:
@@ -515,7 +516,9 @@ def _excerpt(frame: bytes | str) -> str:
 
 
 def _fail(
-    exc: msgspec.MsgspecError | UnicodeDecodeError, frame: bytes | str, prefix: str = "$"
+    exc: msgspec.MsgspecError | UnicodeDecodeError | RecursionError,
+    frame: bytes | str,
+    prefix: str = "$",
 ) -> ProtocolError:
     error = protocol_error(exc, prefix=prefix)
     # Server frames carry no secrets (the token only travels client → server).

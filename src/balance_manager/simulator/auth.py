@@ -115,7 +115,8 @@ def parse_body(body: bytes, content_type: str = "") -> dict[str, str]:
     if "json" in content_type.lower() or text.startswith(b"{"):
         try:
             decoded: Any = _json_decoder.decode(text or b"{}")
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            # RecursionError: nested deeper than the decoder parses.
             raise ExchangeError("EGeneral:Invalid arguments") from None
         if not isinstance(decoded, dict):
             raise ExchangeError("EGeneral:Invalid arguments")

@@ -26,7 +26,9 @@ request                  effect
 =======================  ====================================================
 
 Errors answer HTTP 400 with ``{"error": "..."}`` (an exchange refusal carries
-Kraken's string, e.g. ``EFunding:Insufficient funds``). The endpoint has no
+Kraken's string, e.g. ``EFunding:Insufficient funds``; a body that is not JSON or
+is nested too deeply says so; an amount the ledger cannot represent, beyond 28
+significant digits, names its field). The endpoint has no
 authentication: it is meant for loopback use, like the simulator itself.
 """
 
@@ -66,8 +68,10 @@ async def _body(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     try:
         decoded = _decoder.decode(raw or b"{}")
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         raise _BadRequest("the body is not JSON") from None
+    except RecursionError:
+        raise _BadRequest("the body is JSON nested too deeply") from None
     if not isinstance(decoded, dict):
         raise _BadRequest("the body must be a JSON object")
     return decoded

@@ -26,10 +26,10 @@ from decimal import Decimal
 from typing import Literal, TypeAlias
 
 from balance_manager.core.amounts import AmountLike, to_amount
-from balance_manager.exceptions import ConfigError, ExchangeError
+from balance_manager.exceptions import ConfigError, ExchangeError, InvalidAmountError
 from balance_manager.kraken.holds import DEFAULT_FEE_RATE
 from balance_manager.simulator.instruments import Instruments
-from balance_manager.simulator.ledger import Account, Order, Trade
+from balance_manager.simulator.ledger import Account, Order, Trade, check_digits
 from balance_manager.simulator.wire import quantize
 
 __all__ = ["SYSTEM_STATUSES", "SimExchange", "StatusListener", "SystemStatus"]
@@ -145,11 +145,15 @@ class SimExchange:
 
         Raises:
             ExchangeError: ``EGeneral:Invalid arguments:price`` for a price not above 0.
+            InvalidAmountError: the price is not an amount, or is too large to
+                keep at the pair's decimals (see ``ledger.MAX_DIGITS``).
         """
         pair = self.instruments.pair(symbol)
         value = to_amount(price, name="price")
         if value <= 0:
             raise ExchangeError("EGeneral:Invalid arguments:price")
+        # Rounded to the pair's decimals below: only its size must fit.
+        check_digits("price", value, pair.pair_decimals, rounded=True)
         self._prices[pair.symbol] = quantize(value, pair.pair_decimals)
         return self._prices[pair.symbol]
 
@@ -197,6 +201,10 @@ class SimExchange:
                 # Rounding left the order unable to pay: Kraken would cancel it.
                 logger.info("canceling %s of %s: %s", order.order_id, account.name, exc.code)
                 account.cancel_order(order.order_id, now=now, reason="Insufficient funds")
+            except InvalidAmountError as exc:
+                # Its proceeds would take a balance beyond what the ledger keeps.
+                logger.info("canceling %s of %s: %s", order.order_id, account.name, exc)
+                account.cancel_order(order.order_id, now=now, reason="Invalid amount")
         return trades
 
     # -- orders ----------------------------------------------------------------
@@ -219,6 +227,8 @@ class SimExchange:
             ExchangeError: refused by the status (``EService:Unavailable``,
                 ``EService:Market in cancel_only mode``, ``EService:Market in
                 post_only mode``) or by the ledger.
+            InvalidAmountError: an amount the ledger cannot represent (a limit
+                order that crosses at once is then canceled).
         """
         if self._status == "maintenance":
             raise ExchangeError("EService:Unavailable")
@@ -243,7 +253,15 @@ class SimExchange:
                 side == "sell" and market_price >= order.limit_price
             )
             if crosses:
-                account.fill(order.order_id, order.remaining, market_price, now=now, liquidity="t")
+                try:
+                    account.fill(
+                        order.order_id, order.remaining, market_price, now=now, liquidity="t"
+                    )
+                except InvalidAmountError:
+                    # Cannot be filled at the market (its cost or proceeds would
+                    # be beyond what the ledger keeps): it does not stay either.
+                    account.cancel_order(order.order_id, now=now, reason="Invalid amount")
+                    raise
                 order = account.order(order.order_id)
         return order
 

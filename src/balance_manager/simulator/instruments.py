@@ -204,14 +204,14 @@ class Instruments:
         Raises:
             UnknownAssetError: no such asset.
         """
-        spec = self._asset_by.get(name.upper())
+        spec = self._asset_by.get(name.upper()) if isinstance(name, str) else None
         if spec is None:
             raise UnknownAssetError(name, "not traded on the simulator")
         return spec
 
     def has_asset(self, name: str) -> bool:
         """Whether ``name`` spells a known asset."""
-        return name.upper() in self._asset_by
+        return isinstance(name, str) and name.upper() in self._asset_by
 
     def pair(self, name: str) -> PairSpec:
         """The pair of any spelling (``BTC/USD``, ``XBTUSD``, ``XXBTZUSD``, ``XBT/USD``).
@@ -219,7 +219,7 @@ class Instruments:
         Raises:
             ExchangeError: ``EQuery:Unknown asset pair``, as Kraken answers (§5).
         """
-        pair = self._pair_by.get(name.upper())
+        pair = self._pair_by.get(name.upper()) if isinstance(name, str) else None
         if pair is None:
             raise ExchangeError("EQuery:Unknown asset pair")
         return pair

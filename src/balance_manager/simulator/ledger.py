@@ -9,7 +9,17 @@ the documented trade example adds up (fixtures
 leg of -0.005 with fee 0 and a USD leg of +132.9995 with fee 0.3458).
 
 Each operation is staged on a copy, checked, then committed, so a refused
-operation (insufficient funds, bad quantity...) changes nothing. After every
+operation (insufficient funds, bad quantity...) changes nothing.
+
+The simulator keeps :data:`MAX_DIGITS` (28) significant digits, like Python's
+default decimal context in which its arithmetic and its WebSocket encoder
+work: every amount must be writable in 28 digits at its asset's decimals (USD,
+4 decimals: below 10**24; BTC, 10 decimals: below 10**18). What is not is
+refused at the door, before anything is staged: an argument beyond it (an
+amount, a fee, a volume, a price, or volume × price for an order's cost) and
+an operation that would take an asset's total beyond it both raise
+:class:`~balance_manager.exceptions.InvalidAmountError` naming the argument.
+Nothing is ever rounded into the ledger, and every entry can be sent. After every
 commit :meth:`Account.check_invariants` verifies that no wallet is negative,
 that no asset holds more for open orders than it can trade, and that each
 wallet equals the sum of its ledger legs (``amount - fee``). Refusals raise
@@ -36,11 +46,18 @@ import random
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, ROUND_UP, Decimal
 from typing import Literal, TypeAlias
 
-from balance_manager.core.amounts import ZERO, AmountLike, decimal_places, to_amount
-from balance_manager.exceptions import BalanceStateError, ExchangeError
+from balance_manager.core.amounts import (
+    EXACT_CONTEXT,
+    ZERO,
+    AmountLike,
+    decimal_places,
+    significant_places,
+    to_amount,
+)
+from balance_manager.exceptions import BalanceStateError, ExchangeError, InvalidAmountError
 from balance_manager.kraken.assets import wallet_is_tradable
 from balance_manager.kraken.holds import DEFAULT_FEE_RATE, hold_for_order
 from balance_manager.simulator.ids import kraken_id
@@ -49,6 +66,7 @@ from balance_manager.simulator.wire import quantize
 
 __all__ = [
     "LIQUID_WALLET",
+    "MAX_DIGITS",
     "SPOT_WALLET",
     "Account",
     "AccountEvent",
@@ -62,6 +80,7 @@ __all__ = [
     "Side",
     "Trade",
     "WalletKey",
+    "check_digits",
 ]
 
 logger = logging.getLogger(__name__)
@@ -79,6 +98,48 @@ SPOT_WALLET = ("spot", "main")
 LIQUID_WALLET = ("earn", "liquid")
 
 _MAX_CLOSED_ORDERS = 10_000
+#: Significant digits the simulator keeps (see the module docs).
+MAX_DIGITS = 28
+#: The most a userref can be: Kraken's is a 32-bit signed integer.
+_USERREF_RANGE = range(-(2**31), 2**31)
+_add = EXACT_CONTEXT.add
+_subtract = EXACT_CONTEXT.subtract
+_multiply = EXACT_CONTEXT.multiply
+
+
+def check_digits(
+    name: str, value: Decimal, decimals: int, *, what: str = "", rounded: bool = False
+) -> None:
+    """Refuse ``value`` unless it can be written in :data:`MAX_DIGITS` digits.
+
+    It is written with ``decimals`` decimals, or more if it has more
+    significant places (so ``1e-40`` needs 40 digits) unless it is to be
+    ``rounded`` to ``decimals``.
+
+    Args:
+        name: the argument named in the error (``amount``, ``price``...).
+        value: a finite amount.
+        decimals: the decimals it is kept at (the asset's, or the pair's for a price).
+        what: what ``value`` is, when it is not the argument itself.
+        rounded: the caller rounds ``value`` to ``decimals``: only its size counts.
+
+    Raises:
+        InvalidAmountError: naming ``name``; the message gives the limit.
+    """
+    if not value:
+        return
+    places = decimals if rounded else max(decimals, significant_places(value))
+    if value.adjusted() + 1 + places <= MAX_DIGITS:
+        return
+    raise InvalidAmountError(name, value, f"{what or 'it'} is {_beyond(decimals)}")
+
+
+def _beyond(decimals: int) -> str:
+    limit = Decimal(1).scaleb(max(MAX_DIGITS - decimals, 0))
+    return (
+        f"beyond the {MAX_DIGITS} significant digits the simulator keeps "
+        f"(at {decimals} decimals, amounts stay below {limit:,f})"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,7 +409,11 @@ class Account:
         Raises:
             ExchangeError: ``EOrder:Unknown order``.
         """
-        found = self._open.get(order_id) or self._closed.get(order_id)
+        found = (
+            (self._open.get(order_id) or self._closed.get(order_id))
+            if isinstance(order_id, str)
+            else None
+        )
         if found is None:
             raise ExchangeError("EOrder:Unknown order")
         return found
@@ -368,6 +433,8 @@ class Account:
 
         Raises:
             ExchangeError: the amount is not positive or has too many decimals.
+            InvalidAmountError: the amount, or the balance it would make, is
+                beyond what the simulator represents (see the module docs).
         """
         spec = self.instruments.asset(asset)
         value = self._funding_amount(amount, spec.decimals)
@@ -375,7 +442,7 @@ class Account:
         stage = self._stage()
         ref = kraken_id(self._rng, "F")
         self._leg(stage, (spec.name, wallet_type, wallet_id), value, ZERO, "deposit", ref, now)
-        return self._commit(stage, "EFunding:Invalid amount")
+        return self._commit(stage, "EFunding:Invalid amount", ("amount", value))
 
     def withdraw(
         self, asset: str, amount: AmountLike, *, now: float, fee: AmountLike = ZERO
@@ -391,11 +458,12 @@ class Account:
         fee_value = to_amount(fee, name="fee")
         if fee_value < 0 or decimal_places(fee_value) > spec.decimals:
             raise ExchangeError("EGeneral:Invalid arguments:fee")
+        check_digits("fee", fee_value, spec.decimals)
         stage = self._stage()
         ref = kraken_id(self._rng, "F")
         self._spend(stage, spec.name, value + fee_value, now)
         self._leg(stage, (spec.name, *SPOT_WALLET), -value, fee_value, "withdrawal", ref, now)
-        return self._commit(stage, "EFunding:Insufficient funds")
+        return self._commit(stage, "EFunding:Insufficient funds", ("amount", value))
 
     def transfer(
         self,
@@ -420,7 +488,7 @@ class Account:
             raise ExchangeError("EGeneral:Invalid arguments:wallet")
         stage = self._stage()
         self._move(stage, spec.name, value, from_wallet, to_wallet, now)
-        return self._commit(stage, "EFunding:Insufficient funds")
+        return self._commit(stage, "EFunding:Insufficient funds", ("amount", value))
 
     # -- orders ----------------------------------------------------------------
 
@@ -445,15 +513,24 @@ class Account:
             ExchangeError: ``EQuery:Unknown asset pair``, ``EGeneral:Invalid
                 arguments:<field>``, ``EOrder:Order minimum not met``,
                 ``EOrder:Invalid price...`` or ``EOrder:Insufficient funds``.
+            InvalidAmountError: the volume, the price or their cost is beyond
+                what the simulator represents (see the module docs).
         """
         pair = self.instruments.pair(symbol)
         if side not in ("buy", "sell"):
             raise ExchangeError("EGeneral:Invalid arguments:type")
         if order_type not in ("limit", "market"):
             raise ExchangeError("EGeneral:Invalid arguments:ordertype")
+        if userref is not None and (
+            isinstance(userref, bool)
+            or not isinstance(userref, int)
+            or userref not in _USERREF_RANGE
+        ):
+            raise ExchangeError("EGeneral:Invalid arguments:userref")
         volume = self._argument(qty, "volume")
-        if volume <= 0 or decimal_places(volume.normalize()) > pair.lot_decimals:
+        if volume <= 0 or significant_places(volume) > pair.lot_decimals:
             raise ExchangeError("EGeneral:Invalid arguments:volume")
+        check_digits("volume", volume, self.instruments.decimals(pair.base))
         if volume < pair.ordermin:
             raise ExchangeError("EOrder:Order minimum not met")
         limit: Decimal | None = None
@@ -464,6 +541,8 @@ class Account:
             if market_price is None:
                 raise ExchangeError("EGeneral:Invalid arguments:price")
             price_for_hold = self._argument(market_price, "price")
+            check_digits("price", price_for_hold, pair.pair_decimals)
+        self._check_cost(pair, volume, price_for_hold)
         typed_side: Side = "buy" if side == "buy" else "sell"
         typed_type: OrderType = "limit" if order_type == "limit" else "market"
         order = Order(
@@ -486,7 +565,7 @@ class Account:
         if typed_type == "market":
             # Placed and filled in one commit: a refused fill leaves no trace.
             self._stage_fill(stage, accepted, volume, price_for_hold, now, "t")
-        self._commit(stage, "EOrder:Insufficient funds")
+        self._commit(stage, "EOrder:Insufficient funds", ("volume", volume))
         return self.order(order.order_id)
 
     def cancel_order(self, order_id: str, *, now: float, reason: str = "User requested") -> Order:
@@ -495,7 +574,7 @@ class Account:
         Raises:
             ExchangeError: ``EOrder:Unknown order`` (unknown or already closed).
         """
-        order = self._open.get(order_id)
+        order = self._open.get(order_id) if isinstance(order_id, str) else None
         if order is None:
             raise ExchangeError("EOrder:Unknown order")
         stage = self._stage()
@@ -503,7 +582,7 @@ class Account:
         del stage.open_orders[order_id]
         stage.closed.append(canceled)
         stage.events.append(OrderEvent("canceled", canceled, now, reason=reason))
-        self._commit(stage, "EOrder:Unknown order")
+        self._commit(stage, "EOrder:Unknown order", ("order_id", order_id))
         return canceled
 
     def fill(
@@ -528,8 +607,10 @@ class Account:
                 ``EGeneral:Invalid arguments:price`` (worse than the limit);
                 ``EOrder:Insufficient funds`` (rounding left the order's hold
                 short and the free balance cannot cover it).
+            InvalidAmountError: the price, the cost or a resulting balance is
+                beyond what the simulator represents (see the module docs).
         """
-        order = self._open.get(order_id)
+        order = self._open.get(order_id) if isinstance(order_id, str) else None
         if order is None:
             raise ExchangeError("EOrder:Unknown order")
         volume = self._argument(qty, "volume")
@@ -544,9 +625,13 @@ class Account:
             )
         ):
             raise ExchangeError("EGeneral:Invalid arguments:price")
+        pair = self.instruments.pair(order.symbol)
+        check_digits("price", fill_price, pair.pair_decimals)
+        # The whole order at this price: cum_cost never outgrows what is checked.
+        self._check_cost(pair, order.order_qty, fill_price)
         stage = self._stage()
         trade = self._stage_fill(stage, order, volume, fill_price, now, liquidity)
-        self._commit(stage, "EOrder:Insufficient funds")
+        self._commit(stage, "EOrder:Insufficient funds", ("volume", volume))
         return trade
 
     # -- invariants ------------------------------------------------------------
@@ -587,10 +672,17 @@ class Account:
     def _stage(self) -> _Stage:
         return _Stage(balances=dict(self._balances), open_orders=dict(self._open))
 
-    def _commit(self, stage: _Stage, refusal: str) -> list[LedgerEntry]:
-        """Check the staged state; refuse with ``refusal`` or make it current and notify."""
+    def _commit(
+        self, stage: _Stage, refusal: str, subject: tuple[str, object]
+    ) -> list[LedgerEntry]:
+        """Check the staged state; refuse with ``refusal`` or make it current and notify.
+
+        ``subject`` is the operation's main argument ``(name, value)``, named
+        when the state it would make cannot be represented.
+        """
         if self._violation(stage.balances, stage.open_orders) is not None:
             raise ExchangeError(refusal)
+        self._check_totals(stage.balances, subject)
         self._balances = stage.balances
         self._open = stage.open_orders
         for order in stage.closed:
@@ -623,7 +715,7 @@ class Account:
         subtype: str | None = None,
     ) -> None:
         """Stage one ledger entry and its effect on the wallet."""
-        balance = stage.balances.get(key, ZERO) + amount - fee
+        balance = _subtract(_add(stage.balances.get(key, ZERO), amount), fee)
         stage.balances[key] = balance
         entry = LedgerEntry(
             ledger_id=kraken_id(self._rng, "L"),
@@ -791,9 +883,43 @@ class Account:
 
     def _funding_amount(self, amount: AmountLike, decimals: int) -> Decimal:
         value = self._argument(amount, "amount")
-        if value <= 0 or decimal_places(value.normalize()) > decimals:
+        # significant_places, not normalize(): that rounds to 28 digits first,
+        # so 0.1000...0001 (35 places) would pass as 0.1.
+        if value <= 0 or significant_places(value) > decimals:
             raise ExchangeError("EGeneral:Invalid arguments:amount")
+        check_digits("amount", value, decimals)
         return value
+
+    def _check_cost(self, pair: PairSpec, volume: Decimal, price: Decimal) -> None:
+        """Refuse an order whose cost with fee (quote asset) cannot be represented."""
+        cost = _multiply(_multiply(volume, price), _add(Decimal(1), self.fee_rate))
+        quote_decimals = self.instruments.decimals(pair.quote)
+        rounded = cost.quantize(
+            Decimal(1).scaleb(-quote_decimals), rounding=ROUND_UP, context=EXACT_CONTEXT
+        )
+        check_digits(
+            "volume × price",
+            rounded,
+            quote_decimals,
+            what=f"{volume} × {price} = {rounded} {pair.quote} with the fee",
+        )
+
+    def _check_totals(
+        self, balances: Mapping[WalletKey, Decimal], subject: tuple[str, object]
+    ) -> None:
+        """Refuse a state where an asset's total (every wallet) cannot be represented."""
+        totals: dict[str, Decimal] = {}
+        for (asset, _, _), balance in balances.items():
+            totals[asset] = _add(totals.get(asset, ZERO), balance)
+        for asset, total in totals.items():
+            decimals = self.instruments.decimals(asset)
+            if total and total.adjusted() + 1 + decimals > MAX_DIGITS:
+                name, argument = subject
+                raise InvalidAmountError(
+                    name,
+                    argument,
+                    f"it would take the {asset} total to {total:f}, {_beyond(decimals)}",
+                )
 
     @staticmethod
     def _argument(value: object, name: str) -> Decimal:
@@ -808,11 +934,12 @@ class Account:
         price = self._argument(value, "price")
         if price <= 0:
             raise ExchangeError("EGeneral:Invalid arguments:price")
-        if decimal_places(price.normalize()) > pair.pair_decimals:
+        if significant_places(price) > pair.pair_decimals:
             raise ExchangeError(
                 f"EOrder:Invalid price:{pair.altname} price can only be specified up to "
                 f"{pair.pair_decimals} decimals."
             )
+        check_digits("price", price, pair.pair_decimals)
         return price
 
     def __repr__(self) -> str:
@@ -832,5 +959,7 @@ def _tradable(balances: Mapping[WalletKey, Decimal], asset: str) -> Decimal:
 def _check_wallet(wallet_type: str, wallet_id: str) -> None:
     if (wallet_type, wallet_id) == SPOT_WALLET:
         return
-    if wallet_type != "earn" or wallet_id not in EARN_WALLET_SUFFIX:
+    if wallet_type != "earn" or not isinstance(wallet_id, str):
+        raise ExchangeError("EGeneral:Invalid arguments:wallet")
+    if wallet_id not in EARN_WALLET_SUFFIX:
         raise ExchangeError("EGeneral:Invalid arguments:wallet")

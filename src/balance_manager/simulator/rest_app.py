@@ -26,7 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from balance_manager.core.amounts import ZERO
-from balance_manager.exceptions import ExchangeError
+from balance_manager.exceptions import ExchangeError, InvalidAmountError
 from balance_manager.kraken.rest import encode_envelope, format_amount
 from balance_manager.kraken.timefmt import format_rfc1123, format_rfc3339
 from balance_manager.simulator.context import SimContext
@@ -425,6 +425,11 @@ def _private_handler(ctx: SimContext) -> Callable[[web.Request], Awaitable[web.R
         except ExchangeError as exc:
             logger.debug("%s refused: %s", method, exc.code)
             return _error(exc.code)
+        except InvalidAmountError as exc:
+            # Beyond what the ledger represents: Kraken's answer to a bad argument
+            # (``volume × price`` is the volume's fault as much as the price's).
+            logger.debug("%s refused: %s", method, exc)
+            return _error(f"EGeneral:Invalid arguments:{exc.field.split()[0]}")
 
     return handle
 

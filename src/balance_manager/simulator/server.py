@@ -32,8 +32,8 @@ from aiohttp import WSCloseCode, web
 
 from balance_manager.clock import Clock, SystemClock
 from balance_manager.core.amounts import AmountLike
+from balance_manager.core.bounds import count, seconds
 from balance_manager.credentials import Credentials
-from balance_manager.exceptions import ConfigError
 from balance_manager.simulator.auth import Authenticator
 from balance_manager.simulator.context import SimContext
 from balance_manager.simulator.control import add_control_routes
@@ -74,15 +74,18 @@ class SimulatedKraken:
         accounts: extra accounts, name → spot balances (``{"bot2": {"BTC": "1"}}``);
             a ``"default"`` entry replaces the default account's balances.
         market: run the market driver (moving prices, fills, demo activity).
-        heartbeat_interval: seconds of channel silence before a heartbeat.
+        heartbeat_interval: seconds of channel silence before a heartbeat (10 ms to a year).
         tier: Kraken verification tier for the call counter (``starter``,
             ``intermediate``, ``pro``).
         lockout_threshold: failed calls within ``lockout_window`` that lock a key out.
         lockout_window: seconds over which failures count.
         lockout_duration: seconds a lockout lasts.
         token_ttl: seconds a WebSocket token may wait for its first use.
-        market_interval: seconds between market ticks.
+        market_interval: seconds between market ticks (10 ms to a year).
         control: serve the ``/_sim/...`` control endpoint.
+
+    Raises:
+        ConfigError: an option is out of range (durations: 1 ms to a year), naming it.
     """
 
     def __init__(
@@ -103,10 +106,15 @@ class SimulatedKraken:
         market_interval: float = 1.0,
         control: bool = True,
     ) -> None:
-        if not 0 <= port <= 65535:
-            raise ConfigError("port", port, "must be between 0 and 65535")
-        if heartbeat_interval <= 0:
-            raise ConfigError("heartbeat_interval", heartbeat_interval, "must be positive")
+        port = count("port", port, minimum=0, maximum=65535)
+        # Durations: the library's one check (1 ms to a year); the two loops
+        # (heartbeats, market ticks) no faster than every 10 ms.
+        heartbeat_interval = seconds("heartbeat_interval", heartbeat_interval, minimum=0.01)
+        market_interval = seconds("market_interval", market_interval, minimum=0.01)
+        lockout_window = seconds("lockout_window", lockout_window)
+        lockout_duration = seconds("lockout_duration", lockout_duration)
+        token_ttl = seconds("token_ttl", token_ttl)
+        lockout_threshold = count("lockout_threshold", lockout_threshold, minimum=1, maximum=10**6)
         self.host = host
         self._port = port
         self.clock: Clock = clock if clock is not None else SystemClock()
