@@ -20,13 +20,16 @@ Each round:
      ``token_reject`` and ``token_expire`` (with what makes the client subscribe again);
      ``http_error``, ``html_page``, ``rate_limit``, ``service_unavailable``,
      ``invalid_nonce``, ``lockout`` and ``slow_response`` (each followed by a bot's
-     ``refresh_all_balances()``, so a REST call meets it);
+     ``refresh_all_balances()`` every 5 s until a REST call meets it);
    * maintenance (orders refused for a few seconds); ``sim.restart()``; the exchange down
      for 5-20 s with activity meanwhile; the manager restarted (a new process on the same
      history file) while the exchange is down, then the exchange back.
 
-   A ``ws_lose`` or ``ws_reorder`` that fired is followed, before the quiet point, by one
-   more frame of its channel: without one, nothing on the connection could reveal the loss.
+   A fault acts only on an opportunity (a frame, a subscription, a REST call), so after each
+   injection activity goes on until it fired (up to ``FIRE_LIMIT``: a reconnect may wait out
+   an open breaker); a silence then runs its full length, with activity. A ``ws_lose`` or
+   ``ws_reorder`` that fired is followed, once the stream is back, by one more frame of its
+   channel: without one, nothing on the connection could reveal the loss.
 2. **Tail** (two rounds in three). Faults are cleared and the stream is let come back; then a
    short ``ws_silence`` (2-3 s, below ``websocket_timeout``) with one operation during it and
    **no later activity**: a deposit or withdrawal (``silent_loss``), or an order cancelled or
@@ -67,14 +70,18 @@ and the check): a restored balance without its hold overstates ``free``.
 A round that fails is watched ``DIAGNOSE`` more clock seconds (does it ever converge, what is
 served as fresh), described in the failure message (fault sequence, operations, served
 values with source and age, counters), and the manager is then replaced by a fresh one so the
-next rounds start clean. The test fails at the end, listing every failed round.
+next rounds start clean. The test fails at the end, listing every failed round, and (with
+the default number of rounds or more) if a scenario was never drawn or a fault kind never
+fired. With ``-s`` it prints rounds, operations, scenarios, faults fired by kind, the worst
+and mean time to converge, and one line per round.
 
 Environment: ``BALANCE_MANAGER_CHURN_SEED`` (default 1) seeds everything (the simulator,
-the clients' jitter and every choice); ``BALANCE_MANAGER_CHURN_ROUNDS`` (default 16) is
+the clients' jitter and every choice); ``BALANCE_MANAGER_CHURN_ROUNDS`` (default 12) is
 the number of rounds of ``test_churn`` (part of ``make test``, under 20 s of real time when
 rounds converge); ``test_churn_long`` (marked ``slow``) runs
 ``BALANCE_MANAGER_CHURN_LONG_ROUNDS`` (default 200) rounds and only when selected with
-``-m slow`` or with ``BALANCE_MANAGER_CHURN_LONG=1``. Run with ``-s`` for the summary::
+``-m slow`` or with ``BALANCE_MANAGER_CHURN_LONG=1``; ``BALANCE_MANAGER_CHURN_TAILS=0`` leaves
+the tails out (to see what else fails while a tail's failure is known). Run with ``-s``::
 
     .venv/bin/pytest tests/reliability/test_churn.py -q -s -k "not long"
     BALANCE_MANAGER_CHURN_SEED=7 .venv/bin/pytest tests/reliability/test_churn.py -q -s -m slow
@@ -118,7 +125,7 @@ pytestmark = [pytest.mark.network, pytest.mark.asyncio]
 T = TypeVar("T")
 
 CHURN_SEED = int(os.environ.get("BALANCE_MANAGER_CHURN_SEED", "1"))
-DEFAULT_ROUNDS = 16
+DEFAULT_ROUNDS = 12
 CHURN_ROUNDS = int(os.environ.get("BALANCE_MANAGER_CHURN_ROUNDS", str(DEFAULT_ROUNDS)))
 LONG_ROUNDS = int(os.environ.get("BALANCE_MANAGER_CHURN_LONG_ROUNDS", "200"))
 #: ``0`` leaves the tails out (to look past a known tail failure at what else fails).
@@ -138,7 +145,7 @@ STABLE = 3.0
 #: The shortest quiet period: whatever was in flight on a live stream has arrived by then.
 QUIET_MIN = _DEFAULTS.websocket_timeout + STEP
 #: Clock seconds a failed round is watched beyond its bound, for the diagnosis.
-DIAGNOSE = 60.0
+DIAGNOSE = 30.0
 #: Clock seconds the stream is waited for (before a tail, at the end of a quiet period): a
 #: reconnect waits out the backoff (up to reconnect_max_delay), a lockout's hold or an open
 #: breaker's period. Not a bound: the time it took is reported.
@@ -303,6 +310,14 @@ class ChurnSummary:
                 f"mean {sum(streams) / len(streams):.1f} s"
             )
         lines.append(f"  failed rounds: {[r.number for r in failed] or 'none'}")
+        lines.append("  per round (converged after / bound, clock s from the quiet point):")
+        for report in self.rounds:
+            converged = "-" if report.converged is None else f"{report.converged:.1f}"
+            verdict = "FAIL" if report.failures else "ok"
+            lines.append(
+                f"    {report.number:3d} {verdict:4s} {converged:>6s} / {report.bound:5.1f} "
+                f"{', '.join(report.scenarios)}"
+            )
         return "\n".join(lines)
 
 
