@@ -50,6 +50,36 @@ async def test_silence_sends_nothing_until_cleared(
     assert update["sequence"] == 3  # the silenced update used sequence 2
 
 
+async def test_lose_loses_one_frame_and_heartbeats_go_on(
+    clock: ManualClock, sim: SimulatedKraken, streaming: WsTestClient
+) -> None:
+    """ws_lose loses one update in flight; heartbeats go on; the next update shows the gap."""
+    sim.faults.lose_frame()
+    sim.deposit("BTC", "1")  # lost: it used sequence 2
+    await clock.run_for(1.0)
+    assert await streaming.recv() == {"channel": "heartbeat"}
+    sim.deposit("BTC", "1")
+    assert (await streaming.recv())["sequence"] == 3
+
+
+async def test_lose_on_a_channel_spares_the_others(
+    sim: SimulatedKraken, ws: WsTestClient, token: str
+) -> None:
+    """ws_lose on executions loses that channel's next frame only; balances flow untouched."""
+    await ws.subscribe("balances", token)
+    assert (await ws.recv())["sequence"] == 1
+    await ws.subscribe("executions", token)
+    assert (await ws.recv())["sequence"] == 1
+    sim.faults.lose_frame(channel="executions")
+    sim.deposit("USD", "1")  # a balances frame: not an opportunity for the fault
+    assert (await ws.recv())["sequence"] == 2
+    sim.place_order("BTC/USD", "sell", "limit", "0.01", price="90000")  # pending_new, new
+    frame = await ws.recv()
+    assert (frame["channel"], frame["sequence"]) == ("executions", 3)  # pending_new was lost
+    assert frame["data"][0]["exec_type"] == "new"
+    assert [fired.kind.value for fired in sim.faults.history] == ["ws_lose"]
+
+
 async def test_delay_holds_frames_on_the_clock(
     clock: ManualClock, session: aiohttp.ClientSession, kraken: KrakenTestClient
 ) -> None:

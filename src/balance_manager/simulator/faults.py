@@ -24,6 +24,7 @@ kind                      effect
 ========================  ====================================================
 ``ws_drop``               close the socket abruptly (TCP abort, no close frame)
 ``ws_silence``            send nothing at all (no data, no heartbeat), socket open
+``ws_lose``               lose this one frame; the others (heartbeats too) go on
 ``ws_delay``              hold the frame (and those behind it) ``seconds``
 ``ws_malformed``          send a truncated, invalid JSON frame before the frame
 ``ws_skip_sequence``      the frame's ``sequence`` jumps by 2 (one number lost)
@@ -81,6 +82,7 @@ class FaultKind(enum.Enum):
 
     WS_DROP = "ws_drop"
     WS_SILENCE = "ws_silence"
+    WS_LOSE = "ws_lose"
     WS_DELAY = "ws_delay"
     WS_MALFORMED = "ws_malformed"
     WS_SKIP_SEQUENCE = "ws_skip_sequence"
@@ -99,7 +101,13 @@ class FaultKind(enum.Enum):
 
 #: Kinds offered every outgoing WebSocket frame.
 WS_FRAME_KINDS = frozenset(
-    {FaultKind.WS_DROP, FaultKind.WS_SILENCE, FaultKind.WS_DELAY, FaultKind.WS_MALFORMED}
+    {
+        FaultKind.WS_DROP,
+        FaultKind.WS_SILENCE,
+        FaultKind.WS_LOSE,
+        FaultKind.WS_DELAY,
+        FaultKind.WS_MALFORMED,
+    }
 )
 #: Kinds offered only data frames that carry a ``sequence``.
 SEQUENCED_KINDS = frozenset(
@@ -329,6 +337,15 @@ class Faults:
     def go_silent(self, seconds: float | None = None, **trigger: Unpack[Trigger]) -> Fault:
         """Stop sending anything for ``seconds`` (``None``: until cleared), socket open."""
         return self.inject(FaultKind.WS_SILENCE, seconds=seconds, **trigger)
+
+    def lose_frame(self, **trigger: Unpack[Trigger]) -> Fault:
+        """Lose the next frame (of ``channel``, if given) in flight; later frames flow.
+
+        A lost ``balances`` or ``executions`` frame used its ``sequence``, as a
+        real loss would: the channel's next frame shows the gap, and until one
+        comes nothing on the connection reveals the loss.
+        """
+        return self.inject(FaultKind.WS_LOSE, **trigger)
 
     def delay_frames(self, seconds: float, **trigger: Unpack[Trigger]) -> Fault:
         """Hold the next frame (and those behind it) ``seconds`` on the clock."""

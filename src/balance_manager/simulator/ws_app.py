@@ -182,14 +182,16 @@ class WsConnection:
             return
         kinds = _FRAME_SEQUENCED if sequenced else WS_FRAME_KINDS
         delay = 0.0
-        duplicate = hold = False
+        duplicate = hold = lost = False
         for fault in faults.take(kinds, channel=channel):
             if fault.kind is FaultKind.WS_DROP:
                 self.abort()
                 return
             if fault.kind is FaultKind.WS_SILENCE:
                 return
-            if fault.kind is FaultKind.WS_MALFORMED:
+            if fault.kind is FaultKind.WS_LOSE:
+                lost = True
+            elif fault.kind is FaultKind.WS_MALFORMED:
                 self._queue.put_nowait((MALFORMED_FRAME, 0.0))
             elif fault.kind is FaultKind.WS_DELAY:
                 delay = max(delay, fault.seconds or 0.0)
@@ -199,6 +201,10 @@ class WsConnection:
                 hold = True
         if channel not in (None, "heartbeat", "status"):
             self._last_data = self.ctx.monotonic()
+        if lost:
+            # Sent, as far as the server knows (no heartbeat replaces it), but
+            # never delivered; frames held back by ws_reorder wait for the next one.
+            return
         if hold:
             self._held.setdefault(channel, []).append(frame)
             return
