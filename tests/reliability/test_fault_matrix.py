@@ -727,7 +727,7 @@ async def test_a_lost_update_is_repaired_by_the_cross_check_without_validation(
     manager = build_manager(sim, clock, reliability_config(None, enable_validation=False))
     try:
         await start_streaming(manager)
-        sim.faults.go_silent(seconds=2.0)  # frames sent meanwhile are lost
+        sim.faults.lose_frame(channel="balances")  # lost in flight; heartbeats go on
         sim.deposit("EUR", "9")
         await drive(clock, 4.0, step=0.5)
         assert manager.serving_mode is ServingMode.WEBSOCKET

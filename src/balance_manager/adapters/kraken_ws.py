@@ -11,7 +11,7 @@ manager. It:
   holds, and therefore ``free``, follow orders in real time (§8.3);
 * sends an application ping every ``websocket_ping_interval`` and treats a
   connection silent for ``websocket_timeout`` as dead;
-* treats a silence longer than :data:`QUIET_AFTER` (two missed heartbeats)
+* treats a silence longer than :data:`QUIET_AFTER` (a late heartbeat)
   followed by more frames as an interruption: updates may have been lost, so
   both channels are resynchronised and the manager is told since when values
   are unconfirmed;
@@ -86,8 +86,9 @@ STABLE_AFTER = 30.0
 
 #: Seconds without any frame, once heartbeats flow, after which frames may have
 #: been lost: Kraken sends a heartbeat about every second while no other data
-#: flows, so this is two heartbeats missed, with half a second of slack.
-QUIET_AFTER = 2.5
+#: flows, so this is a heartbeat half an interval late. A false alarm costs a
+#: resync and a REST read; a missed loss would be served as current.
+QUIET_AFTER = 1.5
 
 _COUNTER_NAMES = (
     "connects",
