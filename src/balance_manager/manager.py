@@ -190,6 +190,7 @@ class BalanceManager:
                 self.config.websocket_timeout,
             ),
             poll_interval=self.config.rest_poll_interval,
+            poll_for_holds=websocket_client is not None and self.config.subscribe_executions,
         )
         self._counters = Counters(_COUNTER_NAMES)
         self._counts = self._counters.live  # incremented in place on the hot path
@@ -638,6 +639,7 @@ class BalanceManager:
     def _on_holds(self, event: StreamHolds) -> None:
         self._counters.incr("hold_updates")
         self._holds_live = True
+        self._tracker.holds_live(True)
         self._uncertain_holds = event.uncertain
         self._apply_outcome(apply_holds(self._store.snapshot(), event))
 
@@ -646,6 +648,7 @@ class BalanceManager:
         self._stream_state = event.state
         self._system = event.system or self._system
         self._holds_live = event.holds_live and event.state is StreamState.STREAMING
+        self._tracker.holds_live(self._holds_live)
         mono = self.clock.monotonic()
         if event.state is StreamState.STREAMING:
             if previous is not StreamState.STREAMING:

@@ -20,6 +20,7 @@ def test_nothing_known_is_cache_mode() -> None:
 def test_healthy_stream_serves_websocket_and_needs_no_poll() -> None:
     """A subscribed stream heard from recently confirms values; no REST poll is due."""
     tracker = make()
+    tracker.holds_live(True)
     tracker.stream_up(100.0)
     tracker.stream_message(105.0)
     assert tracker.mode(114.0) is ServingMode.WEBSOCKET
@@ -65,3 +66,46 @@ def test_stream_down_stops_confirmation() -> None:
     tracker.stream_down()
     assert tracker.mode(100.0) is ServingMode.CACHE
     assert "stream_up=False" in repr(tracker)
+
+
+def test_without_live_holds_values_are_as_recent_as_rest() -> None:
+    """A stream that does not follow holds confirms them only as of the last REST read."""
+    tracker = SourceTracker(
+        stream_timeout=10.0, rest_fresh_for=15.0, poll_interval=5.0, poll_for_holds=True
+    )
+    tracker.rest_success(99.0)
+    tracker.stream_up(100.0)
+    tracker.stream_message(105.0)
+    assert tracker.confirmed_at(106.0) == 99.0
+    assert tracker.mode(106.0) is ServingMode.WEBSOCKET
+    tracker.rest_attempt(99.0)
+    assert tracker.poll_due(106.0)  # holds should be live: REST polls meanwhile
+    tracker.holds_live(True)
+    assert tracker.confirmed_at(106.0) == 105.0
+    assert not tracker.poll_due(106.0)
+
+
+def test_an_interrupted_stream_confirms_only_up_to_its_silence() -> None:
+    """stream_down(quiet_since): values are confirmed up to the silence, not the late message."""
+    tracker = make()
+    tracker.holds_live(True)
+    tracker.stream_up(100.0)
+    tracker.stream_message(104.0)
+    tracker.stream_down(quiet_since=102.0)
+    assert tracker.confirmed_at(104.5) == 102.0
+    tracker.stream_message(106.0)  # messages of a stream that is down confirm nothing
+    assert tracker.confirmed_at(106.5) == 102.0
+    tracker.rest_success(107.0)
+    assert tracker.confirmed_at(107.5) == 107.0
+    tracker.stream_up(108.0)
+    assert tracker.confirmed_at(108.5) == 108.0
+
+
+def test_quiet_for_counts_from_the_last_message_of_a_stream_that_is_up() -> None:
+    """stream_quiet_for is None unless the stream is up; else the seconds since it spoke."""
+    tracker = make()
+    assert tracker.stream_quiet_for(100.0) is None
+    tracker.stream_up(100.0)
+    assert tracker.stream_quiet_for(102.5) == 2.5
+    tracker.stream_down()
+    assert tracker.stream_quiet_for(103.0) is None

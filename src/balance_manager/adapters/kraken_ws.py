@@ -428,13 +428,8 @@ class KrakenWebSocketClient:
         clock = self.clock
         mono = clock.monotonic()
         last = self._last_message_at
-        if (
-            last is not None
-            and mono - last > self.quiet_after
-            and self.session.state is SessionState.STREAMING
-            and self.session.heartbeats_seen
-        ):
-            self._interrupted(last, mono - last)
+        if last is not None and mono - last > self.quiet_after:
+            self._silence_ended(last, mono - last)
         self._last_message_at = mono
         now = clock.time()
         events = self.session.feed(frame, now)
@@ -442,13 +437,15 @@ class KrakenWebSocketClient:
             return self._handle(events, now)
         return False
 
-    def _interrupted(self, since: float, seconds: float) -> None:
-        """The server fell silent and spoke again: resync both channels, say since when."""
+    def _silence_ended(self, since: float, seconds: float) -> None:
+        """The server fell silent and spoke again: resync, and say since when values are unsure."""
+        events = self.session.silence_ended(seconds)
+        if not events:
+            return
         self._counters.incr("interruptions")
-        reason = f"no message for {seconds:.1f} s: updates may have been lost"
-        logger.warning("WebSocket %s; resynchronising", reason)
-        events = self.session.request_resync(reason, BALANCES)
-        events += self.session.request_resync(reason, EXECUTIONS)
+        logger.warning(
+            "WebSocket silent for %.1f s: updates may have been lost; resyncing", seconds
+        )
         self._handle(events, self.clock.time(), quiet_since=since)
 
     def _handle(

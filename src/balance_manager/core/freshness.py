@@ -45,14 +45,18 @@ class SourceTracker:
         rest_fresh_for: how long a successful REST read keeps values fresh when
             the stream is down.
         poll_interval: seconds between REST polls while the stream is down.
+        poll_for_holds: also poll REST while the stream is up but its holds
+            are not live (they should be: the hold channel failed or is resyncing).
     """
 
     __slots__ = (
+        "_holds_live",
         "_last_rest_attempt",
         "_last_rest_success",
         "_last_stream_message",
         "_stream_confirmed",
         "_stream_up",
+        "poll_for_holds",
         "poll_interval",
         "rest_failures",
         "rest_fresh_for",
@@ -60,9 +64,16 @@ class SourceTracker:
     )
 
     def __init__(
-        self, *, stream_timeout: float, rest_fresh_for: float, poll_interval: float
+        self,
+        *,
+        stream_timeout: float,
+        rest_fresh_for: float,
+        poll_interval: float,
+        poll_for_holds: bool = False,
     ) -> None:
         self.stream_timeout = stream_timeout
+        self.poll_for_holds = poll_for_holds
+        self._holds_live = False
         self.rest_fresh_for = rest_fresh_for
         self.poll_interval = poll_interval
         self._stream_up = False
@@ -102,6 +113,10 @@ class SourceTracker:
         if self._stream_up:
             self._last_stream_message = now
 
+    def holds_live(self, live: bool) -> None:
+        """Whether the stream follows holds in real time (else they are as old as REST's)."""
+        self._holds_live = live
+
     def rest_attempt(self, now: float) -> None:
         """A REST read is starting."""
         self._last_rest_attempt = now
@@ -138,11 +153,17 @@ class SourceTracker:
         """Monotonic time up to which every held value is known current, if any.
 
         A healthy stream confirms every held value up to its last message (it
-        would have pushed a change); otherwise the later of the last REST read
-        and the moment the stream stopped confirming.
+        would have pushed a change), holds included when it follows them;
+        when it does not, holds are only as recent as the last REST read.
+        Otherwise the later of the last REST read and the moment the stream
+        stopped confirming.
         """
         if self.stream_healthy(now):
-            return self._last_stream_message
+            last = self._last_stream_message
+            if self._holds_live:
+                return last
+            rest = self._last_rest_success
+            return rest if rest is None or last is None or rest < last else last
         # Down: up to when it stopped confirming; up but silent: up to its last message.
         stream = self._last_stream_message if self._stream_up else self._stream_confirmed
         rest = self._last_rest_success
@@ -157,8 +178,9 @@ class SourceTracker:
         return max(0.0, now - self._last_stream_message)
 
     def poll_due(self, now: float) -> bool:
-        """Whether a REST poll should run now (stream not healthy, interval passed)."""
-        if self.stream_healthy(now):
+        """Whether a REST poll should run now (interval passed, and the stream not healthy
+        or, with ``poll_for_holds``, not following holds)."""
+        if self.stream_healthy(now) and (self._holds_live or not self.poll_for_holds):
             return False
         last = self._last_rest_attempt
         return last is None or now - last >= self.poll_interval

@@ -81,6 +81,8 @@ __all__ = [
     "BALANCES",
     "EXECUTIONS",
     "HEARTBEAT_EVENT",
+    "LIVE_STATES",
+    "SILENCES_WITHOUT_HEARTBEATS",
     "TRANSITIONS",
     "AssetWallets",
     "BalancesSnapshot",
@@ -170,6 +172,11 @@ TRANSITIONS: dict[tuple[SessionState, Trigger], SessionState] = {
 }
 
 _CONNECTED = frozenset({_S.SUBSCRIBING, _S.STREAMING, _S.RESYNCING})
+#: States in which at least the balances channel delivers updates.
+LIVE_STATES = frozenset({_S.STREAMING, _S.RESYNCING})
+#: Silences acted on without any heartbeat ever seen, after which the server is
+#: taken not to send heartbeats (silences then prove nothing).
+SILENCES_WITHOUT_HEARTBEATS = 3
 
 
 class InvalidTransition(BalanceManagerError, RuntimeError):
@@ -427,7 +434,8 @@ class KrakenSession:
         self._executions_live = False
         self._book = OpenOrderBook(fee_rate=fee_rate, asset_decimals=asset_decimals)
         self._system: str | None = None
-        self._heartbeats = 0  # heartbeats seen on the current connection
+        self._heartbeats = 0  # heartbeats seen (any connection: the server sends them)
+        self._silences_unproven = 0  # silences acted on before any heartbeat was seen
         self.counters = SessionCounters()
         """Counters since the session was made (across reconnects)."""
 
@@ -450,12 +458,37 @@ class KrakenSession:
 
     @property
     def heartbeats_seen(self) -> bool:
-        """Whether the server sends heartbeats on this connection.
-
-        Kraken sends one about every second while no other data flows; once
-        they have been seen, a longer silence means frames may have been lost.
-        """
+        """Whether the server has sent a heartbeat (on any connection of this session)."""
         return self._heartbeats > 0
+
+    @property
+    def expects_heartbeats(self) -> bool:
+        """Whether a silence longer than a heartbeat interval means frames may be lost.
+
+        True from the start (Kraken documents a heartbeat about every second
+        while no other data flows). Turned off only if
+        :data:`SILENCES_WITHOUT_HEARTBEATS` silences pass without a single
+        heartbeat ever seen: that server does not send them.
+        """
+        return self._heartbeats > 0 or self._silences_unproven < SILENCES_WITHOUT_HEARTBEATS
+
+    def silence_ended(self, seconds: float) -> list[SessionEvent]:
+        """The server spoke again after ``seconds`` without any frame, longer than it should.
+
+        Updates sent meanwhile may have been lost, and nothing later may show
+        it: both channels are resynchronised (their snapshots replace what is
+        known). Returns the events, empty when nothing is to be done (not
+        live, or a server that sends no heartbeats).
+        """
+        if self._state not in LIVE_STATES or not self.expects_heartbeats:
+            return []
+        if not self._heartbeats:
+            self._silences_unproven += 1
+        reason = f"no message for {seconds:.1f} s: updates may have been lost"
+        events = self._start_resync(BALANCES, reason)
+        if self._executions_live:
+            events += self._start_resync(EXECUTIONS, reason)
+        return events
 
     def sequence(self, channel: str = BALANCES) -> int | None:
         """The last sequence applied on ``channel`` (``None`` before its snapshot)."""
@@ -525,7 +558,6 @@ class KrakenSession:
     def connection_opened(self) -> None:
         """The socket is open. Subscribes at once if a token is already known."""
         self._fire(Trigger.OPENED)
-        self._heartbeats = 0
         if self._token is not None:
             self._subscribe_all()
 
