@@ -105,7 +105,11 @@ async def test_sleep_or_stop_wakes_on_stop(clock: ManualClock) -> None:
 def test_demo_config_uses_short_timings_and_no_credentials() -> None:
     """The user's options are kept except the demo's: short timeouts, memory history, no keys."""
     user = BalanceManagerConfig(
-        cache_max_size=7, credentials=Credentials.of("key-123456789", "c2VjcmV0")
+        cache_max_size=7,
+        credentials=Credentials.of(
+            "key-123456789",
+            "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2Vjcg==",
+        ),
     )
     config = demo_config(user)
     assert config.cache_max_size == 7

@@ -9,6 +9,8 @@ reads them from the environment or from a file, never from the command line
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import os
 import stat
@@ -17,13 +19,16 @@ from pathlib import Path
 
 from balance_manager.exceptions import ConfigError
 
-__all__ = ["Credentials", "Secret", "load_credentials"]
+__all__ = ["SECRET_BYTES", "Credentials", "Secret", "load_credentials"]
 
 logger = logging.getLogger(__name__)
 
 ENV_API_KEY = "KRAKEN_API_KEY"
 ENV_API_SECRET = "KRAKEN_API_SECRET"  # noqa: S105 - the variable's name, not a secret
 ENV_CREDENTIALS_FILE = "KRAKEN_CREDENTIALS_FILE"
+
+#: Length of a Kraken API secret once base64-decoded: the HMAC-SHA512 key.
+SECRET_BYTES = 64
 
 
 class Secret:
@@ -82,29 +87,72 @@ def mask_key(api_key: str) -> str:
     return f"{api_key[:4]}…{api_key[-4:]}"
 
 
+def _check_key(api_key: str) -> None:
+    """An API key is non-empty printable ASCII without blanks (Kraken's are base64 text)."""
+    if not api_key:
+        raise ConfigError("api_key", "", "must not be empty")
+    if not (api_key.isascii() and api_key.isprintable()) or any(c.isspace() for c in api_key):
+        raise ConfigError(
+            "api_key", mask_key(api_key), "must be printable ASCII without spaces or tabs"
+        )
+
+
+def _check_secret(secret: Secret) -> None:
+    """A Kraken API secret is the base64 text of 64 bytes; the message never shows it."""
+    if not secret:
+        raise ConfigError("api_secret", "***", "must not be empty")
+    try:
+        key = base64.b64decode(secret.reveal(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(
+            "api_secret",
+            "***",
+            f"is not valid base64 (a Kraken API secret is base64 of {SECRET_BYTES} bytes, "
+            "as Kraken shows it when the key is created)",
+        ) from None
+    if len(key) != SECRET_BYTES:
+        raise ConfigError(
+            "api_secret",
+            "***",
+            f"decodes to {len(key)} bytes; a Kraken API secret is base64 of {SECRET_BYTES} bytes",
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Credentials:
-    """A Kraken API key and its base64 secret.
+    """A Kraken API key and its base64 secret, checked for shape before any I/O.
 
-    The key is shown shortened in ``repr``; the secret is a :class:`Secret`.
+    The key must be printable ASCII without blanks and the secret base64 of
+    64 bytes, so a mistyped or truncated secret is refused at once, with a
+    :class:`~balance_manager.exceptions.ConfigError` naming the field, rather
+    than after a network round trip. The key is shown shortened in ``repr``;
+    the secret is a :class:`Secret`.
     """
 
     api_key: str
     api_secret: Secret
 
     def __post_init__(self) -> None:
-        if not self.api_key:
-            raise ConfigError("api_key", "", "must not be empty")
+        if not isinstance(self.api_key, str):
+            raise ConfigError("api_key", type(self.api_key).__name__, "must be a str")
+        _check_key(self.api_key)
         if not isinstance(self.api_secret, Secret):
             raise ConfigError("api_secret", "***", "must be a Secret (use Credentials.of)")
-        if not self.api_secret:
-            raise ConfigError("api_secret", "***", "must not be empty")
+        _check_secret(self.api_secret)
 
     @classmethod
     def of(cls, api_key: str, api_secret: str | Secret) -> Credentials:
-        """Build from plain strings."""
-        secret = api_secret if isinstance(api_secret, Secret) else Secret(api_secret)
-        return cls(api_key=api_key.strip(), api_secret=secret)
+        """Build from plain strings (blanks around either are dropped).
+
+        Raises:
+            ConfigError: the key or the secret does not have the shape of Kraken's.
+        """
+        secret = api_secret.reveal() if isinstance(api_secret, Secret) else api_secret
+        if not isinstance(secret, str):
+            raise ConfigError("api_secret", "***", "must be a str")
+        if not isinstance(api_key, str):
+            raise ConfigError("api_key", type(api_key).__name__, "must be a str")
+        return cls(api_key=api_key.strip(), api_secret=Secret(secret.strip()))
 
     def __repr__(self) -> str:
         return f"Credentials(api_key={mask_key(self.api_key)!r}, api_secret=Secret('***'))"

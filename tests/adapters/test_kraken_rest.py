@@ -61,7 +61,9 @@ async def test_wrong_secret_is_an_authentication_error_without_the_secret(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A wrong secret gives EAPI:Invalid signature at once (no retry), and never prints."""
-    wrong = "c2VjcmV0LXRoYXQtaXMtd3Jvbmctc2VjcmV0LXRoYXQtaXMtd3Jvbmc="
+    wrong = (
+        "c2VjcmV0LXRoYXQtaXMtd3Jvbmctc2VjcmV0LXRoYXQtaXMtd3JvbmdzZWNyZXQtdGhhdC1pcy13cm9uZy1zZQ=="
+    )
     caplog.set_level(logging.DEBUG)
     async with KrakenRestClient(
         api_key=sim.api_key, api_secret=wrong, base_url=sim.rest_url, config=config, clock=clock
