@@ -97,6 +97,13 @@ async def connect(
         )
         manager = BalanceManager(stream, rest, config, clock=clock)
         manager.simulator = simulator
+        try:
+            await manager.initialize()
+        except BaseException:
+            # A start that fails or is cancelled half-way may have opened HTTP
+            # sessions already; close() (idempotent) releases them.
+            await manager.close()
+            raise
         async with manager:
             yield manager
     finally:
