@@ -528,3 +528,146 @@ def test_docs_describe_every_command_and_exit_code() -> None:
     for name in (*CREDENTIAL_VARS, "BALANCE_MANAGER_CONFIG"):
         assert name in doc
     assert python_blocks(Path(__file__).resolve().parent.parent / "docs" / "cli.md")
+
+
+# -- errors that name their cause, in a real process with warnings as errors --------------------
+
+
+def run_process(
+    *argv: str, env: dict[str, str], timeout: float = 90.0
+) -> subprocess.CompletedProcess[str]:
+    """``python -W error -m balance_manager ARGV`` with ``PYTHONWARNINGS=error``."""
+    environ = {k: v for k, v in os.environ.items() if k not in CREDENTIAL_VARS}
+    environ.update({"PYTHONWARNINGS": "error", "PYTHONDEVMODE": "0"}, **env)
+    return subprocess.run(
+        [sys.executable, "-W", "error", "-m", "balance_manager", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=environ,
+    )
+
+
+def assert_clean_stderr(err: str) -> None:
+    """No leaked session or connector, no ignored exception, no warning of any kind."""
+    for noise in ("Unclosed", "unclosed", "Exception ignored", "Warning", "Traceback"):
+        assert noise not in err, err
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("command", ["balances", "watch"])
+def test_a_malformed_secret_is_refused_before_any_connection(command: str, tmp_path: Path) -> None:
+    """KRAKEN_API_SECRET=garbage: exit 2 at once, naming api_secret, and no socket was opened."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        urls = ["--rest-url", f"http://127.0.0.1:{port}"]
+        if command == "watch":
+            urls += ["--ws-url", f"ws://127.0.0.1:{port}/v2", "--duration", "1", "--plain"]
+        done = run_process(
+            command,
+            *urls,
+            env={
+                "KRAKEN_API_KEY": "some-key",
+                "KRAKEN_API_SECRET": "garbage",
+                "XDG_STATE_HOME": str(tmp_path),
+            },
+        )
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nobody connected: the secret was checked first
+    assert done.returncode == 2, done.stderr
+    assert_one_line_error(done.stderr, "api_secret")
+    assert "not valid base64" in done.stderr
+    assert "garbage" not in done.stderr + done.stdout
+    assert_clean_stderr(done.stderr)
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("command", ["balances", "watch"])
+def test_a_refused_connection_is_named_in_one_line(command: str, tmp_path: Path) -> None:
+    """With nothing listening, the one error line says the connection was refused, by whom."""
+    port = free_port()
+    urls = ["--rest-url", f"http://127.0.0.1:{port}"]
+    if command == "watch":
+        urls += ["--ws-url", f"ws://127.0.0.1:{port}/v2", "--duration", "1", "--plain"]
+    secret = (
+        "c29tZS1zZWNyZXRzb21lLXNlY3JldHNvbWUtc2VjcmV0c29tZS1zZWNyZXRzb21lLXNlY3JldHNvbWUtc2Vjcg=="
+    )
+    done = run_process(
+        command,
+        *urls,
+        env={
+            "KRAKEN_API_KEY": "some-key",
+            "KRAKEN_API_SECRET": secret,
+            "XDG_STATE_HOME": str(tmp_path),
+        },
+    )
+    assert done.returncode == 1, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("balance-manager:")]
+    assert len(errors) == 1, done.stderr
+    assert f"connection refused by 127.0.0.1:{port}" in errors[0]
+    assert not errors[0].startswith("balance-manager: circuit")
+    assert secret not in done.stderr + done.stdout
+    assert_clean_stderr(done.stderr)
+
+
+@pytest.mark.network
+@pytest.mark.asyncio
+async def test_tls_against_a_plain_http_port_is_named(sim: SimulatedKraken, tmp_path: Path) -> None:
+    """An https:// URL to a plain-HTTP server fails naming the TLS handshake."""
+    url = sim.rest_url.replace("http://", "https://")
+    done = await asyncio.to_thread(
+        run_process,
+        "balances",
+        "--rest-url",
+        url,
+        env={
+            "KRAKEN_API_KEY": sim.api_key,
+            "KRAKEN_API_SECRET": sim.api_secret,
+            "XDG_STATE_HOME": str(tmp_path),
+            "BALANCE_MANAGER_REST_MAX_RETRIES": "0",
+        },
+    )
+    assert done.returncode == 1, done.stderr
+    assert_one_line_error(done.stderr, f"TLS handshake with {url.removeprefix('https://')} failed")
+    assert_clean_stderr(done.stderr)
+
+
+@pytest.mark.network
+@pytest.mark.asyncio
+async def test_a_wrong_key_fails_authentication_without_leaking_a_session(
+    sim: SimulatedKraken, tmp_path: Path
+) -> None:
+    """`watch` with a key the exchange does not know: exit 3, one line, nothing left open."""
+    done = await asyncio.to_thread(
+        run_process,
+        "watch",
+        "--rest-url",
+        sim.rest_url,
+        "--ws-url",
+        sim.ws_url,
+        "--duration",
+        "1",
+        "--plain",
+        env={
+            "KRAKEN_API_KEY": "not-a-key-the-exchange-knows",
+            "KRAKEN_API_SECRET": sim.api_secret,
+            "XDG_STATE_HOME": str(tmp_path),
+        },
+    )
+    assert done.returncode == 3, done.stderr
+    assert_one_line_error(done.stderr, "authentication failed: EAPI:Invalid key")
+    assert_clean_stderr(done.stderr)
+
+
+@pytest.mark.network
+def test_simulator_port_in_use_is_a_one_line_balance_manager_error(tmp_path: Path) -> None:
+    """A busy port is reported in the documented `balance-manager:` format, exit 1."""
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        done = run_process("simulator", "--port", str(port), env={"XDG_STATE_HOME": str(tmp_path)})
+    assert done.returncode == 1, done.stderr
+    assert_one_line_error(done.stderr, f"cannot listen on 127.0.0.1:{port}")
+    assert done.stderr.startswith("balance-manager: ")
+    assert_clean_stderr(done.stderr)
