@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Literal
 
-from balance_manager.core.amounts import ZERO
+from balance_manager.core.amounts import ZERO, round_to
 from balance_manager.core.models import Balance
 
 __all__ = [
@@ -290,7 +290,7 @@ class OrderStrategy:
         first: Literal["buy", "sell"] = self.rng.choice(("buy", "sell"))
         for side in (first, "sell" if first == "buy" else "buy"):
             limit = price * (1 - offset) if side == "buy" else price * (1 + offset)
-            limit = limit.quantize(Decimal(1).scaleb(-pair.price_decimals), ROUND_HALF_EVEN)
+            limit = round_to(limit, pair.price_decimals, ROUND_HALF_EVEN)
             # Only what the manager says is free: the point of the demo.
             if side == "buy" and volume * limit <= free.get(pair.quote, ZERO):
                 return PlaceOrder(pair.symbol, "buy", volume, limit)

@@ -22,15 +22,14 @@ import itertools
 import logging
 import random
 from collections.abc import Callable, Mapping
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal, TypeAlias
 
-from balance_manager.core.amounts import AmountLike, to_amount
+from balance_manager.core.amounts import AmountLike, round_to, to_amount
 from balance_manager.exceptions import ConfigError, ExchangeError
 from balance_manager.kraken.holds import DEFAULT_FEE_RATE
 from balance_manager.simulator.instruments import Instruments
 from balance_manager.simulator.ledger import Account, Order, Trade
-from balance_manager.simulator.wire import quantize
 
 __all__ = ["SYSTEM_STATUSES", "SimExchange", "StatusListener", "SystemStatus"]
 
@@ -150,7 +149,7 @@ class SimExchange:
         value = to_amount(price, name="price")
         if value <= 0:
             raise ExchangeError("EGeneral:Invalid arguments:price")
-        self._prices[pair.symbol] = quantize(value, pair.pair_decimals)
+        self._prices[pair.symbol] = round_to(value, pair.pair_decimals, ROUND_HALF_UP)
         return self._prices[pair.symbol]
 
     def crossed(self, symbol: str | None = None) -> list[tuple[Account, Order]]:

@@ -39,13 +39,12 @@ from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal, TypeAlias
 
-from balance_manager.core.amounts import ZERO, AmountLike, decimal_places, to_amount
+from balance_manager.core.amounts import ZERO, AmountLike, decimal_places, round_to, to_amount
 from balance_manager.exceptions import BalanceStateError, ExchangeError
 from balance_manager.kraken.assets import wallet_is_tradable
 from balance_manager.kraken.holds import DEFAULT_FEE_RATE, hold_for_order
 from balance_manager.simulator.ids import kraken_id
 from balance_manager.simulator.instruments import EARN_WALLET_SUFFIX, Instruments, PairSpec
-from balance_manager.simulator.wire import quantize
 
 __all__ = [
     "LIQUID_WALLET",
@@ -654,8 +653,8 @@ class Account:
         """Stage one fill: the order's new state, both ledger legs and the events."""
         pair = self.instruments.pair(order.symbol)
         quote_decimals = self.instruments.decimals(pair.quote)
-        cost = quantize(volume * fill_price, quote_decimals, ROUND_HALF_UP)
-        fee = quantize(cost * self.fee_rate, quote_decimals, ROUND_HALF_UP)
+        cost = round_to(volume * fill_price, quote_decimals, ROUND_HALF_UP)
+        fee = round_to(cost * self.fee_rate, quote_decimals, ROUND_HALF_UP)
         trade = Trade(
             trade_id=next(self._trade_ids),
             exec_id=kraken_id(self._rng, "T"),

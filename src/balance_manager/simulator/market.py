@@ -22,15 +22,14 @@ import asyncio
 import contextlib
 import logging
 import random
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 from balance_manager.clock import Clock, SystemClock
-from balance_manager.core.amounts import ZERO
+from balance_manager.core.amounts import ZERO, round_to
 from balance_manager.exceptions import ExchangeError
 from balance_manager.simulator.exchange import SimExchange
 from balance_manager.simulator.instruments import PairSpec
 from balance_manager.simulator.ledger import Account, Order, Trade
-from balance_manager.simulator.wire import quantize
 
 __all__ = ["MarketDriver", "random_walk_step"]
 
@@ -70,7 +69,7 @@ def random_walk_step(
     if moved < low or moved > high:
         moved = price * (1 - step)
     tick = pair.tick_size
-    return max(quantize(min(max(moved, low), high), pair.pair_decimals), tick)
+    return max(round_to(min(max(moved, low), high), pair.pair_decimals, ROUND_HALF_UP), tick)
 
 
 class MarketDriver:
@@ -131,9 +130,7 @@ class MarketDriver:
         pair = self.exchange.instruments.pair(order.symbol)
         if self.rng.random() < 0.7:
             return order.remaining
-        half = (order.remaining / 2).quantize(
-            Decimal(1).scaleb(-pair.lot_decimals), rounding=ROUND_DOWN
-        )
+        half = round_to(order.remaining / 2, pair.lot_decimals, ROUND_DOWN)
         return half if half > 0 else order.remaining
 
     def _activity(self, account: Account, now: float) -> None:
@@ -174,7 +171,7 @@ class MarketDriver:
             "limit",
             qty,
             now=now,
-            price=quantize(limit, pair.pair_decimals),
+            price=round_to(limit, pair.pair_decimals, ROUND_HALF_UP),
         )
         if order.is_open:
             self._bot_orders.append(order.order_id)
