@@ -213,6 +213,22 @@ async def test_balances_table(
 
 @pytest.mark.network
 @pytest.mark.asyncio
+async def test_balances_table_shows_each_asset_at_its_display_decimals(
+    sim_keys: SimulatedKraken, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """REST's ten-decimal amounts and 0E-10 holds read plain, at Kraken's display decimals."""
+    assert await run_cli("balances", "--rest-url", sim_keys.rest_url) == 0
+    out = capsys.readouterr().out
+    btc = next(line for line in out.splitlines() if "BTC" in line)
+    assert [cell.strip() for cell in btc.split("│")[2:5]] == ["1.24350", "1.24350", "0.00000"]
+    usd = next(line for line in out.splitlines() if "USD " in line)
+    assert [cell.strip() for cell in usd.split("│")[2:4]] == ["25435.21", "25435.21"]
+    assert "E-" not in out
+    assert "1.2435000000" not in out
+
+
+@pytest.mark.network
+@pytest.mark.asyncio
 async def test_balances_json_is_exact(
     sim_keys: SimulatedKraken, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -334,7 +350,7 @@ async def test_watch_shows_live_updates_and_records_history(
     captured = capsys.readouterr()
     out = captured.out
     assert "serving=websocket" in out
-    assert "BTC balance 1.2435 → 1.7435 (+0.5) via websocket" in out
+    assert "BTC balance 1.24350 → 1.74350 (+0.50000) via websocket" in out
     assert "Summary (ran for " in out
     assert tokens
     assert_no_secret(out + captured.err, [sim.api_secret, *tokens])
@@ -345,7 +361,8 @@ async def test_watch_shows_live_updates_and_records_history(
     assert await run_cli("history", "XBT", "--hours", "1") == 0
     history_out = capsys.readouterr().out
     assert "BTC: 2 entries in the last 1 h" in history_out
-    assert "1.7435" in history_out
+    assert "newest" not in history_out  # every entry is listed
+    assert "1.74350" in history_out
     assert "trend: increasing" in history_out
 
 
@@ -404,13 +421,13 @@ def test_history_prints_entries_chart_and_trend(
     make_history_db(db, ["1", "1.5", "2", "2.00000001", "3"])
     assert main(["history", "XXBT", "--db", str(db), "--limit", "2"]) == 0
     out = capsys.readouterr().out
-    assert "BTC: 5 entries in the last 24 h (newest 2)" in out
+    assert "BTC: 5 entries in the last 24 h (newest 2 shown)" in out
     assert "2.00000001" in out
     assert "+0.99999999" in out
     assert "1.5" not in out.split("newest 2")[1].split("chart")[0]
-    assert "chart  ▁▂▄▄█  (min 1, max 3)" in out
+    assert "chart  ▁▂▄▄█  (min 1.00000, max 3.00000)" in out  # BTC's 5 display decimals
     assert "trend: increasing" in out
-    assert "change +2 (+200.0000%) over 5 points" in out
+    assert "change +2.00000 (+200.0000%) over 5 points" in out
 
 
 def test_history_of_an_asset_never_recorded(

@@ -39,6 +39,7 @@ from balance_manager.demo_plan import (
 )
 from balance_manager.demo_view import Frame
 from balance_manager.exceptions import ExchangeError
+from balance_manager.kraken.assets import AssetNames
 from balance_manager.simulator import SimulatedKraken
 from balance_manager.simulator.faults import FaultKind, Faults
 
@@ -183,6 +184,20 @@ def test_feed_logs_balance_and_hold_changes_not_first_values() -> None:
         "[   1.5s] BTC balance 1.2519 → 1.2 (-0.0519) via websocket",
     ]
     assert feed.log.lines() == view.events
+
+
+def test_feed_writes_amounts_plain_at_the_asset_display_decimals() -> None:
+    """REST's 0E-10 and ten-decimal amounts read like the table: BTC at its 5 display decimals."""
+    view = RecordingView()
+    feed = EventFeed(EventLog(), view, lambda: 1.5, decimals=AssetNames().display_decimals)
+    rest = _balance("1.2435000000", "0E-10", Source.REST)
+    held = _balance("1.2435000000", "0.0003000000", Source.WEBSOCKET)
+    feed.on_balance_update(BalanceChange(new=held, old=rest))
+    feed.on_balance_update(BalanceChange(new=_balance("1.24350001", "0.0003"), old=held))
+    assert [line.split("] ", 1)[1] for line in view.events] == [
+        "BTC held 0.00000 → 0.00030, free 1.24320 via websocket",
+        "BTC balance 1.24350 → 1.24350001 (+0.00000001) via websocket",
+    ]
 
 
 def test_feed_logs_source_and_stream_changes_once() -> None:

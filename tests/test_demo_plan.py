@@ -202,9 +202,9 @@ def test_strategy_checks_its_options() -> None:
 
 
 def test_order_description_is_exact() -> None:
-    """An order reads as side, exact volume, pair and price."""
+    """An order reads as side, exact volume (no noise zeros), pair and price at its tick."""
     order = PlaceOrder("BTC/USD", "buy", Decimal("0.00020"), Decimal("59950.0"))
-    assert order.describe() == "buy 0.00020 BTC/USD @ 59950.0"
+    assert order.describe() == "buy 0.0002 BTC/USD @ 59950.0"
 
 
 # -- event log -------------------------------------------------------------------------------

@@ -98,6 +98,29 @@ def test_amounts_are_never_cut_on_a_narrow_terminal(width: int) -> None:
     assert "callback errors" in text
 
 
+def test_amounts_show_at_the_asset_display_decimals_without_exponents() -> None:
+    """REST's ten-decimal BTC and its 0E-10 hold read at BTC's 5 display decimals, never 0E-10."""
+    row = AssetRow(
+        "BTC",
+        Decimal("1.2435000000"),
+        Decimal("1.2435000000"),
+        Decimal("0E-10"),
+        "rest",
+        0.4,
+        None,
+        decimals=5,
+    )
+    usd = AssetRow(
+        "USD", Decimal("25435.2100"), Decimal("25435.2100"), Decimal(0), "rest", 0.4, None, 2
+    )
+    text = rendered(make_frame(rows=(row, usd)))
+    assert "1.24350" in text
+    assert "0.00000" in text
+    assert "25435.21 " in text
+    assert "25435.2100" not in text
+    assert "E-" not in text
+
+
 def test_live_panel_shows_the_last_rest_error_and_hidden_assets() -> None:
     """A failing REST source and empty assets are visible."""
     text = rendered(make_frame(rest_error="BalanceEx: HTTP 520", hidden_assets=3, circuit="open"))

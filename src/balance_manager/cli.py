@@ -458,21 +458,29 @@ def _cmd_balances(args: argparse.Namespace, out: TextIO) -> int:
         raise CommandError(NO_CREDENTIALS, EXIT_USAGE)
 
     async def body(stop: asyncio.Event) -> int:
-        balances = await read_balances(config)
+        names = AssetNames()
+        balances = await read_balances(config, names=names)
         if args.json:
             print(json.dumps(balances_json(balances), indent=2), file=out)
         else:
             when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
             console = Console(file=out)
             console.print(f"Balances at {config.rest_url}, {when} (REST)")
-            console.print(_balances_table(balances))
+            console.print(_balances_table(balances, names))
         return EXIT_OK
 
     return _run(body)
 
 
-async def read_balances(config: BalanceManagerConfig) -> dict[str, Balance]:
+async def read_balances(
+    config: BalanceManagerConfig, *, names: AssetNames | None = None
+) -> dict[str, Balance]:
     """Every balance of ``config.credentials``'s account, read once over REST.
+
+    Args:
+        config: URL, timeouts and credentials.
+        names: asset names to use; they learn the exchange's ``Assets`` (display
+            decimals included) on the way.
 
     Raises:
         AuthenticationError: the key was refused.
@@ -480,7 +488,7 @@ async def read_balances(config: BalanceManagerConfig) -> dict[str, Balance]:
         SourceError: the exchange answered with another error.
     """
     async with KrakenRestClient.from_credentials(
-        config.credentials, config.rest_url, config=config
+        config.credentials, config.rest_url, config=config, names=names
     ) as rest:
         try:
             await rest.load_assets()
@@ -520,18 +528,19 @@ _AMOUNT_KEYS = frozenset(
 )
 
 
-def _balances_table(balances: dict[str, Balance]) -> Table:
+def _balances_table(balances: dict[str, Balance], names: AssetNames) -> Table:
     table = Table()
     table.add_column("asset", style="bold")
     for name in ("balance", "free", "held", "earn"):
         table.add_column(name, justify="right")
     for asset, balance in balances.items():
+        places = names.display_decimals(asset)
         table.add_row(
             asset,
-            display_amount(balance.balance),
-            display_amount(balance.free),
-            display_amount(balance.hold_trade),
-            display_amount(balance.earn),
+            display_amount(balance.balance, places),
+            display_amount(balance.free, places),
+            display_amount(balance.hold_trade, places),
+            display_amount(balance.earn, places),
         )
     if not balances:
         table.caption = "the account holds nothing"
@@ -559,7 +568,8 @@ def _cmd_history(args: argparse.Namespace, out: TextIO) -> int:
             asset = AssetNames().canonical(args.asset)
             _print_history(history, asset, args, out)
             trend = await history.analyze_balance_trend(asset, analysis_hours=args.hours)
-            _print_trend(trend, history.volatility(asset, args.hours), out)
+            places = AssetNames().display_decimals(asset)
+            _print_trend(trend, history.volatility(asset, args.hours), out, places)
         finally:
             await history.close()
         return EXIT_OK
@@ -579,8 +589,11 @@ def _print_history(
             f"No history of {asset} in the last {args.hours:g} h (assets recorded: {known})."
         )
         return
+    places = AssetNames().display_decimals(asset)
+    count = f"{len(window)} {'entry' if len(window) == 1 else 'entries'}"
+    shown = f" (newest {args.limit} shown)" if len(window) > args.limit else ""
     table = Table(
-        title=f"{asset}: {len(window)} entries in the last {args.hours:g} h (newest {args.limit})",
+        title=f"{asset}: {count} in the last {args.hours:g} h{shown}",
         title_justify="left",
     )
     table.add_column("time (UTC)")
@@ -592,19 +605,21 @@ def _print_history(
         sign = "+" if entry.change > 0 else ""
         table.add_row(
             when,
-            display_amount(entry.balance),
-            f"{sign}{display_amount(entry.change)}",
+            display_amount(entry.balance, places),
+            f"{sign}{display_amount(entry.change, places)}",
             entry.source.value,
         )
     console.print(table)
     balances = [entry.balance for entry in window]
     console.print(
-        f"chart  {sparkline(balances)}  "
-        f"(min {display_amount(min(balances))}, max {display_amount(max(balances))})"
+        f"chart  {sparkline(balances)}  (min {display_amount(min(balances), places)}, "
+        f"max {display_amount(max(balances), places)})"
     )
 
 
-def _print_trend(trend: TrendAnalysis | None, volatility: float | None, out: TextIO) -> None:
+def _print_trend(
+    trend: TrendAnalysis | None, volatility: float | None, out: TextIO, places: int | None
+) -> None:
     if trend is None:
         print("trend: not enough entries in the window (needs 2)", file=out)
         return
@@ -614,7 +629,7 @@ def _print_trend(trend: TrendAnalysis | None, volatility: float | None, out: Tex
     print(
         f"trend: {trend.trend_direction} (strength {trend.trend_strength:.2f}, "
         f"slope {trend.slope_per_hour:+.8g}/h), volatility {vol}, "
-        f"change {sign}{display_amount(trend.change)} ({change_percent}) "
+        f"change {sign}{display_amount(trend.change, places)} ({change_percent}) "
         f"over {trend.points} points",
         file=out,
     )

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from balance_manager.clock import Clock, SystemClock
 from balance_manager.config import BalanceManagerConfig
-from balance_manager.core.amounts import ZERO
+from balance_manager.core.amounts import ZERO, display_amount
 from balance_manager.core.freshness import ServingMode
 from balance_manager.core.models import BalanceChange
 from balance_manager.core.validator import ValidationResult
@@ -153,10 +153,18 @@ class EventFeed:
         elapsed: seconds since the start of the run.
     """
 
-    def __init__(self, log: EventLog, view: DemoView, elapsed: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        log: EventLog,
+        view: DemoView,
+        elapsed: Callable[[], float],
+        *,
+        decimals: Callable[[str], int | None] | None = None,
+    ) -> None:
         self.log = log
         self.view = view
         self.elapsed = elapsed
+        self.decimals: Callable[[str], int | None] = decimals or _unknown_decimals
         self._stream: tuple[str, bool] | None = None
         self._issues: frozenset[tuple[str, str, str]] = frozenset()
 
@@ -165,7 +173,9 @@ class EventFeed:
         self.view.event(self.log.add(self.elapsed(), text))
 
     def attach(self, manager: BalanceManager) -> None:
-        """Register the callbacks on ``manager``."""
+        """Register the callbacks on ``manager`` (and show amounts at its assets' decimals)."""
+        if self.decimals is _unknown_decimals:
+            self.decimals = manager.names.display_decimals
         manager.register_callback("balance_update", self.on_balance_update)
         manager.register_callback("source_changed", self.on_source_changed)
         manager.register_callback("connection_state", self.on_connection_state)
@@ -177,17 +187,22 @@ class EventFeed:
         if old is None:
             return
         via = f"via {new.source.value}"
+        places = self.decimals(new.asset)
+
+        def amount(value: Decimal) -> str:
+            return display_amount(value, places)
+
         if old.balance != new.balance:
-            delta = new.balance - old.balance
+            delta = change.delta
             sign = "+" if delta > 0 else ""
             self.note(
-                f"{new.asset} balance {_amount(old.balance)} → {_amount(new.balance)} "
-                f"({sign}{_amount(delta)}) {via}"
+                f"{new.asset} balance {amount(old.balance)} → {amount(new.balance)} "
+                f"({sign}{amount(delta)}) {via}"
             )
         elif old.hold_trade != new.hold_trade:
             self.note(
-                f"{new.asset} held {_amount(old.hold_trade)} → {_amount(new.hold_trade)}, "
-                f"free {_amount(new.free)} {via}"
+                f"{new.asset} held {amount(old.hold_trade)} → {amount(new.hold_trade)}, "
+                f"free {amount(new.free)} {via}"
             )
 
     def on_source_changed(self, payload: Mapping[str, Any]) -> None:
@@ -251,8 +266,9 @@ def _warnings_into(feed: EventFeed) -> Iterator[None]:
         package.removeHandler(handler)
 
 
-def _amount(value: Decimal) -> str:
-    return f"{value.normalize():f}" if value else "0"
+def _unknown_decimals(asset: str) -> int | None:
+    """No display decimals known: amounts are shown without noise zeros."""
+    return None
 
 
 # -- the frame -------------------------------------------------------------------------------
@@ -289,6 +305,7 @@ async def collect_frame(
                 source=balance.source.value,
                 age=manager.age_of(balance),
                 trend=trend.trend_direction if trend is not None else None,
+                decimals=manager.names.display_decimals(asset),
             )
         )
     counters = {key: value for key, value in stats.items() if isinstance(value, int)}

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Literal
 
-from balance_manager.core.amounts import ZERO, round_to
+from balance_manager.core.amounts import ZERO, decimal_places, display_amount, round_to
 from balance_manager.core.models import Balance
 
 __all__ = [
@@ -56,7 +56,11 @@ EXIT_INTERRUPTED = 130
 
 
 def format_amount(value: Decimal) -> str:
-    """``value`` written out exactly, without exponent (``0E-10`` → ``0.0000000000``)."""
+    """``value`` written out exactly as held, without exponent (``0E-10`` → ``0.0000000000``).
+
+    For machine output (``balances --json``); people get
+    :func:`~balance_manager.core.amounts.display_amount`.
+    """
     return f"{value:f}"
 
 
@@ -192,7 +196,10 @@ class PlaceOrder:
 
     def describe(self) -> str:
         """``buy 0.0002 BTC/USD @ 59950.0``."""
-        return f"{self.side} {format_amount(self.volume)} {self.symbol} @ {self.price:f}"
+        return (
+            f"{self.side} {display_amount(self.volume)} {self.symbol} "
+            f"@ {display_amount(self.price, decimal_places(self.price))}"  # at the pair's tick
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,8 +362,11 @@ class Mismatch:
     exchange: Decimal
 
     def __str__(self) -> str:
-        mine = "missing" if self.manager is None else format_amount(self.manager)
-        return f"{self.asset} {self.field}: manager {mine}, exchange {format_amount(self.exchange)}"
+        # display_amount never rounds, so two different amounts never print alike.
+        mine = "missing" if self.manager is None else display_amount(self.manager)
+        return (
+            f"{self.asset} {self.field}: manager {mine}, exchange {display_amount(self.exchange)}"
+        )
 
 
 def compare_with_exchange(

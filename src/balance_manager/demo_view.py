@@ -24,6 +24,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from balance_manager.core.amounts import display_amount
+
 __all__ = [
     "COUNTER_LABELS",
     "SIDE_BY_SIDE_WIDTH",
@@ -62,13 +64,6 @@ COUNTER_LABELS = (
     ("validation_failures", "validation failures"),
     ("callback_errors", "callback errors"),
 )
-
-
-def display_amount(value: Decimal) -> str:
-    """``value`` exactly, without exponent or trailing zeros (``1.50000`` → ``1.5``)."""
-    if not value:
-        return "0"
-    return f"{value.normalize():f}"
 
 
 #: Bar heights of :func:`sparkline`, lowest first.
@@ -113,6 +108,8 @@ class AssetRow:
         source: where the value came from (``websocket``, ``rest``, ``cache``).
         age: seconds since a live source last confirmed it (``None``: unknown).
         trend: ``increasing``, ``decreasing``, ``stable`` or ``None``.
+        decimals: the asset's display decimals, if known (see
+            :func:`~balance_manager.core.amounts.display_amount`).
     """
 
     asset: str
@@ -122,6 +119,7 @@ class AssetRow:
     source: str
     age: float | None
     trend: str | None
+    decimals: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,9 +221,9 @@ def _balances_table(frame: Frame) -> Table:
     for row in frame.rows:
         table.add_row(
             row.asset,
-            display_amount(row.balance),
-            display_amount(row.free),
-            display_amount(row.held),
+            display_amount(row.balance, row.decimals),
+            display_amount(row.free, row.decimals),
+            display_amount(row.held, row.decimals),
             Text(row.source, style=_SOURCE_STYLE.get(row.source, "")),
             _age(row.age),
             TREND_ARROWS.get(row.trend, "·"),
