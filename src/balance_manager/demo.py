@@ -53,6 +53,7 @@ from balance_manager.simulator.faults import Faults
 __all__ = [
     "DEMO_OVERRIDES",
     "DEMO_PAIRS",
+    "LOG_LINES",
     "DemoOptions",
     "EventFeed",
     "OrderPort",
@@ -88,6 +89,9 @@ DEMO_OVERRIDES: Mapping[str, Any] = {
     "kraken_tier": "pro",
     "credentials": None,
 }
+
+#: Event lines kept for the live view; it shows the newest that fit the terminal.
+LOG_LINES = 40
 
 #: Pairs the demo's bot trades.
 DEMO_PAIRS = ("BTC/USD", "ETH/USD", "DOT/USD")
@@ -572,7 +576,11 @@ async def run_demo(
             clock=clock,
         ) as manager:
             run = _Run(
-                manager, view, clock, title=f"demo (simulator, seed {options.seed})", log_lines=12
+                manager,
+                view,
+                clock,
+                title=f"demo (simulator, seed {options.seed})",
+                log_lines=LOG_LINES,
             )
             runner = StrategyRunner(
                 OrderStrategy(_pairs(simulator), random.Random(options.seed)),
@@ -668,7 +676,7 @@ async def run_watch(
         trend_hours: window of the trend arrows.
     """
     stop = stop or asyncio.Event()
-    run = _Run(manager, view, manager.clock, title=title, log_lines=12)
+    run = _Run(manager, view, manager.clock, title=title, log_lines=LOG_LINES)
     view.start()
     try:
         with _warnings_into(run.feed):
