@@ -23,6 +23,7 @@ from balance_manager import __version__
 from balance_manager.cli import main
 from balance_manager.clock import ManualClock
 from balance_manager.core.models import Balance, Source
+from balance_manager.core.trends import volatility
 from balance_manager.history import BalanceHistory
 from balance_manager.persistence import HistoryStore
 from balance_manager.simulator import SimulatedKraken
@@ -427,7 +428,37 @@ def test_history_prints_entries_chart_and_trend(
     assert "1.5" not in out.split("newest 2")[1].split("chart")[0]
     assert "chart  ▁▂▄▄█  (min 1.00000, max 3.00000)" in out  # BTC's 5 display decimals
     assert "trend: increasing" in out
-    assert "change +2.00000 (+200.0000%) over 5 points" in out
+    assert "change +2.00000 (+200.00%) over 5 points" in out
+
+
+def test_history_volatility_is_a_sane_figure_after_a_dust_balance(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A history that starts from a dust value gives a volatility people can read."""
+    db = tmp_path / "history.sqlite3"
+    balances = ["0.00000001", "92.2", "92.3", "92.1"]
+    make_history_db(db, balances)
+    assert main(["history", "BTC", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    expected = volatility([Decimal(b) for b in balances])
+    assert expected is not None
+    assert f"volatility {expected * 100:.2f}% per change" in out
+    assert expected < 1
+    assert "change +92.09999999 (more than 100× the start)" in out
+    assert "e+" not in out
+    assert "e-" not in out
+
+
+def test_history_title_counts_entries_and_says_newest_only_when_it_cuts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One entry is 'entry'; 'newest N shown' appears only when more entries than N exist."""
+    db = tmp_path / "history.sqlite3"
+    make_history_db(db, ["1.5"])
+    assert main(["history", "BTC", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].rstrip() == "BTC: 1 entry in the last 24 h"
+    assert "newest" not in out
 
 
 def test_history_of_an_asset_never_recorded(

@@ -47,6 +47,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, TextIO
 
 from rich.console import Console
@@ -82,6 +83,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "NO_CREDENTIALS",
+    "PERCENT_LIMIT",
     "CommandError",
     "balances_json",
     "build_parser",
@@ -617,18 +619,30 @@ def _print_history(
     )
 
 
+#: A change beyond this many percent of the start is written as a ratio, not a percentage.
+PERCENT_LIMIT = 10_000.0
+
+
 def _print_trend(
     trend: TrendAnalysis | None, volatility: float | None, out: TextIO, places: int | None
 ) -> None:
     if trend is None:
         print("trend: not enough entries in the window (needs 2)", file=out)
         return
-    change_percent = "n/a" if trend.change_percent is None else f"{trend.change_percent:+.4f}%"
-    vol = "n/a" if volatility is None else f"{volatility * 100:.4f}%"
+    percent = trend.change_percent
+    if percent is None:
+        change_percent = "from 0"
+    elif abs(percent) >= PERCENT_LIMIT:
+        # From a dust start, a percentage is a number nobody can read.
+        change_percent = f"more than {PERCENT_LIMIT / 100:g}× the start"
+    else:
+        change_percent = f"{percent:+.2f}%"
+    vol = "n/a" if volatility is None else f"{volatility * 100:.2f}% per change"
     sign = "+" if trend.change > 0 else ""
+    slope = display_amount(Decimal(f"{trend.slope_per_hour:.8g}"))
     print(
         f"trend: {trend.trend_direction} (strength {trend.trend_strength:.2f}, "
-        f"slope {trend.slope_per_hour:+.8g}/h), volatility {vol}, "
+        f"slope {'+' if trend.slope_per_hour > 0 else ''}{slope}/h), volatility {vol}, "
         f"change {sign}{display_amount(trend.change, places)} ({change_percent}) "
         f"over {trend.points} points",
         file=out,
