@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -353,6 +354,11 @@ async def test_watch_shows_live_updates_and_records_history(
     assert "serving=websocket" in out
     assert "BTC balance 1.24350 → 1.74350 (+0.50000) via websocket" in out
     assert "Summary (ran for " in out
+    # The start (nothing → REST → stream) is neither a fallback nor a recovery.
+    assert "(start-up: first source up)" in out
+    assert "(was cache)" not in out
+    assert re.search(r"^  fallbacks: +0$", out, re.M)
+    assert re.search(r"^  recoveries: +0$", out, re.M)
     assert tokens
     assert_no_secret(out + captured.err, [sim.api_secret, *tokens])
     assert captured.err == ""

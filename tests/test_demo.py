@@ -209,10 +209,34 @@ def test_feed_logs_source_and_stream_changes_once() -> None:
     feed.on_connection_state({**state, "reason": "system online"})
     feed.on_connection_state({**state, "holds_live": True, "reason": "holds live"})
     assert [line.split("] ", 1)[1] for line in view.events] == [
-        "source: serving from rest (was websocket)",
+        "source: serving from rest (fallback; was websocket)",
         "stream: streaming (snapshot received)",
         "stream: streaming, holds live (holds live)",
     ]
+
+
+def test_feed_tells_start_up_fallback_and_recovery_apart() -> None:
+    """Nothing → REST at start is no recovery, nor is the stream's first arrival; a return is."""
+    feed, view = make_feed()
+    feed.on_source_changed({"source": "rest", "previous": "cache"})
+    feed.on_source_changed({"source": "websocket", "previous": "rest"})
+    feed.on_source_changed({"source": "rest", "previous": "websocket"})
+    feed.on_source_changed({"source": "cache", "previous": "rest"})
+    feed.on_source_changed({"source": "websocket", "previous": "cache"})
+    assert [line.split("] ", 1)[1] for line in view.events] == [
+        "source: serving from rest (start-up: first source up)",
+        "source: serving from websocket (stream up; was rest)",
+        "source: serving from rest (fallback; was websocket)",
+        "source: serving from cache (was rest)",
+        "source: serving from websocket (recovered; was cache)",
+    ]
+
+
+def test_feed_reads_a_start_without_a_previous_source() -> None:
+    """A manager that reports the start as previous=None is read the same way."""
+    feed, view = make_feed()
+    feed.on_source_changed({"source": "websocket", "previous": None})
+    assert view.events[-1].endswith("source: serving from websocket (start-up: first source up)")
 
 
 def test_feed_reports_validation_findings_when_they_change() -> None:
@@ -389,7 +413,8 @@ def test_demo_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
         "fault: WebSocket silent",
         "fault: REST answers HTTP 520",
         "fault: all faults cleared",
-        "source: serving from rest (was websocket)",
+        "source: serving from rest (fallback; was websocket)",
+        "(recovered; was ",
         "strategy: ",
         "Summary (ran for ",
         "OK: ",

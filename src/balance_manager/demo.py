@@ -41,6 +41,7 @@ from balance_manager.demo_plan import (
     PairInfo,
     PlaceOrder,
     compare_with_exchange,
+    consistent_counters,
     fault_schedule,
 )
 from balance_manager.demo_view import AssetRow, DemoView, Frame
@@ -171,6 +172,8 @@ class EventFeed:
         self.decimals: Callable[[str], int | None] = decimals or _unknown_decimals
         self._stream: tuple[str, bool] | None = None
         self._issues: frozenset[tuple[str, str, str]] = frozenset()
+        self._live_seen = False  # a live source (websocket or rest) has served
+        self._fell_back = False  # left the stream since it last served
 
     def note(self, text: str) -> None:
         """Add one line."""
@@ -210,8 +213,29 @@ class EventFeed:
             )
 
     def on_source_changed(self, payload: Mapping[str, Any]) -> None:
-        """The serving source changed (a fallback or a recovery)."""
-        self.note(f"source: serving from {payload['source']} (was {payload['previous']})")
+        """The serving source changed: the start, the stream coming up, a fallback, a recovery.
+
+        The manager starts "serving" from ``cache`` with nothing in it (or
+        reports no previous source at all): its first move to a live source is
+        the start-up, and the stream's first arrival is the stream coming up,
+        not a recovery. Only a return to the stream after leaving it is one.
+        """
+        source, previous = str(payload["source"]), payload.get("previous")
+        live = source in ("websocket", "rest")
+        if live and not self._live_seen and previous in (None, "cache"):
+            why = "start-up: first source up"
+        elif previous == "websocket":
+            why = f"fallback; was {previous}"
+        elif source == "websocket":
+            why = f"{'recovered' if self._fell_back else 'stream up'}; was {previous}"
+        else:
+            why = f"was {previous}"
+        if previous == "websocket":
+            self._fell_back = True
+        if source == "websocket":
+            self._fell_back = False
+        self._live_seen = self._live_seen or live
+        self.note(f"source: serving from {source} ({why})")
 
     def on_connection_state(self, payload: Mapping[str, Any]) -> None:
         """The stream's state changed (only changes of state or live holds are logged)."""
@@ -312,7 +336,7 @@ async def collect_frame(
                 decimals=manager.names.display_decimals(asset),
             )
         )
-    counters = {key: value for key, value in stats.items() if isinstance(value, int)}
+    counters = consistent_counters(stats)
     return Frame(
         title=title,
         elapsed=elapsed,

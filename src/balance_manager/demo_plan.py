@@ -42,6 +42,7 @@ __all__ = [
     "PlaceOrder",
     "StrategyAction",
     "compare_with_exchange",
+    "consistent_counters",
     "exit_code_for",
     "fault_schedule",
     "format_amount",
@@ -448,9 +449,28 @@ def _count(statistics: Mapping[str, object], name: str) -> int:
     return value if isinstance(value, int) else 0
 
 
+def consistent_counters(statistics: Mapping[str, object]) -> dict[str, int]:
+    """The integer counters of ``statistics``, with ``recoveries`` never above ``fallbacks``.
+
+    A recovery is a return to the stream after a fallback, so there cannot be
+    more of them than fallbacks. The manager counts every arrival at the
+    stream, including the first one at start-up (nothing → REST → stream),
+    which is no recovery: shown as is, ``watch`` would say "recoveries 1" with
+    no fallback. Views show this corrected figure.
+    """
+    counters = {
+        name: value
+        for name, value in statistics.items()
+        if isinstance(value, int) and not isinstance(value, bool)
+    }
+    if "recoveries" in counters:
+        counters["recoveries"] = min(counters["recoveries"], counters.get("fallbacks", 0))
+    return counters
+
+
 def format_summary(summary: DemoSummary) -> list[str]:
     """The closing report as lines of plain text."""
-    stats = summary.statistics
+    stats = consistent_counters(summary.statistics)
     how = "interrupted after" if summary.interrupted else "ran for"
     lines = [f"Summary ({how} {summary.elapsed:.1f} s)"]
     width = max(len(label) for _, label in SUMMARY_COUNTERS) + 2
