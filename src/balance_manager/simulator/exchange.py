@@ -46,7 +46,8 @@ class SimExchange:
     """Every account, the market prices and the system status.
 
     Args:
-        seed: seeds the id generator, so a run is repeatable.
+        seed: seeds every account's ids (drawn once per account, in creation
+            order), so a run is repeatable.
         instruments: assets and pairs (the default table if omitted).
         fee_rate: fee of every fill.
         prices: starting prices by pair symbol (each pair's ``start_price`` otherwise).
@@ -211,8 +212,11 @@ class SimExchange:
         now: float,
         price: AmountLike | None = None,
         userref: int | None = None,
+        origin: str = "api",
     ) -> Order:
         """Place an order under the current system status (see module docs).
+
+        ``origin`` picks the stream of order ids (see :meth:`Account.place_order`).
 
         Raises:
             ExchangeError: refused by the status (``EService:Unavailable``,
@@ -236,6 +240,7 @@ class SimExchange:
             limit_price=price if order_type == "limit" else None,
             market_price=market_price if order_type == "market" else None,
             userref=userref,
+            origin=origin,
         )
         if order.is_open and order.limit_price is not None and self._status == "online":
             crosses = (side == "buy" and market_price <= order.limit_price) or (

@@ -43,7 +43,7 @@ from balance_manager.core.amounts import ZERO, AmountLike, decimal_places, round
 from balance_manager.exceptions import BalanceStateError, ExchangeError
 from balance_manager.kraken.assets import wallet_is_tradable
 from balance_manager.kraken.holds import DEFAULT_FEE_RATE, hold_for_order
-from balance_manager.simulator.ids import kraken_id
+from balance_manager.simulator.ids import IdSource
 from balance_manager.simulator.instruments import EARN_WALLET_SUFFIX, Instruments, PairSpec
 
 __all__ = [
@@ -240,7 +240,9 @@ class Account:
     Args:
         name: a label for logs and the control endpoint (not a secret).
         instruments: the assets and pairs traded.
-        rng: source of ids (seed it for repeatable runs).
+        rng: seeds the account's ids (seed it for repeatable runs); each kind of
+            id, and each origin of orders, then has a stream of its own
+            (:class:`~balance_manager.simulator.ids.IdSource`).
         fee_rate: fee charged on every fill and covered by buy holds.
         trade_ids: shared counter of numeric trade ids (one per exchange).
     """
@@ -257,7 +259,7 @@ class Account:
         self.name = name
         self.instruments = instruments
         self.fee_rate = fee_rate
-        self._rng = rng
+        self._ids = IdSource(rng.getrandbits(64))
         self._trade_ids = trade_ids if trade_ids is not None else itertools.count(1)
         self._balances: dict[WalletKey, Decimal] = {}
         self._sums: dict[WalletKey, Decimal] = {}
@@ -372,7 +374,7 @@ class Account:
         value = self._funding_amount(amount, spec.decimals)
         _check_wallet(wallet_type, wallet_id)
         stage = self._stage()
-        ref = kraken_id(self._rng, "F")
+        ref = self._ids.next("F")
         self._leg(stage, (spec.name, wallet_type, wallet_id), value, ZERO, "deposit", ref, now)
         return self._commit(stage, "EFunding:Invalid amount")
 
@@ -391,7 +393,7 @@ class Account:
         if fee_value < 0 or decimal_places(fee_value) > spec.decimals:
             raise ExchangeError("EGeneral:Invalid arguments:fee")
         stage = self._stage()
-        ref = kraken_id(self._rng, "F")
+        ref = self._ids.next("F")
         self._spend(stage, spec.name, value + fee_value, now)
         self._leg(stage, (spec.name, *SPOT_WALLET), -value, fee_value, "withdrawal", ref, now)
         return self._commit(stage, "EFunding:Insufficient funds")
@@ -434,11 +436,15 @@ class Account:
         limit_price: AmountLike | None = None,
         market_price: AmountLike | None = None,
         userref: int | None = None,
+        origin: str = "api",
     ) -> Order:
         """Place an order; a market order fills at once at ``market_price``.
 
         A limit order rests until :meth:`fill` is called (the market does it
-        when the price crosses). Funds are held from placement on.
+        when the price crosses). Funds are held from placement on. Order ids
+        come from one stream per ``origin`` (``api``: the account's own
+        orders; ``market``: the simulated activity), so the n-th API order
+        has the same id whatever the market did meanwhile.
 
         Raises:
             ExchangeError: ``EQuery:Unknown asset pair``, ``EGeneral:Invalid
@@ -466,7 +472,7 @@ class Account:
         typed_side: Side = "buy" if side == "buy" else "sell"
         typed_type: OrderType = "limit" if order_type == "limit" else "market"
         order = Order(
-            order_id=kraken_id(self._rng, "O"),
+            order_id=self._ids.next("O", origin),
             symbol=pair.symbol,
             side=typed_side,
             order_type=typed_type,
@@ -625,7 +631,7 @@ class Account:
         balance = stage.balances.get(key, ZERO) + amount - fee
         stage.balances[key] = balance
         entry = LedgerEntry(
-            ledger_id=kraken_id(self._rng, "L"),
+            ledger_id=self._ids.next("L"),
             ref_id=ref_id,
             timestamp=now,
             type=kind,
@@ -657,7 +663,7 @@ class Account:
         fee = round_to(cost * self.fee_rate, quote_decimals, ROUND_HALF_UP)
         trade = Trade(
             trade_id=next(self._trade_ids),
-            exec_id=kraken_id(self._rng, "T"),
+            exec_id=self._ids.next("T"),
             order_id=order.order_id,
             symbol=pair.symbol,
             side=order.side,
@@ -713,7 +719,7 @@ class Account:
     ) -> None:
         """Stage a transfer: a debit leg on ``source`` and a credit leg on ``dest``."""
         to_earn = source == SPOT_WALLET
-        ref = kraken_id(self._rng, "F")
+        ref = self._ids.next("F")
         self._leg(
             stage,
             (asset, *source),
