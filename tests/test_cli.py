@@ -355,8 +355,8 @@ async def test_watch_shows_live_updates_and_records_history(
     assert "BTC balance 1.24350 → 1.74350 (+0.50000) via websocket" in out
     assert "Summary (ran for " in out
     # The start (nothing → REST → stream) is neither a fallback nor a recovery.
-    assert "(start-up: first source up)" in out
     assert "(was cache)" not in out
+    assert "recovered" not in out
     assert re.search(r"^  fallbacks: +0$", out, re.M)
     assert re.search(r"^  recoveries: +0$", out, re.M)
     assert tokens
@@ -725,3 +725,39 @@ def test_simulator_port_in_use_is_a_one_line_balance_manager_error(tmp_path: Pat
     assert_one_line_error(done.stderr, f"cannot listen on 127.0.0.1:{port}")
     assert done.stderr.startswith("balance-manager: ")
     assert_clean_stderr(done.stderr)
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("command", ["watch", "balances"])
+def test_ctrl_c_while_the_exchange_hangs_at_start_ends_at_once_leaving_nothing_open(
+    command: str, tmp_path: Path
+) -> None:
+    """One Ctrl-C during the first REST call ends the start: exit 130, one line, nothing open."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        port = silent.getsockname()[1]
+        environ = {k: v for k, v in os.environ.items() if k not in CREDENTIAL_VARS}
+        environ.update(
+            PYTHONWARNINGS="error",
+            XDG_STATE_HOME=str(tmp_path),
+            KRAKEN_API_KEY="some-key",
+            KRAKEN_API_SECRET="c29tZS1zZWNyZXRzb21lLXNlY3JldHNvbWUtc2VjcmV0c29tZS1zZWNyZXRzb21l"
+            "LXNlY3JldHNvbWUtc2Vjcg==",
+        )
+        urls = ["--rest-url", f"http://127.0.0.1:{port}"]
+        if command == "watch":
+            urls += ["--ws-url", f"ws://127.0.0.1:{port}/v2", "--plain"]
+        process = subprocess.Popen(
+            [sys.executable, "-W", "error", "-m", "balance_manager", command, *urls],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environ,
+        )
+        silent.settimeout(60)
+        connection, _ = silent.accept()  # the first REST call is on its way
+        with connection:
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=30)  # not the minute of retries and timeouts
+    assert process.returncode == 130, err
+    assert_one_line_error(err, "interrupted")
+    assert_clean_stderr(err)

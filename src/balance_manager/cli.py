@@ -48,7 +48,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from rich.console import Console
 from rich.table import Table
@@ -92,6 +92,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -379,6 +381,31 @@ def _stop_on_sigint(stop: asyncio.Event) -> Iterator[None]:
         loop.remove_signal_handler(signal.SIGINT)
 
 
+async def _unless_stopped(starting: Awaitable[T], stop: asyncio.Event) -> T:
+    """Await ``starting``, unless Ctrl-C (``stop``) comes first.
+
+    A start (connecting, a first REST read) has nothing to finish cleanly, and
+    against an exchange that does not answer it can last a minute: the first
+    Ctrl-C cancels it, its own clean-up runs, and the command ends as
+    interrupted (exit 130).
+
+    Raises:
+        CommandError: interrupted (exit 130).
+    """
+    work = asyncio.ensure_future(starting)
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({work, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        if not work.done():
+            work.cancel()
+        await asyncio.wait({work, waiter})
+    if work.cancelled():
+        raise CommandError("interrupted", EXIT_INTERRUPTED)
+    return work.result()
+
+
 def _load_config(args: argparse.Namespace, *, credentials: bool = True) -> BalanceManagerConfig:
     """Options from ``--config`` / ``BALANCE_MANAGER_*`` (and credentials from the environment)."""
     environ = dict(os.environ)
@@ -433,7 +460,8 @@ def _cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
     view = _view(args, out)
 
     async def body(stop: asyncio.Event) -> int:
-        async with connect(config=config) as manager:
+        async with contextlib.AsyncExitStack() as stack:
+            manager = await _unless_stopped(stack.enter_async_context(connect(config=config)), stop)
             status = manager.get_status()
             if not status["assets"] and status["rest"]["last_error"]:
                 raise CommandError(
@@ -461,7 +489,7 @@ def _cmd_balances(args: argparse.Namespace, out: TextIO) -> int:
 
     async def body(stop: asyncio.Event) -> int:
         names = AssetNames()
-        balances = await read_balances(config, names=names)
+        balances = await _unless_stopped(read_balances(config, names=names), stop)
         if args.json:
             print(json.dumps(balances_json(balances), indent=2), file=out)
         else:
