@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -24,11 +25,17 @@ from balance_manager import __version__
 from balance_manager.cli import main
 from balance_manager.clock import ManualClock
 from balance_manager.core.models import Balance, Source
+from balance_manager.core.trends import volatility
 from balance_manager.credentials import Credentials
 from balance_manager.history import BalanceHistory
 from balance_manager.persistence import HistoryStore
 from balance_manager.simulator import SimulatedKraken
 from balance_manager.testing import wait_until
+
+#: base64 of 64 bytes: shaped like a Kraken secret, known to no exchange.
+FAKE_SECRET = (
+    "c29tZS1zZWNyZXRzb21lLXNlY3JldHNvbWUtc2VjcmV0c29tZS1zZWNyZXRzb21lLXNlY3JldHNvbWUtc2Vjcg=="
+)
 
 CREDENTIAL_VARS = ("KRAKEN_API_KEY", "KRAKEN_API_SECRET", "KRAKEN_CREDENTIALS_FILE")
 
@@ -227,6 +234,22 @@ async def test_balances_table(
 
 @pytest.mark.network
 @pytest.mark.asyncio
+async def test_balances_table_shows_each_asset_at_its_display_decimals(
+    sim_keys: SimulatedKraken, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """REST's ten-decimal amounts and 0E-10 holds read plain, at Kraken's display decimals."""
+    assert await run_cli("balances", "--rest-url", sim_keys.rest_url) == 0
+    out = capsys.readouterr().out
+    btc = next(line for line in out.splitlines() if "BTC" in line)
+    assert [cell.strip() for cell in btc.split("│")[2:5]] == ["1.24350", "1.24350", "0.00000"]
+    usd = next(line for line in out.splitlines() if "USD " in line)
+    assert [cell.strip() for cell in usd.split("│")[2:4]] == ["25435.21", "25435.21"]
+    assert "E-" not in out
+    assert "1.2435000000" not in out
+
+
+@pytest.mark.network
+@pytest.mark.asyncio
 async def test_balances_json_is_exact(
     sim_keys: SimulatedKraken, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -289,13 +312,16 @@ def test_unreachable_exchange_exits_1(
 ) -> None:
     """An exchange that cannot be reached is one line and exit code 1."""
     monkeypatch.setenv("KRAKEN_API_KEY", "some-key")
-    monkeypatch.setenv("KRAKEN_API_SECRET", "c29tZS1zZWNyZXQ=")
+    monkeypatch.setenv(
+        "KRAKEN_API_SECRET",
+        FAKE_SECRET,
+    )
     config = write_config(tmp_path, "rest_max_retries = 0\n")
     url = f"http://127.0.0.1:{free_port()}"
     assert main(["--config", config, "balances", "--rest-url", url]) == 1
     err = capsys.readouterr().err
     assert_one_line_error(err, "no answer from the exchange")
-    assert "c29tZS1zZWNyZXQ=" not in err
+    assert FAKE_SECRET not in err
 
 
 def test_bad_url_is_a_configuration_error(
@@ -303,7 +329,10 @@ def test_bad_url_is_a_configuration_error(
 ) -> None:
     """A REST URL that is not http(s) is refused as configuration (exit 2)."""
     monkeypatch.setenv("KRAKEN_API_KEY", "some-key")
-    monkeypatch.setenv("KRAKEN_API_SECRET", "c29tZS1zZWNyZXQ=")
+    monkeypatch.setenv(
+        "KRAKEN_API_SECRET",
+        FAKE_SECRET,
+    )
     assert main(["balances", "--rest-url", "ftp://example.com"]) == 2
     assert_one_line_error(capsys.readouterr().err, "rest_url")
 
@@ -356,8 +385,13 @@ async def test_watch_shows_live_updates_and_records_history(
     captured = capsys.readouterr()
     out = captured.out
     assert "serving=websocket" in out
-    assert "BTC balance 1.2435 → 1.7435 (+0.5) via websocket" in out
+    assert "BTC balance 1.24350 → 1.74350 (+0.50000) via websocket" in out
     assert "Summary (ran for " in out
+    # The start (nothing → REST → stream) is neither a fallback nor a recovery.
+    assert "(was cache)" not in out
+    assert "recovered" not in out
+    assert re.search(r"^  fallbacks: +0$", out, re.M)
+    assert re.search(r"^  recoveries: +0$", out, re.M)
     assert tokens
     assert_no_secret(out + captured.err, [sim.api_secret, *tokens])
     assert captured.err == ""
@@ -369,7 +403,8 @@ async def test_watch_shows_live_updates_and_records_history(
     assert await run_cli("history", "XBT", "--hours", "1") == 0
     history_out = capsys.readouterr().out
     assert "BTC: 2 entries in the last 1 h" in history_out
-    assert "1.7435" in history_out
+    assert "newest" not in history_out  # every entry is listed
+    assert "1.74350" in history_out
     assert "trend: increasing" in history_out
 
 
@@ -380,7 +415,10 @@ async def test_watch_against_an_unreachable_exchange_exits_1(
 ) -> None:
     """`watch` that cannot read any balance says why in one line and exits 1."""
     monkeypatch.setenv("KRAKEN_API_KEY", "some-key")
-    monkeypatch.setenv("KRAKEN_API_SECRET", "c29tZS1zZWNyZXQ=")
+    monkeypatch.setenv(
+        "KRAKEN_API_SECRET",
+        FAKE_SECRET,
+    )
     config = write_config(tmp_path, "rest_max_retries = 0\nhistory_db_path = ':memory:'\n")
     port = free_port()
     code = await run_cli(
@@ -429,10 +467,10 @@ def test_history_of_a_file_with_several_accounts_needs_to_know_whose(
     err = capsys.readouterr().err
     assert "2 accounts" in err
     assert "KRAKEN_API_KEY" in err
-    credentials = Credentials.of("some-key", "c2VjcmV0")
+    credentials = Credentials.of("some-key", FAKE_SECRET)
     make_history_db(db, ["7", "8"], account=credentials.fingerprint)
     monkeypatch.setenv("KRAKEN_API_KEY", "some-key")
-    monkeypatch.setenv("KRAKEN_API_SECRET", "c2VjcmV0")
+    monkeypatch.setenv("KRAKEN_API_SECRET", FAKE_SECRET)
     assert main(["history", "BTC", "--db", str(db)]) == 0
     out = capsys.readouterr().out
     assert "550" not in out
@@ -448,13 +486,43 @@ def test_history_prints_entries_chart_and_trend(
     make_history_db(db, ["1", "1.5", "2", "2.00000001", "3"])
     assert main(["history", "XXBT", "--db", str(db), "--limit", "2"]) == 0
     out = capsys.readouterr().out
-    assert "BTC: 5 entries in the last 24 h (newest 2)" in out
+    assert "BTC: 5 entries in the last 24 h (newest 2 shown)" in out
     assert "2.00000001" in out
     assert "+0.99999999" in out
     assert "1.5" not in out.split("newest 2")[1].split("chart")[0]
-    assert "chart  ▁▂▄▄█  (min 1, max 3)" in out
+    assert "chart  ▁▂▄▄█  (min 1.00000, max 3.00000)" in out  # BTC's 5 display decimals
     assert "trend: increasing" in out
-    assert "change +2 (+200.0000%) over 5 points" in out
+    assert "change +2.00000 (+200.00%) over 5 points" in out
+
+
+def test_history_volatility_is_a_sane_figure_after_a_dust_balance(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A history that starts from a dust value gives a volatility people can read."""
+    db = tmp_path / "history.sqlite3"
+    balances = ["0.00000001", "92.2", "92.3", "92.1"]
+    make_history_db(db, balances)
+    assert main(["history", "BTC", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    expected = volatility([Decimal(b) for b in balances])
+    assert expected is not None
+    assert f"volatility {expected * 100:.2f}% per change" in out
+    assert expected < 1
+    assert "change +92.09999999 (more than 100× the start)" in out
+    assert "e+" not in out
+    assert "e-" not in out
+
+
+def test_history_title_counts_entries_and_says_newest_only_when_it_cuts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One entry is 'entry'; 'newest N shown' appears only when more entries than N exist."""
+    db = tmp_path / "history.sqlite3"
+    make_history_db(db, ["1.5"])
+    assert main(["history", "BTC", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].rstrip() == "BTC: 1 entry in the last 24 h"
+    assert "newest" not in out
 
 
 def test_history_of_an_asset_never_recorded(
@@ -572,3 +640,180 @@ def test_docs_describe_every_command_and_exit_code() -> None:
     for name in (*CREDENTIAL_VARS, "BALANCE_MANAGER_CONFIG"):
         assert name in doc
     assert python_blocks(Path(__file__).resolve().parent.parent / "docs" / "cli.md")
+
+
+# -- errors that name their cause, in a real process with warnings as errors --------------------
+
+
+def run_process(
+    *argv: str, env: dict[str, str], timeout: float = 90.0
+) -> subprocess.CompletedProcess[str]:
+    """``python -W error -m balance_manager ARGV`` with ``PYTHONWARNINGS=error``."""
+    environ = {k: v for k, v in os.environ.items() if k not in CREDENTIAL_VARS}
+    environ.update({"PYTHONWARNINGS": "error", "PYTHONDEVMODE": "0"}, **env)
+    return subprocess.run(
+        [sys.executable, "-W", "error", "-m", "balance_manager", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=environ,
+    )
+
+
+def assert_clean_stderr(err: str) -> None:
+    """No leaked session or connector, no ignored exception, no warning of any kind."""
+    for noise in ("Unclosed", "unclosed", "Exception ignored", "Warning", "Traceback"):
+        assert noise not in err, err
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("command", ["balances", "watch"])
+def test_a_malformed_secret_is_refused_before_any_connection(command: str, tmp_path: Path) -> None:
+    """KRAKEN_API_SECRET=garbage: exit 2 at once, naming api_secret, and no socket was opened."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        urls = ["--rest-url", f"http://127.0.0.1:{port}"]
+        if command == "watch":
+            urls += ["--ws-url", f"ws://127.0.0.1:{port}/v2", "--duration", "1", "--plain"]
+        done = run_process(
+            command,
+            *urls,
+            env={
+                "KRAKEN_API_KEY": "some-key",
+                "KRAKEN_API_SECRET": "garbage",
+                "XDG_STATE_HOME": str(tmp_path),
+            },
+        )
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nobody connected: the secret was checked first
+    assert done.returncode == 2, done.stderr
+    assert_one_line_error(done.stderr, "api_secret")
+    assert "not valid base64" in done.stderr
+    assert "garbage" not in done.stderr + done.stdout
+    assert_clean_stderr(done.stderr)
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("command", ["balances", "watch"])
+def test_a_refused_connection_is_named_in_one_line(command: str, tmp_path: Path) -> None:
+    """With nothing listening, the one error line says the connection was refused, by whom."""
+    port = free_port()
+    urls = ["--rest-url", f"http://127.0.0.1:{port}"]
+    if command == "watch":
+        urls += ["--ws-url", f"ws://127.0.0.1:{port}/v2", "--duration", "1", "--plain"]
+    secret = FAKE_SECRET
+    done = run_process(
+        command,
+        *urls,
+        env={
+            "KRAKEN_API_KEY": "some-key",
+            "KRAKEN_API_SECRET": secret,
+            "XDG_STATE_HOME": str(tmp_path),
+        },
+    )
+    assert done.returncode == 1, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("balance-manager:")]
+    assert len(errors) == 1, done.stderr
+    assert f"connection refused by 127.0.0.1:{port}" in errors[0]
+    assert not errors[0].startswith("balance-manager: circuit")
+    assert secret not in done.stderr + done.stdout
+    assert_clean_stderr(done.stderr)
+
+
+@pytest.mark.network
+@pytest.mark.asyncio
+async def test_tls_against_a_plain_http_port_is_named(sim: SimulatedKraken, tmp_path: Path) -> None:
+    """An https:// URL to a plain-HTTP server fails naming the TLS handshake."""
+    url = sim.rest_url.replace("http://", "https://")
+    done = await asyncio.to_thread(
+        run_process,
+        "balances",
+        "--rest-url",
+        url,
+        env={
+            "KRAKEN_API_KEY": sim.api_key,
+            "KRAKEN_API_SECRET": sim.api_secret,
+            "XDG_STATE_HOME": str(tmp_path),
+            "BALANCE_MANAGER_REST_MAX_RETRIES": "0",
+        },
+    )
+    assert done.returncode == 1, done.stderr
+    assert_one_line_error(done.stderr, f"TLS handshake with {url.removeprefix('https://')} failed")
+    assert_clean_stderr(done.stderr)
+
+
+@pytest.mark.network
+@pytest.mark.asyncio
+async def test_a_wrong_key_fails_authentication_without_leaking_a_session(
+    sim: SimulatedKraken, tmp_path: Path
+) -> None:
+    """`watch` with a key the exchange does not know: exit 3, one line, nothing left open."""
+    done = await asyncio.to_thread(
+        run_process,
+        "watch",
+        "--rest-url",
+        sim.rest_url,
+        "--ws-url",
+        sim.ws_url,
+        "--duration",
+        "1",
+        "--plain",
+        env={
+            "KRAKEN_API_KEY": "not-a-key-the-exchange-knows",
+            "KRAKEN_API_SECRET": sim.api_secret,
+            "XDG_STATE_HOME": str(tmp_path),
+        },
+    )
+    assert done.returncode == 3, done.stderr
+    assert_one_line_error(done.stderr, "authentication failed: EAPI:Invalid key")
+    assert_clean_stderr(done.stderr)
+
+
+@pytest.mark.network
+def test_simulator_port_in_use_is_a_one_line_balance_manager_error(tmp_path: Path) -> None:
+    """A busy port is reported in the documented `balance-manager:` format, exit 1."""
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        done = run_process("simulator", "--port", str(port), env={"XDG_STATE_HOME": str(tmp_path)})
+    assert done.returncode == 1, done.stderr
+    assert_one_line_error(done.stderr, f"cannot listen on 127.0.0.1:{port}")
+    assert done.stderr.startswith("balance-manager: ")
+    assert_clean_stderr(done.stderr)
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("command", ["watch", "balances"])
+def test_ctrl_c_while_the_exchange_hangs_at_start_ends_at_once_leaving_nothing_open(
+    command: str, tmp_path: Path
+) -> None:
+    """One Ctrl-C during the first REST call ends the start: exit 130, one line, nothing open."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        port = silent.getsockname()[1]
+        environ = {k: v for k, v in os.environ.items() if k not in CREDENTIAL_VARS}
+        environ.update(
+            PYTHONWARNINGS="error",
+            XDG_STATE_HOME=str(tmp_path),
+            KRAKEN_API_KEY="some-key",
+            KRAKEN_API_SECRET="c29tZS1zZWNyZXRzb21lLXNlY3JldHNvbWUtc2VjcmV0c29tZS1zZWNyZXRzb21l"
+            "LXNlY3JldHNvbWUtc2Vjcg==",
+        )
+        urls = ["--rest-url", f"http://127.0.0.1:{port}"]
+        if command == "watch":
+            urls += ["--ws-url", f"ws://127.0.0.1:{port}/v2", "--plain"]
+        process = subprocess.Popen(
+            [sys.executable, "-W", "error", "-m", "balance_manager", command, *urls],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environ,
+        )
+        silent.settimeout(60)
+        connection, _ = silent.accept()  # the first REST call is on its way
+        with connection:
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=30)  # not the minute of retries and timeouts
+    assert process.returncode == 130, err
+    assert_one_line_error(err, "interrupted")
+    assert_clean_stderr(err)

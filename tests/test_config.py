@@ -24,7 +24,7 @@ from balance_manager.config import (
 from balance_manager.credentials import Credentials
 from balance_manager.exceptions import ConfigError
 
-SECRET = "c2VjcmV0LXZhbHVlLW5ldmVyLXByaW50ZWQ="  # base64 of a fake secret
+SECRET = "c2VjcmV0LXZhbHVlLW5ldmVyLXByaW50ZWRzZWNyZXQtdmFsdWUtbmV2ZXItcHJpbnRlZHNlY3JldC12YWx1ZQ=="
 
 
 def make(**options: Any) -> BalanceManagerConfig:

@@ -281,3 +281,43 @@ def test_oversized_file_is_refused_unread(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="too large") as info:
         load_credentials({}, path=path)
     assert info.value.option == "credentials_file"
+
+
+# -- the shape of a Kraken key pair, checked before any I/O ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("secret", "reason"),
+    [
+        ("garbage", "not valid base64"),
+        ("not base64 at all!", "not valid base64"),
+        (SECRET[:-1], "not valid base64"),  # cut short: bad padding
+        ("c2VjcmV0", "decodes to 6 bytes"),  # valid base64, too short
+        (SECRET[:-4], "decodes to 63 bytes"),
+        (SECRET[:-2] + "AAAA==", "decodes to 67 bytes"),
+    ],
+)
+def test_a_secret_that_is_not_base64_of_64_bytes_is_refused(secret: str, reason: str) -> None:
+    """A Kraken secret is base64 of 64 bytes; anything else is a ConfigError that never shows it."""
+    with pytest.raises(ConfigError) as info:
+        Credentials.of(KEY, secret)
+    assert info.value.option == "api_secret"
+    assert reason in str(info.value)
+    assert secret not in str(info.value)
+
+
+@pytest.mark.parametrize("key", ["key with spaces", "key\twith-tab", "ké-non-ascii", "key\x00"])
+def test_a_key_that_is_not_printable_ascii_is_refused(key: str) -> None:
+    """An API key must be printable ASCII without blanks; the error names api_key."""
+    with pytest.raises(ConfigError) as info:
+        Credentials.of(key, SECRET)
+    assert info.value.option == "api_key"
+    assert key not in str(info.value)
+
+
+def test_a_malformed_secret_in_the_environment_is_refused_at_load() -> None:
+    """load_credentials() refuses KRAKEN_API_SECRET=garbage at once, naming the variable's field."""
+    with pytest.raises(ConfigError) as info:
+        load_credentials({"KRAKEN_API_KEY": KEY, "KRAKEN_API_SECRET": "garbage"})
+    assert info.value.option == "api_secret"
+    assert "garbage" not in str(info.value)

@@ -39,6 +39,7 @@ from balance_manager.demo_plan import (
 )
 from balance_manager.demo_view import Frame
 from balance_manager.exceptions import ConfigError, ExchangeError
+from balance_manager.kraken.assets import AssetNames
 from balance_manager.simulator import SimulatedKraken
 from balance_manager.simulator.faults import FaultKind, Faults
 
@@ -105,7 +106,11 @@ async def test_sleep_or_stop_wakes_on_stop(clock: ManualClock) -> None:
 def test_demo_config_uses_short_timings_and_no_credentials() -> None:
     """The user's options are kept except the demo's: short timeouts, memory history, no keys."""
     user = BalanceManagerConfig(
-        cache_max_size=7, credentials=Credentials.of("key-123456789", "c2VjcmV0")
+        cache_max_size=7,
+        credentials=Credentials.of(
+            "key-123456789",
+            "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2Vjcg==",
+        ),
     )
     config = demo_config(user)
     assert config.cache_max_size == 7
@@ -191,6 +196,20 @@ def test_feed_logs_balance_and_hold_changes_not_first_values() -> None:
     assert feed.log.lines() == view.events
 
 
+def test_feed_writes_amounts_plain_at_the_asset_display_decimals() -> None:
+    """REST's 0E-10 and ten-decimal amounts read like the table: BTC at its 5 display decimals."""
+    view = RecordingView()
+    feed = EventFeed(EventLog(), view, lambda: 1.5, decimals=AssetNames().display_decimals)
+    rest = _balance("1.2435000000", "0E-10", Source.REST)
+    held = _balance("1.2435000000", "0.0003000000", Source.WEBSOCKET)
+    feed.on_balance_update(BalanceChange(new=held, old=rest))
+    feed.on_balance_update(BalanceChange(new=_balance("1.24350001", "0.0003"), old=held))
+    assert [line.split("] ", 1)[1] for line in view.events] == [
+        "BTC held 0.00000 → 0.00030, free 1.24320 via websocket",
+        "BTC balance 1.24350 → 1.24350001 (+0.00000001) via websocket",
+    ]
+
+
 def test_feed_logs_source_and_stream_changes_once() -> None:
     """Source changes are logged; repeated stream states are not."""
     feed, view = make_feed()
@@ -200,10 +219,34 @@ def test_feed_logs_source_and_stream_changes_once() -> None:
     feed.on_connection_state({**state, "reason": "system online"})
     feed.on_connection_state({**state, "holds_live": True, "reason": "holds live"})
     assert [line.split("] ", 1)[1] for line in view.events] == [
-        "source: serving from rest (was websocket)",
+        "source: serving from rest (fallback; was websocket)",
         "stream: streaming (snapshot received)",
         "stream: streaming, holds live (holds live)",
     ]
+
+
+def test_feed_tells_start_up_fallback_and_recovery_apart() -> None:
+    """Nothing → REST at start is no recovery, nor is the stream's first arrival; a return is."""
+    feed, view = make_feed()
+    feed.on_source_changed({"source": "rest", "previous": "cache"})
+    feed.on_source_changed({"source": "websocket", "previous": "rest"})
+    feed.on_source_changed({"source": "rest", "previous": "websocket"})
+    feed.on_source_changed({"source": "cache", "previous": "rest"})
+    feed.on_source_changed({"source": "websocket", "previous": "cache"})
+    assert [line.split("] ", 1)[1] for line in view.events] == [
+        "source: serving from rest (start-up: first source up)",
+        "source: serving from websocket (stream up; was rest)",
+        "source: serving from rest (fallback; was websocket)",
+        "source: serving from cache (was rest)",
+        "source: serving from websocket (recovered; was cache)",
+    ]
+
+
+def test_feed_reads_a_start_without_a_previous_source() -> None:
+    """A manager that reports the start as previous=None is read the same way."""
+    feed, view = make_feed()
+    feed.on_source_changed({"source": "websocket", "previous": None})
+    assert view.events[-1].endswith("source: serving from websocket (start-up: first source up)")
 
 
 def test_feed_reports_validation_findings_when_they_change() -> None:
@@ -380,7 +423,8 @@ def test_demo_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
         "fault: WebSocket silent",
         "fault: REST answers HTTP 520",
         "fault: all faults cleared",
-        "source: serving from rest (was websocket)",
+        "source: serving from rest (fallback; was websocket)",
+        "(recovered; was ",
         "strategy: ",
         "Summary (ran for ",
         "OK: ",

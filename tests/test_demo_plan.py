@@ -21,6 +21,7 @@ from balance_manager.demo_plan import (
     PairInfo,
     PlaceOrder,
     compare_with_exchange,
+    consistent_counters,
     exit_code_for,
     fault_schedule,
     format_amount,
@@ -213,9 +214,9 @@ def test_strategy_checks_its_options() -> None:
 
 
 def test_order_description_is_exact() -> None:
-    """An order reads as side, exact volume, pair and price."""
+    """An order reads as side, exact volume (no noise zeros), pair and price at its tick."""
     order = PlaceOrder("BTC/USD", "buy", Decimal("0.00020"), Decimal("59950.0"))
-    assert order.describe() == "buy 0.00020 BTC/USD @ 59950.0"
+    assert order.describe() == "buy 0.0002 BTC/USD @ 59950.0"
 
 
 # -- event log -------------------------------------------------------------------------------
@@ -317,6 +318,17 @@ def test_summary_of_a_good_run() -> None:
     assert any("5 placed" in line for line in lines)
     assert lines[-1] == "OK: 6 assets match the exchange (balance, hold and free, exact)"
     assert exit_code_for(summary) == 0
+
+
+def test_summary_never_counts_a_start_as_a_recovery() -> None:
+    """A recovery follows a fallback: the start-up (nothing → a source) is not one."""
+    started = {**STATS, "fallbacks": 0, "recoveries": 1}
+    lines = format_summary(DemoSummary(elapsed=4.0, statistics=started))
+    assert any(line.split() == ["recoveries:", "0"] for line in lines)
+    assert any(line.split() == ["fallbacks:", "0"] for line in lines)
+    assert consistent_counters(STATS)["recoveries"] == 2  # 2 fallbacks, 3 arrivals at the stream
+    assert consistent_counters({"fallbacks": 2, "recoveries": 1})["recoveries"] == 1
+    assert "cache" not in consistent_counters(STATS)  # only the integer counters
 
 
 def test_summary_of_a_mismatch() -> None:

@@ -243,6 +243,18 @@ def test_circuit_open_error_fields_and_message() -> None:
     assert str(error) == "circuit 'kraken-rest' is open; next attempt in 12.35 s"
 
 
+def test_circuit_open_error_leads_with_its_underlying_cause() -> None:
+    """With a cause, the message names the cause first and the circuit after it, on one line."""
+    cause = (
+        "GET /0/public/Assets: cannot resolve host api.kraken.com (DNS: Name or service not known)"
+    )
+    error = CircuitOpenError("kraken-rest", 29.64, cause=cause)
+    assert error.cause == cause
+    assert str(error).startswith(cause)
+    assert str(error) == f"{cause} (circuit 'kraken-rest' open; next attempt in 29.64 s)"
+    assert "\n" not in str(error)
+
+
 def test_stale_balance_error_messages() -> None:
     """StaleBalanceError says how old the held value is (or that none is held) and why."""
     none_held = StaleBalanceError("BTC", None, 30.0)

@@ -293,12 +293,12 @@ async def test_trend_paths_agree(clock: ManualClock, monkeypatch: pytest.MonkeyP
 
 
 def test_volatility_over_recent_hours(clock: ManualClock) -> None:
-    """volatility() measures the recorded relative steps in the window."""
+    """volatility() measures the recorded changes in the window against its mean balance."""
     history = BalanceHistory(clock=clock)
     for amount in ["100", "110", "99"]:
         history.record(usdt(amount, clock))
         clock.advance(60)
-    assert history.volatility("USDT", hours=1) == pytest.approx(0.02**0.5)
+    assert history.volatility("USDT", hours=1) == pytest.approx((2 * 10.5**2) ** 0.5 / 103)
     assert history.volatility("BTC") is None
     history.record(usdt("1e40", clock))  # exact-path value
     assert history.volatility("USDT", hours=1) is not None

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
 import balance_manager
 from balance_manager import BalanceManagerConfig, ConfigError, ServingMode
+from balance_manager.simulator import SimulatedKraken
 from balance_manager.testing import wait_until
 
 pytestmark = [pytest.mark.network, pytest.mark.asyncio]
@@ -105,3 +108,70 @@ async def test_metrics_are_served_on_loopback() -> None:
         assert 'balance_manager_events_total{name="rest_api_calls"}' in text
         assert manager.simulator is not None
         assert manager.simulator.api_secret not in text
+
+
+class _SessionLog:
+    """Every aiohttp client session created while installed, to check that all were closed."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.sessions: list[aiohttp.ClientSession] = []
+        original = aiohttp.ClientSession
+        log = self.sessions
+
+        def recorded(*args: Any, **kwargs: Any) -> aiohttp.ClientSession:
+            session = original(*args, **kwargs)
+            log.append(session)
+            return session
+
+        monkeypatch.setattr(aiohttp, "ClientSession", recorded)
+
+    def all_closed(self) -> bool:
+        return bool(self.sessions) and all(session.closed for session in self.sessions)
+
+
+async def test_connect_that_fails_to_start_closes_its_sessions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A start-up failure after REST was used (metrics port busy) leaves no session open."""
+    log = _SessionLog(monkeypatch)
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        config = BalanceManagerConfig(
+            history_db_path=None, metrics_enabled=True, metrics_port=busy.getsockname()[1]
+        )
+        async with SimulatedKraken() as sim:
+            with pytest.raises(OSError, match="in use"):
+                async with balance_manager.connect(
+                    sim.api_key,
+                    sim.api_secret,
+                    config=config,
+                    rest_url=sim.rest_url,
+                    ws_url=sim.ws_url,
+                ):
+                    pass  # pragma: no cover
+    assert log.all_closed(), log.sessions
+
+
+async def test_connect_cancelled_during_start_closes_its_sessions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C while the first REST call hangs: the cancelled start leaves no session open."""
+    log = _SessionLog(monkeypatch)
+    async with SimulatedKraken() as sim:
+        sim.faults.slow_response(60.0, times=None)
+
+        async def start() -> None:
+            async with balance_manager.connect(
+                sim.api_key,
+                sim.api_secret,
+                config=BalanceManagerConfig(history_db_path=None),
+                rest_url=sim.rest_url,
+                ws_url=sim.ws_url,
+            ):
+                pass  # pragma: no cover
+
+        task = asyncio.create_task(start())
+        await wait_until(lambda: bool(sim.rest_calls))
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert log.all_closed(), log.sessions

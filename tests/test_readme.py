@@ -41,9 +41,10 @@ async def test_quick_start_runs() -> None:
     """The quick start (connect(simulator=True)) prints BTC from the simulator, labelled so."""
     block = next(b for b in python_blocks(README) if "balance_manager.connect(" in b)
     printed = await run_block(block, {}, "README quick start")
-    assert re.match(r"BTC: 1\.2435\d* \(free 1\.2435\d*, held 0E-10|BTC: ", printed)
-    assert "via websocket" in printed or "via rest" in printed
-    assert "on simulator" in printed
+    # Plain amounts: never REST's 1.2435000000 or its 0E-10 hold; the exchange named.
+    assert re.fullmatch(
+        r"BTC 1\.2435 \(free 1\.2435, held 0\) via (websocket|rest) on simulator\n", printed
+    )
 
 
 @pytest.mark.asyncio
@@ -62,16 +63,20 @@ async def test_seed_usage_examples_run_as_written() -> None:
     simulator = namespace["simulator"]
 
     basic = next(text for block, text in printed.items() if "initialize()" in block)
-    assert "USDT Balance: 6000" in basic  # 5000 spot + 1000 in Kraken Rewards (USDT.F)
-    assert "BTC: 1.2435" in basic
-    assert "(free: 25435.21" in basic
+    lines = basic.splitlines()
+    assert "USDT Balance: 6000" in lines  # 5000 spot + 1000 in Kraken Rewards (USDT.F)
+    assert "BTC: 1.2435 (free: 1.2435)" in lines
+    assert "USD: 25435.21 (free: 25435.21)" in lines
+    assert not re.search(r"\.\d*0\b", basic), basic  # no noise zeros in amounts
+    for text in printed.values():  # every amount printed plain, as people read them
+        assert "E-" not in text
 
     # Event callbacks: a deposit is an update and a significant change.
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         simulator.deposit("USDT", "250")
         await wait_until(lambda: "Significant change in USDT" in out.getvalue())
-    assert "Balance update: USDT = 6250" in out.getvalue()
+    assert "Balance update: USDT = 6250\n" in out.getvalue()
 
     # The seed's TradingStrategy: position check and low-balance protection.
     strategy_class = namespace["TradingStrategy"]
@@ -101,7 +106,7 @@ async def test_seed_usage_examples_run_as_written() -> None:
     assert re.search(r"Cache hit rate: \d+\.\d%", monitoring)
     advanced = next(text for block, text in printed.items() if "analyze_balance_trend" in block)
     assert "Balance validation failed!" not in advanced
-    assert "USDT: 6000" in advanced
+    assert re.search(r"^USDT: 6000 at \d", advanced, re.M)
 
     await run_block(close_block, namespace, "README close")
     assert manager.get_status()["initialized"] is False

@@ -10,6 +10,7 @@ from balance_manager.adapters.kraken_rest import KrakenRestClient
 from balance_manager.adapters.kraken_ws import KrakenWebSocketClient
 from balance_manager.clock import Clock, ManualClock, SystemClock
 from balance_manager.config import BalanceManagerConfig
+from balance_manager.core.amounts import display_amount
 from balance_manager.core.cache import BalanceCache
 from balance_manager.core.freshness import ServingMode
 from balance_manager.core.models import Balance, BalanceChange, BalanceDict, Source
@@ -94,4 +95,5 @@ __all__ = [
     "ValidationResult",
     "__version__",
     "connect",
+    "display_amount",
 ]

@@ -47,7 +47,8 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from decimal import Decimal
+from typing import Any, TextIO, TypeVar
 
 from rich.console import Console
 from rich.table import Table
@@ -85,6 +86,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "NO_CREDENTIALS",
+    "PERCENT_LIMIT",
     "CommandError",
     "balances_json",
     "build_parser",
@@ -93,6 +95,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -381,6 +385,31 @@ def _stop_on_sigint(stop: asyncio.Event) -> Iterator[None]:
         loop.remove_signal_handler(signal.SIGINT)
 
 
+async def _unless_stopped(starting: Awaitable[T], stop: asyncio.Event) -> T:
+    """Await ``starting``, unless Ctrl-C (``stop``) comes first.
+
+    A start (connecting, a first REST read) has nothing to finish cleanly, and
+    against an exchange that does not answer it can last a minute: the first
+    Ctrl-C cancels it, its own clean-up runs, and the command ends as
+    interrupted (exit 130).
+
+    Raises:
+        CommandError: interrupted (exit 130).
+    """
+    work = asyncio.ensure_future(starting)
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({work, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        if not work.done():
+            work.cancel()
+        await asyncio.wait({work, waiter})
+    if work.cancelled():
+        raise CommandError("interrupted", EXIT_INTERRUPTED)
+    return work.result()
+
+
 def _load_config(args: argparse.Namespace, *, credentials: bool = True) -> BalanceManagerConfig:
     """Options from ``--config`` / ``BALANCE_MANAGER_*`` (and credentials from the environment)."""
     environ = dict(os.environ)
@@ -435,7 +464,8 @@ def _cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
     view = _view(args, out)
 
     async def body(stop: asyncio.Event) -> int:
-        async with connect(config=config) as manager:
+        async with contextlib.AsyncExitStack() as stack:
+            manager = await _unless_stopped(stack.enter_async_context(connect(config=config)), stop)
             status = manager.get_status()
             if not status["assets"] and status["rest"]["last_error"]:
                 raise CommandError(
@@ -462,21 +492,29 @@ def _cmd_balances(args: argparse.Namespace, out: TextIO) -> int:
         raise CommandError(NO_CREDENTIALS, EXIT_USAGE)
 
     async def body(stop: asyncio.Event) -> int:
-        balances = await read_balances(config)
+        names = AssetNames()
+        balances = await _unless_stopped(read_balances(config, names=names), stop)
         if args.json:
             print(json.dumps(balances_json(balances), indent=2), file=out)
         else:
             when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
             console = Console(file=out)
             console.print(f"Balances at {config.rest_url}, {when} (REST)")
-            console.print(_balances_table(balances))
+            console.print(_balances_table(balances, names))
         return EXIT_OK
 
     return _run(body)
 
 
-async def read_balances(config: BalanceManagerConfig) -> dict[str, Balance]:
+async def read_balances(
+    config: BalanceManagerConfig, *, names: AssetNames | None = None
+) -> dict[str, Balance]:
     """Every balance of ``config.credentials``'s account, read once over REST.
+
+    Args:
+        config: URL, timeouts and credentials.
+        names: asset names to use; they learn the exchange's ``Assets`` (display
+            decimals included) on the way.
 
     Raises:
         AuthenticationError: the key was refused.
@@ -484,7 +522,7 @@ async def read_balances(config: BalanceManagerConfig) -> dict[str, Balance]:
         SourceError: the exchange answered with another error.
     """
     async with KrakenRestClient.from_credentials(
-        config.credentials, config.rest_url, config=config
+        config.credentials, config.rest_url, config=config, names=names
     ) as rest:
         try:
             await rest.load_assets()
@@ -524,18 +562,19 @@ _AMOUNT_KEYS = frozenset(
 )
 
 
-def _balances_table(balances: dict[str, Balance]) -> Table:
+def _balances_table(balances: dict[str, Balance], names: AssetNames) -> Table:
     table = Table()
     table.add_column("asset", style="bold")
     for name in ("balance", "free", "held", "earn"):
         table.add_column(name, justify="right")
     for asset, balance in balances.items():
+        places = names.display_decimals(asset)
         table.add_row(
             asset,
-            display_amount(balance.balance),
-            display_amount(balance.free),
-            display_amount(balance.hold_trade),
-            display_amount(balance.earn),
+            display_amount(balance.balance, places),
+            display_amount(balance.free, places),
+            display_amount(balance.hold_trade, places),
+            display_amount(balance.earn, places),
         )
     if not balances:
         table.caption = "the account holds nothing"
@@ -574,7 +613,8 @@ def _cmd_history(args: argparse.Namespace, out: TextIO) -> int:
             asset = AssetNames().canonical(args.asset)
             _print_history(history, asset, args, out)
             trend = await history.analyze_balance_trend(asset, analysis_hours=args.hours)
-            _print_trend(trend, history.volatility(asset, args.hours), out)
+            places = AssetNames().display_decimals(asset)
+            _print_trend(trend, history.volatility(asset, args.hours), out, places)
         finally:
             await history.close()
         return EXIT_OK
@@ -609,8 +649,11 @@ def _print_history(
             f"No history of {asset} in the last {args.hours:g} h (assets recorded: {known})."
         )
         return
+    places = AssetNames().display_decimals(asset)
+    count = f"{len(window)} {'entry' if len(window) == 1 else 'entries'}"
+    shown = f" (newest {args.limit} shown)" if len(window) > args.limit else ""
     table = Table(
-        title=f"{asset}: {len(window)} entries in the last {args.hours:g} h (newest {args.limit})",
+        title=f"{asset}: {count} in the last {args.hours:g} h{shown}",
         title_justify="left",
     )
     table.add_column("time (UTC)")
@@ -622,29 +665,43 @@ def _print_history(
         sign = "+" if entry.change > 0 else ""
         table.add_row(
             when,
-            display_amount(entry.balance),
-            f"{sign}{display_amount(entry.change)}",
+            display_amount(entry.balance, places),
+            f"{sign}{display_amount(entry.change, places)}",
             entry.source.value,
         )
     console.print(table)
     balances = [entry.balance for entry in window]
     console.print(
-        f"chart  {sparkline(balances)}  "
-        f"(min {display_amount(min(balances))}, max {display_amount(max(balances))})"
+        f"chart  {sparkline(balances)}  (min {display_amount(min(balances), places)}, "
+        f"max {display_amount(max(balances), places)})"
     )
 
 
-def _print_trend(trend: TrendAnalysis | None, volatility: float | None, out: TextIO) -> None:
+#: A change beyond this many percent of the start is written as a ratio, not a percentage.
+PERCENT_LIMIT = 10_000.0
+
+
+def _print_trend(
+    trend: TrendAnalysis | None, volatility: float | None, out: TextIO, places: int | None
+) -> None:
     if trend is None:
         print("trend: not enough entries in the window (needs 2)", file=out)
         return
-    change_percent = "n/a" if trend.change_percent is None else f"{trend.change_percent:+.4f}%"
-    vol = "n/a" if volatility is None else f"{volatility * 100:.4f}%"
+    percent = trend.change_percent
+    if percent is None:
+        change_percent = "from 0"
+    elif abs(percent) >= PERCENT_LIMIT:
+        # From a dust start, a percentage is a number nobody can read.
+        change_percent = f"more than {PERCENT_LIMIT / 100:g}× the start"
+    else:
+        change_percent = f"{percent:+.2f}%"
+    vol = "n/a" if volatility is None else f"{volatility * 100:.2f}% per change"
     sign = "+" if trend.change > 0 else ""
+    slope = display_amount(Decimal(f"{trend.slope_per_hour:.8g}"))
     print(
         f"trend: {trend.trend_direction} (strength {trend.trend_strength:.2f}, "
-        f"slope {trend.slope_per_hour:+.8g}/h), volatility {vol}, "
-        f"change {sign}{display_amount(trend.change)} ({change_percent}) "
+        f"slope {'+' if trend.slope_per_hour > 0 else ''}{slope}/h), volatility {vol}, "
+        f"change {sign}{display_amount(trend.change, places)} ({change_percent}) "
         f"over {trend.points} points",
         file=out,
     )

@@ -9,6 +9,8 @@ reads them from the environment or from a file, never from the command line
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import logging
 import os
@@ -18,7 +20,14 @@ from pathlib import Path
 
 from balance_manager.exceptions import ConfigError
 
-__all__ = ["SIMULATED_KEY_PREFIX", "Credentials", "Secret", "load_credentials", "mask_key"]
+__all__ = [
+    "SECRET_BYTES",
+    "SIMULATED_KEY_PREFIX",
+    "Credentials",
+    "Secret",
+    "load_credentials",
+    "mask_key",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +38,9 @@ ENV_CREDENTIALS_FILE = "KRAKEN_CREDENTIALS_FILE"
 MAX_FILE_BYTES = 64 * 1024
 #: The longest API key accepted (Kraken's are 56 characters).
 MAX_KEY_LENGTH = 256
+
+#: Length of a Kraken API secret once base64-decoded: the HMAC-SHA512 key.
+SECRET_BYTES = 64
 
 
 class Secret:
@@ -91,11 +103,36 @@ def mask_key(api_key: str) -> str:
 SIMULATED_KEY_PREFIX = "sim-"
 
 
+def _check_secret(secret: Secret) -> None:
+    """A Kraken API secret is the base64 text of 64 bytes; the message never shows it."""
+    if not secret:
+        raise ConfigError("api_secret", "***", "must not be empty")
+    try:
+        key = base64.b64decode(secret.reveal(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(
+            "api_secret",
+            "***",
+            f"is not valid base64 (a Kraken API secret is base64 of {SECRET_BYTES} bytes, "
+            "as Kraken shows it when the key is created)",
+        ) from None
+    if len(key) != SECRET_BYTES:
+        raise ConfigError(
+            "api_secret",
+            "***",
+            f"decodes to {len(key)} bytes; a Kraken API secret is base64 of {SECRET_BYTES} bytes",
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Credentials:
-    """A Kraken API key and its base64 secret.
+    """A Kraken API key and its base64 secret, checked for shape before any I/O.
 
-    The key is shown shortened in ``repr``; the secret is a :class:`Secret`.
+    The key must be printable ASCII without blanks and the secret base64 of
+    64 bytes, so a mistyped or truncated secret is refused at once, with a
+    :class:`~balance_manager.exceptions.ConfigError` naming the field, rather
+    than after a network round trip. The key is shown shortened in ``repr``;
+    the secret is a :class:`Secret`.
     """
 
     api_key: str
@@ -116,25 +153,25 @@ class Credentials:
             )
         if not isinstance(self.api_secret, Secret):
             raise ConfigError("api_secret", "***", "must be a Secret (use Credentials.of)")
-        if not self.api_secret:
-            raise ConfigError("api_secret", "***", "must not be empty")
+        _check_secret(self.api_secret)
 
     @classmethod
     def of(cls, api_key: str, api_secret: str | Secret) -> Credentials:
-        """Build from plain strings.
+        """Build from plain strings (blanks around either are dropped).
 
         Raises:
-            ConfigError: the key or the secret is not text, or is empty (never showing the secret).
+            ConfigError: the key or the secret is not text or does not have the shape
+                of Kraken's (never showing the secret).
         """
         if not isinstance(api_key, str):
             raise ConfigError("api_key", type(api_key).__name__, "must be a str")
         if isinstance(api_secret, Secret):
-            secret = api_secret
+            text = api_secret.reveal()
         elif isinstance(api_secret, str):
-            secret = Secret(api_secret)
+            text = api_secret
         else:
             raise ConfigError("api_secret", "***", "must be a str or a Secret")
-        return cls(api_key=api_key.strip(), api_secret=secret)
+        return cls(api_key=api_key.strip(), api_secret=Secret(text.strip()))
 
     def __repr__(self) -> str:
         return f"Credentials(api_key={mask_key(self.api_key)!r}, api_secret=Secret('***'))"

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from balance_manager.clock import Clock, SystemClock
 from balance_manager.config import BalanceManagerConfig
-from balance_manager.core.amounts import ZERO
+from balance_manager.core.amounts import ZERO, display_amount
 from balance_manager.core.bounds import seconds
 from balance_manager.core.freshness import ServingMode
 from balance_manager.core.models import BalanceChange
@@ -42,6 +42,7 @@ from balance_manager.demo_plan import (
     PairInfo,
     PlaceOrder,
     compare_with_exchange,
+    consistent_counters,
     fault_schedule,
 )
 from balance_manager.demo_view import AssetRow, DemoView, Frame
@@ -54,6 +55,7 @@ from balance_manager.simulator.faults import Faults
 __all__ = [
     "DEMO_OVERRIDES",
     "DEMO_PAIRS",
+    "LOG_LINES",
     "DemoOptions",
     "EventFeed",
     "OrderPort",
@@ -89,6 +91,9 @@ DEMO_OVERRIDES: Mapping[str, Any] = {
     "kraken_tier": "pro",
     "credentials": None,
 }
+
+#: Event lines kept for the live view; it shows the newest that fit the terminal.
+LOG_LINES = 40
 
 #: Pairs the demo's bot trades.
 DEMO_PAIRS = ("BTC/USD", "ETH/USD", "DOT/USD")
@@ -156,19 +161,31 @@ class EventFeed:
         elapsed: seconds since the start of the run.
     """
 
-    def __init__(self, log: EventLog, view: DemoView, elapsed: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        log: EventLog,
+        view: DemoView,
+        elapsed: Callable[[], float],
+        *,
+        decimals: Callable[[str], int | None] | None = None,
+    ) -> None:
         self.log = log
         self.view = view
         self.elapsed = elapsed
+        self.decimals: Callable[[str], int | None] = decimals or _unknown_decimals
         self._stream: tuple[str, bool] | None = None
         self._issues: frozenset[tuple[str, str, str]] = frozenset()
+        self._live_seen = False  # a live source (websocket or rest) has served
+        self._fell_back = False  # left the stream since it last served
 
     def note(self, text: str) -> None:
         """Add one line."""
         self.view.event(self.log.add(self.elapsed(), text))
 
     def attach(self, manager: BalanceManager) -> None:
-        """Register the callbacks on ``manager``."""
+        """Register the callbacks on ``manager`` (and show amounts at its assets' decimals)."""
+        if self.decimals is _unknown_decimals:
+            self.decimals = manager.names.display_decimals
         manager.register_callback("balance_update", self.on_balance_update)
         manager.register_callback("source_changed", self.on_source_changed)
         manager.register_callback("connection_state", self.on_connection_state)
@@ -180,22 +197,48 @@ class EventFeed:
         if old is None:
             return
         via = f"via {new.source.value}"
+        places = self.decimals(new.asset)
+
+        def amount(value: Decimal) -> str:
+            return display_amount(value, places)
+
         if old.balance != new.balance:
-            delta = new.balance - old.balance
+            delta = change.delta
             sign = "+" if delta > 0 else ""
             self.note(
-                f"{new.asset} balance {_amount(old.balance)} → {_amount(new.balance)} "
-                f"({sign}{_amount(delta)}) {via}"
+                f"{new.asset} balance {amount(old.balance)} → {amount(new.balance)} "
+                f"({sign}{amount(delta)}) {via}"
             )
         elif old.hold_trade != new.hold_trade:
             self.note(
-                f"{new.asset} held {_amount(old.hold_trade)} → {_amount(new.hold_trade)}, "
-                f"free {_amount(new.free)} {via}"
+                f"{new.asset} held {amount(old.hold_trade)} → {amount(new.hold_trade)}, "
+                f"free {amount(new.free)} {via}"
             )
 
     def on_source_changed(self, payload: Mapping[str, Any]) -> None:
-        """The serving source changed (a fallback or a recovery)."""
-        self.note(f"source: serving from {payload['source']} (was {payload['previous']})")
+        """The serving source changed: the start, the stream coming up, a fallback, a recovery.
+
+        The manager starts "serving" from ``cache`` with nothing in it (or
+        reports no previous source at all): its first move to a live source is
+        the start-up, and the stream's first arrival is the stream coming up,
+        not a recovery. Only a return to the stream after leaving it is one.
+        """
+        source, previous = str(payload["source"]), payload.get("previous")
+        live = source in ("websocket", "rest")
+        if live and not self._live_seen and previous in (None, "cache"):
+            why = "start-up: first source up"
+        elif previous == "websocket":
+            why = f"fallback; was {previous}"
+        elif source == "websocket":
+            why = f"{'recovered' if self._fell_back else 'stream up'}; was {previous}"
+        else:
+            why = f"was {previous}"
+        if previous == "websocket":
+            self._fell_back = True
+        if source == "websocket":
+            self._fell_back = False
+        self._live_seen = self._live_seen or live
+        self.note(f"source: serving from {source} ({why})")
 
     def on_connection_state(self, payload: Mapping[str, Any]) -> None:
         """The stream's state changed (only changes of state or live holds are logged)."""
@@ -254,8 +297,9 @@ def _warnings_into(feed: EventFeed) -> Iterator[None]:
         package.removeHandler(handler)
 
 
-def _amount(value: Decimal) -> str:
-    return f"{value.normalize():f}" if value else "0"
+def _unknown_decimals(asset: str) -> int | None:
+    """No display decimals known: amounts are shown without noise zeros."""
+    return None
 
 
 # -- the frame -------------------------------------------------------------------------------
@@ -292,9 +336,10 @@ async def collect_frame(
                 source=balance.source.value,
                 age=manager.age_of(balance),
                 trend=trend.trend_direction if trend is not None else None,
+                decimals=manager.names.display_decimals(asset),
             )
         )
-    counters = {key: value for key, value in stats.items() if isinstance(value, int)}
+    counters = consistent_counters(stats)
     return Frame(
         title=title,
         elapsed=elapsed,
@@ -558,7 +603,11 @@ async def run_demo(
             clock=clock,
         ) as manager:
             run = _Run(
-                manager, view, clock, title=f"demo (simulator, seed {options.seed})", log_lines=12
+                manager,
+                view,
+                clock,
+                title=f"demo (simulator, seed {options.seed})",
+                log_lines=LOG_LINES,
             )
             runner = StrategyRunner(
                 OrderStrategy(_pairs(simulator), random.Random(options.seed)),
@@ -654,7 +703,7 @@ async def run_watch(
         trend_hours: window of the trend arrows.
     """
     stop = stop or asyncio.Event()
-    run = _Run(manager, view, manager.clock, title=title, log_lines=12)
+    run = _Run(manager, view, manager.clock, title=title, log_lines=LOG_LINES)
     view.start()
     try:
         with _warnings_into(run.feed):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Literal
 
-from balance_manager.core.amounts import ZERO
+from balance_manager.core.amounts import ZERO, decimal_places, display_amount, round_to
 from balance_manager.core.bounds import seconds
 from balance_manager.core.models import Balance
 
@@ -43,6 +43,7 @@ __all__ = [
     "PlaceOrder",
     "StrategyAction",
     "compare_with_exchange",
+    "consistent_counters",
     "exit_code_for",
     "fault_schedule",
     "format_amount",
@@ -57,7 +58,11 @@ EXIT_INTERRUPTED = 130
 
 
 def format_amount(value: Decimal) -> str:
-    """``value`` written out exactly, without exponent (``0E-10`` → ``0.0000000000``)."""
+    """``value`` written out exactly as held, without exponent (``0E-10`` → ``0.0000000000``).
+
+    For machine output (``balances --json``); people get
+    :func:`~balance_manager.core.amounts.display_amount`.
+    """
     return f"{value:f}"
 
 
@@ -192,7 +197,10 @@ class PlaceOrder:
 
     def describe(self) -> str:
         """``buy 0.0002 BTC/USD @ 59950.0``."""
-        return f"{self.side} {format_amount(self.volume)} {self.symbol} @ {self.price:f}"
+        return (
+            f"{self.side} {display_amount(self.volume)} {self.symbol} "
+            f"@ {display_amount(self.price, decimal_places(self.price))}"  # at the pair's tick
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +298,7 @@ class OrderStrategy:
         first: Literal["buy", "sell"] = self.rng.choice(("buy", "sell"))
         for side in (first, "sell" if first == "buy" else "buy"):
             limit = price * (1 - offset) if side == "buy" else price * (1 + offset)
-            limit = limit.quantize(Decimal(1).scaleb(-pair.price_decimals), ROUND_HALF_EVEN)
+            limit = round_to(limit, pair.price_decimals, ROUND_HALF_EVEN)
             # Only what the manager says is free: the point of the demo.
             if side == "buy" and volume * limit <= free.get(pair.quote, ZERO):
                 return PlaceOrder(pair.symbol, "buy", volume, limit)
@@ -355,8 +363,11 @@ class Mismatch:
     exchange: Decimal
 
     def __str__(self) -> str:
-        mine = "missing" if self.manager is None else format_amount(self.manager)
-        return f"{self.asset} {self.field}: manager {mine}, exchange {format_amount(self.exchange)}"
+        # display_amount never rounds, so two different amounts never print alike.
+        mine = "missing" if self.manager is None else display_amount(self.manager)
+        return (
+            f"{self.asset} {self.field}: manager {mine}, exchange {display_amount(self.exchange)}"
+        )
 
 
 def compare_with_exchange(
@@ -438,9 +449,28 @@ def _count(statistics: Mapping[str, object], name: str) -> int:
     return value if isinstance(value, int) else 0
 
 
+def consistent_counters(statistics: Mapping[str, object]) -> dict[str, int]:
+    """The integer counters of ``statistics``, with ``recoveries`` never above ``fallbacks``.
+
+    A recovery is a return to the stream after a fallback, so there cannot be
+    more of them than fallbacks. The manager counts every arrival at the
+    stream, including the first one at start-up (nothing → REST → stream),
+    which is no recovery: shown as is, ``watch`` would say "recoveries 1" with
+    no fallback. Views show this corrected figure.
+    """
+    counters = {
+        name: value
+        for name, value in statistics.items()
+        if isinstance(value, int) and not isinstance(value, bool)
+    }
+    if "recoveries" in counters:
+        counters["recoveries"] = min(counters["recoveries"], counters.get("fallbacks", 0))
+    return counters
+
+
 def format_summary(summary: DemoSummary) -> list[str]:
     """The closing report as lines of plain text."""
-    stats = summary.statistics
+    stats = consistent_counters(summary.statistics)
     how = "interrupted after" if summary.interrupted else "ran for"
     lines = [f"Summary ({how} {summary.elapsed:.1f} s)"]
     width = max(len(label) for _, label in SUMMARY_COUNTERS) + 2

@@ -18,20 +18,27 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol, TextIO
 
-from rich.console import Console, Group, RenderableType
+from rich import box
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.live import Live
 from rich.panel import Panel
+from rich.rule import Rule
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
+from balance_manager.core.amounts import display_amount
+
 __all__ = [
     "COUNTER_LABELS",
+    "MIN_EVENTS",
     "SIDE_BY_SIDE_WIDTH",
     "SPARK_BARS",
     "TREND_ARROWS",
     "AssetRow",
     "DemoView",
     "Frame",
+    "FrameLayout",
     "LiveView",
     "PlainView",
     "display_amount",
@@ -62,13 +69,6 @@ COUNTER_LABELS = (
     ("validation_failures", "validation failures"),
     ("callback_errors", "callback errors"),
 )
-
-
-def display_amount(value: Decimal) -> str:
-    """``value`` exactly, without exponent or trailing zeros (``1.50000`` → ``1.5``)."""
-    if not value:
-        return "0"
-    return f"{value.normalize():f}"
 
 
 #: Bar heights of :func:`sparkline`, lowest first.
@@ -113,6 +113,8 @@ class AssetRow:
         source: where the value came from (``websocket``, ``rest``, ``cache``).
         age: seconds since a live source last confirmed it (``None``: unknown).
         trend: ``increasing``, ``decreasing``, ``stable`` or ``None``.
+        decimals: the asset's display decimals, if known (see
+            :func:`~balance_manager.core.amounts.display_amount`).
     """
 
     asset: str
@@ -122,6 +124,7 @@ class AssetRow:
     source: str
     age: float | None
     trend: str | None
+    decimals: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,103 +187,213 @@ def status_line(frame: Frame) -> str:
     return " ".join(parts)
 
 
-def _header(frame: Frame) -> Text:
+#: Between two items of a header or counters line; lines break only here.
+_GAP = "   "
+
+
+def _wrap_items(items: Sequence[Text], width: int, gap: str = _GAP) -> Text:
+    """``items`` on as few lines as fit ``width``, breaking only between items, never inside."""
     text = Text()
-    text.append(frame.title, style="bold")
-    clock = f"{frame.elapsed:.1f} s"
-    if frame.duration is not None:
-        clock += f" / {frame.duration:g} s"
-    text.append(f"   {clock}\n")
-    text.append("serving: ")
-    text.append(frame.serving.upper(), style=_SOURCE_STYLE.get(frame.serving, "bold"))
-    text.append(f"   stream: {frame.stream_state}")
-    text.append("   holds: ")
-    text.append(
-        "live" if frame.holds_live else "from REST", style="green" if frame.holds_live else "yellow"
-    )
-    if frame.circuit is not None:
-        style = "green" if frame.circuit == "closed" else "red"
-        text.append("   REST circuit: ")
-        text.append(frame.circuit, style=style)
-    text.append(f"   cache hit rate: {frame.cache_hit_rate:.1f}%")
-    if frame.phase is not None:
-        text.append("\nphase: ")
-        text.append(frame.phase, style="bold magenta" if frame.phase != "normal" else "dim")
-    if frame.rest_error:
-        text.append("\nlast REST error: ", style="red")
-        text.append(frame.rest_error[:120])
+    used = 0
+    for item in items:
+        size = item.cell_len
+        if used and used + len(gap) + size > width:
+            text.append("\n")
+            used = 0
+        elif used:
+            text.append(gap)
+            used += len(gap)
+        text.append_text(item)
+        used += size
     return text
 
 
-def _balances_table(frame: Frame) -> Table:
-    table = Table(title="Balances", title_justify="left", expand=False)
+def _item(label: str, value: str, style: str = "") -> Text:
+    text = Text(label)
+    text.append(value, style=style)
+    return text
+
+
+def _header(frame: Frame, width: int) -> Text:
+    """Title, clock and phase; then the serving state; then the last REST error, in full."""
+    clock = f"{frame.elapsed:.1f} s"
+    if frame.duration is not None:
+        clock += f" / {frame.duration:g} s"
+    title = [Text("balance-manager", style="bold blue"), Text(frame.title, style="bold")]
+    title.append(Text(clock))
+    if frame.phase is not None:
+        style = "bold magenta" if frame.phase != "normal" else "dim"
+        title.append(_item("phase: ", frame.phase, style))
+    status = [
+        _item("serving: ", frame.serving.upper(), _SOURCE_STYLE.get(frame.serving, "bold")),
+        _item("stream: ", frame.stream_state),
+        _item(
+            "holds: ",
+            "live" if frame.holds_live else "from REST",
+            "green" if frame.holds_live else "yellow",
+        ),
+    ]
+    if frame.circuit is not None:
+        circuit_style = "green" if frame.circuit == "closed" else "red"
+        status.append(_item("REST circuit: ", frame.circuit, circuit_style))
+    status.append(Text(f"cache hit rate: {frame.cache_hit_rate:.1f}%"))
+    text = _wrap_items(title, width, gap="  ")
+    text.append("\n")
+    text.append_text(_wrap_items(status, width))
+    if frame.rest_error:
+        text.append("\nlast REST error: ", style="red")
+        text.append(" ".join(frame.rest_error.split()))
+    return text
+
+
+def _balances_table(frame: Frame, rows: Sequence[AssetRow], hidden_rows: int) -> Table:
+    table = Table(
+        box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True, expand=False
+    )
+    amounts = [
+        [display_amount(value, row.decimals) for value in (row.balance, row.free, row.held)]
+        for row in rows
+    ]
     table.add_column("asset", style="bold", no_wrap=True)
-    for name in ("balance", "free", "held"):
-        table.add_column(name, justify="right", no_wrap=True, overflow="fold")
-    table.add_column("source", no_wrap=True)
-    table.add_column("age", justify="right")
-    table.add_column("trend", justify="center")
-    for row in frame.rows:
+    for index, name in enumerate(("balance", "free", "held")):
+        # Amounts are the point: their column is never narrower than the longest one.
+        longest = max((len(shown[index]) for shown in amounts), default=len(name))
+        table.add_column(name, justify="right", no_wrap=True, min_width=max(longest, len(name)))
+    # On a terminal too narrow for everything, these give way (wrapped, never cut).
+    table.add_column("source", overflow="fold")
+    table.add_column("age", justify="right", overflow="fold")
+    table.add_column("trend", justify="center", overflow="fold")
+    for row, shown in zip(rows, amounts, strict=True):
         table.add_row(
             row.asset,
-            display_amount(row.balance),
-            display_amount(row.free),
-            display_amount(row.held),
+            *shown,
             Text(row.source, style=_SOURCE_STYLE.get(row.source, "")),
             _age(row.age),
             TREND_ARROWS.get(row.trend, "·"),
         )
+    notes = []
+    if hidden_rows:
+        notes.append(f"{hidden_rows} more asset(s) below the screen")
     if frame.hidden_assets:
-        table.caption = f"{frame.hidden_assets} empty asset(s) not shown"
+        notes.append(f"{frame.hidden_assets} empty asset(s) not shown")
+    if notes:
+        table.caption = "; ".join(notes)
+        table.caption_justify = "left"
     return table
 
 
-def _counters(frame: Frame, *, vertical: bool) -> Text:
-    text = Text()
-    width = max(len(label) for _, label in COUNTER_LABELS)
-    for index, (key, label) in enumerate(COUNTER_LABELS):
-        if index:
-            text.append("\n" if vertical else "   ")
+def _counters(frame: Frame, *, vertical: bool, width: int) -> Text:
+    items = []
+    label_width = max(len(label) for _, label in COUNTER_LABELS)
+    for key, label in COUNTER_LABELS:
         value = frame.counters.get(key, 0)
-        text.append(f"{label:<{width}} " if vertical else f"{label} ")
         alarm = key in ("validation_failures", "callback_errors") and value
-        text.append(str(value), style="bold red" if alarm else "bold")
-    return text
+        items.append(
+            _item(
+                f"{label:<{label_width}} " if vertical else f"{label} ",
+                str(value),
+                "bold red" if alarm else "bold",
+            )
+        )
+    if vertical:
+        return Text("\n").join(items)
+    return _wrap_items(items, width)
 
 
-#: Below this width the counters go under the balances instead of beside them.
+#: From this width on, the counters stand beside the balances instead of under them.
 SIDE_BY_SIDE_WIDTH = 110
 
+#: Event lines the view keeps room for before it shortens the balances table.
+MIN_EVENTS = 5
 
-def render_frame(frame: Frame, *, width: int = SIDE_BY_SIDE_WIDTH) -> RenderableType:
-    """The live view of ``frame``: header, balances table, counters, event log.
+
+class FrameLayout:
+    """The live view of a frame, laid out for the terminal it is drawn on.
+
+    Everything is sized to the console (or to ``width`` × ``height``): the
+    header breaks only between items, the balances table has no outer border,
+    and the event log gets the remaining lines, newest events last, each in
+    full. When the terminal is too short for every asset and
+    :data:`MIN_EVENTS` events, the table shows fewer assets and says how many
+    are below, so that the fallback and recovery events stay visible. Nothing
+    is left for rich's ``Live`` to crop to ``...``.
+    """
+
+    def __init__(self, frame: Frame, *, width: int | None = None, height: int | None = None):
+        self.frame = frame
+        self.width = width
+        self.height = height
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = self.width or options.max_width
+        height = self.height or options.height or options.size.height
+        lines = self.lines(console, options.update(width=width, height=None), width, height)
+        for index, line in enumerate(lines):
+            if index:
+                yield Segment.line()
+            yield from line
+        yield Segment.line()
+
+    def lines(
+        self, console: Console, options: ConsoleOptions, width: int, height: int
+    ) -> list[list[Segment]]:
+        """The frame as at most ``height`` lines of at most ``width`` cells."""
+        frame = self.frame
+
+        def render(renderable: RenderableType) -> list[list[Segment]]:
+            return console.render_lines(renderable, options, pad=False)
+
+        beside = width >= SIDE_BY_SIDE_WIDTH
+        header = render(_header(frame, width))
+        counters = [] if beside else render(_counters(frame, vertical=False, width=width))
+        rule = render(Rule("Events", align="left", style="dim"))
+        events = [render(Text(line, overflow="fold")) for line in frame.log] or [
+            render(Text("(no events yet)", style="dim"))
+        ]
+
+        def middle(rows: int) -> list[list[Segment]]:
+            table = _balances_table(frame, frame.rows[:rows], len(frame.rows) - rows)
+            if not beside:
+                return render(table)
+            grid = Table.grid(padding=(0, 2))
+            counters_panel = Panel(
+                _counters(frame, vertical=True, width=width),
+                title="Counters",
+                title_align="left",
+                border_style="dim",
+                expand=False,
+            )
+            grid.add_row(table, counters_panel)
+            return render(grid)
+
+        fixed = len(header) + len(counters) + len(rule)
+        wanted = sum(len(event) for event in events[-MIN_EVENTS:])
+        rows = len(frame.rows)
+        table = middle(rows)
+        while rows and fixed + len(table) + wanted > height:
+            rows -= 1
+            table = middle(rows)
+        room = height - fixed - len(table)
+        shown: list[list[Segment]] = []
+        for event in reversed(events):
+            if len(shown) + len(event) > room:
+                break
+            shown[:0] = event
+        return [*header, *table, *counters, *rule, *shown][:height]
+
+
+def render_frame(
+    frame: Frame, *, width: int | None = None, height: int | None = None
+) -> RenderableType:
+    """The live view of ``frame`` (see :class:`FrameLayout`).
 
     Args:
         frame: what to show.
-        width: the terminal's width; a narrow terminal gets the counters under
-            the balances, so that amounts are never cut (they are the point).
+        width: columns to lay out for (default: the console's width); from
+            :data:`SIDE_BY_SIDE_WIDTH` on, the counters stand beside the balances.
+        height: lines to fit in (default: the console's height).
     """
-    vertical = width >= SIDE_BY_SIDE_WIDTH
-    counters = Panel(
-        _counters(frame, vertical=vertical),
-        title="Counters",
-        title_align="left",
-        border_style="dim",
-        expand=not vertical,
-    )
-    middle: RenderableType
-    if vertical:
-        grid = Table.grid(padding=(0, 2))
-        grid.add_row(_balances_table(frame), counters)
-        middle = grid
-    else:
-        middle = Group(_balances_table(frame), counters)
-    log = Text("\n".join(frame.log) if frame.log else "(no events yet)")
-    return Group(
-        Panel(_header(frame), title="balance-manager", border_style="blue"),
-        middle,
-        Panel(log, title="Events", title_align="left", border_style="dim"),
-    )
+    return FrameLayout(frame, width=width, height=height)
 
 
 class DemoView(Protocol):
@@ -367,7 +480,7 @@ class LiveView:
 
     def update(self, frame: Frame) -> None:
         """Redraw with ``frame``."""
-        self._live.update(render_frame(frame, width=self.console.width))
+        self._live.update(render_frame(frame))
 
     def event(self, line: str) -> None:
         """Nothing: the frame carries the event log."""

@@ -280,12 +280,24 @@ class ExchangeUnavailableError(ExchangeError):
 
 
 class CircuitOpenError(SourceError):
-    """The circuit breaker refuses calls to ``name`` for ``retry_after`` more seconds."""
+    """The circuit breaker refuses calls to ``name`` for ``retry_after`` more seconds.
 
-    def __init__(self, name: str, retry_after: float) -> None:
+    Args:
+        name: the circuit, e.g. ``"kraken-rest"``.
+        retry_after: seconds until the next attempt may go.
+        cause: the failure that opened the circuit (the last one recorded), one
+            line; the message leads with it, since it is what the user can act on.
+    """
+
+    def __init__(self, name: str, retry_after: float, *, cause: str | None = None) -> None:
         self.name = name
         self.retry_after = retry_after
-        super().__init__(f"circuit {name!r} is open; next attempt in {retry_after:.2f} s")
+        self.cause = cause
+        if cause:
+            message = f"{cause} (circuit {name!r} open; next attempt in {retry_after:.2f} s)"
+        else:
+            message = f"circuit {name!r} is open; next attempt in {retry_after:.2f} s"
+        super().__init__(message)
 
 
 class StaleBalanceError(SourceError):

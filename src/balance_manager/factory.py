@@ -114,6 +114,13 @@ async def connect(
         )
         manager = BalanceManager(stream, rest, config, clock=clock)
         manager.simulator = sim
+        try:
+            await manager.initialize()
+        except BaseException:
+            # A start that fails or is cancelled half-way may have opened HTTP
+            # sessions already; close() (idempotent) releases them.
+            await manager.close()
+            raise
         async with manager:
             yield manager
     finally:

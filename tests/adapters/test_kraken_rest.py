@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
 from decimal import Decimal
 
+import aiohttp
 import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from balance_manager.adapters.kraken_rest import KrakenRestClient
 from balance_manager.clock import ManualClock
@@ -61,7 +64,9 @@ async def test_wrong_secret_is_an_authentication_error_without_the_secret(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A wrong secret gives EAPI:Invalid signature at once (no retry), and never prints."""
-    wrong = "c2VjcmV0LXRoYXQtaXMtd3Jvbmctc2VjcmV0LXRoYXQtaXMtd3Jvbmc="
+    wrong = (
+        "c2VjcmV0LXRoYXQtaXMtd3Jvbmctc2VjcmV0LXRoYXQtaXMtd3JvbmdzZWNyZXQtdGhhdC1pcy13cm9uZy1zZQ=="
+    )
     caplog.set_level(logging.DEBUG)
     async with KrakenRestClient(
         api_key=sim.api_key, api_secret=wrong, base_url=sim.rest_url, config=config, clock=clock
@@ -252,3 +257,80 @@ async def test_lockout_holds_private_calls_back(
     clock.advance(61.0)
     assert await rest.balance_ex()
     assert rest.get_statistics()["lockout_refusals"] == 1
+
+
+# -- failures that name their cause ------------------------------------------------------------
+
+
+class _NoSuchHost(AbstractResolver):
+    """A resolver that fails every lookup as a missing host does (no DNS server involved)."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        raise OSError(socket.EAI_NONAME, "Name or service not known")
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def test_connection_refused_is_named_and_kept_by_the_open_circuit(
+    clock: ManualClock, config: BalanceManagerConfig
+) -> None:
+    """A refused connection says so; once the circuit opens, its refusal still names it."""
+    port = _closed_port()
+    async with KrakenRestClient(
+        base_url=f"http://127.0.0.1:{port}", config=config, clock=clock, rng=random.Random(1)
+    ) as client:
+        with pytest.raises(TransportError) as info:
+            await drive_until_done(clock, client.server_time())
+        assert f"connection refused by 127.0.0.1:{port}" in str(info.value)
+        assert client.breaker.state is BreakerState.OPEN
+        with pytest.raises(CircuitOpenError) as refused:
+            await client.server_time()
+        assert str(refused.value).startswith(
+            f"GET /0/public/Time: connection refused by 127.0.0.1:{port}"
+        )
+        assert "\n" not in str(refused.value)
+
+
+async def test_a_host_that_does_not_resolve_is_named_as_dns(
+    clock: ManualClock, config: BalanceManagerConfig
+) -> None:
+    """A failed lookup is reported as DNS, naming the host."""
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=_NoSuchHost()))
+    async with (
+        session,
+        KrakenRestClient(
+            base_url="https://api.kraken.invalid",
+            config=config.replace(rest_max_retries=0),
+            clock=clock,
+            session=session,
+        ) as client,
+    ):
+        with pytest.raises(TransportError) as info:
+            await client.server_time()
+    assert "cannot resolve host api.kraken.invalid (DNS: Name or service not known)" in str(
+        info.value
+    )
+
+
+async def test_tls_to_a_plain_http_port_is_named_as_tls(
+    sim: SimulatedKraken, clock: ManualClock, config: BalanceManagerConfig
+) -> None:
+    """https:// to a server that speaks plain HTTP fails as a TLS handshake, named as such."""
+    url = sim.rest_url.replace("http://", "https://")
+    async with KrakenRestClient(
+        base_url=url, config=config.replace(rest_max_retries=0), clock=clock
+    ) as client:
+        with pytest.raises(TransportError) as info:
+            await client.server_time()
+    host_port = url.removeprefix("https://")
+    assert f"TLS handshake with {host_port} failed" in str(info.value)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 
 import pytest
 from hypothesis import given, strategies as st
 
-from balance_manager.core.amounts import ZERO, decimal_places, to_amount
+from balance_manager.core.amounts import (
+    ZERO,
+    decimal_places,
+    display_amount,
+    round_to,
+    to_amount,
+)
 from balance_manager.exceptions import (
     BalanceManagerError,
     FloatAmountError,
@@ -182,3 +188,90 @@ def test_decimal_places_follows_decimal_arithmetic() -> None:
     """The places of a sum or product are those Decimal arithmetic gives (0.1 + 0.2 has 1)."""
     assert decimal_places(Decimal("0.1") + Decimal("0.2")) == 1
     assert decimal_places(Decimal("1.5") * Decimal("0.25")) == 3
+
+
+# -- display_amount: the one way amounts are shown to people -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "decimals", "shown"),
+    [
+        ("0E-10", None, "0"),  # REST's 0.0000000000, as Decimal writes it
+        ("-0.00", None, "0"),
+        ("1.2435000000", None, "1.2435"),
+        ("25435.2100", None, "25435.21"),
+        ("25435.21", None, "25435.21"),
+        ("1E+2", None, "100"),
+        ("1E-8", None, "0.00000001"),
+        ("-12.50", None, "-12.5"),
+        ("123456789012345678901234567890.5", None, "123456789012345678901234567890.5"),
+        ("25435.2100", 2, "25435.21"),
+        ("25535.21", 2, "25535.21"),
+        ("1500", 2, "1500.00"),
+        ("1.2435000000", 5, "1.24350"),
+        ("0E-10", 5, "0.00000"),
+        ("0.000012345", 5, "0.000012345"),  # never rounded away: every digit shown
+        ("25423.1355", 2, "25423.1355"),
+        ("7", 0, "7"),
+    ],
+)
+def test_display_amount_is_plain_at_the_asset_precision(
+    text: str, decimals: int | None, shown: str
+) -> None:
+    """No exponent, no noise zeros, at least the display decimals, and never a hidden digit."""
+    assert display_amount(Decimal(text), decimals) == shown
+
+
+def test_display_amount_shows_one_value_one_way_whatever_its_source() -> None:
+    """The same amount from REST (4 decimals) and WebSocket (as written) shows the same."""
+    assert display_amount(Decimal("25435.2100"), 2) == display_amount(Decimal("25435.21"), 2)
+    assert display_amount(Decimal("1.2435000000")) == display_amount(Decimal("1.2435"))
+
+
+@given(
+    st.decimals(allow_nan=False, allow_infinity=False, places=None),
+    st.one_of(st.none(), st.integers(min_value=0, max_value=12)),
+)
+def test_display_amount_is_exact_and_never_exponential(
+    value: Decimal, decimals: int | None
+) -> None:
+    """What is shown reads back as the same value, and is never in exponent notation."""
+    shown = display_amount(value, decimals)
+    assert "E" not in shown.upper()
+    assert Decimal(shown) == value
+    if decimals:
+        assert len(shown.partition(".")[2]) >= decimals
+
+
+# -- round_to: the one way amounts are rounded to n decimals -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "decimals", "rounding", "rounded"),
+    [
+        ("21.905", 2, ROUND_HALF_EVEN, "21.90"),
+        ("21.905", 2, ROUND_HALF_UP, "21.91"),
+        ("0.34575", 4, ROUND_HALF_UP, "0.3458"),  # the simulator's cost and fee rounding
+        ("0.34574", 4, ROUND_HALF_UP, "0.3457"),
+        ("0.00012341", 4, ROUND_CEILING, "0.0002"),
+        ("0.99999", 2, ROUND_DOWN, "0.99"),
+        ("3E-9", 10, ROUND_HALF_EVEN, "3.0E-9"),
+    ],
+)
+def test_round_to_rounds_to_n_places(text: str, decimals: int, rounding: str, rounded: str) -> None:
+    """round_to gives exactly ``decimals`` places with the rounding asked for."""
+    result = round_to(Decimal(text), decimals, rounding)
+    assert result == Decimal(rounded)
+    assert decimal_places(result) == decimals
+
+
+def test_round_to_does_not_fail_on_a_value_wider_than_the_default_context() -> None:
+    """30 integer digits at 10 places is beyond 28-digit precision; it still rounds exactly."""
+    value = Decimal("123456789012345678901234567890.123456789012")
+    assert round_to(value, 10) == Decimal("123456789012345678901234567890.1234567890")
+
+
+def test_round_to_refuses_a_negative_number_of_places() -> None:
+    """Negative decimals are an error naming the argument."""
+    with pytest.raises(InvalidAmountError, match="decimals"):
+        round_to(Decimal(1), -1)

@@ -404,3 +404,36 @@ def test_default_cap_stays_within_a_year() -> None:
     """With a long recovery timeout the default cap (10x) is held to a year, not refused."""
     breaker = CircuitBreaker("rest", recovery_timeout=100 * 86400.0)
     assert breaker.max_recovery_timeout == 365 * 86400.0
+
+
+# -- the cause of an open circuit ------------------------------------------------------
+
+
+def test_open_circuit_error_carries_the_last_failure() -> None:
+    """The refusal names the failure that opened the circuit, not just the circuit."""
+    breaker = CircuitBreaker("kraken-rest", failure_threshold=2, recovery_timeout=30.0)
+    breaker.record_failure(0.0, cause=TimeoutError("first"))
+    breaker.record_failure(1.0, cause="connection refused by 127.0.0.1:9")
+    with pytest.raises(CircuitOpenError) as info:
+        breaker.check(2.0)
+    assert info.value.cause == "connection refused by 127.0.0.1:9"
+    assert str(info.value).startswith("connection refused by 127.0.0.1:9")
+    assert breaker.last_failure == "connection refused by 127.0.0.1:9"
+
+
+def test_a_failed_probe_updates_the_cause_and_a_success_clears_it() -> None:
+    """The cause shown is the latest failure; once a call succeeds there is none."""
+    breaker = CircuitBreaker("rest", failure_threshold=1, recovery_timeout=1.0)
+    breaker.record_failure(0.0, cause="DNS")
+    assert breaker.allow(1.5)  # the probe
+    breaker.record_failure(1.5, cause=ValueError("TLS"))
+    with pytest.raises(CircuitOpenError) as info:
+        breaker.check(1.6)
+    assert info.value.cause == "TLS"
+    breaker.reset()
+    assert breaker.last_failure is None
+    breaker.record_failure(5.0)
+    with pytest.raises(CircuitOpenError) as info:
+        breaker.check(5.1)
+    assert info.value.cause is None
+    assert str(info.value).startswith("circuit 'rest' is open")

@@ -324,3 +324,57 @@ def test_balance_refuses_a_bad_source_or_time(changes: dict[str, object], field:
     """A source that is not a Source, or a time that is not finite seconds, is refused by name."""
     with pytest.raises(BalanceStateError, match=field):
         Balance("BTC", Decimal("1"), **changes)  # type: ignore[arg-type]
+
+
+# -- how a balance and a change print ------------------------------------------------------
+
+
+def _rest_btc(**changes: object) -> Balance:
+    """BTC as REST writes it: ten decimals, a zero hold spelled 0E-10."""
+    values: dict[str, object] = {
+        "asset": "BTC",
+        "balance": Decimal("1.2435000000"),
+        "hold_trade": Decimal("0.0000000000"),
+        "source": Source.REST,
+        "received_at": 1_700_000_000.5,
+    }
+    values.update(changes)
+    return Balance(**values)  # type: ignore[arg-type]  # test data built from a dict
+
+
+def test_str_of_a_balance_is_one_plain_line() -> None:
+    """str() reads like a sentence: plain amounts, no exponent, no noise zeros."""
+    assert str(_rest_btc()) == "BTC 1.2435 (free 1.2435, held 0) via rest"
+    with_hold = _rest_btc(hold_trade=Decimal("0.0003000000"), earn=Decimal("0.5"))
+    assert str(with_hold) == "BTC 1.2435 (free 1.2432, held 0.0003, earn 0.5) via rest"
+
+
+def test_repr_of_a_balance_shows_plain_amounts() -> None:
+    """repr() names every field, with amounts in plain notation (never 0E-10 or Decimal(...))."""
+    text = repr(_rest_btc(exchange_time=1_700_000_000.25))
+    assert text == (
+        "Balance(asset='BTC', balance=1.2435, hold_trade=0, free=1.2435, source='rest', "
+        "exchange_time=1700000000.25, received_at=1700000000.5)"
+    )
+    assert "E-" not in repr(_rest_btc(balance=Decimal("1E-8")))
+
+
+def test_repr_shows_credit_and_earn_only_when_set() -> None:
+    """Credit, credit used and earn appear in repr() when they are not zero."""
+    text = repr(_rest_btc(credit=Decimal("100.0000"), credit_used=Decimal("2.50"), earn=Decimal(1)))
+    assert "credit=100, credit_used=2.5, earn=1" in text
+
+
+def test_str_and_repr_of_a_change_show_plain_amounts() -> None:
+    """A change prints old → new with a signed delta, all in plain notation."""
+    old = _rest_btc()
+    new = _rest_btc(balance=Decimal("1.24400000"), source=Source.WEBSOCKET)
+    change = BalanceChange(new=new, old=old, significant=True, kind="update", ledger_id="L-1")
+    assert str(change) == "BTC 1.2435 → 1.244 (+0.0005) via websocket"
+    assert repr(change) == (
+        "BalanceChange(asset='BTC', old_balance=1.2435, balance=1.244, delta=+0.0005, "
+        "free=1.244, hold_trade=0, source='websocket', kind='update', significant=True, "
+        "ledger_id='L-1')"
+    )
+    first = BalanceChange(new=old, kind="snapshot")
+    assert str(first) == "BTC 1.2435 (first value) via rest"

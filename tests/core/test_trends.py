@@ -182,16 +182,45 @@ def test_float_path_equals_decimal_path() -> None:
 # -- volatility -------------------------------------------------------------------------
 
 
-def test_volatility_is_the_sample_std_of_relative_steps() -> None:
-    """100 → 110 → 99 steps +10 % and -10 %: sample std is sqrt(0.02)."""
-    assert volatility([Decimal(100), Decimal(110), Decimal(99)]) == pytest.approx(math.sqrt(0.02))
+def test_volatility_is_the_std_of_the_changes_relative_to_the_mean_balance() -> None:
+    """100 → 110 → 99: changes +10 and -11 (sample std 14.85) over a mean balance of 103."""
+    expected = math.sqrt((10.5**2 + 10.5**2) / 1) / 103
+    assert volatility([Decimal(100), Decimal(110), Decimal(99)]) == pytest.approx(expected)
 
 
-def test_volatility_needs_two_measurable_steps() -> None:
-    """Steps from zero are skipped; fewer than two steps give None."""
+def test_volatility_after_a_step_from_almost_nothing_is_a_sane_figure() -> None:
+    """1e-8 → 92.2 → 92.3 → 92.1 (history mixing a dust value and real ones): not 10^10 %."""
+    balances = [Decimal("0.00000001"), Decimal("92.2"), Decimal("92.3"), Decimal("92.1")]
+    changes = [92.19999999, 0.1, -0.2]
+    mean_change = sum(changes) / 3
+    std = math.sqrt(sum((c - mean_change) ** 2 for c in changes) / 2)
+    result = volatility(balances)
+    assert result == pytest.approx(std / (sum(float(b) for b in balances) / 4))
+    assert result is not None
+    assert result < 1.0  # under 100 % per change, where the relative steps gave 9.2e11 %
+
+
+def test_volatility_needs_two_changes_and_a_balance() -> None:
+    """Fewer than two changes, or a window of zeros, have no volatility."""
     assert volatility([Decimal(1), Decimal(2)]) is None
-    assert volatility([Decimal(0), Decimal(5), Decimal(0)]) is None
-    assert float_volatility([0.0, 1.0, 2.0, 3.0]) == pytest.approx(math.sqrt(0.125))
+    assert volatility([Decimal(0), Decimal(0), Decimal(0)]) is None
+    assert float_volatility([0.0, 1.0, 2.0, 3.0]) == pytest.approx(0.0)  # steady steps
+    assert volatility([Decimal(0), Decimal(5), Decimal(0)]) == pytest.approx(
+        math.sqrt(50) / (5 / 3)
+    )
+
+
+@given(
+    st.lists(st.decimals(min_value=-(10**12), max_value=10**12, places=8), min_size=3, max_size=60)
+)
+def test_volatility_is_bounded_by_the_window_length(balances: list[Decimal]) -> None:
+    """However close to zero a balance comes, volatility stays below 2n/sqrt(n-2)."""
+    result = volatility(balances)
+    if result is None:
+        assert not any(balances)
+        return
+    count = len(balances)
+    assert 0.0 <= result <= 2 * count / math.sqrt(count - 2) * (1 + 1e-9)
 
 
 # -- properties -------------------------------------------------------------------------

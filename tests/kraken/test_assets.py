@@ -124,6 +124,18 @@ def test_decimals_come_from_the_table(names: AssetNames) -> None:
     assert names.decimals("NOPE") is None
 
 
+def test_display_decimals_of_the_documented_assets_and_of_the_assets_result() -> None:
+    """BTC 5, USD and EUR 2 are built in (Kraken's Assets example); the rest is learnt or None."""
+    names = AssetNames()
+    assert names.display_decimals("XBT") == 5
+    assert names.display_decimals("ZUSD") == 2
+    assert names.display_decimals("EUR") == 2
+    assert names.display_decimals("DOT") is None
+    assert names.display_decimals("NOPE") is None
+    names.update_from_assets({"DOT": {"altname": "DOT", "decimals": 10, "display_decimals": 4}})
+    assert names.display_decimals("DOT") == 4
+
+
 def test_update_from_assets_learns_new_assets(fixture_json: Callable[[str], Any]) -> None:
     """The REST Assets result adds assets and replaces decimals and status."""
     names = AssetNames([])

@@ -127,7 +127,7 @@ class _CannedRestClient(KrakenRestClient):
     def __init__(self, bodies: dict[str, bytes], **kwargs: Any) -> None:
         super().__init__(
             api_key="key-for-a-canned-exchange",
-            api_secret="c2VjcmV0",
+            api_secret="c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2Vjcg==",
             base_url="http://127.0.0.1:9",
             **kwargs,
         )

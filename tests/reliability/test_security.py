@@ -160,7 +160,10 @@ async def test_secret_and_tokens_never_leak(
         finally:
             await manager.close()
         # A client with a wrong secret: refused, and the message does not show it.
-        wrong = Credentials.of(sim.api_key, "d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldC13cm9uZy1zZWNyZXQ=")
+        wrong = Credentials.of(
+            sim.api_key,
+            "d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldC13cm9uZy1zZWNyZXR3cm9uZy1zZWNyZXQtd3Jvbmctc2VjcmV0LQ==",
+        )
         secrets.values.append(wrong.api_secret.reveal())
         bad = BalanceManager(
             rest_client=KrakenRestClient.from_credentials(
@@ -203,7 +206,9 @@ def test_credentials_file_readable_by_others_is_warned_about_without_the_secret(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A file other users can read loads, with a warning naming it (never the secret)."""
-    secret = "c2VjcmV0LWZpbGUtc2VjcmV0LWZpbGUtc2VjcmV0LWZpbGU="
+    secret = (
+        "c2VjcmV0LWZpbGUtc2VjcmV0LWZpbGUtc2VjcmV0LWZpbGVzZWNyZXQtZmlsZS1zZWNyZXQtZmlsZS1zZWNyZQ=="
+    )
     path = tmp_path / "kraken.key"
     path.write_text(f"KEY=file-key-123456789\nSECRET={secret}\n", encoding="utf-8")
     path.chmod(0o644)
@@ -223,7 +228,9 @@ def test_credentials_file_readable_by_others_is_warned_about_without_the_secret(
 
 def test_credentials_from_the_environment_stay_masked() -> None:
     """Key and secret from KRAKEN_API_KEY / KRAKEN_API_SECRET load; repr and config mask them."""
-    secret = "ZW52LXNlY3JldC1lbnYtc2VjcmV0LWVudi1zZWNyZXQ="
+    secret = (
+        "ZW52LXNlY3JldC1lbnYtc2VjcmV0LWVudi1zZWNyZXRlbnYtc2VjcmV0LWVudi1zZWNyZXQtZW52LXNlY3JldA=="
+    )
     credentials = load_credentials(
         {"KRAKEN_API_KEY": "env-key-0123456789", "KRAKEN_API_SECRET": secret}
     )

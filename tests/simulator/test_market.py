@@ -64,3 +64,26 @@ async def test_driver_ticks_on_the_manual_clock(clock: ManualClock) -> None:
     await clock.run_for(3.0)
     assert driver.ticks == 5
     await asyncio.sleep(0)
+
+
+def test_the_price_path_does_not_depend_on_which_orders_fill() -> None:
+    """Fills of the account's own orders draw nothing from the price path."""
+
+    def path(with_orders: bool) -> list[dict[str, Decimal]]:
+        exchange = SimExchange(seed=9)
+        account = exchange.add_account("demo", balances={"USD": "50000", "BTC": "1"}, now=0.0)
+        driver = MarketDriver(exchange, seed=9, activity_account=None)
+        if with_orders:
+            for offset in ("1", "2", "3", "5", "8"):  # near the price: they fill as it moves
+                price = exchange.price("BTC/USD") - Decimal(offset) * 10
+                exchange.place_order(
+                    account, "BTC/USD", "buy", "limit", "0.001", now=0.0, price=price
+                )
+        prices = []
+        for tick in range(200):
+            driver.step(float(tick))
+            prices.append(exchange.prices())
+        assert not with_orders or not account.open_orders()  # they did fill
+        return prices
+
+    assert path(with_orders=True) == path(with_orders=False)

@@ -15,6 +15,7 @@ from balance_manager.exceptions import (
     UnknownAssetError,
 )
 from balance_manager.simulator import SimulatedKraken
+from balance_manager.simulator.ledger import LedgerEntry, OrderEvent
 
 pytestmark = pytest.mark.asyncio
 
@@ -166,3 +167,57 @@ async def test_python_api_refuses_what_it_cannot_represent_by_argument() -> None
         with pytest.raises(ExchangeError, match="Unknown order"):
             sim.fill(order_id)  # type: ignore[arg-type]  # bad on purpose
     assert (sim.balances(), sim.ledger()) == before
+
+
+# -- one seed, one story ----------------------------------------------------------------------
+
+
+def _story(seed: int, *, market_first: bool) -> dict[str, object]:
+    """Two API orders and 40 market ticks, in one order or the other; what happened."""
+    sim = SimulatedKraken(seed=seed, clock=ManualClock(start=1_700_000_000.0))
+    placed: list[tuple[str, str, str, Decimal]] = []
+    entries: list[str] = []
+
+    def listen(event: object) -> None:
+        if isinstance(event, OrderEvent) and event.exec_type == "pending_new":
+            order = event.order
+            placed.append((order.order_id, order.symbol, order.side, order.order_qty))
+        elif isinstance(event, LedgerEntry):
+            entries.append(event.ledger_id)
+
+    sim.account().subscribe(listen)
+    prices: list[dict[str, Decimal]] = []
+
+    def ticks() -> None:
+        for _ in range(40):
+            sim.clock.advance(1.0)  # type: ignore[attr-defined]  # a ManualClock
+            sim.market.step(sim.clock.time())
+            prices.append(sim.exchange.prices())
+
+    if market_first:
+        ticks()
+    api = [
+        sim.place_order("BTC/USD", "buy", "limit", "0.001", price="30000").order_id,
+        sim.place_order("ETH/USD", "sell", "limit", "0.01", price="9999").order_id,
+    ]
+    if not market_first:
+        ticks()
+    bot = [order for order in placed if order[0] not in api]
+    return {"api": api, "bot": bot, "prices": prices, "key": sim.api_key, "entries": entries}
+
+
+async def test_one_seed_gives_the_same_ids_and_orders_whatever_the_interleaving() -> None:
+    """An API order's id, the market's orders and its prices depend on the seed, not on timing."""
+    first = _story(7, market_first=True)
+    second = _story(7, market_first=False)
+    assert first["api"] == second["api"]  # the account's first API order is always this one
+    assert first["bot"] == second["bot"]  # the market bot's orders: same ids, pairs, sides, sizes
+    assert first["bot"]  # (it did place some)
+    assert first["prices"] == second["prices"]  # the same price path, tick by tick
+    assert first["key"] == second["key"]
+
+
+async def test_the_same_seed_and_steps_give_the_same_run_and_another_seed_another() -> None:
+    """Replaying the same steps with the same seed repeats the run exactly."""
+    assert _story(3, market_first=True) == _story(3, market_first=True)
+    assert _story(3, market_first=True)["api"] != _story(4, market_first=True)["api"]

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, strategies as st
 
-from balance_manager.simulator.wire import encode_json, plain, quantize, wire_number
+from balance_manager.simulator.wire import encode_json, plain, wire_number
 
 
 @pytest.mark.parametrize(
@@ -50,9 +50,3 @@ def test_plain_is_the_same_number(value: Decimal) -> None:
 def test_big_connection_ids_survive_json() -> None:
     """Integers above 2**63 are written exactly."""
     assert json.loads(encode_json({"id": 13834774380200032777}))["id"] == 13834774380200032777
-
-
-def test_quantize_rounds_half_up() -> None:
-    """quantize rounds half up by default (the simulator's cost and fee rounding)."""
-    assert quantize(Decimal("0.34575"), 4) == Decimal("0.3458")
-    assert quantize(Decimal("0.34574"), 4) == Decimal("0.3457")

@@ -1,15 +1,27 @@
-"""Small asyncio helpers shared by the adapters."""
+"""Small asyncio helpers shared by the adapters.
+
+:func:`describe_network_error` turns aiohttp's connection errors into one line
+naming the cause a person can act on (DNS, refused, TLS, timeout), so that
+every layer above reports the cause rather than a library class name.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import socket
+import ssl
 from collections.abc import Awaitable
 from typing import TypeVar
+
+import aiohttp
 
 from balance_manager.clock import Clock, SystemClock
 from balance_manager.exceptions import RequestTimeoutError
 
-__all__ = ["cancel_and_wait", "with_timeout"]
+__all__ = ["cancel_and_wait", "describe_network_error", "with_timeout"]
+
+#: aiohttp >= 3.10 raises this for failed lookups; older versions a ClientConnectorError.
+_DNS_ERROR: type[BaseException] | None = getattr(aiohttp, "ClientConnectorDNSError", None)
 
 T = TypeVar("T")
 
@@ -55,3 +67,34 @@ async def cancel_and_wait(task: asyncio.Future[object] | asyncio.Task[object] | 
     await asyncio.wait({task})
     if not task.cancelled():
         task.exception()
+
+
+def describe_network_error(exc: BaseException) -> str:
+    """One line naming why a connection failed (never a request, so never a signature).
+
+    >>> describe_network_error(aiohttp.ServerDisconnectedError())
+    'the server closed the connection'
+    """
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        where = f"{exc.host}:{exc.port}"
+        cause = exc.os_error
+        reason = " ".join(str(cause.strerror or cause).split())
+        if (_DNS_ERROR is not None and isinstance(exc, _DNS_ERROR)) or isinstance(
+            cause, socket.gaierror
+        ):
+            return f"cannot resolve host {exc.host} (DNS: {reason})"
+        if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+            return f"TLS certificate of {where} refused: {exc.certificate_error}"
+        if isinstance(exc, aiohttp.ClientSSLError) or isinstance(cause, ssl.SSLError):
+            return f"TLS handshake with {where} failed: {reason}"
+        if isinstance(cause, ConnectionRefusedError):
+            return f"connection refused by {where}"
+        if isinstance(cause, TimeoutError):
+            return f"connecting to {where} timed out"
+        return f"cannot connect to {where}: {reason}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection"
+    if isinstance(exc, aiohttp.WSServerHandshakeError):
+        return f"WebSocket handshake refused: HTTP {exc.status} {exc.message}".rstrip()
+    text = " ".join(str(exc).split())[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

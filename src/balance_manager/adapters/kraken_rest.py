@@ -19,7 +19,7 @@ from typing import Any, Literal
 import aiohttp
 import msgspec
 
-from balance_manager.adapters.aio import with_timeout
+from balance_manager.adapters.aio import describe_network_error, with_timeout
 from balance_manager.clock import Clock, SystemClock
 from balance_manager.config import KRAKEN_REST_URL, BalanceManagerConfig
 from balance_manager.core.backoff import backoff
@@ -422,7 +422,7 @@ class KrakenRestClient:
             self._counters.incr("transport_errors")
             if isinstance(exc, RequestTimeoutError):
                 self._counters.incr("timeouts")
-            self.breaker.record_failure(self.clock.monotonic())
+            self.breaker.record_failure(self.clock.monotonic(), exc)
             raise
         except LockoutError:
             self._counters.incr("exchange_errors")
@@ -435,9 +435,9 @@ class KrakenRestClient:
             self._note_invalid_nonce()
             self.breaker.record_success(self.clock.monotonic())  # it answered
             raise
-        except ExchangeUnavailableError:
+        except ExchangeUnavailableError as exc:
             self._counters.incr("exchange_errors")
-            self.breaker.record_failure(self.clock.monotonic())
+            self.breaker.record_failure(self.clock.monotonic(), exc)
             raise
         except (ExchangeError, ProtocolError):
             # The exchange answered: it is up, whatever it thought of the request.
@@ -462,10 +462,5 @@ class KrakenRestClient:
         except aiohttp.ClientError as exc:
             # The message names the failure, never the request (it holds API-Sign).
             raise TransportError(
-                f"{request.method} {request.path}: {type(exc).__name__}: {_short(exc)}"
+                f"{request.method} {request.path}: {describe_network_error(exc)}"
             ) from exc
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc)
-    return text[:200]

@@ -35,7 +35,7 @@ from typing import Any
 
 import aiohttp
 
-from balance_manager.adapters.aio import cancel_and_wait, with_timeout
+from balance_manager.adapters.aio import cancel_and_wait, describe_network_error, with_timeout
 from balance_manager.adapters.kraken_rest import KrakenRestClient
 from balance_manager.clock import Clock
 from balance_manager.config import KRAKEN_WS_URL, BalanceManagerConfig
@@ -318,7 +318,9 @@ class KrakenWebSocketClient:
                 "WebSocket connect",
             )
         except aiohttp.ClientError as exc:
-            raise TransportError(f"WebSocket connect failed: {type(exc).__name__}") from exc
+            raise TransportError(
+                f"WebSocket connect to {self.url}: {describe_network_error(exc)}"
+            ) from exc
         self._counters.incr("connects")
         self._ws = ws
         self._last_message_at = self.clock.monotonic()

@@ -1,9 +1,18 @@
-"""Exact amounts at the public edge.
+"""Exact amounts at the public edge, and the one way they are rounded and shown.
 
 Every amount that enters balance-manager goes through :func:`to_amount`, which
 accepts ``Decimal``, ``int`` and ``str`` and refuses ``float`` (inexact),
 ``bool`` (an ``int`` by accident), NaN and infinities, naming the argument in
 the error so the caller knows which one was wrong.
+
+Two helpers serve the whole package:
+
+* :func:`round_to` rounds to ``n`` decimals (the exchange's ledger or price
+  decimals), in a context wide enough that a large amount never fails;
+* :func:`display_amount` writes an amount for people: plain digits (never
+  ``0E-10`` or ``1E-8``), no noise zeros, at least the asset's display
+  decimals when known, and never a digit hidden by rounding. Every table, log
+  line and ``repr`` uses it; JSON output keeps the exact strings instead.
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ from __future__ import annotations
 from decimal import (
     MAX_EMAX,
     MIN_EMIN,
+    ROUND_HALF_EVEN,
     Context,
     Decimal,
     DivisionByZero,
@@ -26,6 +36,8 @@ __all__ = [
     "ZERO",
     "AmountLike",
     "decimal_places",
+    "display_amount",
+    "round_to",
     "significant_places",
     "to_amount",
 ]
@@ -124,3 +136,55 @@ def significant_places(value: Decimal) -> int:
             break
         trailing += 1
     return max(0, places - trailing)
+
+
+def round_to(value: Decimal, decimals: int, rounding: str = ROUND_HALF_EVEN) -> Decimal:
+    """``value`` rounded to exactly ``decimals`` places (``ROUND_HALF_EVEN`` by default).
+
+    >>> round_to(Decimal("21.905"), 2)
+    Decimal('21.90')
+
+    The precision is widened to the value's own digits, so rounding a
+    30-digit balance never raises ``InvalidOperation`` as ``Decimal.quantize``
+    does in the default 28-digit context.
+
+    Raises:
+        InvalidAmountError: ``decimals`` is negative or ``value`` is not finite.
+    """
+    if decimals < 0:
+        raise InvalidAmountError("decimals", decimals, "must be >= 0")
+    if not value.is_finite():
+        raise InvalidAmountError("value", value, "amounts must be finite (no NaN or infinity)")
+    context = Context(prec=max(28, value.adjusted() + decimals + 2), rounding=rounding)
+    return value.quantize(Decimal(1).scaleb(-decimals), context=context)
+
+
+def display_amount(value: Decimal, decimals: int | None = None) -> str:
+    """``value`` written for people: plain, exact, at the asset's display precision.
+
+    Args:
+        value: the amount.
+        decimals: the asset's display decimals (Kraken's ``display_decimals``),
+            if known: at least that many places are shown, so one asset's
+            amounts line up and read alike whatever source they came from.
+            Digits beyond them are shown when they are not zero: a view never
+            rounds a balance away.
+
+    Without ``decimals``, trailing zeros are dropped. Never an exponent, never
+    ``-0``:
+
+    >>> display_amount(Decimal("0E-10")), display_amount(Decimal("1.2435000000"), 5)
+    ('0', '1.24350')
+    >>> display_amount(Decimal("25435.2100"), 2), display_amount(Decimal("1E-8"))
+    ('25435.21', '0.00000001')
+    """
+    if not value.is_finite():
+        return str(value)
+    text = f"{value:f}"  # every digit as stored, plain notation
+    whole, _, fraction = text.partition(".")
+    fraction = fraction.rstrip("0")
+    if decimals is not None and len(fraction) < decimals:
+        fraction = fraction.ljust(decimals, "0")
+    if whole in ("-0", "0") and not fraction.strip("0"):
+        whole = "0"  # zero has no sign
+    return f"{whole}.{fraction}" if fraction else whole

@@ -190,6 +190,7 @@ class CircuitBreaker:
         self._last_probe_at = -math.inf
         self._listeners: list[TransitionListener] = []
         self._counters = Counters(("opened_count", "failures", "successes", "rejected"))
+        self._last_failure: str | None = None
 
     @classmethod
     def from_config(cls, config: BalanceManagerConfig, name: str) -> CircuitBreaker:
@@ -211,6 +212,11 @@ class CircuitBreaker:
         timeout, not by itself: a sans-I/O object only moves when called.
         """
         return self._state
+
+    @property
+    def last_failure(self) -> str | None:
+        """The last failure recorded since the last success or reset (one line), if any."""
+        return self._last_failure
 
     @property
     def current_recovery_timeout(self) -> float:
@@ -274,16 +280,18 @@ class CircuitBreaker:
         """Like :meth:`allow`, but raises instead of returning ``False``.
 
         Raises:
-            CircuitOpenError: the call is refused; ``retry_after`` says for how long.
+            CircuitOpenError: the call is refused; ``retry_after`` says for how long
+                and ``cause`` what failed last (see :meth:`record_failure`).
         """
         if not self.allow(now):
-            raise CircuitOpenError(self.name, self.retry_after(now))
+            raise CircuitOpenError(self.name, self.retry_after(now), cause=self._last_failure)
 
     # -- outcomes --------------------------------------------------------------
 
     def record_success(self, now: float) -> None:
         """A call succeeded: clears the failure count; a probe success closes the circuit."""
         self._counters.incr("successes")
+        self._last_failure = None
         if self._state is BreakerState.CLOSED:
             self._consecutive_failures = 0
         elif self._state is BreakerState.HALF_OPEN:
@@ -292,9 +300,19 @@ class CircuitBreaker:
             self._probes_in_flight = 0
             self._fire(BreakerSignal.PROBE_SUCCEEDED)
 
-    def record_failure(self, now: float) -> None:
-        """A call failed: may open the circuit (CLOSED) or re-open it for longer (HALF_OPEN)."""
+    def record_failure(self, now: float, cause: BaseException | str | None = None) -> None:
+        """A call failed: may open the circuit (CLOSED) or re-open it for longer (HALF_OPEN).
+
+        Args:
+            now: monotonic seconds.
+            cause: what failed (an exception or a line); an open circuit's
+                :class:`~balance_manager.exceptions.CircuitOpenError` shows the
+                last one, so a refusal still names the real problem.
+        """
         self._counters.incr("failures")
+        self._last_failure = (
+            None if cause is None else " ".join(str(cause).split()) or type(cause).__name__
+        )
         if self._state is BreakerState.CLOSED:
             self._consecutive_failures += 1
             if self._consecutive_failures >= self.failure_threshold:
@@ -313,6 +331,7 @@ class CircuitBreaker:
         self._current_timeout = self.recovery_timeout
         self._probes_in_flight = 0
         self._open_until = 0.0
+        self._last_failure = None
         self._fire(BreakerSignal.RESET)
 
     def _open(self, now: float) -> None:

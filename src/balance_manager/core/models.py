@@ -16,7 +16,7 @@ from typing import Any, Literal, TypedDict, overload
 
 import msgspec
 
-from balance_manager.core.amounts import EXACT_CONTEXT, ZERO, to_amount
+from balance_manager.core.amounts import EXACT_CONTEXT, ZERO, display_amount, to_amount
 from balance_manager.exceptions import BalanceStateError, InvalidAmountError
 
 __all__ = [
@@ -249,6 +249,36 @@ class Balance(_Readable, msgspec.Struct, frozen=True, gc=False):
         """A copy with ``changes`` applied (validated again)."""
         return msgspec.structs.replace(self, **changes)
 
+    def __str__(self) -> str:
+        """One line for people: ``BTC 1.2435 (free 1.2432, held 0.0003) via websocket``."""
+        parts = [f"free {display_amount(self.free)}", f"held {display_amount(self.hold_trade)}"]
+        if self.earn:
+            parts.append(f"earn {display_amount(self.earn)}")
+        if self.credit or self.credit_used:
+            parts.append(
+                f"credit {display_amount(self.credit)}, used {display_amount(self.credit_used)}"
+            )
+        return f"{self.asset} {display_amount(self.balance)} ({', '.join(parts)}) via {self.source}"
+
+    def __repr__(self) -> str:
+        """Every field, amounts in plain notation (``0``, not ``Decimal('0E-10')``)."""
+        fields = [
+            f"asset={self.asset!r}",
+            f"balance={display_amount(self.balance)}",
+            f"hold_trade={display_amount(self.hold_trade)}",
+            f"free={display_amount(self.free)}",
+            f"source={self.source.value!r}",
+        ]
+        if self.exchange_time is not None:
+            fields.append(f"exchange_time={self.exchange_time!r}")
+        fields.append(f"received_at={self.received_at!r}")
+        fields.extend(
+            f"{name}={display_amount(getattr(self, name))}"
+            for name in ("credit", "credit_used", "earn")
+            if getattr(self, name)
+        )
+        return f"Balance({', '.join(fields)})"
+
     def to_dict(self) -> BalanceDict:
         """The seed's mapping shape as a plain ``dict`` (amounts stay ``Decimal``)."""
         return {
@@ -386,6 +416,27 @@ class BalanceChange(_Readable, msgspec.Struct, frozen=True, gc=False):
             _sub(self.new.balance, self.old.balance) if self.old is not None else self.new.balance
         )
 
+    def __str__(self) -> str:
+        """One line for people: ``BTC 1.2435 → 1.244 (+0.0005) via websocket``."""
+        new = self.new
+        if self.old is None:
+            return f"{new.asset} {display_amount(new.balance)} (first value) via {new.source}"
+        return (
+            f"{new.asset} {display_amount(self.old.balance)} → {display_amount(new.balance)} "
+            f"({_signed(self.delta)}) via {new.source}"
+        )
+
+    def __repr__(self) -> str:
+        """The change's fields, amounts in plain notation."""
+        old = "None" if self.old is None else display_amount(self.old.balance)
+        return (
+            f"BalanceChange(asset={self.asset!r}, old_balance={old}, "
+            f"balance={display_amount(self.balance)}, delta={_signed(self.delta)}, "
+            f"free={display_amount(self.free)}, hold_trade={display_amount(self.hold_trade)}, "
+            f"source={self.source.value!r}, kind={self.kind!r}, "
+            f"significant={self.significant!r}, ledger_id={self.ledger_id!r})"
+        )
+
     def to_dict(self) -> ChangeDict:
         """All fields as a plain ``dict``."""
         base = self.new.to_dict()
@@ -413,3 +464,9 @@ class BalanceChange(_Readable, msgspec.Struct, frozen=True, gc=False):
     def __getitem__(self, key: str) -> Any: ...
     def __getitem__(self, key: str) -> Any:
         return self._get(key)
+
+
+def _signed(value: Decimal) -> str:
+    """``value`` for people with an explicit sign when positive (``+0.0005``)."""
+    text = display_amount(value)
+    return f"+{text}" if value > 0 else text

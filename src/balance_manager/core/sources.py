@@ -186,6 +186,10 @@ class AssetNaming(Protocol):
         """Ledger decimals of an asset, if known."""
         ...
 
+    def display_decimals(self, name: str) -> int | None:
+        """Decimals people are shown for an asset, if known."""
+        ...
+
 
 class PlainNames:
     """Asset naming for a source that gives none: names are upper-cased, decimals unknown."""
@@ -195,6 +199,11 @@ class PlainNames:
         return name.strip().upper()
 
     def decimals(self, name: str) -> int | None:
+        """Always ``None``: nothing is known."""
+        del name
+        return None
+
+    def display_decimals(self, name: str) -> int | None:
         """Always ``None``: nothing is known."""
         del name
         return None

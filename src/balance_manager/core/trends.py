@@ -12,10 +12,16 @@ Definitions (also in ``docs/history.md``):
   across the window's time span is at most ``stable_threshold_percent`` of the
   mean ``|balance|``; otherwise ``"increasing"`` or ``"decreasing"`` by the
   sign of the slope.
-* **volatility**: the sample standard deviation of the successive relative
-  changes ``(b[i] - b[i-1]) / |b[i-1]|`` (steps from a zero balance are
-  skipped), as a fraction (0.01 = 1 %). It is per recorded change, not per unit
-  of time, and needs at least two such changes.
+* **volatility**: the sample standard deviation of the successive changes
+  ``b[i] - b[i-1]``, divided by the mean ``|balance|`` of the window, as a
+  fraction (0.01 = 1 %): how large a recorded change typically is next to the
+  balance's usual level. It is per recorded change, not per unit of time; it
+  needs at least two changes and a window that is not all zeros. (Dividing
+  each step by its own starting balance instead, as returns are measured,
+  explodes whenever a balance comes close to zero: a step from a dust amount
+  of 1e-8 to 92 is +9.2e11 %. A balance is not a price; its level over the
+  window is the meaningful base. For a balance that stays near its mean the
+  two measures agree.)
 
 Statistics (strength, slope, volatility, percentages) are ``float``; amounts
 (``change``, ``start_balance``, ``end_balance``) stay exact ``Decimal``.
@@ -73,8 +79,9 @@ class TrendAnalysis(msgspec.Struct, frozen=True, gc=False):
         trend_direction: ``"increasing"``, ``"decreasing"`` or ``"stable"``.
         trend_strength: R² of the least-squares line, in ``[0, 1]``.
         slope_per_hour: slope of that line, in balance units per hour (float).
-        volatility: standard deviation of successive relative changes, as a
-            fraction; ``None`` with fewer than two measurable changes.
+        volatility: standard deviation of the successive changes over the
+            window's mean ``|balance|``, as a fraction; ``None`` with fewer
+            than two changes or an all-zero window.
         change: ``end_balance - start_balance``, exact.
         change_percent: ``change`` in percent of ``|start_balance|``; ``None``
             when the start balance is zero.
@@ -265,14 +272,17 @@ def _analyze(
 
 
 def volatility(balances: Sequence[Decimal]) -> float | None:
-    """Standard deviation of the successive relative changes of ``balances``.
+    """How large the successive changes of ``balances`` are, next to their usual level.
 
-    Each step contributes ``(b[i] - b[i-1]) / |b[i-1]|``; steps from a zero
-    balance have no relative size and are skipped. The result is the sample
-    standard deviation of those steps, as a fraction (0.01 = 1 %).
+    The sample standard deviation of the changes ``b[i] - b[i-1]``, divided by
+    the mean ``|b|`` of the series, as a fraction (0.01 = 1 %). Unlike a
+    standard deviation of relative steps ``(b[i] - b[i-1]) / |b[i-1]|``, it
+    stays meaningful when a balance comes close to zero (see the module docs);
+    it never exceeds ``2n / sqrt(n - 2)`` for ``n`` balances.
 
     Returns:
-        The volatility, or ``None`` with fewer than two measurable steps.
+        The volatility, or ``None`` with fewer than two changes (three
+        balances) or when every balance is zero.
     """
     if len(balances) < 3:
         return None
@@ -282,12 +292,16 @@ def volatility(balances: Sequence[Decimal]) -> float | None:
 
 def float_volatility(ys: Sequence[float]) -> float | None:
     """:func:`volatility` of balances already converted to floats (within ±1e300)."""
-    steps = [(y - p) / abs(p) for p, y in pairwise(ys) if p]
-    count = len(steps)
+    count = len(ys) - 1
     if count < 2:
         return None
+    level = math.fsum(map(abs, ys)) / len(ys)
+    if not level:
+        return None
+    steps = [y - p for p, y in pairwise(ys)]
     mean = math.fsum(steps) / count
-    deviations = [step - mean for step in steps]
+    # Relative to the level before squaring: no overflow for balances near 1e300.
+    deviations = [(step - mean) / level for step in steps]
     return math.sqrt(sum(map(mul, deviations, deviations)) / (count - 1))
 
 

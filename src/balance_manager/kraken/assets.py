@@ -121,21 +121,25 @@ class AssetInfo(msgspec.Struct, frozen=True):
     status: str | None = None
 
 
-def _info(rest_key: str, altname: str, decimals: int | None = None) -> AssetInfo:
+def _info(
+    rest_key: str, altname: str, decimals: int | None = None, display: int | None = None
+) -> AssetInfo:
     return AssetInfo(
         name=_ALTNAME_TO_V2.get(altname, altname),
         rest_key=rest_key,
         altname=altname,
         decimals=decimals,
+        display_decimals=display,
     )
 
 
 #: Built-in table: the legacy prefixed REST keys (a closed set of older assets)
-#: and a few common assets. Decimals of XXBT (10), ZUSD and ZEUR (4) are the
-#: documented ones (fixtures/rest_assets.json); the others are typical values,
-#: replaced by the live ``Assets`` response when the manager starts.
+#: and a few common assets. Decimals of XXBT (10, display 5), ZUSD and ZEUR (4,
+#: display 2) are the documented ones (fixtures/rest_assets.json); the others
+#: are typical ledger decimals without display decimals, replaced by the live
+#: ``Assets`` response when the manager starts.
 DEFAULT_ASSETS: tuple[AssetInfo, ...] = (
-    _info("XXBT", "XBT", 10),
+    _info("XXBT", "XBT", 10, 5),
     _info("XETH", "ETH", 10),
     _info("XLTC", "LTC", 10),
     _info("XETC", "ETC", 10),
@@ -146,8 +150,8 @@ DEFAULT_ASSETS: tuple[AssetInfo, ...] = (
     _info("XXMR", "XMR", 10),
     _info("XXRP", "XRP", 8),
     _info("XZEC", "ZEC", 10),
-    _info("ZUSD", "USD", 4),
-    _info("ZEUR", "EUR", 4),
+    _info("ZUSD", "USD", 4, 2),
+    _info("ZEUR", "EUR", 4, 2),
     _info("ZGBP", "GBP", 4),
     _info("ZCAD", "CAD", 4),
     _info("ZJPY", "JPY", 2),
@@ -270,6 +274,11 @@ class AssetNames:
         if len(self._decimals) < 10_000 and len(name) <= MAX_ASSET_NAME_LENGTH:
             self._decimals[name] = found
         return found
+
+    def display_decimals(self, name: str) -> int | None:
+        """Decimals Kraken shows the asset with (``Assets.display_decimals``), if known."""
+        info = self.info(name)
+        return info.display_decimals if info is not None else None
 
     def known(self) -> list[str]:
         """Canonical names of every known asset, sorted."""

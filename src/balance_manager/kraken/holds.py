@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from decimal import ROUND_CEILING, Decimal
 
-from balance_manager.core.amounts import ZERO
+from balance_manager.core.amounts import ZERO, round_to
 from balance_manager.kraken.assets import AssetNames
 from balance_manager.kraken.ws_messages import Execution, ExecutionsMessage
 
@@ -70,7 +70,7 @@ def split_symbol(symbol: str) -> tuple[str, str]:
 def _round_up(value: Decimal, decimals: int | None) -> Decimal:
     if decimals is None:
         return value  # exact, so never understated either
-    return value.quantize(_ONE.scaleb(-decimals), rounding=ROUND_CEILING)
+    return round_to(value, decimals, ROUND_CEILING)
 
 
 def hold_for_order(

@@ -25,12 +25,12 @@ import re
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, ClassVar, Literal, TypeVar
 
 import msgspec
 
-from balance_manager.core.amounts import ZERO
+from balance_manager.core.amounts import ZERO, round_to
 from balance_manager.credentials import Credentials, Secret, mask_key
 from balance_manager.exceptions import ProtocolError, TransportError
 from balance_manager.kraken.assets import RestBalanceEntry
@@ -738,14 +738,7 @@ def format_amount(value: Decimal, decimals: int, *, rounding: str = ROUND_HALF_E
     Raises:
         ValueError: ``value`` is not finite or ``decimals`` is negative.
     """
-    if not value.is_finite():
-        raise ValueError(f"cannot format a non-finite amount: {value}")
-    if decimals < 0:
-        raise ValueError(f"decimals must be >= 0, got {decimals}")
-    # Enough precision that quantize never fails on a large balance.
-    with localcontext() as ctx:
-        ctx.prec = max(28, value.adjusted() + decimals + 2)
-        quantized = value.quantize(Decimal(1).scaleb(-decimals), rounding=rounding)
+    quantized = round_to(value, decimals, rounding)  # never fails on a large balance
     if quantized.is_zero():
         quantized = abs(quantized)
     return f"{quantized:f}"

@@ -162,7 +162,9 @@ class Authenticator:
     """Checks private REST calls and WebSocket tokens as Kraken does (see module docs).
 
     Args:
-        rng: source of keys, secrets and tokens.
+        rng: source of keys and secrets; tokens come from a stream seeded from
+            it, so the keys of accounts added later do not depend on how many
+            tokens were issued before.
         tier: verification tier of every key (``starter``, ``intermediate``, ``pro``).
         lockout_threshold: failures within ``lockout_window`` that lock a key out.
         lockout_window: seconds over which failures are counted.
@@ -185,6 +187,8 @@ class Authenticator:
         if lockout_threshold < 1:
             raise ConfigError("lockout_threshold", lockout_threshold, "must be at least 1")
         self._rng = rng
+        # Seeded from rng's state without drawing from it: the keys stay those of the seed.
+        self._token_rng = random.Random(f"tokens/{rng.getstate()[1][:8]}")
         self.tier = tier
         self.limits = TIERS[tier]
         self.lockout_threshold = lockout_threshold
@@ -335,7 +339,7 @@ class Authenticator:
         ]
         for value in stale:
             del self._tokens[value]
-        value = random_b64(self._rng, 32, padded=False)
+        value = random_b64(self._token_rng, 32, padded=False)
         self._tokens[value] = _Token(api_key=api_key, created=now)
         return value
 

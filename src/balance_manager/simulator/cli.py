@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 from typing import TextIO
 
@@ -65,7 +66,11 @@ async def run(
     try:
         await simulator.start()
     except OSError as exc:
-        print(f"cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        # The command line's one-line error format (docs/cli.md, "Exit codes").
+        reason = os.strerror(exc.errno) if exc.errno else " ".join(str(exc).split())
+        print(
+            f"balance-manager: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr
+        )
         return 1
     try:
         print("Simulated Kraken exchange is running (Ctrl-C to stop)", file=stream)

@@ -22,15 +22,14 @@ import itertools
 import logging
 import random
 from collections.abc import Callable, Mapping
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal, TypeAlias
 
-from balance_manager.core.amounts import AmountLike, to_amount
+from balance_manager.core.amounts import AmountLike, round_to, to_amount
 from balance_manager.exceptions import ConfigError, ExchangeError, InvalidAmountError
 from balance_manager.kraken.holds import DEFAULT_FEE_RATE
 from balance_manager.simulator.instruments import Instruments
 from balance_manager.simulator.ledger import Account, Order, Trade, check_digits
-from balance_manager.simulator.wire import quantize
 
 __all__ = ["SYSTEM_STATUSES", "SimExchange", "StatusListener", "SystemStatus"]
 
@@ -47,7 +46,8 @@ class SimExchange:
     """Every account, the market prices and the system status.
 
     Args:
-        seed: seeds the id generator, so a run is repeatable.
+        seed: seeds every account's ids (drawn once per account, in creation
+            order), so a run is repeatable.
         instruments: assets and pairs (the default table if omitted).
         fee_rate: fee of every fill.
         prices: starting prices by pair symbol (each pair's ``start_price`` otherwise).
@@ -154,7 +154,7 @@ class SimExchange:
             raise ExchangeError("EGeneral:Invalid arguments:price")
         # Rounded to the pair's decimals below: only its size must fit.
         check_digits("price", value, pair.pair_decimals, rounded=True)
-        self._prices[pair.symbol] = quantize(value, pair.pair_decimals)
+        self._prices[pair.symbol] = round_to(value, pair.pair_decimals, ROUND_HALF_UP)
         return self._prices[pair.symbol]
 
     def crossed(self, symbol: str | None = None) -> list[tuple[Account, Order]]:
@@ -220,8 +220,11 @@ class SimExchange:
         now: float,
         price: AmountLike | None = None,
         userref: int | None = None,
+        origin: str = "api",
     ) -> Order:
         """Place an order under the current system status (see module docs).
+
+        ``origin`` picks the stream of order ids (see :meth:`Account.place_order`).
 
         Raises:
             ExchangeError: refused by the status (``EService:Unavailable``,
@@ -247,6 +250,7 @@ class SimExchange:
             limit_price=price if order_type == "limit" else None,
             market_price=market_price if order_type == "market" else None,
             userref=userref,
+            origin=origin,
         )
         if order.is_open and order.limit_price is not None and self._status == "online":
             crosses = (side == "buy" and market_price <= order.limit_price) or (

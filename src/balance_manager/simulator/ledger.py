@@ -54,15 +54,15 @@ from balance_manager.core.amounts import (
     ZERO,
     AmountLike,
     decimal_places,
+    round_to,
     significant_places,
     to_amount,
 )
 from balance_manager.exceptions import BalanceStateError, ExchangeError, InvalidAmountError
 from balance_manager.kraken.assets import wallet_is_tradable
 from balance_manager.kraken.holds import DEFAULT_FEE_RATE, hold_for_order
-from balance_manager.simulator.ids import kraken_id
+from balance_manager.simulator.ids import IdSource
 from balance_manager.simulator.instruments import EARN_WALLET_SUFFIX, Instruments, PairSpec
-from balance_manager.simulator.wire import quantize
 
 __all__ = [
     "LIQUID_WALLET",
@@ -302,7 +302,9 @@ class Account:
     Args:
         name: a label for logs and the control endpoint (not a secret).
         instruments: the assets and pairs traded.
-        rng: source of ids (seed it for repeatable runs).
+        rng: seeds the account's ids (seed it for repeatable runs); each kind of
+            id, and each origin of orders, then has a stream of its own
+            (:class:`~balance_manager.simulator.ids.IdSource`).
         fee_rate: fee charged on every fill and covered by buy holds.
         trade_ids: shared counter of numeric trade ids (one per exchange).
     """
@@ -319,7 +321,7 @@ class Account:
         self.name = name
         self.instruments = instruments
         self.fee_rate = fee_rate
-        self._rng = rng
+        self._ids = IdSource(rng.getrandbits(64))
         self._trade_ids = trade_ids if trade_ids is not None else itertools.count(1)
         self._balances: dict[WalletKey, Decimal] = {}
         self._sums: dict[WalletKey, Decimal] = {}
@@ -440,7 +442,7 @@ class Account:
         value = self._funding_amount(amount, spec.decimals)
         _check_wallet(wallet_type, wallet_id)
         stage = self._stage()
-        ref = kraken_id(self._rng, "F")
+        ref = self._ids.next("F")
         self._leg(stage, (spec.name, wallet_type, wallet_id), value, ZERO, "deposit", ref, now)
         return self._commit(stage, "EFunding:Invalid amount", ("amount", value))
 
@@ -460,7 +462,7 @@ class Account:
             raise ExchangeError("EGeneral:Invalid arguments:fee")
         check_digits("fee", fee_value, spec.decimals)
         stage = self._stage()
-        ref = kraken_id(self._rng, "F")
+        ref = self._ids.next("F")
         self._spend(stage, spec.name, value + fee_value, now)
         self._leg(stage, (spec.name, *SPOT_WALLET), -value, fee_value, "withdrawal", ref, now)
         return self._commit(stage, "EFunding:Insufficient funds", ("amount", value))
@@ -503,11 +505,15 @@ class Account:
         limit_price: AmountLike | None = None,
         market_price: AmountLike | None = None,
         userref: int | None = None,
+        origin: str = "api",
     ) -> Order:
         """Place an order; a market order fills at once at ``market_price``.
 
         A limit order rests until :meth:`fill` is called (the market does it
-        when the price crosses). Funds are held from placement on.
+        when the price crosses). Funds are held from placement on. Order ids
+        come from one stream per ``origin`` (``api``: the account's own
+        orders; ``market``: the simulated activity), so the n-th API order
+        has the same id whatever the market did meanwhile.
 
         Raises:
             ExchangeError: ``EQuery:Unknown asset pair``, ``EGeneral:Invalid
@@ -546,7 +552,7 @@ class Account:
         typed_side: Side = "buy" if side == "buy" else "sell"
         typed_type: OrderType = "limit" if order_type == "limit" else "market"
         order = Order(
-            order_id=kraken_id(self._rng, "O"),
+            order_id=self._ids.next("O", origin),
             symbol=pair.symbol,
             side=typed_side,
             order_type=typed_type,
@@ -718,7 +724,7 @@ class Account:
         balance = _subtract(_add(stage.balances.get(key, ZERO), amount), fee)
         stage.balances[key] = balance
         entry = LedgerEntry(
-            ledger_id=kraken_id(self._rng, "L"),
+            ledger_id=self._ids.next("L"),
             ref_id=ref_id,
             timestamp=now,
             type=kind,
@@ -746,11 +752,11 @@ class Account:
         """Stage one fill: the order's new state, both ledger legs and the events."""
         pair = self.instruments.pair(order.symbol)
         quote_decimals = self.instruments.decimals(pair.quote)
-        cost = quantize(volume * fill_price, quote_decimals, ROUND_HALF_UP)
-        fee = quantize(cost * self.fee_rate, quote_decimals, ROUND_HALF_UP)
+        cost = round_to(volume * fill_price, quote_decimals, ROUND_HALF_UP)
+        fee = round_to(cost * self.fee_rate, quote_decimals, ROUND_HALF_UP)
         trade = Trade(
             trade_id=next(self._trade_ids),
-            exec_id=kraken_id(self._rng, "T"),
+            exec_id=self._ids.next("T"),
             order_id=order.order_id,
             symbol=pair.symbol,
             side=order.side,
@@ -806,7 +812,7 @@ class Account:
     ) -> None:
         """Stage a transfer: a debit leg on ``source`` and a credit leg on ``dest``."""
         to_earn = source == SPOT_WALLET
-        ref = kraken_id(self._rng, "F")
+        ref = self._ids.next("F")
         self._leg(
             stage,
             (asset, *source),

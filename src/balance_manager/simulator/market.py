@@ -12,8 +12,14 @@ directly):
    deposit or a small withdrawal, and a small bot that places and cancels
    limit orders near the price.
 
-All randomness comes from ``random.Random(seed)``: the same seed and the same
-ticks give the same prices, fills and ledger.
+All randomness comes from ``seed``, in separate streams, so that what one
+part does never shifts another: the price path is the same tick by tick
+whatever orders are placed; the activity draws a fixed set of numbers per
+tick; whether a fill is partial depends on the order and the seed only; and
+the activity's orders take their ids from a stream of their own (origin
+``market``), apart from the account's own orders. The same seed and the same
+ticks give the same prices, fills and ledger, and an order id names the same
+order from run to run.
 """
 
 from __future__ import annotations
@@ -22,15 +28,14 @@ import asyncio
 import contextlib
 import logging
 import random
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 from balance_manager.clock import Clock, SystemClock
-from balance_manager.core.amounts import ZERO
+from balance_manager.core.amounts import ZERO, round_to
 from balance_manager.exceptions import ExchangeError
 from balance_manager.simulator.exchange import SimExchange
 from balance_manager.simulator.instruments import PairSpec
 from balance_manager.simulator.ledger import Account, Order, Trade
-from balance_manager.simulator.wire import quantize
 
 __all__ = ["MarketDriver", "random_walk_step"]
 
@@ -70,7 +75,7 @@ def random_walk_step(
     if moved < low or moved > high:
         moved = price * (1 - step)
     tick = pair.tick_size
-    return max(quantize(min(max(moved, low), high), pair.pair_decimals), tick)
+    return max(round_to(min(max(moved, low), high), pair.pair_decimals, ROUND_HALF_UP), tick)
 
 
 class MarketDriver:
@@ -99,7 +104,10 @@ class MarketDriver:
     ) -> None:
         self.exchange = exchange
         self.clock: Clock = clock if clock is not None else SystemClock()
-        self.rng = random.Random(seed)
+        self.seed = seed
+        #: The price path: one draw per pair per tick.
+        self.rng = random.Random(f"{seed}/prices")
+        self._activity_rng = random.Random(f"{seed}/activity")
         self.interval = interval
         self.max_step_bp = max_step_bp
         self.band = band
@@ -127,31 +135,37 @@ class MarketDriver:
         return trades
 
     def _portion(self, order: Order) -> Decimal:
-        """Fill everything most of the time, half now and then (a partial fill)."""
+        """Fill everything most of the time, half now and then (a partial fill).
+
+        The choice depends on the seed, the order and what is left of it only.
+        """
         pair = self.exchange.instruments.pair(order.symbol)
-        if self.rng.random() < 0.7:
+        draw = random.Random(f"{self.seed}/fill/{order.order_id}/{order.remaining}")
+        if draw.random() < 0.7:
             return order.remaining
-        half = (order.remaining / 2).quantize(
-            Decimal(1).scaleb(-pair.lot_decimals), rounding=ROUND_DOWN
-        )
+        half = round_to(order.remaining / 2, pair.lot_decimals, ROUND_DOWN)
         return half if half > 0 else order.remaining
 
     def _activity(self, account: Account, now: float) -> None:
-        roll = self.rng.random()
+        # Every tick draws the same numbers, whatever happens with them: the
+        # activity of tick n never depends on what earlier ticks could do.
+        rng = self._activity_rng
+        roll, pick, size = rng.random(), rng.random(), rng.randint(1, 100)
+        side, offset, lots = rng.random(), rng.randint(1, 30), rng.randint(1, 5)
         try:
             if roll < 0.04:
-                asset = self.rng.choice(account.assets() or ["USD"])
-                unit = _DEPOSIT_UNIT.get(asset, Decimal("0.01"))
-                account.deposit(asset, unit * self.rng.randint(1, 100), now=now)
+                assets = sorted(_DEPOSIT_UNIT)
+                asset = assets[int(pick * len(assets))]
+                account.deposit(asset, _DEPOSIT_UNIT[asset] * size, now=now)
             elif roll < 0.06:
                 free = account.free("USD") if "USD" in account.assets() else ZERO
-                amount = Decimal(self.rng.randint(1, 50))
+                amount = Decimal(1 + size % 50)
                 if free > amount:
                     account.withdraw("USD", amount, now=now)
             elif roll < 0.26:
-                self._place_bot_order(account, now)
+                self._place_bot_order(account, now, pick, side < 0.5, offset, lots)
             elif roll < 0.36 and self._bot_orders:
-                order_id = self._bot_orders.pop(self.rng.randrange(len(self._bot_orders)))
+                order_id = self._bot_orders.pop(int(pick * len(self._bot_orders)))
                 if account.order(order_id).is_open:
                     self.exchange.cancel_order(account, order_id, now=now)
         except ExchangeError as exc:
@@ -159,22 +173,24 @@ class MarketDriver:
             logger.debug("demo activity refused: %s", exc.code)
         self._bot_orders = [o for o in self._bot_orders if account.order(o).is_open]
 
-    def _place_bot_order(self, account: Account, now: float) -> None:
+    def _place_bot_order(
+        self, account: Account, now: float, pick: float, buy: bool, offset_bp: int, lots: int
+    ) -> None:
         usd_pairs = [p for p in self.exchange.instruments.pairs if p.quote == "USD"]
-        pair = self.rng.choice(usd_pairs)
-        side = self.rng.choice(("buy", "sell"))
+        pair = usd_pairs[int(pick * len(usd_pairs))]
+        side = "buy" if buy else "sell"
         price = self.exchange.price(pair.symbol)
-        offset = Decimal(self.rng.randint(1, 30)) / 10_000
+        offset = Decimal(offset_bp) / 10_000
         limit = price * (1 - offset) if side == "buy" else price * (1 + offset)
-        qty = pair.ordermin * self.rng.randint(1, 5)
         order = self.exchange.place_order(
             account,
             pair.symbol,
             side,
             "limit",
-            qty,
+            pair.ordermin * lots,
             now=now,
-            price=quantize(limit, pair.pair_decimals),
+            price=round_to(limit, pair.pair_decimals, ROUND_HALF_UP),
+            origin="market",
         )
         if order.is_open:
             self._bot_orders.append(order.order_id)

@@ -8,27 +8,23 @@ holds), so client and simulator share one schema. What is left here:
 messages look (``0.005``, ``0.0``, ``500``; PROTOCOL.md §8.6), and
 :func:`wire_number` does the same as a raw JSON token for the few frames the
 protocol modules have no encoder for (``instrument``, an answer to a request
-that has no ``method``).
+that has no ``method``). Rounding to ``n`` decimals is
+:func:`balance_manager.core.amounts.round_to`, shared with the client.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 import msgspec
 
-__all__ = ["encode_json", "plain", "quantize", "wire_number", "wire_numbers"]
+__all__ = ["encode_json", "plain", "wire_number", "wire_numbers"]
 
 _encoder = msgspec.json.Encoder()
 _ONE = Decimal(1)
 _ZERO_POINT_ZERO = Decimal("0.0")
-
-
-def quantize(value: Decimal, decimals: int, rounding: str = ROUND_HALF_UP) -> Decimal:
-    """``value`` rounded to ``decimals`` places."""
-    return value.quantize(Decimal(1).scaleb(-decimals), rounding=rounding)
 
 
 def plain(value: Decimal) -> Decimal:
