@@ -27,11 +27,12 @@ simulator: $(VENV)/.installed-runtime
 	$(BIN)/balance-manager simulator
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff format --check src tests bench fuzz
-	$(BIN)/ruff check src tests bench fuzz
+	$(BIN)/ruff format --check src tests bench fuzz examples
+	$(BIN)/ruff check src tests bench fuzz examples
+	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.installed-dev
-	$(BIN)/mypy --strict src tests/typing fuzz
+	$(BIN)/mypy --strict src tests/typing fuzz examples
 
 pytest: $(VENV)/.installed-dev
 	$(BIN)/pytest

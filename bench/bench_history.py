@@ -29,11 +29,11 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
-from balance_manager.clock import ManualClock
 from balance_manager.core.models import Balance, Source
 from balance_manager.core.trends import analyze_trend
-from balance_manager.history import BalanceHistory
-from balance_manager.persistence import HistoryStore
+from balance_manager.service.history import BalanceHistory
+from balance_manager.storage.sqlite import HistoryStore
+from balance_manager.testing import ManualClock
 
 __all__ = ["main"]
 

@@ -46,15 +46,15 @@ from typing import Any
 
 import msgspec
 
-from balance_manager.adapters.kraken_rest import KrakenRestClient
-from balance_manager.adapters.kraken_ws import KrakenWebSocketClient
 from balance_manager.core.amounts import ZERO
 from balance_manager.core.models import Balance, BalanceChange, Source
 from balance_manager.core.sources import StreamLedgerUpdate
-from balance_manager.history import BalanceHistory
-from balance_manager.kraken import rest
-from balance_manager.kraken.ws_messages import decode_message
-from balance_manager.manager import BalanceManager
+from balance_manager.kraken.protocol import rest
+from balance_manager.kraken.protocol.ws_messages import decode_message
+from balance_manager.kraken.rest_client import KrakenRestClient
+from balance_manager.kraken.ws_client import KrakenWebSocketClient
+from balance_manager.service.history import BalanceHistory
+from balance_manager.service.manager import BalanceManager
 from balance_manager.testing import wait_until
 from common import (
     alternate_async,
@@ -350,7 +350,7 @@ async def bench_bulk(repeats: int, count: int) -> None:
 async def serve_simulator() -> None:
     """Child-process mode: run the simulator, obey ``burst N`` / ``quit`` lines on stdin."""
     from balance_manager.simulator import SimulatedKraken
-    from balance_manager.simulator.instruments import SIM_ASSETS
+    from balance_manager.simulator.model.instruments import SIM_ASSETS
 
     simulator = SimulatedKraken(market=False)
     await simulator.start()

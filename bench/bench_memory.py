@@ -38,10 +38,10 @@ from decimal import Decimal
 
 import bench_cache
 import bench_history
-from balance_manager.clock import ManualClock
-from balance_manager.history import BalanceHistory
-from balance_manager.kraken import ws_messages as wsm
-from balance_manager.kraken.timefmt import format_rfc3339
+from balance_manager.kraken.protocol import ws_messages as wsm
+from balance_manager.kraken.protocol.timefmt import format_rfc3339
+from balance_manager.service.history import BalanceHistory
+from balance_manager.testing import ManualClock
 from common import (
     T0,
     bench_config,

@@ -44,12 +44,12 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
-from balance_manager.adapters.kraken_ws import KrakenWebSocketClient
-from balance_manager.clock import ManualClock
 from balance_manager.core.freshness import ServingMode
 from balance_manager.core.models import Balance
-from balance_manager.history import BalanceHistory
-from balance_manager.manager import BalanceManager
+from balance_manager.kraken.ws_client import KrakenWebSocketClient
+from balance_manager.service.history import BalanceHistory
+from balance_manager.service.manager import BalanceManager
+from balance_manager.testing import ManualClock
 from common import (
     ASSETS,
     T0,

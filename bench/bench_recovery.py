@@ -17,7 +17,7 @@ Against the exchange simulator over real loopback sockets, three events:
 
 Twice, in the same run:
 
-* on a :class:`~balance_manager.clock.ManualClock` with the **default
+* on a :class:`~balance_manager.testing.ManualClock` with the **default
   configuration** (``websocket_timeout`` 10 s, ping every 5 s, reconnect after
   about 1 s, 2 s, then 5-30 s with jitter): figures in *clock seconds*, which
   the configuration decides (the clock is moved in 0.1 s steps, so they are
@@ -38,15 +38,15 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from balance_manager.adapters.kraken_rest import KrakenRestClient
-from balance_manager.adapters.kraken_ws import KrakenWebSocketClient
-from balance_manager.clock import Clock, ManualClock, SystemClock
 from balance_manager.config import BalanceManagerConfig
 from balance_manager.core.freshness import ServingMode
 from balance_manager.core.models import Source
-from balance_manager.manager import BalanceManager
+from balance_manager.kraken.rest_client import KrakenRestClient
+from balance_manager.kraken.ws_client import KrakenWebSocketClient
+from balance_manager.runtime.clock import Clock, SystemClock
+from balance_manager.service.manager import BalanceManager
 from balance_manager.simulator import SimulatedKraken
-from balance_manager.testing import drive, wait_until
+from balance_manager.testing import ManualClock, drive, wait_until
 from common import bench_config, print_header, report, stats_of
 
 __all__ = ["main"]

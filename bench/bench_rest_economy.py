@@ -5,7 +5,7 @@ Run from the repository root (about 30 s)::
     python bench/bench_rest_economy.py [--minutes N]
 
 An hour of account activity (one deposit per second, rotating over the
-simulator's assets) is played on a :class:`~balance_manager.clock.ManualClock`
+simulator's assets) is played on a :class:`~balance_manager.testing.ManualClock`
 against the exchange simulator over real loopback sockets, twice, in the same
 process:
 
@@ -37,14 +37,13 @@ import time
 from collections import Counter
 from decimal import Decimal
 
-from balance_manager.adapters.kraken_rest import KrakenRestClient
-from balance_manager.adapters.kraken_ws import KrakenWebSocketClient
-from balance_manager.clock import ManualClock
 from balance_manager.core.freshness import ServingMode
 from balance_manager.core.models import BalanceChange
-from balance_manager.manager import BalanceManager
+from balance_manager.kraken.rest_client import KrakenRestClient
+from balance_manager.kraken.ws_client import KrakenWebSocketClient
+from balance_manager.service.manager import BalanceManager
 from balance_manager.simulator import SimulatedKraken
-from balance_manager.testing import drive, wait_until
+from balance_manager.testing import ManualClock, drive, wait_until
 from common import bench_config, fmt_seconds, print_header, report, stats_of
 
 __all__ = ["main"]

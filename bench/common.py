@@ -42,16 +42,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from balance_manager.adapters.kraken_rest import KrakenRestClient
-from balance_manager.adapters.kraken_ws import KrakenWebSocketClient
-from balance_manager.clock import Clock, SystemClock
 from balance_manager.config import BalanceManagerConfig
-from balance_manager.kraken import ws_messages as wsm
-from balance_manager.kraken.assets import AssetInfo, AssetNames
-from balance_manager.kraken.rest import encode_envelope
-from balance_manager.kraken.timefmt import format_rfc3339
-from balance_manager.kraken.ws_session import SessionState
-from balance_manager.manager import BalanceManager
+from balance_manager.kraken.protocol import ws_messages as wsm
+from balance_manager.kraken.protocol.assets import AssetInfo, AssetNames
+from balance_manager.kraken.protocol.rest import encode_envelope
+from balance_manager.kraken.protocol.timefmt import format_rfc3339
+from balance_manager.kraken.protocol.ws_session import SessionState
+from balance_manager.kraken.rest_client import KrakenRestClient
+from balance_manager.kraken.ws_client import KrakenWebSocketClient
+from balance_manager.runtime.clock import Clock, SystemClock
+from balance_manager.service.manager import BalanceManager
 
 __all__ = [
     "ASSETS",

@@ -2,9 +2,9 @@
 
 Targets (each one checks what the reliability tests check, at scale):
 
-* ``ws``: :func:`~balance_manager.kraken.ws_messages.decode_message` raises
+* ``ws``: :func:`~balance_manager.kraken.protocol.ws_messages.decode_message` raises
   nothing but :class:`~balance_manager.exceptions.ProtocolError`;
-* ``session``: a streaming :class:`~balance_manager.kraken.ws_session.KrakenSession`
+* ``session``: a streaming :class:`~balance_manager.kraken.protocol.ws_session.KrakenSession`
   takes any sequence of frames without raising, counts each one, and after
   them a reconnect, snapshot and update give exactly the right balances;
 * ``rest``: the REST envelope parser, every result decoder and the balance
@@ -48,7 +48,7 @@ from typing import Any
 __all__ = ["main"]
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "tests" / "kraken" / "fixtures"
+FIXTURES = ROOT / "tests" / "kraken" / "protocol" / "fixtures"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 TARGETS = ("ws", "session", "rest")
 #: The statuses and content types a REST input is combined with (chosen by its first byte).

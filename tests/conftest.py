@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from balance_manager.clock import ManualClock
+from balance_manager.testing import ManualClock
 
 
 @pytest.fixture

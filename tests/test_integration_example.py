@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from examples.integration_example import Checks, eventually, main
 
-from balance_manager.clock import ManualClock
-from balance_manager.integration_example import Checks, eventually, main
+from balance_manager.testing import ManualClock
 
 
 @pytest.mark.network
@@ -65,9 +65,9 @@ async def test_eventually_waits_on_the_clock(clock: ManualClock) -> None:
 @pytest.mark.network
 @pytest.mark.slow
 def test_example_runs_as_a_module() -> None:
-    """`python -m balance_manager.integration_example` exits 0 in a fresh process."""
+    """`python -m examples.integration_example` exits 0 in a fresh process."""
     done = subprocess.run(
-        [sys.executable, "-m", "balance_manager.integration_example"],
+        [sys.executable, "-m", "examples.integration_example"],
         capture_output=True,
         text=True,
         timeout=60,

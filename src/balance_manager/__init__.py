@@ -6,18 +6,17 @@ cache, validation, history and trend analysis, and a built-in exchange
 simulator (:mod:`balance_manager.simulator`) for demos and tests.
 """
 
-from balance_manager.adapters.kraken_rest import KrakenRestClient
-from balance_manager.adapters.kraken_ws import KrakenWebSocketClient
-from balance_manager.clock import Clock, ManualClock, SystemClock
+from balance_manager._version import __version__
 from balance_manager.config import BalanceManagerConfig
+from balance_manager.connect import connect
 from balance_manager.core.amounts import display_amount
 from balance_manager.core.cache import BalanceCache
 from balance_manager.core.freshness import ServingMode
 from balance_manager.core.models import Balance, BalanceChange, BalanceDict, Source
-from balance_manager.core.rules import Issue, RuleContext, Severity
 from balance_manager.core.timeline import HistoryEntry
 from balance_manager.core.trends import TrendAnalysis
-from balance_manager.core.validator import BalanceValidator, ValidationResult
+from balance_manager.core.validation.rules import Issue, RuleContext, Severity
+from balance_manager.core.validation.validator import BalanceValidator, ValidationResult
 from balance_manager.credentials import Credentials, Secret
 from balance_manager.exceptions import (
     AuthenticationError,
@@ -41,11 +40,11 @@ from balance_manager.exceptions import (
     UnknownAssetError,
     UnknownEventError,
 )
-from balance_manager.factory import connect
-from balance_manager.history import BalanceHistory
-from balance_manager.manager import EVENTS, BalanceManager, SyncBalanceView
-
-__version__ = "0.1.0"
+from balance_manager.kraken.rest_client import KrakenRestClient
+from balance_manager.kraken.ws_client import KrakenWebSocketClient
+from balance_manager.runtime.clock import Clock, SystemClock
+from balance_manager.service.history import BalanceHistory
+from balance_manager.service.manager import EVENTS, BalanceManager, SyncBalanceView
 
 __all__ = [
     "EVENTS",
@@ -74,7 +73,6 @@ __all__ = [
     "KrakenRestClient",
     "KrakenWebSocketClient",
     "LockoutError",
-    "ManualClock",
     "PersistenceError",
     "ProtocolError",
     "RateLimitedError",

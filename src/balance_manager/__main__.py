@@ -1,5 +1,5 @@
 """``python -m balance_manager`` runs the command line."""
 
-from balance_manager.cli import main
+from balance_manager.cli.main import main
 
 raise SystemExit(main())

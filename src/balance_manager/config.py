@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any, Literal, get_args
 
 from balance_manager.core.bounds import DAY, HOUR, MAX_DECIMALS, YEAR, Bound
+from balance_manager.core.validation.rules import DEFAULT_RULE_OPTIONS
 from balance_manager.credentials import Credentials
 from balance_manager.exceptions import ConfigError
 
@@ -170,11 +171,11 @@ class BalanceManagerConfig:
     change_threshold_percent: Decimal = Decimal("0.1")
     # -- validation ------------------------------------------------------------
     disabled_rules: tuple[str, ...] = ()
-    unrealistic_balance_threshold: Decimal = Decimal("1e12")
-    stale_after: float = 120.0
-    source_tolerance_absolute: Decimal = Decimal(0)
-    source_tolerance_percent: Decimal = Decimal(0)
-    default_decimals: int = 18
+    unrealistic_balance_threshold: Decimal = DEFAULT_RULE_OPTIONS.unrealistic_balance_threshold
+    stale_after: float = DEFAULT_RULE_OPTIONS.stale_after
+    source_tolerance_absolute: Decimal = DEFAULT_RULE_OPTIONS.source_tolerance_absolute
+    source_tolerance_percent: Decimal = DEFAULT_RULE_OPTIONS.source_tolerance_percent
+    default_decimals: int = DEFAULT_RULE_OPTIONS.default_decimals
     # -- Kraken and resilience -------------------------------------------------
     kraken_tier: Tier = "starter"
     rest_max_retries: int = 3

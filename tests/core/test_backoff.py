@@ -10,11 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import given, strategies as st
 
-from balance_manager.core.backoff import (
-    KRAKEN_SLOW_RECONNECT_FLOOR,
-    backoff,
-    kraken_reconnect_delays,
-)
+from balance_manager.core.backoff import backoff
 from balance_manager.exceptions import ConfigError
 
 
@@ -98,67 +94,6 @@ def test_backoff_bounds(initial: float, spread: float, factor: float, seed: int)
 # -- Kraken reconnects -------------------------------------------------------------------
 
 
-def test_kraken_delays_with_a_seeded_rng() -> None:
-    """Two quick retries (about 1 s, 2 s), then 5-10 s, 10-20 s, 15-30 s... (PROTOCOL.md §8.9)."""
-    delays = take(kraken_reconnect_delays(random.Random(1)), 7)
-    assert [round(d, 2) for d in delays] == [0.57, 1.85, 8.82, 12.55, 22.43, 21.74, 24.77]
-    assert 0.5 <= delays[0] <= 1.0
-    assert 1.0 <= delays[1] <= 2.0
-    assert 5.0 <= delays[2] <= 10.0
-    assert 10.0 <= delays[3] <= 20.0
-    assert all(15.0 <= d <= 30.0 for d in delays[4:])
-
-
-def test_kraken_quick_retries_count_is_configurable() -> None:
-    """quick_retries=0 starts straight with the slow phase, never below 5 s."""
-    delays = take(kraken_reconnect_delays(random.Random(5), quick_retries=0), 10)
-    assert all(d >= KRAKEN_SLOW_RECONNECT_FLOOR for d in delays)
-
-
-def test_kraken_floor_follows_a_small_maximum() -> None:
-    """A maximum below 5 s (as tests configure) caps every delay, the floor included."""
-    delays = take(kraken_reconnect_delays(random.Random(2), initial=0.1, maximum=0.5), 10)
-    assert all(d <= 0.5 for d in delays)
-    assert all(d == 0.5 for d in delays[2:])
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "option"),
-    [
-        ({"quick_retries": -1}, "quick_retries"),
-        ({"quick_retries": True}, "quick_retries"),
-        ({"initial": 0.0}, "initial"),
-        ({"maximum": -3.0}, "maximum"),
-    ],
-)
-def test_kraken_delays_refuse_bad_arguments(kwargs: dict[str, Any], option: str) -> None:
-    """Out-of-range arguments raise ConfigError naming the argument."""
-    delays = kraken_reconnect_delays(random.Random(0), **kwargs)
-    with pytest.raises(ConfigError) as info:
-        next(delays)
-    assert info.value.option == option
-
-
-@given(
-    initial=st.floats(min_value=0.01, max_value=5.0),
-    maximum=st.floats(min_value=5.0, max_value=600.0),
-    quick=st.integers(min_value=0, max_value=4),
-    seed=st.integers(min_value=0, max_value=2**32),
-)
-def test_kraken_delays_bounds(initial: float, maximum: float, quick: int, seed: int) -> None:
-    """Quick retries stay within initial * 2**i; later delays lie in [5 s, maximum]."""
-    delays = take(
-        kraken_reconnect_delays(
-            random.Random(seed), initial=initial, maximum=maximum, quick_retries=quick
-        ),
-        quick + 30,
-    )
-    for i, delay in enumerate(delays[:quick]):
-        assert 0 < delay <= min(maximum, initial * 2**i)
-    for delay in delays[quick:]:
-        assert KRAKEN_SLOW_RECONNECT_FLOOR <= delay <= maximum
-
-
 @pytest.mark.parametrize(
     ("kwargs", "option"),
     [
@@ -170,13 +105,9 @@ def test_kraken_delays_bounds(initial: float, maximum: float, quick: int, seed: 
 )
 def test_backoff_refuses_absurd_durations_by_name(kwargs: dict[str, Any], option: str) -> None:
     """A delay beyond a year (10**400 included) or under 1 ms is a ConfigError, not an overflow."""
-    for delays in (
-        backoff(rng=random.Random(0), **kwargs),
-        kraken_reconnect_delays(random.Random(0), **kwargs),
-    ):
-        with pytest.raises(ConfigError) as info:
-            next(delays)
-        assert info.value.option == option
+    with pytest.raises(ConfigError) as info:
+        next(backoff(rng=random.Random(0), **kwargs))
+    assert info.value.option == option
 
 
 @pytest.mark.parametrize("factor", [10**400, 1e300, "2", math.inf])

@@ -1,45 +1,54 @@
-"""Fixtures for the Kraken protocol tests: the documented example messages.
-
-The fixture files are copies of ``shared/kraken/fixtures`` (Kraken's own
-examples, see PROTOCOL.md) kept in ``tests/kraken/fixtures`` so the repository
-tests itself on a clean clone; ``test_fixtures.py`` checks the copies still
-match the originals whenever the shared folder is present.
-"""
+"""Fixtures for the adapter tests: a simulator on loopback and clients of it, on a manual clock."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+import random
+from collections.abc import AsyncIterator
 
 import pytest
+import pytest_asyncio
 
-#: The copies used by every test.
-FIXTURES_DIR = Path(__file__).parent / "fixtures"
-
-
-@pytest.fixture
-def fixtures_dir() -> Path:
-    """The directory of the Kraken example messages (the in-repo copies)."""
-    return FIXTURES_DIR
+from balance_manager.config import BalanceManagerConfig
+from balance_manager.kraken.rest_client import KrakenRestClient
+from balance_manager.simulator import SimulatedKraken
+from balance_manager.testing import ManualClock
 
 
 @pytest.fixture
-def fixture_bytes(fixtures_dir: Path) -> Callable[[str], bytes]:
-    """Read one fixture file's bytes by name."""
+def config() -> BalanceManagerConfig:
+    """Options with short, test-friendly timings (all on the manual clock)."""
+    return BalanceManagerConfig(
+        history_db_path=None,
+        rest_api_timeout=5.0,
+        websocket_timeout=6.0,
+        websocket_ping_interval=2.0,
+        reconnect_initial_delay=0.5,
+        reconnect_max_delay=4.0,
+        rest_max_retries=2,
+        circuit_failure_threshold=3,
+        circuit_recovery_timeout=10.0,
+    )
 
-    def read(name: str) -> bytes:
-        return (fixtures_dir / name).read_bytes()
 
-    return read
+@pytest_asyncio.fixture
+async def sim(clock: ManualClock) -> AsyncIterator[SimulatedKraken]:
+    """A simulator on 127.0.0.1 (free port) driven by the manual clock."""
+    async with SimulatedKraken(clock=clock, seed=3) as simulator:
+        yield simulator
 
 
-@pytest.fixture
-def fixture_json(fixtures_dir: Path) -> Callable[[str], Any]:
-    """Parse one fixture file as JSON (with the stdlib, independent of our decoders)."""
-
-    def load(name: str) -> Any:
-        return json.loads((fixtures_dir / name).read_text(encoding="utf-8"))
-
-    return load
+@pytest_asyncio.fixture
+async def rest(
+    sim: SimulatedKraken, clock: ManualClock, config: BalanceManagerConfig
+) -> AsyncIterator[KrakenRestClient]:
+    """A REST client of the simulator's default account."""
+    client = KrakenRestClient(
+        api_key=sim.api_key,
+        api_secret=sim.api_secret,
+        base_url=sim.rest_url,
+        config=config,
+        clock=clock,
+        rng=random.Random(5),
+    )
+    yield client
+    await client.close()

@@ -2,7 +2,7 @@
 
 The tests run a :class:`~balance_manager.BalanceManager` against a
 :class:`~balance_manager.simulator.SimulatedKraken` over real loopback sockets,
-with both on one :class:`~balance_manager.clock.ManualClock`. An
+with both on one :class:`~balance_manager.testing.ManualClock`. An
 :class:`Observer` watches everything a fault could break (events, circuit
 breaker transitions, reconnect attempts, rate-limit answers, served values)
 and its ``check_*`` methods turn the issue's acceptance list into assertions.
@@ -34,13 +34,12 @@ from balance_manager import (
     Source,
     StaleBalanceError,
 )
-from balance_manager.clock import ManualClock
 from balance_manager.core.breaker import BreakerState
 from balance_manager.core.models import Balance, BalanceChange
-from balance_manager.kraken.assets import wallet_is_tradable
+from balance_manager.kraken.protocol.assets import wallet_is_tradable
 from balance_manager.simulator import SimulatedKraken
-from balance_manager.simulator.faults import FaultKind
-from balance_manager.testing import wait_until
+from balance_manager.simulator.model.faults import FaultKind
+from balance_manager.testing import ManualClock, wait_until
 
 __all__ = [
     "MAX_CONNECTS_PER_MINUTE",

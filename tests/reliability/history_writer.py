@@ -6,8 +6,8 @@ Usage::
     python history_writer.py --zygote
 
 The first form opens ``DB_PATH`` through
-:class:`~balance_manager.history.BalanceHistory` (with its SQLite
-:class:`~balance_manager.persistence.HistoryStore`), then loops for ever:
+:class:`~balance_manager.service.history.BalanceHistory` (with its SQLite
+:class:`~balance_manager.storage.sqlite.HistoryStore`), then loops for ever:
 records ``BATCH_SIZE`` balances of ``BTC`` with ledger ids ``L<n>`` for
 ``n = FIRST_ID + 1, FIRST_ID + 2, ...``, flushes them in one transaction, and
 only once the flush has returned without a persistence error prints
@@ -33,10 +33,10 @@ import sys
 from decimal import Decimal
 from typing import TextIO
 
-from balance_manager.clock import SystemClock
 from balance_manager.core.models import Balance, Source
-from balance_manager.history import BalanceHistory
-from balance_manager.persistence import HistoryStore
+from balance_manager.runtime.clock import SystemClock
+from balance_manager.service.history import BalanceHistory
+from balance_manager.storage.sqlite import HistoryStore
 
 __all__ = ["main", "write_forever", "zygote"]
 

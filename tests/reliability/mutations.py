@@ -1,7 +1,7 @@
 """Mutated and garbage exchange messages, shared by ``test_bad_input.py`` and ``fuzz/``.
 
 Strategies (hypothesis) start from Kraken's own example messages in
-``tests/kraken/fixtures``: one to three structural mutations (a value replaced
+``tests/kraken/protocol/fixtures``: one to three structural mutations (a value replaced
 by another JSON value, a key dropped, a number scaled to huge or tiny, signs
 flipped, NaN and infinities), then maybe byte damage (truncated, a byte
 flipped, bytes inserted); or plain arbitrary bytes and text. The ``check_*``
@@ -23,10 +23,10 @@ import msgspec
 from hypothesis import strategies as st
 
 from balance_manager.exceptions import ExchangeError, ProtocolError, TransportError
-from balance_manager.kraken import rest
-from balance_manager.kraken.assets import AssetNames, fold_rest_balances
-from balance_manager.kraken.ws_messages import decode_message
-from balance_manager.kraken.ws_session import KrakenSession, MessageRejected, SessionState
+from balance_manager.kraken.protocol import rest
+from balance_manager.kraken.protocol.assets import AssetNames, fold_rest_balances
+from balance_manager.kraken.protocol.ws_messages import decode_message
+from balance_manager.kraken.protocol.ws_session import KrakenSession, MessageRejected, SessionState
 
 __all__ = [
     "DOCUMENTED",
@@ -48,7 +48,7 @@ __all__ = [
     "tradable",
 ]
 
-FIXTURES = Path(__file__).resolve().parent.parent / "kraken" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent.parent / "kraken" / "protocol" / "fixtures"
 WS_FIXTURES = sorted(p.name for p in FIXTURES.glob("ws_*.json"))
 REST_FIXTURES = sorted(p.name for p in FIXTURES.glob("rest_*.json"))
 NOW = 1_700_000_000.0

@@ -1,7 +1,7 @@
 """Bad input: garbage and mutated exchange messages, and wrong arguments at the public API.
 
 Exchange side (hypothesis): arbitrary bytes and mutations of Kraken's own
-example messages (``tests/kraken/fixtures``: a value swapped for another JSON
+example messages (``tests/kraken/protocol/fixtures``: a value swapped for another JSON
 value, a key dropped, a number made huge, tiny, negative, NaN; bytes cut,
 flipped or inserted) fed to the WebSocket decoder and session and to the REST
 envelope parser and decoders. They may only raise the documented errors
@@ -28,7 +28,6 @@ import pytest_asyncio
 from hypothesis import example, given, settings, strategies as st
 
 from balance_manager import BalanceManager, BalanceManagerConfig, KrakenRestClient
-from balance_manager.clock import ManualClock
 from balance_manager.core.models import Balance
 from balance_manager.exceptions import (
     BalanceStateError,
@@ -41,13 +40,13 @@ from balance_manager.exceptions import (
     UnknownAssetError,
     UnknownEventError,
 )
-from balance_manager.kraken import rest
-from balance_manager.kraken.ws_messages import decode_message
-from balance_manager.kraken.ws_session import (
+from balance_manager.kraken.protocol import rest
+from balance_manager.kraken.protocol.ws_messages import decode_message
+from balance_manager.kraken.protocol.ws_session import (
     MessageRejected,
 )
 from balance_manager.simulator import SimulatedKraken
-from balance_manager.testing import drive, drive_until_done
+from balance_manager.testing import ManualClock, drive, drive_until_done
 
 from .harness import build_manager, reliability_config, start_streaming
 from .mutations import (

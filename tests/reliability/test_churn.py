@@ -2,7 +2,7 @@
 
 Issue 10 ("keep it closed"). A :class:`~balance_manager.BalanceManager` with the library's
 default options streams from a :class:`~balance_manager.simulator.SimulatedKraken` over
-loopback, both on one :class:`~balance_manager.clock.ManualClock`, for a number of rounds.
+loopback, both on one :class:`~balance_manager.testing.ManualClock`, for a number of rounds.
 Each round:
 
 1. **Burst.** 6 to 12 random operations on the account: deposits, withdrawals within free
@@ -12,7 +12,7 @@ Each round:
    (``get_balance(asset, max_age=...)``). Between them, 2 or 3 fault scenarios drawn from
    a shuffled deck of every scenario (so each comes up every few rounds):
 
-   * every :class:`~balance_manager.simulator.faults.FaultKind`: ``ws_drop``; ``ws_silence``
+   * every :class:`~balance_manager.simulator.model.faults.FaultKind`: ``ws_drop``; ``ws_silence``
      short (2-3 s, activity after it) and long (12-20 s, beyond ``websocket_timeout``);
      ``ws_lose`` on ``balances`` or ``executions`` (a lost order event is an executions-only
      loss; a later frame of the channel reveals the gap); ``ws_delay`` short (1-5 s) and long
@@ -103,8 +103,6 @@ from typing import Any, TypeVar
 import pytest
 
 from balance_manager import BalanceManager, ServingMode, Source
-from balance_manager.adapters.kraken_rest import LOCKOUT_PROBE_INTERVAL, KrakenRestClient
-from balance_manager.clock import ManualClock
 from balance_manager.config import BalanceManagerConfig
 from balance_manager.core.breaker import BreakerState
 from balance_manager.exceptions import (
@@ -113,10 +111,12 @@ from balance_manager.exceptions import (
     SourceError,
     StaleBalanceError,
 )
+from balance_manager.kraken.rest_client import LOCKOUT_PROBE_INTERVAL, KrakenRestClient
 from balance_manager.simulator import SimulatedKraken
-from balance_manager.simulator.faults import Fault, FaultKind
-from balance_manager.simulator.instruments import DEFAULT_PAIRS
-from balance_manager.simulator.ledger import Order
+from balance_manager.simulator.model.faults import Fault, FaultKind
+from balance_manager.simulator.model.instruments import DEFAULT_PAIRS
+from balance_manager.simulator.model.ledger import Order
+from balance_manager.testing import ManualClock
 
 from .harness import Observer, build_manager, mismatches, reliability_config, start_streaming
 

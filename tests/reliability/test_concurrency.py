@@ -24,9 +24,9 @@ import pytest
 import pytest_asyncio
 
 from balance_manager import BalanceManager, ServingMode, StaleBalanceError
-from balance_manager.clock import ManualClock
 from balance_manager.core.models import Balance
 from balance_manager.simulator import SimulatedKraken
+from balance_manager.testing import ManualClock
 
 from .harness import (
     Observer,

@@ -34,12 +34,11 @@ import pytest
 import pytest_asyncio
 
 from balance_manager import ServingMode, Source
-from balance_manager.clock import ManualClock
 from balance_manager.exceptions import PersistenceError
-from balance_manager.history import BalanceHistory
-from balance_manager.persistence import HistoryStore, StoredRow
+from balance_manager.service.history import BalanceHistory
 from balance_manager.simulator import SimulatedKraken
-from balance_manager.testing import drive, drive_until_done, wait_until
+from balance_manager.storage.sqlite import HistoryStore, StoredRow
+from balance_manager.testing import ManualClock, drive, drive_until_done, wait_until
 
 from .harness import (
     Observer,

@@ -33,7 +33,6 @@ import pytest
 import pytest_asyncio
 
 from balance_manager import BalanceManager, KrakenRestClient, ServingMode
-from balance_manager.clock import ManualClock
 from balance_manager.core.models import BalanceChange
 from balance_manager.exceptions import (
     ExchangeError,
@@ -42,7 +41,7 @@ from balance_manager.exceptions import (
     TransportError,
 )
 from balance_manager.simulator import SimulatedKraken
-from balance_manager.testing import drive, drive_until_done, wait_until
+from balance_manager.testing import ManualClock, drive, drive_until_done, wait_until
 
 from .harness import (
     Observer,

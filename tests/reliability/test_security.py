@@ -32,12 +32,12 @@ from typing import Any
 import pytest
 
 from balance_manager import BalanceManager, BalanceManagerConfig, KrakenRestClient
-from balance_manager.cli import build_parser
-from balance_manager.clock import ManualClock
+from balance_manager.cli.main import build_parser
+from balance_manager.contrib.prometheus import serve_metrics
 from balance_manager.credentials import Credentials, load_credentials
 from balance_manager.exceptions import BalanceManagerError
 from balance_manager.simulator import SimulatedKraken
-from balance_manager.testing import drive, drive_until_done, wait_until
+from balance_manager.testing import ManualClock, drive, drive_until_done, wait_until
 
 from .harness import build_manager, reliability_config, start_streaming
 
@@ -279,9 +279,8 @@ async def test_metrics_endpoint_listens_on_loopback_by_default(clock: ManualCloc
     async with SimulatedKraken(clock=clock, seed=2) as sim:
         manager = build_manager(sim, clock, reliability_config(None, metrics_enabled=True))
         try:
+            metrics = serve_metrics(manager)
             await start_streaming(manager)
-            metrics = manager._metrics  # the running exporter (no public handle)
-            assert metrics is not None
             port = metrics.port
             assert port
             addresses = _listening(port)

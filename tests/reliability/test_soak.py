@@ -32,10 +32,9 @@ from pathlib import Path
 import pytest
 
 from balance_manager import ServingMode
-from balance_manager.clock import ManualClock
 from balance_manager.exceptions import ExchangeError
 from balance_manager.simulator import SimulatedKraken
-from balance_manager.testing import wait_until
+from balance_manager.testing import ManualClock, wait_until
 
 from .harness import (
     Observer,

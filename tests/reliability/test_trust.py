@@ -37,12 +37,11 @@ from balance_manager import (
     Source,
     StaleBalanceError,
 )
-from balance_manager.clock import ManualClock
 from balance_manager.config import default_history_path
 from balance_manager.core.models import BalanceChange
 from balance_manager.credentials import Credentials
 from balance_manager.simulator import SimulatedKraken
-from balance_manager.testing import drive, drive_until_done, wait_until
+from balance_manager.testing import ManualClock, drive, drive_until_done, wait_until
 
 from .harness import build_manager, converged, mismatches, reliability_config, start_streaming
 

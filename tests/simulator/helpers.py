@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from balance_manager.kraken.signing import encode_form, encode_json, sign
+from balance_manager.kraken.protocol.signing import encode_form, encode_json, sign
 from balance_manager.simulator import SimulatedKraken
 
 #: Bound on every wait for a frame or a response (real seconds; never reached when all is well).

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from balance_manager.exceptions import ConfigError, ExchangeError
-from balance_manager.kraken.signing import encode_form, encode_json, sign
-from balance_manager.simulator.auth import TOKEN_ERROR, Authenticator, parse_body
+from balance_manager.kraken.protocol.signing import encode_form, encode_json, sign
+from balance_manager.simulator.model.auth import TOKEN_ERROR, Authenticator, parse_body
 
 PATH = "/0/private/Balance"
 

@@ -9,7 +9,7 @@ import io
 import aiohttp
 import pytest
 
-from balance_manager.simulator.cli import add_arguments, run
+from balance_manager.simulator.server.cli import add_arguments, run
 
 from .helpers import WAIT
 

@@ -15,13 +15,12 @@ import aiohttp
 import msgspec
 import pytest
 
-from balance_manager.clock import ManualClock
 from balance_manager.exceptions import RateLimitedError, TransportError
-from balance_manager.kraken import rest
-from balance_manager.kraken.assets import AssetNames, fold_rest_balances
-from balance_manager.kraken.holds import OpenOrderBook
-from balance_manager.kraken.signing import NonceSource
-from balance_manager.kraken.ws_messages import (
+from balance_manager.kraken.protocol import rest
+from balance_manager.kraken.protocol.assets import AssetNames, fold_rest_balances
+from balance_manager.kraken.protocol.holds import OpenOrderBook
+from balance_manager.kraken.protocol.signing import NonceSource
+from balance_manager.kraken.protocol.ws_messages import (
     BalancesSnapshotMessage,
     BalancesUpdateMessage,
     ExecutionsMessage,
@@ -34,6 +33,7 @@ from balance_manager.kraken.ws_messages import (
     subscribe_request,
 )
 from balance_manager.simulator import SimulatedKraken
+from balance_manager.testing import ManualClock
 
 from .helpers import WsTestClient
 

@@ -12,7 +12,7 @@ from balance_manager.exceptions import (
     InvalidAmountError,
     UnknownAssetError,
 )
-from balance_manager.simulator.exchange import SimExchange
+from balance_manager.simulator.model.exchange import SimExchange
 
 
 def make_exchange() -> tuple[SimExchange, str]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from balance_manager.clock import ManualClock
 from balance_manager.exceptions import ConfigError
-from balance_manager.simulator.faults import REST_KINDS, WS_FRAME_KINDS, FaultKind, Faults
+from balance_manager.simulator.model.faults import REST_KINDS, WS_FRAME_KINDS, FaultKind, Faults
+from balance_manager.testing import ManualClock
 
 
 def make_faults(clock: ManualClock) -> Faults:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import re
 
-from balance_manager.simulator.ids import IdSource, kraken_id
+from balance_manager.simulator.model.ids import IdSource, kraken_id
 
 ID = re.compile(r"^[A-Z][A-Z2-7]{5}-[A-Z2-7]{5}-[A-Z2-7]{6}$")
 

@@ -16,20 +16,20 @@ from hypothesis.stateful import (
 )
 
 from balance_manager.exceptions import BalanceStateError, ExchangeError, InvalidAmountError
-from balance_manager.kraken.ws_messages import (
+from balance_manager.kraken.protocol.ws_messages import (
     BalancesSnapshotMessage,
     BalancesUpdateMessage,
     ExecutionsMessage,
     decode_message,
 )
-from balance_manager.simulator.frames import (
+from balance_manager.simulator.model.frames import (
     balances_snapshot_frame,
     balances_update_frame,
     execution_item,
     executions_frame,
 )
-from balance_manager.simulator.instruments import Instruments
-from balance_manager.simulator.ledger import Account, AccountEvent, LedgerEntry, OrderEvent
+from balance_manager.simulator.model.instruments import Instruments
+from balance_manager.simulator.model.ledger import Account, AccountEvent, LedgerEntry, OrderEvent
 
 
 def make_account(seed: int = 1) -> Account:

@@ -9,10 +9,10 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, strategies as st
 
-from balance_manager.clock import ManualClock
-from balance_manager.simulator.exchange import SimExchange
-from balance_manager.simulator.instruments import DEFAULT_PAIRS
-from balance_manager.simulator.market import MarketDriver, random_walk_step
+from balance_manager.simulator.model.exchange import SimExchange
+from balance_manager.simulator.model.instruments import DEFAULT_PAIRS
+from balance_manager.simulator.server.market import MarketDriver, random_walk_step
+from balance_manager.testing import ManualClock
 
 
 @given(seed=st.integers(0, 2**32), steps=st.integers(1, 300), index=st.integers(0, 6))

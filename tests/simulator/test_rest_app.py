@@ -10,8 +10,8 @@ from decimal import Decimal
 import aiohttp
 import pytest
 
-from balance_manager.clock import ManualClock
 from balance_manager.simulator import SimulatedKraken
+from balance_manager.testing import ManualClock
 
 from .helpers import WAIT, KrakenTestClient
 

@@ -7,7 +7,6 @@ from decimal import Decimal
 
 import pytest
 
-from balance_manager.clock import ManualClock
 from balance_manager.exceptions import (
     ConfigError,
     ExchangeError,
@@ -15,7 +14,8 @@ from balance_manager.exceptions import (
     UnknownAssetError,
 )
 from balance_manager.simulator import SimulatedKraken
-from balance_manager.simulator.ledger import LedgerEntry, OrderEvent
+from balance_manager.simulator.model.ledger import LedgerEntry, OrderEvent
+from balance_manager.testing import ManualClock
 
 pytestmark = pytest.mark.asyncio
 

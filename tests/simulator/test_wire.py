@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, strategies as st
 
-from balance_manager.simulator.wire import encode_json, plain, wire_number
+from balance_manager.simulator.model.wire import encode_json, plain, wire_number
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ from decimal import Decimal
 import aiohttp
 import pytest
 
-from balance_manager.clock import ManualClock
 from balance_manager.exceptions import InvalidAmountError
 from balance_manager.simulator import SimulatedKraken
+from balance_manager.testing import ManualClock
 
 from .helpers import KrakenTestClient, WsTestClient
 

@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from balance_manager.clock import ManualClock
 from balance_manager.simulator import SimulatedKraken
+from balance_manager.testing import ManualClock
 
 from .helpers import KrakenTestClient, WsTestClient
 

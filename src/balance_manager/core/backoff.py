@@ -1,7 +1,7 @@
 """Reconnect and retry delays as injectable generators (policy apart from mechanism).
 
 A delay policy is an infinite iterator of seconds; the code that waits (the
-WebSocket adapter, :func:`balance_manager.retry.retry_call`) takes the next
+WebSocket adapter, :func:`balance_manager.runtime.retry.retry_call`) takes the next
 value and sleeps on its clock. Tests replace the policy or seed its
 ``random.Random``, so every sequence is reproducible. A new iterator starts
 the policy over: callers make a fresh one once a connection has been stable.
@@ -11,7 +11,8 @@ Jitter is "equal jitter": the nominal delay ``d`` (``initial``, multiplied by
 ``[d/2, d]``. Half of the delay is kept, so a crowd of clients that lost the
 exchange at the same moment still backs off, while the other half spreads
 their reconnects apart. Full jitter (``[0, d]``) could give near-zero delays
-and would break Kraken's "no faster than once per 5 s" guidance below.
+and would break guidance such as Kraken's "no faster than once per 5 s" (see
+:func:`balance_manager.kraken.protocol.limits.kraken_reconnect_delays`).
 """
 
 from __future__ import annotations
@@ -23,12 +24,8 @@ from typing import Final
 from balance_manager.core.bounds import seconds
 from balance_manager.exceptions import ConfigError
 
-__all__ = ["KRAKEN_SLOW_RECONNECT_FLOOR", "MAX_FACTOR", "backoff", "kraken_reconnect_delays"]
+__all__ = ["MAX_FACTOR", "backoff"]
 
-#: Kraken: after maintenance or a long outage, reconnect no faster than once per
-#: 5 s (PROTOCOL.md §8.9; Cloudflare bans an IP for 10 minutes beyond about 150
-#: connection attempts per 10 minutes).
-KRAKEN_SLOW_RECONNECT_FLOOR: Final = 5.0
 #: The largest growth factor of :func:`backoff`.
 MAX_FACTOR: Final = 1000.0
 
@@ -75,45 +72,3 @@ def backoff(
         yield rng.uniform(nominal / 2.0, nominal)
         # Stop multiplying once capped: no overflow to inf, however long it runs.
         nominal = min(cap, nominal * growth)
-
-
-def kraken_reconnect_delays(
-    rng: random.Random,
-    *,
-    initial: float = 1.0,
-    maximum: float = 30.0,
-    quick_retries: int = 2,
-) -> Iterator[float]:
-    """Kraken WebSocket reconnect delays, following PROTOCOL.md §8.9.
-
-    Kraken recommends "a few immediate retries after a random drop" and, after
-    maintenance or a long outage, "no faster than one attempt per 5 s". So:
-
-    * ``quick_retries`` quick attempts: nominal ``initial``, ``2 * initial``...
-      each with equal jitter (about 1 s, then about 2 s by default);
-    * then exponential with equal jitter from 10 s nominal (so 5-10 s, then
-      10-20 s, ...) up to ``maximum``, never below 5 s (or below ``maximum``
-      if that is smaller than 5 s, as tests configure).
-
-    Kraken's own CLI does much the same: 1 s, 2 s, then 5-30 s (§8.9).
-
-    Args:
-        rng: the source of jitter.
-        initial: nominal first quick delay (``config.reconnect_initial_delay``).
-        maximum: the largest delay (``config.reconnect_max_delay``).
-        quick_retries: how many quick attempts come first.
-
-    Raises:
-        ConfigError: an argument is out of range (raised on the first ``next``).
-    """
-    if isinstance(quick_retries, bool) or not isinstance(quick_retries, int) or quick_retries < 0:
-        raise ConfigError("quick_retries", quick_retries, "must be an int >= 0")
-    initial = seconds("initial", initial)
-    maximum = seconds("maximum", maximum)
-    quick = backoff(initial=min(initial, maximum), maximum=maximum, rng=rng)
-    for _ in range(quick_retries):
-        yield next(quick)
-    floor = min(KRAKEN_SLOW_RECONNECT_FLOOR, maximum)
-    slow = backoff(initial=min(2.0 * floor, maximum), maximum=maximum, rng=rng)
-    for delay in slow:
-        yield max(floor, delay)

@@ -17,16 +17,50 @@ from typing import Any, Literal, TypedDict, overload
 import msgspec
 
 from balance_manager.core.amounts import EXACT_CONTEXT, ZERO, display_amount, to_amount
-from balance_manager.exceptions import BalanceStateError, InvalidAmountError
+from balance_manager.exceptions import BalanceStateError, InvalidAmountError, UnknownAssetError
 
 __all__ = [
     "AMOUNT_FIELDS",
+    "MAX_ASSET_NAME_LENGTH",
+    "NOT_AN_ASSET_NAME",
     "Balance",
     "BalanceChange",
     "BalanceDict",
     "ChangeDict",
     "Source",
+    "check_asset_name",
 ]
+
+
+#: suffixed REST keys such as ``USDT.HOLD`` stay well below).
+MAX_ASSET_NAME_LENGTH = 64
+#: What a name that is not text is told.
+NOT_AN_ASSET_NAME = "an asset name is a non-empty str"
+
+
+def check_asset_name(name: object) -> str:
+    """``name`` without surrounding whitespace, if it can be an asset name at all.
+
+    An asset name is a non-empty ``str`` of at most :data:`MAX_ASSET_NAME_LENGTH`
+    characters (whitespace around it included), none of them a control
+    character. This is the check at the public edge (``get_balance``...): a
+    list, a megabyte of text or an escape sequence is refused rather than
+    looked up, cached or logged.
+
+    Raises:
+        UnknownAssetError: ``name`` is not such a name (its message shows the
+            value shortened, and why).
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise UnknownAssetError(name, NOT_AN_ASSET_NAME)
+    if len(name) > MAX_ASSET_NAME_LENGTH:
+        raise UnknownAssetError(
+            name, f"an asset name has at most {MAX_ASSET_NAME_LENGTH} characters, not {len(name):,}"
+        )
+    stripped = name.strip()
+    if not stripped.isprintable():
+        raise UnknownAssetError(name, "an asset name has no control characters")
+    return stripped
 
 
 class Source(enum.Enum):

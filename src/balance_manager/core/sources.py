@@ -9,11 +9,11 @@ An exchange plugs in with two objects:
 
 Everything here is exchange-neutral: canonical asset names, ``Decimal``
 amounts, Unix-second timestamps. Kraken's implementation is
-:class:`~balance_manager.adapters.kraken_rest.KrakenRestClient` and
-:class:`~balance_manager.adapters.kraken_ws.KrakenWebSocketClient`.
+:class:`~balance_manager.kraken.rest_client.KrakenRestClient` and
+:class:`~balance_manager.kraken.ws_client.KrakenWebSocketClient`.
 
 The sink is a plain function: the manager applies an event without awaiting
-anything (callbacks run elsewhere, see :mod:`balance_manager.events`), so a
+anything (callbacks run elsewhere, see :mod:`balance_manager.service.dispatch`), so a
 stream never waits on its consumer.
 """
 

@@ -5,9 +5,9 @@ trading bots. :class:`SimulatedKraken` starts it; :class:`Faults` (its
 ``faults`` attribute) injects failures on demand. See ``docs/simulator.md``.
 """
 
-from balance_manager.simulator.faults import Fault, FaultKind, Faults, FiredFault, Trigger
-from balance_manager.simulator.ledger import LedgerEntry, Order, OrderEvent, Trade
-from balance_manager.simulator.server import DEFAULT_ACCOUNT, SimulatedKraken
+from balance_manager.simulator.model.faults import Fault, FaultKind, Faults, FiredFault, Trigger
+from balance_manager.simulator.model.ledger import LedgerEntry, Order, OrderEvent, Trade
+from balance_manager.simulator.server.simulated_kraken import DEFAULT_ACCOUNT, SimulatedKraken
 
 __all__ = [
     "DEFAULT_ACCOUNT",

@@ -1,1 +1,0 @@
-"""The asyncio layer for each exchange: sockets, tasks and timers, no business logic."""

@@ -1,0 +1,1 @@
+"""The command line and its demo (see docs/cli.md): an application of the library."""

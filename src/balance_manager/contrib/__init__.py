@@ -1,0 +1,1 @@
+"""Optional integrations (each needs an extra), such as Prometheus metrics."""

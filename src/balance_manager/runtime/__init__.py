@@ -1,0 +1,1 @@
+"""Asyncio building blocks for services and venue clients: clock, network helpers, retries."""

@@ -1,0 +1,1 @@
+"""Where balances and their history are kept: store interfaces and backends (memory, SQLite)."""
