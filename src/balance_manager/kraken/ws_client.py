@@ -155,6 +155,7 @@ class KrakenWebSocketClient:
         self._last_rtt: float | None = None
         self._failure: BalanceManagerError | None = None
         self._flushes: set[asyncio.Task[None]] = set()
+        self._quiet_since: float | None = None  # an interruption's start, for its status
         self._counters = Counters(_COUNTER_NAMES)
         self._frames = self._counters.live  # incremented in place per frame
         self.quiet_after = min(QUIET_AFTER, self.config.websocket_timeout / 2)
@@ -430,29 +431,35 @@ class KrakenWebSocketClient:
         clock = self.clock
         mono = clock.monotonic()
         last = self._last_message_at
-        if last is not None and mono - last > self.quiet_after:
-            self._silence_ended(last, mono - last)
         self._last_message_at = mono
         now = clock.time()
         events = self.session.feed(frame, now)
+        if last is not None and mono - last > self.quiet_after:
+            events = self._silence_ended(events, last, mono - last)
         if events or self.session.holds_live != self._holds_live:
             return self._handle(events, now)
         return False
 
-    def _silence_ended(self, since: float, seconds: float) -> None:
-        """The server fell silent and spoke again: resync, and say since when values are unsure."""
-        events = self.session.silence_ended(seconds)
-        if not events:
-            return
+    def _silence_ended(
+        self, events: list[SessionEvent], since: float, seconds: float
+    ) -> list[SessionEvent]:
+        """The server fell silent and spoke again: resync, and say since when values are unsure.
+
+        The frame that ended the silence is applied first (it arrived, it is
+        true); the resync that follows replaces whatever was lost before it.
+        """
+        by_pong = any(type(event) is Pong for event in events)
+        resync = self.session.silence_ended(seconds, by_pong=by_pong)
+        if not resync:
+            return events
         self._counters.incr("interruptions")
+        self._quiet_since = since
         logger.warning(
             "WebSocket silent for %.1f s: updates may have been lost; resyncing", seconds
         )
-        self._handle(events, self.clock.time(), quiet_since=since)
+        return events + resync
 
-    def _handle(
-        self, events: list[SessionEvent], now: float, *, quiet_since: float | None = None
-    ) -> bool:
+    def _handle(self, events: list[SessionEvent], now: float) -> bool:
         """Translate session events for the sink; returns whether a snapshot arrived."""
         snapshot_seen = False
         for event in events:
@@ -486,6 +493,7 @@ class KrakenWebSocketClient:
             elif isinstance(event, HoldsChanged):
                 self._emit_holds(now, frozenset(event.holds), event.uncertain)
             elif isinstance(event, ResyncStarted):
+                quiet_since, self._quiet_since = self._quiet_since, None
                 self._set_status(StreamState.RESYNCING, event.reason, quiet_since=quiet_since)
             elif isinstance(event, StatusChanged):
                 if event.system != "online":

@@ -637,3 +637,59 @@ def test_sequence_rules_match_a_model(steps: list[tuple[int, str, Decimal]]) -> 
         expected["resyncs"],
     )
     assert counters.continuity_breaks == 0
+
+
+# -- silences ---------------------------------------------------------------------------
+
+
+def test_a_silence_resyncs_balances_and_executions() -> None:
+    """After a silence a live session resubscribes both channels; their updates wait."""
+    session = streaming(snapshot_frame(1, USD="10"), executions=True)
+    session.feed(ack(2, "executions"), NOW)
+    session.feed(encode_executions("snapshot", [], 1), NOW)
+    session.data_to_send()
+    events = session.silence_ended(3.0)
+    assert kinds(events) == ["ResyncStarted", "ResyncStarted"]
+    assert [e.channel for e in events if isinstance(e, ResyncStarted)] == ["balances", "executions"]
+    assert state(session) is SessionState.RESYNCING
+    methods = [(f["method"], f["params"]["channel"]) for f in sent(session)]
+    assert methods == [
+        ("unsubscribe", "balances"),
+        ("subscribe", "balances"),
+        ("unsubscribe", "executions"),
+        ("subscribe", "executions"),
+    ]
+    update = encode_balances_update([entry("USD", "5", "15")], 2)
+    assert session.feed(update, NOW) == []  # waits for its snapshot
+
+
+def test_a_silence_before_streaming_changes_nothing() -> None:
+    """A silence while still subscribing is the watchdog's business, not a resync."""
+    session = KrakenSession()
+    session.token_received(TOKEN)
+    session.connection_opened()
+    assert session.silence_ended(5.0) == []
+    assert state(session) is SessionState.SUBSCRIBING
+
+
+def test_heartbeats_are_expected_until_pings_prove_the_server_sends_none() -> None:
+    """Silences ended by our own pong, with no heartbeat ever seen, turn the check off."""
+    session = streaming(snapshot_frame(1, USD="10"))
+    assert session.expects_heartbeats
+    for _ in range(3):
+        session.silence_ended(5.0, by_pong=True)
+        session.feed(snapshot_frame(9, USD="10"), NOW)  # the resync's snapshot
+    assert not session.expects_heartbeats
+    assert session.silence_ended(5.0) == []
+
+
+def test_one_heartbeat_keeps_the_check_on_for_good() -> None:
+    """Once a heartbeat was seen (on any connection), silences always count."""
+    session = streaming(snapshot_frame(1, USD="10"))
+    session.feed(encode_heartbeat(), NOW)
+    for _ in range(5):
+        assert session.silence_ended(5.0, by_pong=True)
+        session.feed(snapshot_frame(9, USD="10"), NOW)
+    assert session.expects_heartbeats
+    session.connection_lost("drop")
+    assert session.heartbeats_seen

@@ -466,23 +466,28 @@ class KrakenSession:
         """Whether a silence longer than a heartbeat interval means frames may be lost.
 
         True from the start (Kraken documents a heartbeat about every second
-        while no other data flows). Turned off only if
-        :data:`SILENCES_WITHOUT_HEARTBEATS` silences pass without a single
-        heartbeat ever seen: that server does not send them.
+        while no other data flows). Turned off only if, before any heartbeat
+        was ever seen, :data:`SILENCES_WITHOUT_HEARTBEATS` silences ended with
+        the answer to our own ping: the server was there, answering, and sent
+        no heartbeat, so it does not send them.
         """
         return self._heartbeats > 0 or self._silences_unproven < SILENCES_WITHOUT_HEARTBEATS
 
-    def silence_ended(self, seconds: float) -> list[SessionEvent]:
+    def silence_ended(self, seconds: float, *, by_pong: bool = False) -> list[SessionEvent]:
         """The server spoke again after ``seconds`` without any frame, longer than it should.
 
         Updates sent meanwhile may have been lost, and nothing later may show
         it: both channels are resynchronised (their snapshots replace what is
         known). Returns the events, empty when nothing is to be done (not
         live, or a server that sends no heartbeats).
+
+        Args:
+            seconds: how long nothing came.
+            by_pong: the frame that ended the silence answered our ping.
         """
         if self._state not in LIVE_STATES or not self.expects_heartbeats:
             return []
-        if not self._heartbeats:
+        if not self._heartbeats and by_pong:
             self._silences_unproven += 1
         reason = f"no message for {seconds:.1f} s: updates may have been lost"
         events = self._start_resync(BALANCES, reason)
