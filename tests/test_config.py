@@ -627,3 +627,63 @@ def test_text_options_are_bounded_too(option: str, value: str) -> None:
         make(**{option: value})
     assert info.value.option == option
     assert len(str(info.value)) < 500
+
+
+# -- history_url ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "postgresql://bot@db.example:5432/history?sslmode=require",
+        "postgres://db/history",
+        "postgresql://postgres:@/test?host=/tmp/pg_socket",
+        "sqlite:/var/lib/bm/history.db",
+        "sqlite:///var/lib/bm/{account}/history.db",
+        "/var/lib/bm/my history.db",
+        "relative/history.db",
+    ],
+)
+def test_history_url_takes_postgres_urls_sqlite_and_paths(value: str | None) -> None:
+    """history_url accepts a postgresql:// URL, sqlite:PATH, a path, or None."""
+    assert make(history_url=value).history_url == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "mysql://bot:hunter2@db/history",
+        "PostgreSQL://bot:hunter2@db/history",
+        "postgresql://bot:hunter2@db/my history",
+        "postgresql://bot:hunter2@db/" + "x" * 3000,
+        5,
+    ],
+)
+def test_bad_history_urls_name_the_option_and_never_the_password(value: object) -> None:
+    """A bad history_url is a ConfigError naming history_url, with no password in it."""
+    with pytest.raises(ConfigError) as info:
+        make(history_url=value)
+    assert info.value.option == "history_url"
+    assert "hunter2" not in str(info.value)
+
+
+def test_history_url_password_never_shows_in_repr_or_as_dict() -> None:
+    """repr() and as_dict() mask the password of history_url; as_values() keeps it for use."""
+    url = "postgresql://bot:hunter2@db.example/history?password=hunter3"
+    config = make(history_url=url)
+    assert "hunter2" not in repr(config)
+    assert "hunter3" not in repr(config)
+    assert "bot:***@db.example" in repr(config)
+    assert "hunter2" not in str(config.as_dict())
+    assert config.as_values()["history_url"] == url
+
+
+def test_history_url_from_the_environment() -> None:
+    """BALANCE_MANAGER_HISTORY_URL sets it; 'off' or 'none' leaves it unset."""
+    url = "postgresql://bot@db.example/history"
+    assert BalanceManagerConfig.from_env({"BALANCE_MANAGER_HISTORY_URL": url}).history_url == url
+    for off in ("off", "none", ""):
+        env = {"BALANCE_MANAGER_HISTORY_URL": off}
+        assert BalanceManagerConfig.from_env(env).history_url is None

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from balance_manager.credentials import Credentials, Secret, load_credentials, mask_key
+from balance_manager.credentials import (
+    Credentials,
+    Secret,
+    load_credentials,
+    mask_key,
+    redact_url,
+)
 from balance_manager.exceptions import ConfigError
 
 SECRET = "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg=="
@@ -321,3 +327,26 @@ def test_a_malformed_secret_in_the_environment_is_refused_at_load() -> None:
         load_credentials({"KRAKEN_API_KEY": KEY, "KRAKEN_API_SECRET": "garbage"})
     assert info.value.option == "api_secret"
     assert "garbage" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "postgresql://bot:hunter2@db.example:5432/history?sslmode=require",
+            "postgresql://bot:***@db.example:5432/history?sslmode=require",
+        ),
+        ("postgresql://bot:p%40ss@db/h", "postgresql://bot:***@db/h"),
+        (
+            "postgresql://bot@db/h?password=hunter2&sslmode=x",
+            "postgresql://bot@db/h?password=***&sslmode=x",
+        ),
+        ("postgresql://postgres@127.0.0.1:5432/test", "postgresql://postgres@127.0.0.1:5432/test"),
+        ("/var/lib/bm/history.sqlite3", "/var/lib/bm/history.sqlite3"),
+        ("postgresql://a:hunter2@[::1/db", "<unparsable URL>"),
+    ],
+)
+def test_redact_url_masks_every_password(url: str, shown: str) -> None:
+    """redact_url hides the password of the user part and of the query, and nothing else."""
+    assert redact_url(url) == shown
+    assert "hunter2" not in redact_url(url)

@@ -23,7 +23,7 @@ from typing import Any, Literal, get_args
 
 from balance_manager.core.bounds import DAY, HOUR, MAX_DECIMALS, YEAR, Bound
 from balance_manager.core.validation.rules import DEFAULT_RULE_OPTIONS
-from balance_manager.credentials import Credentials
+from balance_manager.credentials import Credentials, redact_url
 from balance_manager.exceptions import ConfigError
 
 __all__ = [
@@ -124,6 +124,9 @@ class BalanceManagerConfig:
         force_update_interval: seconds between periodic REST refreshes.
         history_db_path: SQLite file for history; ``":memory:"`` keeps it in
             memory; ``None`` disables persistence.
+        history_url: where history is kept, replacing ``history_db_path`` when
+            set: a ``postgresql://`` URL (the ``postgres`` extra), or
+            ``sqlite:PATH`` / a path for SQLite. Its password is never shown.
         history_flush_interval: seconds between batched history writes.
         change_threshold_absolute: a change is significant (``balance_change``)
             only if ``|delta|`` is at least this...
@@ -166,6 +169,7 @@ class BalanceManagerConfig:
     force_update_interval: float = 600.0
     # -- history ---------------------------------------------------------------
     history_db_path: str | None = field(default_factory=default_history_path)
+    history_url: str | None = None
     history_flush_interval: float = 1.0
     change_threshold_absolute: Decimal = Decimal(0)
     change_threshold_percent: Decimal = Decimal("0.1")
@@ -230,16 +234,19 @@ class BalanceManagerConfig:
         return dataclasses.replace(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:
-        """Options as a dict for display; credentials appear masked."""
+        """Options as a dict for display; credentials and passwords appear masked."""
         out: dict[str, Any] = {}
         for spec in dataclasses.fields(self):
             value = getattr(self, spec.name)
             out[spec.name] = repr(value) if spec.name == "credentials" and value else value
+        if self.history_url is not None:
+            out["history_url"] = redact_url(self.history_url)
         return out
 
     def __repr__(self) -> str:
+        shown = {"history_url": redact_url(self.history_url)} if self.history_url else {}
         changed = [
-            f"{spec.name}={getattr(self, spec.name)!r}"
+            f"{spec.name}={shown.get(spec.name, getattr(self, spec.name))!r}"
             for spec in dataclasses.fields(self)
             if getattr(self, spec.name) != _default_of(spec)
         ]
@@ -353,6 +360,32 @@ def _optional_path(name: str, value: Any) -> str | None:
     return value
 
 
+def _history_url(name: str, value: Any) -> str | None:
+    """A ``postgresql://`` URL, ``sqlite:PATH`` or a path; never echoes a password."""
+    if value is None:
+        return None
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise ConfigError(name, value, "must be a postgresql:// URL, sqlite:PATH or a file path")
+    if value.startswith(("postgresql://", "postgres://")):
+        if len(value) > MAX_URL_LENGTH or not _is_token(value):
+            raise ConfigError(
+                name,
+                redact_url(value),
+                f"must be at most {MAX_URL_LENGTH} printable characters without spaces",
+            )
+        return value
+    scheme = value.split("://", 1)[0] if "://" in value else ""
+    if scheme and not value.lower().startswith("sqlite:") and scheme.isalnum():
+        raise ConfigError(
+            name, redact_url(value), "unknown scheme: use postgresql://, sqlite:PATH or a path"
+        )
+    if len(value) > MAX_PATH_LENGTH:
+        raise ConfigError(name, value, f"must be at most {MAX_PATH_LENGTH} characters")
+    return value
+
+
 def _url(schemes: tuple[str, ...]) -> Callable[[str, Any], str]:
     def check(name: str, value: Any) -> str:
         if not isinstance(value, str) or not value.startswith(tuple(f"{s}://" for s in schemes)):
@@ -408,6 +441,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     **{name: bound.check for name, bound in OPTION_BOUNDS.items()},
     "enable_validation": _boolean,
     "history_db_path": _optional_path,
+    "history_url": _history_url,
     "disabled_rules": _rules,
     "kraken_tier": _tier,
     "subscribe_executions": _boolean,
@@ -448,6 +482,6 @@ def _from_text(name: str, raw: str) -> Any:
         return text
     if isinstance(default, tuple):
         return tuple(part.strip() for part in text.split(",") if part.strip())
-    if name == "history_db_path" and text.lower() in {"", "none", "off"}:
+    if name in ("history_db_path", "history_url") and text.lower() in {"", "none", "off"}:
         return None
     return text

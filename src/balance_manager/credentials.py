@@ -17,6 +17,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from balance_manager.exceptions import ConfigError
 
@@ -27,6 +28,7 @@ __all__ = [
     "Secret",
     "load_credentials",
     "mask_key",
+    "redact_url",
 ]
 
 logger = logging.getLogger(__name__)
@@ -265,3 +267,38 @@ def _read_credentials_file(path: Path) -> Credentials:
     if not key or not secret:
         raise ConfigError("credentials_file", str(path), "needs a key line and a secret line")
     return Credentials.of(key, secret)
+
+
+#: Query parameters of a database URL whose value is a secret (libpq's names).
+_SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, fit for a message or a log line.
+
+    Masks the password of the user part (``postgresql://user:pw@host/db``) and
+    of the ``password`` / ``sslpassword`` query parameters; anything else is
+    kept. Text that is not a URL is returned unchanged.
+
+    >>> redact_url("postgresql://bot:hunter2@db.example/history?sslmode=require")
+    'postgresql://bot:***@db.example/history?sslmode=require'
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an invalid IPv6 host: say nothing of what it holds
+        return "<unparsable URL>" if "@" in url or "password" in url.lower() else url
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        if ":" in userinfo:
+            userinfo = f"{userinfo.split(':', 1)[0]}:***"
+        netloc = f"{userinfo}@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(key.lower() in _SECRET_PARAMETERS for key, _ in pairs):
+            query = urlencode(
+                [(k, "***" if k.lower() in _SECRET_PARAMETERS else v) for k, v in pairs],
+                safe="*/:",
+            )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

@@ -28,6 +28,7 @@ class FakeStore(HistoryStore):
         self.rows: list[StoredRow] = []
         self.latest: dict[str, Balance] = {}
         self.fail: PersistenceError | None = None
+        self.limits: list[int | None] = []  # limit_per_asset of each load()
         self.opened = False
         self.closed = False
 
@@ -54,11 +55,23 @@ class FakeStore(HistoryStore):
         self._maybe_fail()
         return dict(self.latest)
 
-    async def load(self, since: float = float("-inf")) -> list[StoredRow]:
+    async def load(
+        self, since: float = float("-inf"), *, limit_per_asset: int | None = None
+    ) -> list[StoredRow]:
         self._maybe_fail()
-        return sorted(
+        self.limits.append(limit_per_asset)
+        rows = sorted(
             (row for row in self.rows if row.timestamp >= since), key=lambda r: r.timestamp
         )
+        if limit_per_asset is not None:  # the newest limit_per_asset of each asset
+            newer: dict[str, int] = {}
+            kept = []
+            for row in reversed(rows):
+                newer[row.asset] = newer.get(row.asset, 0) + 1
+                if newer[row.asset] <= limit_per_asset:
+                    kept.append(row)
+            rows = kept[::-1]
+        return rows
 
     async def prune_before(self, timestamp: float) -> int:
         self._maybe_fail()
@@ -364,6 +377,31 @@ async def test_load_skips_rows_beyond_retention(clock: ManualClock) -> None:
 
 
 @pytest.mark.asyncio
+async def test_load_asks_the_store_for_at_most_max_entries_per_asset(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    """The reload is capped in the store's query: max_entries newest rows per asset, no more."""
+    store = FakeStore()
+    store.rows = [
+        StoredRow(asset, clock.time() - 100 + n, Decimal(n), Source.REST)
+        for n in range(10)
+        for asset in ("BTC", "USDT")
+    ]
+    history = BalanceHistory(clock=clock, store=store, max_entries=3)
+    assert await history.load() == 6
+    assert store.limits == [3]
+    assert [e.balance for e in history.get_asset_history("BTC")] == [7, 8, 9]
+
+    path = str(tmp_path / "history.sqlite3")
+    async with HistoryStore(path) as sqlite_store:
+        await sqlite_store.append_many(store.rows)
+    again = BalanceHistory(clock=clock, store=HistoryStore(path), max_entries=3)
+    assert await again.load() == 6
+    assert [e.balance for e in again.get_asset_history("USDT")] == [7, 8, 9]
+    await again.close()
+
+
+@pytest.mark.asyncio
 async def test_prune_applies_retention_in_memory_then_in_the_store(clock: ManualClock) -> None:
     """prune() drops old entries from memory now and from the store at the next flush."""
     store = FakeStore()
@@ -515,3 +553,26 @@ def test_from_config_builds_a_store_only_when_a_path_is_set(
     assert persistent.store is not None
     assert persistent.store.path == path
     assert persistent.get_statistics()["persistent"] is True
+
+
+def test_from_config_history_url_picks_the_backend(clock: ManualClock, tmp_path: Path) -> None:
+    """history_url replaces history_db_path: sqlite: gives SQLite, postgresql:// PostgreSQL."""
+    from balance_manager.storage.postgres import PostgresHistoryStore
+    from balance_manager.storage.sqlite import SQLiteHistoryStore
+
+    path = tmp_path / "{account}" / "h.db"
+    sqlite = BalanceHistory.from_config(
+        BalanceManagerConfig(history_db_path=None, history_url=f"sqlite:{path}"),
+        clock=clock,
+        account="abcd",
+    )
+    assert isinstance(sqlite.store, SQLiteHistoryStore)
+    assert sqlite.store.path == str(tmp_path / "abcd" / "h.db")
+    url = "postgresql://bot:hunter2@db.invalid:5432/history"
+    postgres = BalanceHistory.from_config(
+        BalanceManagerConfig(history_url=url), clock=clock, account="abcd"
+    )
+    assert isinstance(postgres.store, PostgresHistoryStore)
+    assert postgres.store.account == "abcd"
+    assert "hunter2" not in postgres.store.path
+    assert "hunter2" not in repr(postgres)

@@ -12,7 +12,7 @@ import pytest
 
 from balance_manager.core.models import Balance, Source
 from balance_manager.exceptions import PersistenceError
-from balance_manager.storage.sqlite import SCHEMA_VERSION, HistoryStore, StoredRow
+from balance_manager.storage.sqlite import MIGRATIONS, SCHEMA_VERSION, HistoryStore, StoredRow
 
 T0 = 1_700_000_000.0
 
@@ -56,7 +56,7 @@ async def test_file_database_runs_wal_with_full_sync_at_the_current_schema(
             "synchronous": 2,
             "user_version": SCHEMA_VERSION,
         }
-        assert await store.schema_version() == SCHEMA_VERSION == 2
+        assert await store.schema_version() == SCHEMA_VERSION == 3
 
 
 @pytest.mark.asyncio
@@ -286,7 +286,49 @@ async def test_a_version_1_file_is_migrated_and_its_unowned_rows_are_not_read(
     )
     connection.close()
     async with HistoryStore(str(path), account="aaaa") as store:
-        assert await store.schema_version() == 2
+        assert await store.schema_version() == 3
         assert await store.load() == []
         assert await store.append_many([StoredRow("BTC", 2.0, Decimal(1), Source.REST, "L-1")]) == 1
         assert [row.balance for row in await store.load()] == [Decimal(1)]
+
+
+@pytest.mark.asyncio
+async def test_a_version_2_file_is_migrated_to_3_with_the_per_asset_index(tmp_path: Path) -> None:
+    """The previous schema gets history_by_asset; its rows stay and the capped read uses it."""
+    path = tmp_path / "h.db"
+    connection = sqlite3.connect(path, isolation_level=None)
+    for migrate in MIGRATIONS[:2]:
+        migrate(connection)
+    connection.execute("PRAGMA user_version = 2")
+    connection.executemany(
+        "INSERT INTO history (asset, timestamp, balance, source, ledger_id, account) "
+        "VALUES (?, ?, ?, 'rest', ?, 'aaaa')",
+        [("BTC", T0 + n, str(n), f"L-{n}") for n in range(5)],
+    )
+    connection.close()
+    async with HistoryStore(str(path), account="aaaa") as store:
+        assert await store.schema_version() == 3
+        assert await store.integrity_check() is True
+        assert [row.balance for row in await store.load(limit_per_asset=2)] == [3, 4]
+    connection = sqlite3.connect(path)
+    plan = " ".join(
+        str(row[-1])
+        for row in connection.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM history WHERE account = 'a' AND asset = 'BTC' "
+            "AND timestamp >= 0 ORDER BY timestamp DESC, id DESC LIMIT 5"
+        )
+    )
+    connection.close()
+    assert "history_by_asset" in plan
+    assert "TEMP B-TREE" not in plan  # read in index order, no sort of the whole asset
+
+
+@pytest.mark.asyncio
+async def test_an_empty_file_is_migrated_to_the_current_version(tmp_path: Path) -> None:
+    """A new file goes through every migration, in order, to SCHEMA_VERSION."""
+    async with HistoryStore(str(tmp_path / "new.db")) as store:
+        assert await store.schema_version() == SCHEMA_VERSION == len(MIGRATIONS)
+    connection = sqlite3.connect(tmp_path / "new.db")
+    indexes = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    connection.close()
+    assert {"history_by_asset", "history_ledger_v2", "history_by_account", "latest"} <= indexes

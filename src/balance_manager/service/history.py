@@ -4,8 +4,8 @@
 compact in-memory :class:`~balance_manager.core.timeline.Timeline`, answers the
 seed's questions (``get_asset_history``, ``analyze_balance_trend``,
 volatility, significant-change detection) from memory, and writes the entries
-to an optional SQLite :class:`~balance_manager.storage.sqlite.HistoryStore` in
-batches.
+to an optional :class:`~balance_manager.storage.base.HistoryStore` (SQLite by
+default, or PostgreSQL) in batches.
 
 Design points:
 
@@ -18,6 +18,8 @@ Design points:
   oldest dropped and counted beyond ``max_pending``), the error is logged
   once per failure streak and exposed as :attr:`BalanceHistory.last_error`
   and in :meth:`BalanceHistory.get_statistics`, and memory keeps serving.
+* A restart reloads at most ``max_entries`` rows per asset, chosen by the
+  store's query (never a whole table read to keep its newest part).
 * No ledger entry is counted twice: the most recent ``ledger_id_memory``
   ledger ids are remembered (and restored by :meth:`BalanceHistory.load`),
   and the store refuses a ledger id it already holds.
@@ -50,7 +52,12 @@ from balance_manager.core.trends import (
 )
 from balance_manager.exceptions import ConfigError, PersistenceError
 from balance_manager.runtime.clock import Clock, SystemClock
-from balance_manager.storage.sqlite import HistoryStore, StoredRow
+from balance_manager.storage.base import (
+    HistoryStore,
+    StoredRow,
+    history_store_for,
+    is_postgres_url,
+)
 
 if TYPE_CHECKING:
     from balance_manager.config import BalanceManagerConfig
@@ -170,6 +177,7 @@ class BalanceHistory:
             if not count >= 1:
                 raise ConfigError(option, count, "must be a positive int")
         self._timeline = Timeline(max_entries=max_entries, decimals=decimals)
+        self._max_entries = max_entries
         self._detector = ChangeDetector(change_absolute, change_percent)
         self._store = store
         self._clock = clock
@@ -214,20 +222,25 @@ class BalanceHistory:
             config: the options (``history_*`` and ``change_threshold_*``).
             clock: the time source.
             store: the store to use; by default one is made from
-                ``history_db_path`` (no store when that is ``None``), for ``account``.
-            account: the account's fingerprint: ``{account}`` in the path is
-                replaced by it, and the store keeps only its rows.
+                ``history_url``, else ``history_db_path`` (no store when both
+                are ``None``), for ``account``.
+            account: the account's fingerprint: ``{account}`` in an SQLite path
+                is replaced by it, and the store keeps only its rows.
             simulated: the account is on a simulated exchange: the default path
                 is not used (history stays in memory) unless one was set.
+
+        Raises:
+            PersistenceError: ``history_url`` names PostgreSQL and psycopg is
+                not installed (the ``postgres`` extra).
         """
-        path = config.history_db_path
-        if store is None and path is not None:
-            if simulated and path == default_history_path():
-                path = None  # simulated balances have no place in a real history file
-            else:
-                path = path.replace(ACCOUNT_PLACEHOLDER, account or "no-account")
-        if store is None and path is not None:
-            store = HistoryStore(path, account=account)
+        location = config.history_url or config.history_db_path
+        if store is None and location is not None:
+            if simulated and location == default_history_path():
+                location = None  # simulated balances have no place in a real history file
+            elif not is_postgres_url(location):
+                location = location.replace(ACCOUNT_PLACEHOLDER, account or "no-account")
+        if store is None and location is not None:
+            store = history_store_for(location, account=account)
         return cls(
             max_entries=config.history_max_entries,
             retention_hours=config.history_retention_hours,
@@ -419,8 +432,10 @@ class BalanceHistory:
     async def load(self) -> int:
         """Reload the entries within retention from the store; return how many.
 
-        Opens the store when needed. Also restores the ledger ids of the loaded
-        rows, so a ledger entry replayed after a restart is still refused. Meant
+        At most ``max_entries`` per asset (the newest) are read: the store's
+        query does the capping. Opens the store when needed. Also restores the
+        ledger ids of the loaded rows, so a ledger entry replayed after a
+        restart is still refused. Meant
         for start-up: an asset that already has entries in memory keeps them and
         gets none from the store (memory is newer). A persistence error is
         recorded (:attr:`last_error`) rather than raised.
@@ -432,7 +447,7 @@ class BalanceHistory:
         try:
             if not store.is_open:
                 await store.open()
-            rows = await store.load(since)
+            rows = await store.load(since, limit_per_asset=self._max_entries)
             self._last_known = await store.load_latest()
         except PersistenceError as exc:
             self._note_error(exc)

@@ -1,7 +1,11 @@
-"""SQLite storage for balance history, driven from asyncio.
+"""SQLite storage for balance history, driven from asyncio: the embedded default.
+
+:class:`SQLiteHistoryStore` implements the
+:class:`~balance_manager.storage.base.HistoryStore` interface on one SQLite
+file (``HistoryStore`` here is its older name, kept as an alias).
 
 A ``sqlite3`` connection belongs to the thread that made it, and its calls
-block. :class:`HistoryStore` therefore owns one dedicated worker thread (a
+block. :class:`SQLiteHistoryStore` therefore owns one dedicated worker thread (a
 ``ThreadPoolExecutor(max_workers=1)``): the connection is opened, used and
 closed there only, and every public method is a coroutine that hands its work
 to that thread with ``loop.run_in_executor``. The event loop never blocks on
@@ -10,10 +14,10 @@ the disk, and calls are serialised in the order they were made.
 Durability: the database runs in WAL mode with ``synchronous=FULL``. WAL lets
 readers and the writer proceed together and makes a commit one sequential
 append. ``FULL`` makes SQLite fsync the WAL at every commit, so a batch that
-:meth:`HistoryStore.append_many` has acknowledged survives not only a killed
+:meth:`SQLiteHistoryStore.write` has acknowledged survives not only a killed
 process (WAL alone gives that) but also an OS crash or power loss.
 
-Schema (version 2, tracked in ``PRAGMA user_version``)::
+Schema (version 3, tracked in ``PRAGMA user_version``)::
 
     CREATE TABLE history (
         id        INTEGER PRIMARY KEY,   -- insertion order, breaks timestamp ties
@@ -26,6 +30,7 @@ Schema (version 2, tracked in ``PRAGMA user_version``)::
     );
     CREATE INDEX history_by_time ON history (timestamp);
     CREATE INDEX history_by_account ON history (account, timestamp);
+    CREATE INDEX history_by_asset ON history (account, asset, timestamp);   -- v3
     CREATE UNIQUE INDEX history_ledger_v2 ON history (account, asset, ledger_id)
         WHERE ledger_id IS NOT NULL;
     CREATE TABLE latest (                -- the last known value of each asset (v2)
@@ -50,8 +55,14 @@ Rows go in with ``INSERT OR IGNORE``, so the partial unique index makes sure a
 ledger entry is stored once, however often it is replayed. ``latest`` keeps
 every amount of a value, hold included, so a restart while the exchange is
 unreachable shows complete last-known values. Later schema versions are added
-to :data:`MIGRATIONS`; :meth:`HistoryStore.open` applies the missing ones in
+to :data:`MIGRATIONS`; :meth:`SQLiteHistoryStore.open` applies the missing ones in
 order, each in its own transaction.
+
+Version 3 adds ``history_by_asset``: the newest rows of one asset are read
+straight from that index (newest first, ``LIMIT`` n), so the reload on start
+reads at most ``history_max_entries`` rows per asset, and a range read of one
+asset touches only that asset's rows. The distinct assets are found by
+walking the same index (one lookup per asset, not a scan of the table).
 
 Every ``sqlite3`` or file-system failure (file that cannot be opened,
 read-only file, full disk, corrupt database) is raised as
@@ -66,37 +77,21 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 from balance_manager.core.models import Balance, Source
-from balance_manager.exceptions import BalanceManagerError, PersistenceError
+from balance_manager.exceptions import BalanceManagerError, ConfigError, PersistenceError
+from balance_manager.storage.base import StoredRow
 
 __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "HistoryStore",
+    "SQLiteHistoryStore",
     "StoredRow",
 ]
 
 _T = TypeVar("_T")
-
-
-class StoredRow(NamedTuple):
-    """One history row as stored.
-
-    Attributes:
-        asset: the asset.
-        timestamp: Unix seconds.
-        balance: the balance (stored as its exact text).
-        source: where the value came from.
-        ledger_id: the exchange's ledger entry id, when the value came from one.
-    """
-
-    asset: str
-    timestamp: float
-    balance: Decimal
-    source: Source
-    ledger_id: str | None = None
 
 
 def _migrate_to_1(connection: sqlite3.Connection) -> None:
@@ -147,8 +142,17 @@ def _migrate_to_2(connection: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_to_3(connection: sqlite3.Connection) -> None:
+    """Version 3: an index per (account, asset, time), for capped reloads and range reads."""
+    connection.execute("CREATE INDEX history_by_asset ON history (account, asset, timestamp)")
+
+
 #: Schema migrations: ``MIGRATIONS[i]`` takes a database from version ``i`` to ``i + 1``.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_to_1, _migrate_to_2)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _migrate_to_1,
+    _migrate_to_2,
+    _migrate_to_3,
+)
 
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -160,6 +164,21 @@ _INSERT = (
 _SELECT = (
     "SELECT asset, timestamp, balance, source, ledger_id FROM history "
     "WHERE account = ? AND timestamp >= ? ORDER BY timestamp, id"
+)
+# The account's assets, walking history_by_asset: one index lookup per asset.
+_ASSETS = (
+    "WITH RECURSIVE assets(asset) AS ("
+    " SELECT (SELECT MIN(asset) FROM history WHERE account = ?1)"
+    " UNION ALL"
+    " SELECT (SELECT MIN(asset) FROM history WHERE account = ?1 AND asset > assets.asset)"
+    " FROM assets WHERE assets.asset IS NOT NULL"
+    ") SELECT asset FROM assets WHERE asset IS NOT NULL"
+)
+# The newest rows of one asset in [since, until), newest first, from history_by_asset.
+_SELECT_ASSET = (
+    "SELECT asset, timestamp, balance, source, ledger_id, id FROM history "
+    "WHERE account = ? AND asset = ? AND timestamp >= ? AND timestamp < ? "
+    "ORDER BY timestamp DESC, id DESC LIMIT ?"
 )
 _UPSERT_LATEST = (
     "INSERT INTO latest (account, asset, balance, hold_trade, earn, credit, credit_used, "
@@ -175,8 +194,8 @@ _SELECT_LATEST = (
 )
 
 
-class HistoryStore:
-    """Balance history in one SQLite file, used from asyncio.
+class SQLiteHistoryStore:
+    """Balance history in one SQLite file, used from asyncio (a ``HistoryStore``).
 
     Args:
         path: a file path (parent directories are created), ``":memory:"``, or
@@ -187,7 +206,7 @@ class HistoryStore:
             fingerprint, see the module docstring).
 
     Call :meth:`open` first and :meth:`close` at the end (or use ``async with
-    HistoryStore(path) as store:``). Methods called on a store that is not
+    SQLiteHistoryStore(path) as store:``). Methods called on a store that is not
     open raise :class:`PersistenceError`.
     """
 
@@ -243,6 +262,14 @@ class HistoryStore:
 
     # -- operations ----------------------------------------------------------------
 
+    async def append(self, row: StoredRow) -> int:
+        """Store one row in its own transaction; 1 if it was new, 0 if a duplicate.
+
+        Raises:
+            PersistenceError: the write failed.
+        """
+        return await self.write((row,), ())
+
     async def append_many(self, rows: Iterable[StoredRow]) -> int:
         """Store ``rows`` in one transaction; return how many were new.
 
@@ -294,13 +321,42 @@ class HistoryStore:
         """
         return await self._run(self._latest_sync, what="read")
 
-    async def load(self, since: float = float("-inf")) -> list[StoredRow]:
+    async def load(
+        self, since: float = float("-inf"), *, limit_per_asset: int | None = None
+    ) -> list[StoredRow]:
         """Rows with ``timestamp >= since``, oldest first (ties in insertion order).
+
+        With ``limit_per_asset``, only the newest ``limit_per_asset`` rows of
+        each asset, read from the per-asset index (never the whole table).
 
         Raises:
             PersistenceError: the read failed or a row is not valid.
         """
-        return await self._run(self._load_sync, since, what="read")
+        if limit_per_asset is None:
+            return await self._run(self._load_sync, since, what="read")
+        _check_limit("limit_per_asset", limit_per_asset)
+        return await self._run(self._load_capped_sync, since, limit_per_asset, what="read")
+
+    async def load_asset(
+        self,
+        asset: str,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = None,
+    ) -> list[StoredRow]:
+        """Rows of ``asset`` with ``since <= timestamp < until``, oldest first.
+
+        With ``limit``, the newest ``limit`` of them.
+
+        Raises:
+            PersistenceError: the read failed or a row is not valid.
+        """
+        if limit is not None:
+            _check_limit("limit", limit)
+        low = float("-inf") if since is None else float(since)
+        high = float("inf") if until is None else float(until)
+        return await self._run(self._asset_sync, asset, low, high, limit, what="read")
 
     async def prune_before(self, timestamp: float) -> int:
         """Delete this account's rows older than ``timestamp``; return how many were deleted."""
@@ -330,7 +386,7 @@ class HistoryStore:
         """
         return await self._run(self._pragmas_sync, what="read settings")
 
-    async def __aenter__(self) -> HistoryStore:
+    async def __aenter__(self) -> SQLiteHistoryStore:
         await self.open()
         return self
 
@@ -339,7 +395,7 @@ class HistoryStore:
 
     def __repr__(self) -> str:
         state = "open" if self.is_open else "closed"
-        return f"HistoryStore(path={self._path!r}, {state})"
+        return f"SQLiteHistoryStore(path={self._path!r}, {state})"
 
     # -- plumbing (event-loop side) --------------------------------------------------
 
@@ -457,21 +513,53 @@ class HistoryStore:
         return found
 
     def _load_sync(self, since: float) -> list[StoredRow]:
-        rows: list[StoredRow] = []
         query = self._db().execute(_SELECT, (self.account, since))
-        for asset, timestamp, balance, source, ledger_id in query:
-            try:
-                rows.append(
-                    StoredRow(
-                        str(asset), float(timestamp), Decimal(balance), Source(source), ledger_id
-                    )
-                )
-            except (InvalidOperation, ValueError, TypeError) as exc:
-                raise PersistenceError(
-                    f"history database holds an invalid row ({asset!r}, {balance!r}, {source!r})",
-                    path=self._path,
-                ) from exc
+        return [self._row(*row) for row in query]
+
+    def _asset_sync(
+        self, asset: str, since: float, until: float, limit: int | None
+    ) -> list[StoredRow]:
+        query = self._db().execute(
+            _SELECT_ASSET, (self.account, asset, since, until, -1 if limit is None else limit)
+        )
+        rows = [
+            self._row(asset_, ts, balance, source, ledger_id)
+            for asset_, ts, balance, source, ledger_id, _ in query
+        ]
+        rows.reverse()
         return rows
+
+    def _load_capped_sync(self, since: float, limit: int) -> list[StoredRow]:
+        connection = self._db()
+        assets = [str(row[0]) for row in connection.execute(_ASSETS, (self.account,))]
+        keyed: list[tuple[float, int, StoredRow]] = []
+        for asset in assets:
+            query = connection.execute(
+                _SELECT_ASSET, (self.account, asset, since, float("inf"), limit)
+            )
+            for asset_, ts, balance, source, ledger_id, row_id in query:
+                row = self._row(asset_, ts, balance, source, ledger_id)
+                keyed.append((row.timestamp, int(row_id), row))
+        keyed.sort(key=lambda item: (item[0], item[1]))
+        return [row for _, _, row in keyed]
+
+    def _row(
+        self, asset: Any, timestamp: Any, balance: Any, source: Any, ledger_id: Any
+    ) -> StoredRow:
+        """A row read from the database (REAL timestamp, TEXT balance), checked."""
+        try:
+            return StoredRow(
+                str(asset),
+                float(timestamp),
+                Decimal(balance),
+                Source(source),
+                None if ledger_id is None else str(ledger_id),
+            )
+        except (InvalidOperation, ValueError, TypeError) as exc:
+            raise PersistenceError(
+                f"history database holds an invalid row ({asset!r}, {balance!r}, {source!r})",
+                path=self._path,
+            ) from exc
 
     def _prune_sync(self, timestamp: float) -> int:
         connection = self._db()
@@ -515,3 +603,12 @@ class HistoryStore:
             name: connection.execute(f"PRAGMA {name}").fetchone()[0]
             for name in ("journal_mode", "synchronous", "user_version")
         }
+
+
+#: The name of :class:`SQLiteHistoryStore` before the store interface existed.
+HistoryStore = SQLiteHistoryStore
+
+
+def _check_limit(name: str, limit: int) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ConfigError(name, limit, "must be a positive int")

@@ -1,0 +1,1 @@
+"""Tests of balance_manager.storage: the history stores and the latest-balance store."""
