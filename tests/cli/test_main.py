@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import csv
+import io
 import json
 import os
 import re
@@ -20,14 +22,16 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from tests.markdown_blocks import python_blocks
+from tests.storage.backends import Backend
 
 from balance_manager import __version__
-from balance_manager.cli.main import main
+from balance_manager.cli.main import CSV_COLUMNS, main
 from balance_manager.core.models import Balance, Source
 from balance_manager.core.trends import volatility
 from balance_manager.credentials import Credentials
 from balance_manager.service.history import BalanceHistory
 from balance_manager.simulator import SimulatedKraken
+from balance_manager.storage.base import StoredRow
 from balance_manager.storage.sqlite import HistoryStore
 from balance_manager.testing import ManualClock, wait_until
 
@@ -816,3 +820,75 @@ def test_ctrl_c_while_the_exchange_hangs_at_start_ends_at_once_leaving_nothing_o
     assert process.returncode == 130, err
     assert_one_line_error(err, "interrupted")
     assert_clean_stderr(err)
+
+
+# -- history on either backend, and its CSV export ---------------------------------------------
+
+
+def fill_history(
+    backend: Backend, rows: list[StoredRow], account: str = "aaaaaaaaaaaaaaaa"
+) -> None:
+    """Store ``rows`` for ``account`` in ``backend``'s database."""
+
+    async def fill() -> None:
+        async with backend.store(account) as store:
+            await store.append_many(rows)
+
+    asyncio.run(fill())
+
+
+def test_history_and_its_csv_export_work_on_either_backend(
+    history_backend: Backend, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`history --db URL` reads SQLite or PostgreSQL; `--export csv` writes exact amounts."""
+    now = time.time()
+    rows = [
+        StoredRow("BTC", now - 7200.0, Decimal(5), Source.REST, None),  # before the window
+        StoredRow("BTC", now - 600.0, Decimal("1E-8"), Source.WEBSOCKET, "L-1"),
+        StoredRow("BTC", now - 300.0, Decimal("1234567890.123456789012345678"), Source.REST),
+        StoredRow("BTC", now - 60.0, Decimal("1E+15"), Source.WEBSOCKET, "L-3"),
+        StoredRow("ETH", now - 60.0, Decimal(7), Source.WEBSOCKET, "L-4"),
+    ]
+    fill_history(history_backend, rows)
+    assert main(["history", "XBT", "--db", history_backend.url, "--hours", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "BTC: 3 entries in the last 1 h" in out
+    assert "1000000000000000.00000" in out  # BTC's 5 display decimals, nothing rounded
+    assert "change +999999999999999.99999999" in out
+
+    assert (
+        main(["history", "BTC", "--db", history_backend.url, "--hours", "1", "--export", "csv"])
+        == 0
+    )
+    lines = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert tuple(lines[0]) == CSV_COLUMNS
+    assert [line[3] for line in lines[1:]] == [
+        "0.00000001",
+        "1234567890.123456789012345678",
+        "1000000000000000",
+    ]
+    assert [line[4] for line in lines[1:]] == [
+        "-4.99999999",  # against the entry before the window
+        "1234567890.123456779012345678",
+        "999998765432109.876543210987654322",  # 33 digits: exact, not rounded to 28
+    ]
+    assert [line[5] for line in lines[1:]] == ["websocket", "rest", "websocket"]
+    assert [line[6] for line in lines[1:]] == ["L-1", "", "L-3"]
+    assert [float(line[1]) for line in lines[1:]] == pytest.approx([r.timestamp for r in rows[1:4]])
+    assert {line[2] for line in lines[1:]} == {"BTC"}
+    assert lines[1][0].endswith("+00:00")
+
+
+def test_history_of_an_unreachable_postgres_is_one_line_without_the_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A PostgreSQL history that cannot be reached: exit 1, one line, the password masked."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql://bot:hunter2@127.0.0.1:{port}/history"
+    assert main(["history", "BTC", "--db", url]) == 1
+    err = capsys.readouterr().err
+    assert_one_line_error(err, "history database")
+    assert "hunter2" not in err
+    assert "bot:***@127.0.0.1" in err

@@ -2,10 +2,10 @@
 
 Usage::
 
-    python store_writer.py LOCATION SCHEMA ACCOUNT WORKER BATCHES BATCH_SIZE
+    python store_writer.py URL ACCOUNT WORKER BATCHES BATCH_SIZE
 
-Opens the store at ``LOCATION`` (an SQLite path, or a PostgreSQL URL with
-``SCHEMA``), waits for a line on stdin (so every writer starts together),
+Opens the store at ``URL`` (``sqlite:PATH``, or a PostgreSQL URL whose
+``schema`` parameter names the schema), waits for a line on stdin (so every writer starts together),
 then writes ``BATCHES`` batches of ``BATCH_SIZE`` rows of ``BTC`` and
 ``ETH``. Row ``n`` of worker ``w`` has ledger id ``L<n + w * BATCHES *
 BATCH_SIZE // 2>``: each worker's ids overlap half of the next worker's, so
@@ -20,9 +20,7 @@ import sys
 from decimal import Decimal
 
 from balance_manager.core.models import Balance, Source
-from balance_manager.storage.base import HistoryStore, StoredRow
-from balance_manager.storage.postgres import PostgresHistoryStore
-from balance_manager.storage.sqlite import SQLiteHistoryStore
+from balance_manager.storage.base import StoredRow, history_store_for
 
 __all__ = ["ledger_numbers", "main"]
 
@@ -35,12 +33,8 @@ def ledger_numbers(worker: int, batches: int, batch_size: int) -> range:
 
 async def write(arguments: list[str]) -> int:
     """Write the rows; return how many were new."""
-    location, schema, account, worker, batches, batch_size = arguments
-    store: HistoryStore
-    if schema:
-        store = PostgresHistoryStore(location, account=account, schema=schema)
-    else:
-        store = SQLiteHistoryStore(location, account=account)
+    url, account, worker, batches, batch_size = arguments
+    store = history_store_for(url, account=account)
     numbers = list(ledger_numbers(int(worker), int(batches), int(batch_size)))
     size = int(batch_size)
     added = 0

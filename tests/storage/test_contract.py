@@ -21,7 +21,7 @@ from balance_manager.service.history import BalanceHistory
 from balance_manager.storage.base import HistoryStore, StoredRow
 from balance_manager.testing import ManualClock
 
-from .conftest import Backend
+from .backends import Backend
 from .store_writer import ledger_numbers
 
 T0 = 1_700_000_000.0
@@ -278,7 +278,7 @@ def test_concurrent_writers_in_several_processes_store_each_entry_once(backend: 
             [
                 sys.executable,
                 str(WRITER),
-                *backend.writer_arguments(),
+                backend.url,
                 "acct",
                 str(worker),
                 str(batches),

@@ -5,7 +5,7 @@ Commands::
     balance-manager demo      [--duration S] [--seed N] [--no-faults] [--plain]
     balance-manager watch     [--rest-url URL] [--ws-url URL] [--duration S] [--plain]
     balance-manager balances  [--json] [--rest-url URL]
-    balance-manager history   ASSET [--hours H] [--db PATH] [--limit N]
+    balance-manager history   ASSET [--hours H] [--db PATH|URL] [--limit N] [--export csv]
     balance-manager simulator [--host H] [--port P] [--seed N] [--no-market] [--tier T]
 
 Global options: ``--version``, ``--config FILE`` (TOML), ``-v/--verbose``.
@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import csv
 import io
 import json
 import logging
@@ -65,11 +66,11 @@ from balance_manager.cli.demo_view import (
 )
 from balance_manager.config import ACCOUNT_PLACEHOLDER, BalanceManagerConfig
 from balance_manager.connect import connect
-from balance_manager.core.amounts import ZERO
+from balance_manager.core.amounts import EXACT_CONTEXT, ZERO
 from balance_manager.core.bounds import MAX_SECONDS, MIN_SECONDS, Bound
 from balance_manager.core.models import Balance, Source
 from balance_manager.core.trends import TrendAnalysis
-from balance_manager.credentials import load_credentials
+from balance_manager.credentials import load_credentials, redact_url
 from balance_manager.exceptions import (
     AuthenticationError,
     BalanceManagerError,
@@ -83,9 +84,16 @@ from balance_manager.kraken.protocol.assets import AssetNames
 from balance_manager.kraken.rest_client import KrakenRestClient
 from balance_manager.service.history import ANALYSIS_HOURS, BalanceHistory
 from balance_manager.simulator.server import cli as simulator_cli
-from balance_manager.storage.sqlite import HistoryStore
+from balance_manager.storage.base import (
+    HistoryStore,
+    StoredRow,
+    history_store_for,
+    is_postgres_url,
+    sqlite_path,
+)
 
 __all__ = [
+    "CSV_COLUMNS",
     "EXIT_AUTH",
     "EXIT_FAILURE",
     "EXIT_INTERRUPTED",
@@ -229,10 +237,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--hours", type=_hours, default=24.0, help="window, hours back from now (default: 24)"
     )
     history.add_argument(
-        "--db", metavar="PATH", help="history database (default: the history_db_path option)"
+        "--db",
+        metavar="PATH|URL",
+        help="history database: a file, sqlite:PATH or postgresql://... "
+        "(default: the history_url option, else history_db_path)",
     )
     history.add_argument(
         "--limit", type=_count, default=20, help="newest entries listed (default: 20)"
+    )
+    history.add_argument(
+        "--export",
+        choices=["csv"],
+        help="write every entry of the window as CSV on standard output (exact amounts)",
     )
     history.set_defaults(handler=_cmd_history)
 
@@ -591,32 +607,42 @@ def _cmd_history(args: argparse.Namespace, out: TextIO) -> int:
     config = _load_config(args, credentials=False)
     credentials = load_credentials()
     account = credentials.fingerprint if credentials is not None else None
-    path = args.db or config.history_db_path
-    if path is None:
+    location = args.db or config.history_url or config.history_db_path
+    if location is None:
         raise CommandError(
             "history is not kept on disk (history_db_path is off); pass --db PATH", EXIT_USAGE
         )
-    if ACCOUNT_PLACEHOLDER in path:
+    if not is_postgres_url(location):
+        location = sqlite_path(location)
+    if ACCOUNT_PLACEHOLDER in location and not is_postgres_url(location):
         if account is None:
             raise CommandError(
                 "history is kept per account: set KRAKEN_API_KEY (or KRAKEN_CREDENTIALS_FILE) "
                 "to say whose, or pass --db PATH",
                 EXIT_USAGE,
             )
-        path = path.replace(ACCOUNT_PLACEHOLDER, account)
-    if path != ":memory:" and not os.path.exists(path):
+        location = location.replace(ACCOUNT_PLACEHOLDER, account)
+    shown = redact_url(location)
+    if not is_postgres_url(location) and location != ":memory:" and not os.path.exists(location):
         raise CommandError(
-            f"no history database at {path} (`balance-manager watch` records one; or pass --db)"
+            f"no history database at {shown} (`balance-manager watch` records one; or pass --db)"
         )
 
     async def body(stop: asyncio.Event) -> int:
-        whose = account if account is not None else await _only_account(path)
-        history = BalanceHistory(store=HistoryStore(path, account=whose))
+        whose = account if account is not None else await _only_account(location)
+        store = history_store_for(location, account=whose)
+        asset = AssetNames().canonical(args.asset)
+        if args.export == "csv":
+            async with store:
+                await _export_csv(store, asset, args.hours, out)
+            return EXIT_OK
+        history = BalanceHistory(store=store)
         try:
             await history.load()
             if history.last_error is not None:
-                raise CommandError(f"cannot read the history database {path}: {history.last_error}")
-            asset = AssetNames().canonical(args.asset)
+                raise CommandError(
+                    f"cannot read the history database {shown}: {history.last_error}"
+                )
             _print_history(history, asset, args, out)
             trend = await history.analyze_balance_trend(asset, analysis_hours=args.hours)
             places = AssetNames().display_decimals(asset)
@@ -628,19 +654,63 @@ def _cmd_history(args: argparse.Namespace, out: TextIO) -> int:
     return _run(body)
 
 
-async def _only_account(path: str) -> str:
-    """The one account a history file holds (without credentials, nothing else can say whose)."""
-    async with HistoryStore(path) as store:
+async def _only_account(location: str) -> str:
+    """The one account a history database holds (without credentials, nothing else says whose)."""
+    async with history_store_for(location) as store:
         accounts = await store.accounts()
+    shown = redact_url(location)
     if len(accounts) == 1:
         return accounts[0]
     if not accounts:
-        raise CommandError(f"the history database {path} holds no account's history")
+        raise CommandError(f"the history database {shown} holds no account's history")
     raise CommandError(
-        f"the history database {path} holds {len(accounts)} accounts "
+        f"the history database {shown} holds {len(accounts)} accounts "
         f"({', '.join(accounts)}): set KRAKEN_API_KEY to say whose",
         EXIT_USAGE,
     )
+
+
+#: The columns of ``history --export csv``.
+CSV_COLUMNS = ("time_utc", "timestamp", "asset", "balance", "change", "source", "ledger_id")
+
+
+async def _export_csv(store: HistoryStore, asset: str, hours: float, out: TextIO) -> None:
+    """Every stored entry of ``asset`` in the last ``hours``, as CSV with exact amounts.
+
+    Amounts are plain decimal text (``format(value, "f")``: never an exponent,
+    never rounded), so a spreadsheet reads the very digits that were stored.
+    ``change`` is against the entry before, the one before the window included.
+    """
+    since = time.time() - hours * 3600.0
+    before = await store.load_asset(asset, until=since, limit=1)
+    rows = await store.load_asset(asset, since=since)
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    previous: StoredRow | None = before[-1] if before else None
+    for row in rows:
+        change = (
+            EXACT_CONTEXT.subtract(row.balance, previous.balance)
+            if previous is not None
+            else row.balance
+        )
+        when = datetime.fromtimestamp(row.timestamp, UTC).isoformat(timespec="microseconds")
+        writer.writerow(
+            (
+                when,
+                repr(row.timestamp),
+                row.asset,
+                _plain(row.balance),
+                _plain(change),
+                row.source.value,
+                row.ledger_id or "",
+            )
+        )
+        previous = row
+
+
+def _plain(value: Decimal) -> str:
+    """``value`` as plain decimal text with every digit (``1E-8`` → ``0.00000001``)."""
+    return format(abs(value) if value.is_zero() else value, "f")
 
 
 def _print_history(

@@ -62,6 +62,7 @@ its password (and with the password scrubbed from the server's message).
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, NamedTuple, TypeVar
@@ -263,7 +264,9 @@ class PostgresHistoryStore:
             a Unix socket with ``?host=/path/to/dir``). Prefer keeping the
             password out of it (``PGPASSWORD`` or ``~/.pgpass``); it is never shown.
         account: the account whose rows this store reads and writes (a fingerprint).
-        schema: the PostgreSQL schema of the tables, created when missing.
+        schema: the PostgreSQL schema of the tables, created when missing; by
+            default the URL's ``schema`` query parameter (ours, taken out
+            before the URL reaches libpq), else ``balance_manager``.
         max_connections: most pooled connections (1 to 100).
         timeout: seconds to wait for a connection (at open, and from the pool).
 
@@ -279,13 +282,15 @@ class PostgresHistoryStore:
         url: str,
         *,
         account: str = "",
-        schema: str = DEFAULT_SCHEMA,
+        schema: str | None = None,
         max_connections: int = 4,
         timeout: float = 10.0,
     ) -> None:
         shown = redact_url(url) if isinstance(url, str) else url
         if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
             raise ConfigError("history_url", shown, "must be a postgresql:// URL")
+        url, in_url = _take_schema(url)
+        schema = schema if schema is not None else in_url or DEFAULT_SCHEMA
         try:
             conninfo_to_dict(url)
         except psycopg.ProgrammingError:
@@ -342,6 +347,15 @@ class PostgresHistoryStore:
         extra: dict[str, Any] = {}
         if "application_name" not in params:
             extra["application_name"] = "balance-manager"
+        # One connection first, alone: a server that refuses us says why at once,
+        # rather than a pool retrying until its timeout.
+        probe: dict[str, Any] = dict(extra)
+        if "connect_timeout" not in params:
+            probe["connect_timeout"] = max(2, math.ceil(self._timeout))  # libpq: whole seconds
+        connection = await self._guard(
+            psycopg.AsyncConnection.connect(self._url, **probe), "connect"
+        )
+        await connection.close()
         pool = AsyncConnectionPool(
             self._url,
             kwargs=extra,
@@ -597,7 +611,8 @@ class PostgresHistoryStore:
         except PersistenceError:
             raise
         except (psycopg.Error, OSError) as exc:
-            message = _scrub(str(exc).strip() or type(exc).__name__, self._secrets)
+            text = " ".join(str(exc).split()) or type(exc).__name__  # libpq writes two lines
+            message = _scrub(text, self._secrets)
             raise PersistenceError(
                 f"history database {what} failed: {message}", path=self._shown, operation=what
             ) from None
@@ -639,6 +654,20 @@ class PostgresHistoryStore:
                         ),
                         (version + 1, migration.description),
                     )
+
+
+def _take_schema(url: str) -> tuple[str, str | None]:
+    """``url`` without its ``schema=`` query parameter, and that parameter's value."""
+    base, mark, query = url.partition("?")
+    if not mark:
+        return url, None
+    kept, schema = [], None
+    for part in query.split("&"):
+        if part.startswith("schema="):
+            schema = unquote(part[len("schema=") :])
+        elif part:
+            kept.append(part)
+    return (f"{base}?{'&'.join(kept)}" if kept else base), schema
 
 
 def _positive(name: str, value: int) -> int:
