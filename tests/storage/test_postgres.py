@@ -313,3 +313,33 @@ async def test_a_driver_message_that_quotes_the_password_is_scrubbed() -> None:
     assert "p@ss-w0rd" not in str(caught.value)
     assert "p%40ss-w0rd" not in str(caught.value)
     assert "could not use *** (or ***) here" in str(caught.value)
+
+
+@pytest.mark.asyncio
+async def test_a_row_with_an_unknown_source_is_a_persistence_error_naming_it(
+    postgres_server: str, postgres_schema: str
+) -> None:
+    """A row another program wrote with a source we do not know is refused by name."""
+    async with PostgresHistoryStore(postgres_server, schema=postgres_schema) as store:
+        await store.append(ROW)
+        query(
+            postgres_server,
+            "INSERT INTO {schema}.history (account, asset, recorded_at, balance, source) "
+            "VALUES ('', 'DOGE', now(), 5, 'carrier-pigeon')",
+            schema=postgres_schema,
+        )
+        with pytest.raises(PersistenceError, match="invalid row") as caught:
+            await store.load()
+        assert "carrier-pigeon" in str(caught.value)
+        assert caught.value.path == store.path
+
+
+def test_the_schema_can_be_named_in_the_url() -> None:
+    """?schema=NAME in the URL picks the schema (and never reaches libpq); an argument wins."""
+    url = "postgresql://bot@db.invalid/h?sslmode=disable&schema=Trading_1&application_name=x"
+    assert PostgresHistoryStore(url).schema == "Trading_1"
+    assert PostgresHistoryStore(url, schema="other").schema == "other"
+    assert PostgresHistoryStore("postgresql://db.invalid/h").schema == "balance_manager"
+    with pytest.raises(ConfigError) as caught:
+        PostgresHistoryStore("postgresql://db.invalid/h?schema=no-dashes")
+    assert caught.value.option == "schema"

@@ -332,3 +332,28 @@ async def test_an_empty_file_is_migrated_to_the_current_version(tmp_path: Path) 
     indexes = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
     connection.close()
     assert {"history_by_asset", "history_ledger_v2", "history_by_account", "latest"} <= indexes
+
+
+@pytest.mark.parametrize(("balance", "source"), [("abc", "rest"), ("1.5", "carrier-pigeon")])
+@pytest.mark.asyncio
+async def test_a_row_that_is_not_valid_is_a_persistence_error_naming_it(
+    tmp_path: Path, balance: str, source: str
+) -> None:
+    """A stored balance that is not a number, or an unknown source, is refused by name."""
+    path = tmp_path / "h.db"
+    async with HistoryStore(str(path), account="aaaa") as store:
+        await store.append_many(ROWS[:1])
+    connection = sqlite3.connect(path)
+    connection.execute(
+        "INSERT INTO history (asset, timestamp, balance, source, account) "
+        "VALUES ('DOGE', 5.0, ?, ?, 'aaaa')",
+        (balance, source),
+    )
+    connection.commit()
+    connection.close()
+    async with HistoryStore(str(path), account="aaaa") as store:
+        for read in (store.load(), store.load(limit_per_asset=5), store.load_asset("DOGE")):
+            with pytest.raises(PersistenceError, match="invalid row") as caught:
+                await read
+            assert "DOGE" in str(caught.value)
+            assert caught.value.path == str(path)

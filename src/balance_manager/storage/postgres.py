@@ -562,16 +562,19 @@ class PostgresHistoryStore:
 
     async def _rows(self, template: str, parameters: dict[str, Any]) -> list[StoredRow]:
         records = await self._fetch(template, parameters, "read")
-        rows: list[StoredRow] = []
-        for asset, timestamp, balance, source, ledger_id in records:
-            try:
-                rows.append(StoredRow(asset, timestamp, balance, Source(source), ledger_id))
-            except ValueError as exc:
-                raise PersistenceError(
-                    f"history database holds an invalid row ({asset!r}, {balance!r}, {source!r})",
-                    path=self._shown,
-                ) from exc
-        return rows
+        sources = _SOURCES
+        try:
+            # The columns are typed: text, float8, numeric (a Decimal), text, text.
+            return [
+                StoredRow(asset, timestamp, balance, sources[source], ledger_id)
+                for asset, timestamp, balance, source, ledger_id in records
+            ]
+        except KeyError:
+            bad = next(record for record in records if record[3] not in sources)
+            raise PersistenceError(
+                f"history database holds an invalid row ({bad[0]!r}, {bad[2]!r}, {bad[3]!r})",
+                path=self._shown,
+            ) from None
 
     async def _fetch(
         self, template: str, parameters: dict[str, Any], what: str
@@ -668,6 +671,9 @@ def _take_schema(url: str) -> tuple[str, str | None]:
         elif part:
             kept.append(part)
     return (f"{base}?{'&'.join(kept)}" if kept else base), schema
+
+
+_SOURCES = {source.value: source for source in Source}
 
 
 def _positive(name: str, value: int) -> int:

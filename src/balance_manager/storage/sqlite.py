@@ -162,7 +162,7 @@ _INSERT = (
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
 _SELECT = (
-    "SELECT asset, timestamp, balance, source, ledger_id FROM history "
+    "SELECT asset, timestamp, balance, source, ledger_id, id FROM history "
     "WHERE account = ? AND timestamp >= ? ORDER BY timestamp, id"
 )
 # The account's assets, walking history_by_asset: one index lookup per asset.
@@ -513,20 +513,14 @@ class SQLiteHistoryStore:
         return found
 
     def _load_sync(self, since: float) -> list[StoredRow]:
-        query = self._db().execute(_SELECT, (self.account, since))
-        return [self._row(*row) for row in query]
+        return self._rows(self._db().execute(_SELECT, (self.account, since)).fetchall())
 
     def _asset_sync(
         self, asset: str, since: float, until: float, limit: int | None
     ) -> list[StoredRow]:
-        query = self._db().execute(
-            _SELECT_ASSET, (self.account, asset, since, until, -1 if limit is None else limit)
-        )
-        rows = [
-            self._row(asset_, ts, balance, source, ledger_id)
-            for asset_, ts, balance, source, ledger_id, _ in query
-        ]
-        rows.reverse()
+        parameters = (self.account, asset, since, until, -1 if limit is None else limit)
+        rows = self._rows(self._db().execute(_SELECT_ASSET, parameters).fetchall())
+        rows.reverse()  # read newest first, from the index
         return rows
 
     def _load_capped_sync(self, since: float, limit: int) -> list[StoredRow]:
@@ -534,14 +528,27 @@ class SQLiteHistoryStore:
         assets = [str(row[0]) for row in connection.execute(_ASSETS, (self.account,))]
         keyed: list[tuple[float, int, StoredRow]] = []
         for asset in assets:
-            query = connection.execute(
-                _SELECT_ASSET, (self.account, asset, since, float("inf"), limit)
-            )
-            for asset_, ts, balance, source, ledger_id, row_id in query:
-                row = self._row(asset_, ts, balance, source, ledger_id)
-                keyed.append((row.timestamp, int(row_id), row))
-        keyed.sort(key=lambda item: (item[0], item[1]))
+            parameters = (self.account, asset, since, float("inf"), limit)
+            records = connection.execute(_SELECT_ASSET, parameters).fetchall()
+            rows = self._rows(records)
+            keyed += [
+                (row.timestamp, record[5], row) for record, row in zip(records, rows, strict=True)
+            ]
+        keyed.sort(key=_time_and_id)  # oldest first across assets, ties in insertion order
         return [row for _, _, row in keyed]
+
+    def _rows(self, records: list[Any]) -> list[StoredRow]:
+        """Rows read from the database (asset, timestamp, balance, source, ledger_id, id)."""
+        sources = _SOURCES
+        try:
+            return [
+                StoredRow(str(asset), float(timestamp), Decimal(balance), sources[source], ledger)
+                for asset, timestamp, balance, source, ledger, _ in records
+            ]
+        except (InvalidOperation, KeyError, ValueError, TypeError):
+            for record in records:  # find the bad row, to name it
+                self._row(*record[:5])
+            raise  # pragma: no cover - _row raised already
 
     def _row(
         self, asset: Any, timestamp: Any, balance: Any, source: Any, ledger_id: Any
@@ -603,6 +610,13 @@ class SQLiteHistoryStore:
             name: connection.execute(f"PRAGMA {name}").fetchone()[0]
             for name in ("journal_mode", "synchronous", "user_version")
         }
+
+
+_SOURCES = {source.value: source for source in Source}
+
+
+def _time_and_id(item: tuple[float, int, StoredRow]) -> tuple[float, int]:
+    return item[0], item[1]
 
 
 #: The name of :class:`SQLiteHistoryStore` before the store interface existed.
