@@ -9,8 +9,9 @@ Opens the store at ``URL`` (``sqlite:PATH``, or a PostgreSQL URL whose
 then writes ``BATCHES`` batches of ``BATCH_SIZE`` rows of ``BTC`` and
 ``ETH``. Row ``n`` of worker ``w`` has ledger id ``L<n + w * BATCHES *
 BATCH_SIZE // 2>``: each worker's ids overlap half of the next worker's, so
-the same ledger entry is written by two processes at once. Prints the number
-of rows the store reported new, then exits 0.
+the same ledger entry is written by two processes at once. After each batch
+is committed it prints ``ACK <batch number>`` (a promise that the batch is
+stored); at the end, the number of rows the store reported new, then exits 0.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ async def write(arguments: list[str]) -> int:
             ]
             latest = [Balance(rows[-1].asset, rows[-1].balance, received_at=rows[-1].timestamp)]
             added += await store.write(rows, latest)
+            sys.stdout.write(f"ACK {offset // size}\n")
+            sys.stdout.flush()
     return added
 
 

@@ -8,6 +8,7 @@ latest values, and several processes writing one database at once.
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
 from decimal import Decimal
@@ -305,9 +306,57 @@ def test_concurrent_writers_in_several_processes_store_each_entry_once(backend: 
     expected = set()
     for worker in range(workers):
         expected |= set(ledger_numbers(worker, batches, size))
-    assert sum(int(out.strip()) for out, _ in outputs) == len(expected)
+    assert sum(int(out.split()[-1]) for out, _ in outputs) == len(expected)
     rows, healthy = asyncio.run(read_back(backend))
     assert healthy
     ids = [row.ledger_id for row in rows]
     assert len(ids) == len(set(ids)) == len(expected)
     assert set(ids) == {f"L{n}" for n in expected}
+
+
+def writer(backend: Backend, batches: int, size: int) -> subprocess.Popen[str]:
+    """A ``store_writer.py`` process of worker 0 on ``backend``, waiting for its go."""
+    return subprocess.Popen(
+        [sys.executable, str(WRITER), backend.url, "acct", "0", str(batches), str(size)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_writer_killed_mid_run_and_replayed_stores_every_entry_once(backend: Backend) -> None:
+    """SIGKILL a writer after some commits; replaying every batch stores each entry exactly once."""
+    batches, size = 200, 50  # far more than can commit between the third ACK and the kill
+    asyncio.run(migrate(backend))
+    first = writer(backend, batches, size)
+    try:
+        assert first.stdin is not None
+        assert first.stdout is not None
+        assert first.stdout.readline().strip() == "READY"
+        first.stdin.write("go\n")
+        first.stdin.flush()
+        acknowledged = [first.stdout.readline().strip() for _ in range(3)]
+        assert acknowledged == ["ACK 0", "ACK 1", "ACK 2"]
+        first.send_signal(signal.SIGKILL)
+        assert first.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait(timeout=10)
+        for stream in (first.stdin, first.stdout, first.stderr):
+            if stream is not None:
+                stream.close()
+    stored_before, _ = asyncio.run(read_back(backend))
+    assert len(stored_before) >= 3 * size  # every acknowledged batch survived the kill
+    assert len(stored_before) % size == 0  # and no batch is there in part
+    assert len(stored_before) < batches * size  # killed mid-run
+
+    replay = writer(backend, batches, size)
+    out, err = replay.communicate("go\n", timeout=120)
+    assert replay.returncode == 0, err
+    assert int(out.split()[-1]) == batches * size - len(stored_before)  # only the missing ones
+    rows, healthy = asyncio.run(read_back(backend))
+    assert healthy
+    ids = [row.ledger_id for row in rows]
+    assert len(ids) == len(set(ids)) == batches * size
