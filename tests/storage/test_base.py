@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
+from balance_manager.exceptions import PersistenceError
 from balance_manager.storage.base import (
     HistoryStore,
     HistoryWriter,
@@ -50,3 +53,14 @@ def test_both_backends_implement_the_interface() -> None:
     for store in (SQLiteHistoryStore(":memory:"), PostgresHistoryStore("postgresql://db/h")):
         assert isinstance(store, HistoryStore)
         assert isinstance(store, HistoryWriter)
+
+
+def test_postgres_without_psycopg_says_which_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Asking for PostgreSQL without the postgres extra is a PersistenceError saying what to do."""
+    monkeypatch.setitem(sys.modules, "balance_manager.storage.postgres", None)
+    with pytest.raises(PersistenceError, match=r"balance-manager\[postgres\]") as caught:
+        history_store_for("postgresql://bot:hunter2@db/history")
+    assert "hunter2" not in str(caught.value)
+    assert caught.value.path == "postgresql://bot:***@db/history"
