@@ -267,7 +267,11 @@ class Balance(_Readable, msgspec.Struct, frozen=True, gc=False):
 
     @property
     def total(self) -> Decimal:
-        """Everything held of this asset, tradable or not: ``balance + earn``."""
+        """Everything held of this asset, tradable or not: ``balance + earn``.
+
+        Not ccxt's ``total`` (``free + used``, tradable funds only): ccxt's
+        ``used`` is our ``hold_trade`` and its ``total`` our ``balance``.
+        """
         return _add(self.balance, self.earn) if self.earn else self.balance
 
     @property
