@@ -355,6 +355,47 @@ def kraken_shaped_keys(sim: SimulatedKraken, monkeypatch: pytest.MonkeyPatch) ->
 
 @pytest.mark.network
 @pytest.mark.asyncio
+async def test_watch_against_an_unreachable_exchange_refuses_old_values_as_current(
+    sim: SimulatedKraken,
+    kraken_shaped_keys: Credentials,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Old history and no exchange: `watch` says so and exits 1, unless --accept-stale."""
+    first = await run_cli(
+        "watch", "--rest-url", sim.rest_url, "--ws-url", sim.ws_url, "--duration", "1", "--plain"
+    )
+    assert first == 0
+    capsys.readouterr()
+    rest_url, ws_url = sim.rest_url, sim.ws_url
+    await sim.stop()  # the exchange is gone; the account's history file remains
+    refused = await run_cli(
+        "watch", "--rest-url", rest_url, "--ws-url", ws_url, "--duration", "1", "--plain"
+    )
+    err = capsys.readouterr().err
+    assert refused == 1
+    assert_one_line_error(err, "cannot reach the exchange")
+    assert "last known values from" in err
+    assert "--accept-stale" in err
+    accepted = await run_cli(
+        "watch",
+        "--rest-url",
+        rest_url,
+        "--ws-url",
+        ws_url,
+        "--duration",
+        "1",
+        "--plain",
+        "--accept-stale",
+    )
+    out = capsys.readouterr().out
+    assert accepted == 0
+    assert "exchange unreachable" in out
+    assert "last known values from" in out
+    assert "cache" in out
+
+
+@pytest.mark.network
+@pytest.mark.asyncio
 async def test_watch_shows_live_updates_and_records_history(
     sim: SimulatedKraken,
     kraken_shaped_keys: Credentials,
