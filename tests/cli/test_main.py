@@ -219,10 +219,11 @@ def test_half_set_credentials_exit_2(
 async def test_balances_table(
     sim_keys: SimulatedKraken, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`balances` prints every asset with its exact balance and free amount."""
+    """`balances` prints every asset with its exact balance and free amount, and whose they are."""
     sim_keys.place_order("BTC/USD", "buy", "limit", "0.01", price="30000")
     assert await run_cli("balances", "--rest-url", sim_keys.rest_url) == 0
     captured = capsys.readouterr()
+    assert "Balances on simulator at" in captured.out  # the simulator's key: never real money
     for asset, amount in sim_keys.balances().items():
         assert asset in captured.out
         assert f"{amount.normalize():f}" in captured.out

@@ -544,7 +544,9 @@ def _cmd_balances(args: argparse.Namespace, out: TextIO) -> int:
         else:
             when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
             console = Console(file=out)
-            console.print(f"Balances at {config.rest_url}, {when} (REST)")
+            assert config.credentials is not None  # checked above
+            exchange = "simulator" if config.credentials.simulated else "kraken"
+            console.print(f"Balances on {exchange} at {config.rest_url}, {when} (REST)")
             console.print(_balances_table(balances, names))
         return EXIT_OK
 
