@@ -544,8 +544,8 @@ def _cmd_balances(args: argparse.Namespace, out: TextIO) -> int:
         else:
             when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
             console = Console(file=out)
-            assert config.credentials is not None  # checked above
-            exchange = "simulator" if config.credentials.simulated else "kraken"
+            simulated = config.credentials is not None and config.credentials.simulated
+            exchange = "simulator" if simulated else "kraken"
             console.print(f"Balances on {exchange} at {config.rest_url}, {when} (REST)")
             console.print(_balances_table(balances, names))
         return EXIT_OK
