@@ -13,12 +13,13 @@ takes ``now`` and returns how long to wait. Reservations are booked in order
 (first come, first served), so concurrent callers that each wait their
 returned delay never overfill the counter together.
 
-Cost table (:data:`COSTS`). ``Balance``, ``BalanceEx``, ``TradeBalance`` and
-``GetWebSocketsToken`` cost 1 in every source. Ledger and trade-history calls
-cost 2 in Kraken's newer guide and 4 on the classic page (§6); ``QueryLedgers``
-is unclear (ccxt weighs it 1, Kraken's CLI 2). We book 4 for all three:
-over-estimating a cost only makes us wait a little longer, while
-under-estimating it gets calls refused, and refusals count towards a lockout.
+Cost table (:data:`COSTS`, shared with the simulator, which charges it).
+``Balance``, ``BalanceEx``, ``TradeBalance`` and ``GetWebSocketsToken`` cost 1
+in every source. Ledger and trade-history calls cost 2 in Kraken's newer guide
+and 4 on the classic page; the client books the higher figure
+(:data:`DISPUTED_COSTS`): over-estimating a cost only makes us wait a little
+longer, while under-estimating it gets calls refused, and refusals count
+towards a lockout.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, TypedDict
 
@@ -38,10 +40,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COSTS",
+    "DISPUTED_COSTS",
     "KRAKEN_SLOW_RECONNECT_FLOOR",
     "TIERS",
     "KrakenCallCounter",
     "RateLimitStatistics",
+    "TierLimits",
     "cost_of",
     "kraken_reconnect_delays",
 ]
@@ -51,31 +55,69 @@ __all__ = [
 #: attempts per 10 minutes; see docs/kraken.md).
 KRAKEN_SLOW_RECONNECT_FLOOR: Final = 5.0
 
-#: Counter cost of each private REST method we may call (see the module docstring).
+#: What Kraken charges each private REST method on the counter (1 for a method
+#: not listed). ``AddOrder`` and ``CancelOrder`` are metered by the separate
+#: matching-engine limiter, not this counter. Ledger and trade-history calls
+#: cost 2 in Kraken's newer guide: see :data:`DISPUTED_COSTS`.
 COSTS: Final[Mapping[str, int]] = MappingProxyType(
     {
         "Balance": 1,
         "BalanceEx": 1,
         "GetWebSocketsToken": 1,
         "TradeBalance": 1,
-        "Ledgers": 4,
-        "QueryLedgers": 4,
-        "TradesHistory": 4,
+        "AddOrder": 0,
+        "CancelOrder": 0,
+        "Ledgers": 2,
+        "QueryLedgers": 2,
+        "TradesHistory": 2,
+        "QueryTrades": 2,
     }
 )
 
-#: ``tier → (max counter, decay per second)`` (PROTOCOL.md §6).
-TIERS: Final[Mapping[str, tuple[float, float]]] = MappingProxyType(
+#: Where Kraken's own pages disagree (the classic page says 4 where the newer
+#: guide says 2), the higher figure. The client books it: over-estimating a
+#: cost only makes it wait a little longer, under-estimating gets calls
+#: refused, and refusals count towards a lockout. The simulator charges
+#: :data:`COSTS`.
+DISPUTED_COSTS: Final[Mapping[str, int]] = MappingProxyType(
+    {"Ledgers": 4, "QueryLedgers": 4, "TradesHistory": 4, "QueryTrades": 4}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TierLimits:
+    """A verification tier's private call counter.
+
+    Attributes:
+        max_counter: the counter's maximum.
+        decay_per_second: how much the counter drops each second.
+    """
+
+    max_counter: float
+    decay_per_second: float
+
+
+#: Kraken's verification tiers and their counters.
+TIERS: Final[Mapping[str, TierLimits]] = MappingProxyType(
     {
-        "starter": (15.0, 0.33),
-        "intermediate": (20.0, 0.5),
-        "pro": (20.0, 1.0),
+        "starter": TierLimits(15.0, 0.33),
+        "intermediate": TierLimits(20.0, 0.5),
+        "pro": TierLimits(20.0, 1.0),
     }
 )
 
 
-def cost_of(method: str) -> int:
-    """Counter cost of the private method ``method`` (1 for a method not in :data:`COSTS`)."""
+def cost_of(method: str, *, conservative: bool = True) -> int:
+    """Counter cost of the private method ``method`` (1 for a method not in :data:`COSTS`).
+
+    Args:
+        method: the method's name (``BalanceEx``).
+        conservative: where Kraken's pages disagree, the higher cost
+            (:data:`DISPUTED_COSTS`), as the client books; ``False`` gives
+            what the simulator charges.
+    """
+    if conservative and method in DISPUTED_COSTS:
+        return DISPUTED_COSTS[method]
     return COSTS.get(method, 1)
 
 
@@ -159,10 +201,10 @@ class KrakenCallCounter:
             ConfigError: unknown tier.
         """
         try:
-            max_counter, decay = TIERS[tier]
+            limits = TIERS[tier]
         except KeyError:
             raise ConfigError("kraken_tier", tier, f"must be one of {', '.join(TIERS)}") from None
-        return cls(max_counter, decay, margin=margin)
+        return cls(limits.max_counter, limits.decay_per_second, margin=margin)
 
     @classmethod
     def from_config(cls, config: BalanceManagerConfig) -> KrakenCallCounter:

@@ -44,15 +44,13 @@ import msgspec
 
 from balance_manager.credentials import SIMULATED_KEY_PREFIX, Credentials, Secret
 from balance_manager.exceptions import ConfigError, ExchangeError
+from balance_manager.kraken.protocol.limits import TIERS, cost_of
 from balance_manager.kraken.protocol.signing import decode_secret, verify
 from balance_manager.simulator.model.ids import random_b64
 
 __all__ = [
-    "CALL_COSTS",
-    "TIERS",
     "TOKEN_ERROR",
     "Authenticator",
-    "TierLimits",
     "TierName",
     "parse_body",
 ]
@@ -65,38 +63,6 @@ TOKEN_ERROR = "EAPI:Invalid token"  # noqa: S105 - an error text, not a password
 
 _MAX_NONCE = 2**64 - 1
 
-
-@dataclass(frozen=True, slots=True)
-class TierLimits:
-    """A verification tier's private call counter (§6).
-
-    Attributes:
-        max_counter: the counter's maximum.
-        decay_per_second: how much the counter drops each second.
-    """
-
-    max_counter: float
-    decay_per_second: float
-
-
-#: Kraken's documented tiers (§6).
-TIERS: dict[str, TierLimits] = {
-    "starter": TierLimits(15, 0.33),
-    "intermediate": TierLimits(20, 0.5),
-    "pro": TierLimits(20, 1.0),
-}
-
-#: Counter cost of each private method; methods not listed cost 1 (§6: the
-#: ledger and trade-history calls cost 2 in the newer docs, 4 in the classic
-#: page; the simulator uses 2).
-CALL_COSTS: dict[str, int] = {
-    "AddOrder": 0,
-    "CancelOrder": 0,
-    "Ledgers": 2,
-    "QueryLedgers": 2,
-    "TradesHistory": 2,
-    "QueryTrades": 2,
-}
 
 _json_decoder = msgspec.json.Decoder(float_hook=Decimal)
 
@@ -283,7 +249,7 @@ class Authenticator:
             self._fail(state, now)
             raise ExchangeError("EAPI:Invalid nonce", method=method)
         state.last_nonce = nonce
-        self._charge(state, CALL_COSTS.get(method, 1), now, method)
+        self._charge(state, cost_of(method, conservative=False), now, method)
         return api_key, fields
 
     def counter(self, api_key: str, now: float) -> float:
