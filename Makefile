@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench simulator audit lock clean
+.PHONY: demo test test-long lint typecheck pytest bench simulator audit lock clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "balance-manager needs Python >= 3.11")'
@@ -38,6 +38,10 @@ pytest: $(VENV)/.installed-dev
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# The long runs left out of `make test`: a 2-minute soak, 200 churn rounds, real-time runs.
+test-long: $(VENV)/.installed-dev
+	BALANCE_MANAGER_SOAK_SECONDS=120 $(BIN)/pytest -m "long or slow" -q
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

@@ -78,13 +78,13 @@ and mean time to converge, and one line per round.
 Environment: ``BALANCE_MANAGER_CHURN_SEED`` (default 1) seeds everything (the simulator,
 the clients' jitter and every choice); ``BALANCE_MANAGER_CHURN_ROUNDS`` (default 12) is
 the number of rounds of ``test_churn`` (part of ``make test``, under 20 s of real time when
-rounds converge); ``test_churn_long`` (marked ``slow``) runs
-``BALANCE_MANAGER_CHURN_LONG_ROUNDS`` (default 200) rounds and only when selected with
-``-m slow`` or with ``BALANCE_MANAGER_CHURN_LONG=1``; ``BALANCE_MANAGER_CHURN_TAILS=0`` leaves
+rounds converge); ``test_churn_long`` runs ``BALANCE_MANAGER_CHURN_LONG_ROUNDS``
+(default 200) rounds and is marked ``long`` (run by ``make test-long`` or
+``pytest -m long``, left out of ``make test``); ``BALANCE_MANAGER_CHURN_TAILS=0`` leaves
 the tails out (to see what else fails while a tail's failure is known). Run with ``-s``::
 
     .venv/bin/pytest tests/reliability/test_churn.py -q -s -k "not long"
-    BALANCE_MANAGER_CHURN_SEED=7 .venv/bin/pytest tests/reliability/test_churn.py -q -s -m slow
+    BALANCE_MANAGER_CHURN_SEED=7 .venv/bin/pytest tests/reliability/test_churn.py -q -s -m long
 """
 
 from __future__ import annotations
@@ -1123,18 +1123,8 @@ async def test_churn(clock: ManualClock, tmp_path: Path) -> None:
     check_churn(summary, CHURN_SEED, coverage=CHURN_ROUNDS >= DEFAULT_ROUNDS)
 
 
-def _long_selected(config: pytest.Config) -> bool:
-    return os.environ.get("BALANCE_MANAGER_CHURN_LONG") == "1" or "slow" in str(
-        config.getoption("markexpr", "")
-    ).replace("not slow", "")
-
-
-@pytest.mark.slow
-async def test_churn_long(
-    clock: ManualClock, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    """Many more churn rounds (selected with ``-m slow`` or BALANCE_MANAGER_CHURN_LONG=1)."""
-    if not _long_selected(request.config):
-        pytest.skip("the long churn runs with -m slow or BALANCE_MANAGER_CHURN_LONG=1")
+@pytest.mark.long
+async def test_churn_long(clock: ManualClock, tmp_path: Path) -> None:
+    """Many more churn rounds (``make test-long``, or ``pytest -m long``)."""
     summary = await run_churn(clock, tmp_path, CHURN_SEED, LONG_ROUNDS)
     check_churn(summary, CHURN_SEED, coverage=True)
