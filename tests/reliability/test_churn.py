@@ -31,7 +31,7 @@ Each round:
    ``ws_reorder`` that fired is followed, once the stream is back, by one more frame of its
    channel: without one, nothing on the connection could reveal the loss.
 2. **Tail** (two rounds in three). Faults are cleared and the stream is let come back; then a
-   short ``ws_silence`` (2-3 s, below ``websocket_timeout``) with one operation during it and
+   short ``ws_silence`` (2.5-3.5 s, below ``websocket_timeout``) with one operation during it and
    **no later activity**: a deposit or withdrawal (``silent_loss``), or an order cancelled or
    placed (``silent_exec_loss``: only an ``executions`` frame is lost, no ledger entry).
    The clock runs through the silence.
@@ -816,7 +816,10 @@ class Churn:
         await self.settle()
         self.scenarios[name] += 1
         self._report.scenarios.append(name)
-        seconds = self.rng.choice([2.0, 2.5, 3.0])
+        # Longer than the client's silence threshold (QUIET_AFTER, 1.5 s) plus one clock
+        # step of delivery slack: a shorter silence cannot be told from the normal
+        # spacing of heartbeats, and only the periodic cross-check repairs what it hides.
+        seconds = self.rng.choice([2.5, 3.0, 3.5])
         self.log(f"FAULT {name}: ws_silence {seconds:g} s")
         silence = self.sim.faults.go_silent(seconds=seconds)
         if name == "silent_loss":
