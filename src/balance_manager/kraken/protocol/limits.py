@@ -5,7 +5,7 @@ counter decays over time at the account tier's rate, and a call that would
 take it past the tier's maximum is refused with ``EAPI:Rate limit exceeded``
 (and calls stay refused for a while, longer if they keep coming). Repeated
 refusals are failed calls, and too many failed calls end in
-``EGeneral:Temporary lockout`` (§5). So the client models the counter and
+``EGeneral:Temporary lockout``. So the client models the counter and
 waits *before* sending instead of finding out afterwards.
 
 :class:`KrakenCallCounter` is sans-I/O: :meth:`~KrakenCallCounter.reserve`
@@ -15,10 +15,11 @@ returned delay never overfill the counter together.
 
 Cost table (:data:`COSTS`). ``Balance``, ``BalanceEx``, ``TradeBalance`` and
 ``GetWebSocketsToken`` cost 1 in every source. Ledger and trade-history calls
-cost 2 in Kraken's newer guide and 4 on the classic page (§6); ``QueryLedgers``
+cost 2 in Kraken's newer guide and 4 on the classic page; ``QueryLedgers``
 is unclear (ccxt weighs it 1, Kraken's CLI 2). We book 4 for all three:
 over-estimating a cost only makes us wait a little longer, while
 under-estimating it gets calls refused, and refusals count towards a lockout.
+The facts are in docs/kraken.md, 'The private call counter'.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ __all__ = [
 
 #: Kraken: after maintenance or a long outage, reconnect no faster than once per
 #: 5 s (Cloudflare bans an IP for 10 minutes beyond about 150 connection
-#: attempts per 10 minutes; see docs/kraken.md).
+#: attempts per 10 minutes; see docs/kraken.md, 'Connection limits and reconnect pace').
 KRAKEN_SLOW_RECONNECT_FLOOR: Final = 5.0
 
 #: Counter cost of each private REST method we may call (see the module docstring).
@@ -64,7 +65,7 @@ COSTS: Final[Mapping[str, int]] = MappingProxyType(
     }
 )
 
-#: ``tier → (max counter, decay per second)`` (PROTOCOL.md §6).
+#: ``tier → (max counter, decay per second)`` (docs/kraken.md, 'The private call counter').
 TIERS: Final[Mapping[str, tuple[float, float]]] = MappingProxyType(
     {
         "starter": (15.0, 0.33),
@@ -254,7 +255,7 @@ def kraken_reconnect_delays(
     maximum: float = 30.0,
     quick_retries: int = 2,
 ) -> Iterator[float]:
-    """Kraken WebSocket reconnect delays, following PROTOCOL.md §8.9.
+    """Kraken WebSocket reconnect delays, as Kraken advises.
 
     Kraken recommends "a few immediate retries after a random drop" and, after
     maintenance or a long outage, "no faster than one attempt per 5 s". So:
@@ -265,7 +266,8 @@ def kraken_reconnect_delays(
       10-20 s, ...) up to ``maximum``, never below 5 s (or below ``maximum``
       if that is smaller than 5 s, as tests configure).
 
-    Kraken's own CLI does much the same: 1 s, 2 s, then 5-30 s (§8.9).
+    Kraken's own CLI does much the same: 1 s, 2 s, then 5-30 s. See
+    docs/kraken.md, 'Connection limits and reconnect pace'.
 
     Args:
         rng: the source of jitter.
