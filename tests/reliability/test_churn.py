@@ -49,7 +49,7 @@ Bounds, in clock seconds from the quiet point, from the library's defaults
 (``websocket_timeout`` 10, ``rest_api_timeout`` 15, ``rest_poll_interval`` 5):
 
 * ``BOUND`` = 10 + 15 + 5 = **30**: a stream stuck or silent is declared dead within
-  ``websocket_timeout`` (or a loss it cannot see is noticed and reconciled, issue 10 §1);
+  ``websocket_timeout`` (or a loss it cannot see is noticed and reconciled, issue 10 item 1);
   the REST read that repairs the values may be a request that was in flight when the faults
   were cleared, answered only at ``rest_api_timeout``; and the next poll comes
   ``rest_poll_interval`` later.

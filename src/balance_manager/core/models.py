@@ -170,7 +170,7 @@ class Balance(_Readable, msgspec.Struct, frozen=True, gc=False):
     Attributes:
         asset: canonical asset name (``BTC``, ``USD``, ``USDT``...).
         balance: tradable total: spot funds plus funds Kraken lets you trade
-            from the base asset (see ``docs/assets.md``).
+            from the base asset (see docs/kraken.md, 'Our split: tradable and earn').
         hold_trade: the part of ``balance`` held by open orders (>= 0).
         source: where this value came from.
         exchange_time: the exchange's timestamp of the value (Unix seconds), if it gave one.
