@@ -141,6 +141,7 @@ class CcxtStreamSource:
         self._synced = asyncio.Event()
         self._opened = asyncio.Event()
         self._failure: BalanceManagerError | None = None
+        self._wake = asyncio.Event()  # set with a failure: the loop looks at once
         self._resync_now = False
         self._last_error = ""
         self._counters = Counters(_COUNTER_NAMES)
@@ -333,6 +334,7 @@ class CcxtStreamSource:
         """One connection, from subscribing to its end; returns whether it streamed."""
         self._set_status(StreamState.CONNECTING, "connecting")
         self._failure = None
+        self._wake.clear()
         self._synced.clear()
         self._opened.clear()
         self._book = self.shape.book()
@@ -388,6 +390,7 @@ class CcxtStreamSource:
     ) -> None:
         deadline = self.clock.monotonic() + seconds
         waiter = asyncio.ensure_future(event.wait())
+        woken = asyncio.ensure_future(self._wake.wait())
         try:
             while not event.is_set():
                 self._check_failure()
@@ -398,10 +401,13 @@ class CcxtStreamSource:
                     self._counters.incr("snapshot_timeouts")
                     raise TransportError(f"{self.rest.venue}: {what} within {seconds:g} s")
                 tick = asyncio.ensure_future(self.clock.sleep(TICK))
-                await asyncio.wait({waiter, watcher, tick}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    {waiter, watcher, tick, woken}, return_when=asyncio.FIRST_COMPLETED
+                )
                 await cancel_and_wait(tick)
         finally:
             await cancel_and_wait(waiter)
+            await cancel_and_wait(woken)
         self._check_failure()
 
     async def _stream(self, watcher: asyncio.Task[None]) -> None:
@@ -409,8 +415,10 @@ class CcxtStreamSource:
         timeout = self.config.websocket_timeout
         while True:
             tick = asyncio.ensure_future(self.clock.sleep(TICK))
-            await asyncio.wait({watcher, tick}, return_when=asyncio.FIRST_COMPLETED)
+            woken = asyncio.ensure_future(self._wake.wait())
+            await asyncio.wait({watcher, tick, woken}, return_when=asyncio.FIRST_COMPLETED)
             await cancel_and_wait(tick)
+            await cancel_and_wait(woken)
             if watcher.done():
                 watcher.result()
                 raise TransportError(f"{self.rest.venue} watch_balance ended")
@@ -440,11 +448,13 @@ class CcxtStreamSource:
         """End the current connection with ``error`` (seen by the loop at its next look)."""
         if self._failure is None:
             self._failure = error
+        self._wake.set()
 
     def _check_failure(self) -> None:
         failure = self._failure
         if failure is not None:
             self._failure = None
+            self._wake.clear()
             raise failure
 
     async def _close_connections(self) -> None:
