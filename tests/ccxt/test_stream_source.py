@@ -95,7 +95,7 @@ async def test_stream_values_are_marked_inexact_and_rest_holds_survive(
 async def test_every_update_arrives_even_back_to_back(
     manager: BalanceManager, sim: SimulatedKraken
 ) -> None:
-    """Several ledger entries sent together are all applied (ccxt's watch_balance alone sees one)."""
+    """Ledger entries sent together are all applied (ccxt's watch_balance alone sees one)."""
     for asset, amount in (("BTC", "0.1"), ("ETH", "2.25"), ("USD", "10.01"), ("DOT", "3")):
         sim.deposit(asset, amount)
     await wait_until(lambda: tradable(manager) == truth(sim))
@@ -148,6 +148,10 @@ async def test_a_malformed_frame_is_survived(
             break
         await clock.run_for(0.25)
     await wait_until(lambda: stream.connected and tradable(manager) == truth(sim))
+    assert [fired.kind.value for fired in sim.faults.history] == ["ws_malformed"]
+    # ccxt stops reading a connection whose frame it cannot decode; the manager's
+    # REST check of the quiet stream finds the lost update and asks for a resync.
+    assert stream.get_statistics()["reconnects"] >= 1
 
 
 async def test_silence_is_noticed_on_the_injected_clock(

@@ -143,6 +143,7 @@ class CcxtStreamSource:
         self._failure: BalanceManagerError | None = None
         self._wake = asyncio.Event()  # set with a failure: the loop looks at once
         self._resync_now = False
+        self._streamed = False
         self._last_error = ""
         self._counters = Counters(_COUNTER_NAMES)
         self._install_hooks()
@@ -287,9 +288,9 @@ class CcxtStreamSource:
     async def _run(self) -> None:
         delays = self._delays()
         while not self._stop.is_set():
-            streamed = False
+            self._streamed = False
             try:
-                streamed = await self._connect_once()
+                await self._connect_once()
                 reason = "connection closed"
             except asyncio.CancelledError:
                 raise
@@ -308,7 +309,7 @@ class CcxtStreamSource:
             if self._stop.is_set():
                 break
             self._last_error = reason
-            if not streamed:
+            if not self._streamed:
                 self._counters.incr("connect_failures")
             else:
                 delays = self._delays()
@@ -330,8 +331,8 @@ class CcxtStreamSource:
         )
         return (max(floor, delay) for delay in base)
 
-    async def _connect_once(self) -> bool:
-        """One connection, from subscribing to its end; returns whether it streamed."""
+    async def _connect_once(self) -> None:
+        """One connection, from subscribing to its end (``_streamed``: whether it streamed)."""
         self._set_status(StreamState.CONNECTING, "connecting")
         self._failure = None
         self._wake.clear()
@@ -345,10 +346,10 @@ class CcxtStreamSource:
             self._counters.incr("connects")
             self._emit_snapshot()
             self._set_status(StreamState.STREAMING, "snapshot received")
+            self._streamed = True
             await self._stream(watcher)
         finally:
             await cancel_and_wait(watcher)
-        return True
 
     async def _watch(self) -> None:
         """Keep ccxt's ``watch_balance`` pending: it subscribes; its failure ends the connection."""
