@@ -33,12 +33,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from balance_manager.config import BalanceManagerConfig
+from balance_manager.core.sources import RestSource, StreamSource
 from balance_manager.credentials import Credentials, Secret, load_credentials
 from balance_manager.exceptions import ConfigError
 from balance_manager.kraken.rest_client import KrakenRestClient
 from balance_manager.kraken.ws_client import KrakenWebSocketClient
 from balance_manager.runtime.clock import Clock
-from balance_manager.core.sources import RestSource, StreamSource
 from balance_manager.service.manager import BalanceManager
 
 __all__ = ["connect"]
