@@ -34,14 +34,15 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy --strict src tests/typing fuzz examples
 
+# One worker per core (pytest-xdist): the suite is mostly waiting on loopback I/O.
 pytest: $(VENV)/.installed-dev
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 test: lint typecheck pytest
 
 # The long runs left out of `make test`: a 2-minute soak, 200 churn rounds, real-time runs.
 test-long: $(VENV)/.installed-dev
-	BALANCE_MANAGER_SOAK_SECONDS=120 $(BIN)/pytest -m "long or slow" -q
+	BALANCE_MANAGER_SOAK_SECONDS=120 $(BIN)/pytest -n auto -m "long or slow" -q
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

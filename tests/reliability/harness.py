@@ -313,6 +313,8 @@ class Observer:
         self.clock.advance(seconds)
         for _ in range(3):
             await asyncio.sleep(0.002)
+            for _ in range(4):
+                await asyncio.sleep(0)
         self.check_served_values()
         if self.recovered(stream=stream):
             if self._recovered is None:

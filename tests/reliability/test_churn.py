@@ -421,6 +421,8 @@ class Churn:
         self.clock.advance(seconds)
         for _ in range(3):
             await asyncio.sleep(0.002)
+            for _ in range(4):
+                await asyncio.sleep(0)
         assert self.observer is not None
         self.observer.check_served_values()
 
