@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest docs docs-check package-check bench simulator audit lock clean
+.PHONY: demo test test-long lint typecheck pytest docs docs-check package-check bench simulator \
+	audit lock clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "balance-manager needs Python >= 3.11")'
@@ -34,8 +35,9 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy --strict src tests/typing fuzz examples tools
 
+# One worker per core (pytest-xdist): the suite is mostly waiting on loopback I/O.
 pytest: $(VENV)/.installed-dev
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 # The documentation site (mkdocs.yml): `make docs` serves it on http://127.0.0.1:8000 and
 # rebuilds it on change; `make docs-check` builds it with --strict (a broken link or anchor,
@@ -61,6 +63,10 @@ package-check: $(VENV)/.installed-dev $(WHEELHOUSE)/.complete
 	$(BIN)/python tools/check_package.py --wheelhouse $(WHEELHOUSE)
 
 test: lint typecheck docs-check package-check pytest
+
+# The long runs left out of `make test`: a 2-minute soak, 200 churn rounds, real-time runs.
+test-long: $(VENV)/.installed-dev
+	BALANCE_MANAGER_SOAK_SECONDS=120 $(BIN)/pytest -n auto -m "long or slow" -q
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

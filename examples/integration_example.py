@@ -122,10 +122,17 @@ async def eventually(
     return True
 
 
-async def run_example(out: TextIO, *, seed: int = 7) -> bool:
-    """Run every step against a fresh simulator; returns whether every check passed."""
+async def run_example(out: TextIO, *, seed: int = 7, clock: Clock | None = None) -> bool:
+    """Run every step against a fresh simulator; returns whether every check passed.
+
+    Args:
+        out: where the steps and checks are written.
+        seed: the simulator's seed.
+        clock: the clock of the simulator and the manager (real by default; a test
+            passes a ``ManualClock`` and drives it, so the run takes no real time).
+    """
     checks = Checks(out)
-    clock = SystemClock()
+    clock = clock or SystemClock()
     # market=False: only this example moves the account, so every change is expected.
     async with SimulatedKraken(seed=seed, market=False, clock=clock, tier="pro") as sim:
         config = EXAMPLE_CONFIG.replace(rest_url=sim.rest_url, ws_url=sim.ws_url)
@@ -142,7 +149,7 @@ async def run_example(out: TextIO, *, seed: int = 7) -> bool:
         )
         # The constructor and lifecycle of the original specification.
         balance_manager = BalanceManager(
-            websocket_client=websocket_client, rest_client=rest_client, config=config
+            websocket_client=websocket_client, rest_client=rest_client, config=config, clock=clock
         )
         await balance_manager.initialize()
         try:

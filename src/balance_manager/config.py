@@ -38,7 +38,7 @@ __all__ = [
 
 #: Kraken's REST base URL (public methods under ``/0/public``, private under ``/0/private``).
 KRAKEN_REST_URL = "https://api.kraken.com"
-#: Kraken's authenticated WebSocket v2 endpoint (PROTOCOL.md §1).
+#: Kraken's authenticated WebSocket v2 endpoint (docs/kraken.md, 'Hosts').
 KRAKEN_WS_URL = "wss://ws-auth.kraken.com/v2"
 #: Prefix of the environment variables read by :meth:`BalanceManagerConfig.from_env`.
 ENV_PREFIX = "BALANCE_MANAGER_"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any, Literal, TypedDict, overload
+from typing import Any, ClassVar, Literal, TypedDict, overload
 
 import msgspec
 
@@ -27,6 +27,7 @@ __all__ = [
     "BalanceChange",
     "BalanceDict",
     "ChangeDict",
+    "InexactBalance",
     "Source",
     "check_asset_name",
 ]
@@ -170,7 +171,7 @@ class Balance(_Readable, msgspec.Struct, frozen=True, gc=False):
     Attributes:
         asset: canonical asset name (``BTC``, ``USD``, ``USDT``...).
         balance: tradable total: spot funds plus funds Kraken lets you trade
-            from the base asset (see ``docs/assets.md``).
+            from the base asset (see docs/kraken.md, 'Our split: tradable and earn').
         hold_trade: the part of ``balance`` held by open orders (>= 0).
         source: where this value came from.
         exchange_time: the exchange's timestamp of the value (Unix seconds), if it gave one.
@@ -184,6 +185,11 @@ class Balance(_Readable, msgspec.Struct, frozen=True, gc=False):
         free  = balance + credit - credit_used - hold_trade
         total = balance + earn
 
+    ``exact`` is ``True``: the amounts are the digits the exchange wrote. A value
+    decoded from a venue that only gives floats is an :class:`InexactBalance`
+    (``exact`` is ``False``); the flag is a class attribute, so it costs no
+    memory per value.
+
     Raises:
         BalanceStateError: an amount is not a finite Decimal, or ``hold_trade``,
             ``credit``, ``credit_used`` or ``earn`` is negative. ``balance`` may
@@ -192,6 +198,8 @@ class Balance(_Readable, msgspec.Struct, frozen=True, gc=False):
     """
 
     _keys = _BALANCE_KEYS
+    exact: ClassVar[bool] = True
+    """Whether the amounts are the exchange's own digits (see :class:`InexactBalance`)."""
 
     asset: str
     balance: Decimal
@@ -296,6 +304,8 @@ class Balance(_Readable, msgspec.Struct, frozen=True, gc=False):
             parts.append(
                 f"credit {display_amount(self.credit)}, used {display_amount(self.credit_used)}"
             )
+        if not self.exact:
+            parts.append("inexact")
         return f"{self.asset} {display_amount(self.balance)} ({', '.join(parts)}) via {self.source}"
 
     def __repr__(self) -> str:
@@ -315,7 +325,7 @@ class Balance(_Readable, msgspec.Struct, frozen=True, gc=False):
             for name in ("credit", "credit_used", "earn")
             if getattr(self, name)
         )
-        return f"Balance({', '.join(fields)})"
+        return f"{type(self).__name__}({', '.join(fields)})"
 
     def to_dict(self) -> BalanceDict:
         """The mapping shape as a plain ``dict`` (amounts stay ``Decimal``)."""
@@ -346,6 +356,21 @@ class Balance(_Readable, msgspec.Struct, frozen=True, gc=False):
     def __getitem__(self, key: str) -> Any: ...
     def __getitem__(self, key: str) -> Any:
         return self._get(key)
+
+
+class InexactBalance(Balance, frozen=True, gc=False):
+    """A :class:`Balance` whose amounts went through a binary float on their way here.
+
+    Some venues (or some of their channels, through ccxt) give amounts only as
+    JSON numbers that the client library decodes to ``float``. The amounts are
+    then the shortest decimals that round-trip those floats: right for up to 15
+    significant digits, possibly not beyond. Everything else is a ``Balance``
+    (same fields, same rules); ``exact`` is ``False`` and ``str()`` says
+    ``inexact``. ``replace()`` keeps the type; a later exact reading of the
+    same amounts replaces it with an exact ``Balance``.
+    """
+
+    exact: ClassVar[bool] = False
 
 
 _CHANGE_KEYS = (

@@ -13,7 +13,7 @@ source     ``'b'``  1     index of the :class:`~balance_manager.core.models.Sour
 ========== ======== ===== ==========================================================
 
 17 bytes per entry. ``scale`` is per asset: the asset's ledger decimals when
-they are known (Kraken ``Assets.decimals``, PROTOCOL.md §4.5 and §8.6), else the
+they are known (Kraken ``Assets.decimals``; docs/kraken.md, 'Assets'), else the
 fewest decimals that hold every value seen so far (at most 18). When a value
 needs more decimals, the column is rescaled in place if every stored value
 still fits in int64.

@@ -195,30 +195,30 @@ class KrakenRestClient:
         if session is not None and self._owns_session and not session.closed:
             await session.close()
 
-    # -- the calls ---------------------------------------------------------------
+    # -- the calls (docs/kraken.md, 'REST endpoints we call') --------------------
 
     async def balance(self) -> dict[str, RestBalanceEntry]:
-        """``Balance``: REST key → total (§4.2)."""
+        """``Balance``: REST key → total."""
         return rest.decode_balance(await self.private("Balance"))
 
     async def balance_ex(self) -> dict[str, RestBalanceEntry]:
-        """``BalanceEx``: REST key → balance, hold_trade, credit (§4.3)."""
+        """``BalanceEx``: REST key → balance, hold_trade, credit."""
         return rest.decode_balance_ex(await self.private("BalanceEx"))
 
     async def get_websockets_token(self) -> rest.WebSocketToken:
-        """``GetWebSocketsToken``: a token for one WebSocket connection (§4.1)."""
+        """``GetWebSocketsToken``: a token for one WebSocket connection."""
         return rest.decode_ws_token(await self.private("GetWebSocketsToken"))
 
     async def assets(self) -> dict[str, rest.AssetRecord]:
-        """``Assets``: REST key → altname, decimals... (§4.5)."""
+        """``Assets``: REST key → altname, decimals..."""
         return rest.decode_assets(await self.public("Assets"))
 
     async def server_time(self) -> rest.ServerTime:
-        """``Time`` (§4.6)."""
+        """``Time``."""
         return rest.decode_time(await self.public("Time"))
 
     async def system_status(self) -> rest.SystemStatus:
-        """``SystemStatus``: online, maintenance, cancel_only or post_only (§4.6)."""
+        """``SystemStatus``: online, maintenance, cancel_only or post_only."""
         return rest.decode_system_status(await self.public("SystemStatus"))
 
     async def open_orders(self) -> dict[str, rest.OpenOrder]:
@@ -350,7 +350,7 @@ class KrakenRestClient:
                 await self.clock.sleep(wait)
             async with self._private_lock:
                 # Nonce taken under the lock, right before sending: requests
-                # reach Kraken in nonce order (PROTOCOL.md §3, nonce rules).
+                # reach Kraken in nonce order (docs/kraken.md, 'Nonces').
                 request = rest.build_private_request(
                     method,
                     params,
@@ -391,8 +391,9 @@ class KrakenRestClient:
         """Refuse private calls for a while after ``EGeneral:Temporary lockout``.
 
         Kraken's lockouts last about 15 minutes and failing calls made meanwhile
-        prolong them (PROTOCOL.md §5): after one, at most one private call per
-        :data:`LOCKOUT_PROBE_INTERVAL` goes out, as a probe.
+        may prolong them (docs/kraken.md, 'The private call counter'): after one,
+        at most one private call per :data:`LOCKOUT_PROBE_INTERVAL` goes out, as a
+        probe.
         """
         until = self._locked_until
         if until is not None:

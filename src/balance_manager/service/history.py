@@ -253,7 +253,8 @@ class BalanceHistory:
         Args:
             balance: the new balance of one asset.
             ledger_id: the exchange's ledger entry id, when the balance comes
-                from one (WebSocket ``balances`` update, PROTOCOL.md §8.4).
+                from one (a WebSocket ``balances`` update; docs/kraken.md,
+                'Balances updates').
 
         Returns:
             The entry, whose ``change`` is the exact difference to the previous

@@ -268,7 +268,7 @@ def take(delays: object, n: int) -> list[float]:
 
 
 def test_kraken_delays_with_a_seeded_rng() -> None:
-    """Two quick retries (about 1 s, 2 s), then 5-10 s, 10-20 s, 15-30 s... (PROTOCOL.md §8.9)."""
+    """Two quick retries (about 1 s, 2 s), then 5-10 s, 10-20 s, 15-30 s... as Kraken advises."""
     delays = take(kraken_reconnect_delays(random.Random(1)), 7)
     assert [round(d, 2) for d in delays] == [0.57, 1.85, 8.82, 12.55, 22.43, 21.74, 24.77]
     assert 0.5 <= delays[0] <= 1.0

@@ -5,7 +5,7 @@ counter decays over time at the account tier's rate, and a call that would
 take it past the tier's maximum is refused with ``EAPI:Rate limit exceeded``
 (and calls stay refused for a while, longer if they keep coming). Repeated
 refusals are failed calls, and too many failed calls end in
-``EGeneral:Temporary lockout`` (§5). So the client models the counter and
+``EGeneral:Temporary lockout``. So the client models the counter and
 waits *before* sending instead of finding out afterwards.
 
 :class:`KrakenCallCounter` is sans-I/O: :meth:`~KrakenCallCounter.reserve`
@@ -20,6 +20,7 @@ and 4 on the classic page; the client books the higher figure
 (:data:`DISPUTED_COSTS`): over-estimating a cost only makes us wait a little
 longer, while under-estimating it gets calls refused, and refusals count
 towards a lockout.
+The facts are in docs/kraken.md, 'The private call counter'.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ __all__ = [
 
 #: Kraken: after maintenance or a long outage, reconnect no faster than once per
 #: 5 s (Cloudflare bans an IP for 10 minutes beyond about 150 connection
-#: attempts per 10 minutes; see docs/kraken.md).
+#: attempts per 10 minutes; see docs/kraken.md, 'Connection limits and reconnect pace').
 KRAKEN_SLOW_RECONNECT_FLOOR: Final = 5.0
 
 #: What Kraken charges each private REST method on the counter (1 for a method
@@ -97,7 +98,7 @@ class TierLimits:
     decay_per_second: float
 
 
-#: Kraken's verification tiers and their counters.
+#: Kraken's verification tiers and their counters (docs/kraken.md, 'The private call counter').
 TIERS: Final[Mapping[str, TierLimits]] = MappingProxyType(
     {
         "starter": TierLimits(15.0, 0.33),
@@ -296,7 +297,7 @@ def kraken_reconnect_delays(
     maximum: float = 30.0,
     quick_retries: int = 2,
 ) -> Iterator[float]:
-    """Kraken WebSocket reconnect delays, following PROTOCOL.md §8.9.
+    """Kraken WebSocket reconnect delays, as Kraken advises.
 
     Kraken recommends "a few immediate retries after a random drop" and, after
     maintenance or a long outage, "no faster than one attempt per 5 s". So:
@@ -307,7 +308,8 @@ def kraken_reconnect_delays(
       10-20 s, ...) up to ``maximum``, never below 5 s (or below ``maximum``
       if that is smaller than 5 s, as tests configure).
 
-    Kraken's own CLI does much the same: 1 s, 2 s, then 5-30 s (§8.9).
+    Kraken's own CLI does much the same: 1 s, 2 s, then 5-30 s. See
+    docs/kraken.md, 'Connection limits and reconnect pace'.
 
     Args:
         rng: the source of jitter.

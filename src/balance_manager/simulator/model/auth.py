@@ -1,6 +1,7 @@
 """The server side of Kraken's authentication: keys, signatures, nonces, limits, tokens.
 
-What a private REST call goes through, in order (PROTOCOL.md §3, §5, §6):
+What a private REST call goes through, in order (docs/kraken.md, 'REST authentication
+and the signature', 'Nonces', 'Error strings', 'The private call counter'):
 
 1. **Lockout.** A key with too many recent failures (``lockout_threshold``
    invalid key / signature / nonce errors within ``lockout_window`` seconds)
@@ -10,16 +11,16 @@ What a private REST call goes through, in order (PROTOCOL.md §3, §5, §6):
 3. **Signature.** ``API-Sign`` must equal
    :func:`balance_manager.kraken.protocol.signing.sign` over the exact body bytes:
    ``EAPI:Invalid signature``.
-4. **Nonce.** The body's ``nonce`` (form or JSON, §2) must be an unsigned
+4. **Nonce.** The body's ``nonce`` (form or JSON) must be an unsigned
    64-bit integer above the last one accepted for the key: ``EAPI:Invalid nonce``.
 5. **Call counter.** Each key has a counter that each call raises by its cost
    and that decays continuously at the tier's rate (starter 15 / -0.33 per s,
-   intermediate 20 / -0.5, pro 20 / -1; §6). A call that would take it above
+   intermediate 20 / -0.5, pro 20 / -1). A call that would take it above
    the maximum is refused with ``EAPI:Rate limit exceeded`` (and does not
    count). ``AddOrder``/``CancelOrder`` cost nothing here: Kraken meters them
    with the matching engine's limiter.
 
-WebSocket tokens (§4.1, §8.10): ``GetWebSocketsToken`` issues a random token
+WebSocket tokens (docs/kraken.md, 'Token lifetime'): ``GetWebSocketsToken`` issues a random token
 (``expires: 900``). It must be used by a private subscription within
 ``token_ttl`` seconds of its creation; once a connection has subscribed with
 it, it stays valid for that connection. Tokens can be revoked (the
@@ -58,7 +59,7 @@ __all__ = [
 TierName: TypeAlias = Literal["starter", "intermediate", "pro"]
 
 #: The error sent for an unknown, expired or revoked WebSocket token. Kraken's
-#: exact v2 text is UNCONFIRMED (§8.2); this is the simulator's choice.
+#: exact v2 text is not documented; this is the simulator's choice.
 TOKEN_ERROR = "EAPI:Invalid token"  # noqa: S105 - an error text, not a password
 
 _MAX_NONCE = 2**64 - 1
@@ -68,7 +69,7 @@ _json_decoder = msgspec.json.Decoder(float_hook=Decimal)
 
 
 def parse_body(body: bytes, content_type: str = "") -> dict[str, str]:
-    """The fields of a private request body, form-encoded or JSON (§2).
+    """The fields of a private request body, form-encoded or JSON.
 
     JSON numbers are read as ``Decimal`` and every value comes back as text,
     so ``{"volume": 1.25}`` and ``volume=1.25`` give the same field.

@@ -129,7 +129,7 @@ REST_KINDS = frozenset(
     }
 )
 
-#: Kraken's error string for each REST error kind (PROTOCOL.md §5).
+#: Kraken's error string for each REST error kind (docs/kraken.md, 'Error strings').
 REST_ERROR_CODES = {
     FaultKind.RATE_LIMIT: "EAPI:Rate limit exceeded",
     FaultKind.SERVICE_UNAVAILABLE: "EService:Unavailable",

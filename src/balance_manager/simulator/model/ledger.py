@@ -1,12 +1,14 @@
 """One simulated Kraken account: wallets, open orders, fills and the ledger (sans-I/O).
 
-Every change of a balance is a ledger entry, as on Kraken (PROTOCOL.md §8.4):
+Every change of a balance is a ledger entry, as on Kraken (docs/kraken.md,
+'Balances updates'):
 a deposit, a withdrawal, one entry per asset leg of a trade, one per wallet of
 a transfer between spot and earn. An entry records the wallet's balance
 *after* the event, with ``balance == previous + amount - fee``, which is how
-the documented trade example adds up (fixtures
-``ws_balances_update_trade_*.json``: selling 0.005 BTC at 26599.9 gives a BTC
-leg of -0.005 with fee 0 and a USD leg of +132.9995 with fee 0.3458).
+the documented trade example adds up (Kraken's example messages
+``tests/kraken/protocol/fixtures/ws_balances_update_trade_*.json``: selling
+0.005 BTC at 26599.9 gives a BTC leg of -0.005 with fee 0 and a USD leg of
++132.9995 with fee 0.3458).
 
 Each operation is staged on a copy, checked, then committed, so a refused
 operation (insufficient funds, bad quantity...) changes nothing.
@@ -145,7 +147,7 @@ def _beyond(decimals: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class LedgerEntry(NotAwaitable):
-    """One completed balance change of one wallet (the ``balances`` update of §8.4).
+    """One completed balance change of one wallet (a ``balances`` update entry).
 
     Attributes:
         ledger_id: Kraken-like id, ``L`` + base32 blocks (``LAICKV-NMQSR-ZO5IJD``).
@@ -160,7 +162,7 @@ class LedgerEntry(NotAwaitable):
         fee: the fee charged with it.
         balance: the wallet's balance after the event (``before + amount - fee``).
         subtype: for transfers, ``spottostaking``, ``stakingfromspot``,
-            ``stakingtospot`` or ``spotfromstaking`` (§8.4).
+            ``stakingtospot`` or ``spotfromstaking``.
     """
 
     ledger_id: str
@@ -269,7 +271,7 @@ class Trade(NotAwaitable):
 
 @dataclass(frozen=True, slots=True)
 class OrderEvent:
-    """Something happened to an order (an ``executions`` update, §8.4 example).
+    """Something happened to an order (an ``executions`` update).
 
     Attributes:
         exec_type: ``pending_new``, ``new``, ``trade``, ``filled`` or ``canceled``.
