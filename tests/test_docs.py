@@ -25,6 +25,7 @@ import pytest
 from tests.markdown_blocks import python_blocks, run_block, run_page
 
 import balance_manager
+import balance_manager.ccxt
 import balance_manager.exceptions
 import balance_manager.simulator
 import balance_manager.testing
@@ -172,10 +173,11 @@ def reference_targets() -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "module", [balance_manager, balance_manager.simulator, balance_manager.testing]
+    "module",
+    [balance_manager, balance_manager.simulator, balance_manager.testing, balance_manager.ccxt],
 )
 def test_every_public_name_is_in_the_api_reference(module: Any) -> None:
-    """Each name of the package's, the simulator's and testing's ``__all__`` is documented."""
+    """Each name of the public modules' ``__all__`` has its entry in the API reference."""
     targets = reference_targets()
     documented_modules = {t for t in targets if t == module.__name__}
     missing = [
