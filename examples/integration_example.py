@@ -1,7 +1,7 @@
-"""The seed's integration example, run against the simulator with faults injected.
+"""The original specification's integration example, against the simulator, with faults.
 
 Run it with ``python -m examples.integration_example``. It shows, step
-by step and with the seed's API, what the seed's "Testing" section lists:
+by step and with the API it describes, what its "Testing" section lists:
 
 * WebSocket V2 integration (``get_balance("USDT")["free"]``, ``get_all_balances()``);
 * real-time balance updates (``register_callback("balance_update" / "balance_change")``),
@@ -147,7 +147,7 @@ async def run_example(out: TextIO, *, seed: int = 7, clock: Clock | None = None)
         websocket_client = KrakenWebSocketClient(
             rest_client, sim.ws_url, config=config, rng=random.Random(seed + 1)
         )
-        # The seed's constructor and lifecycle.
+        # The constructor and lifecycle of the original specification.
         balance_manager = BalanceManager(
             websocket_client=websocket_client, rest_client=rest_client, config=config, clock=clock
         )

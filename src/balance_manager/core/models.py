@@ -1,7 +1,7 @@
 """Domain values: one asset's balance, where it came from, and what changed.
 
 :class:`Balance` is immutable and refuses to exist in an impossible state. It
-reads both as an object (``b.free``) and as the seed's mapping (``b["free"]``),
+reads both as an object (``b.free``) and as a mapping (``b["free"]``),
 typed either way. ``free`` is derived, never stored, so ``free + hold_trade``
 always equals ``balance`` (plus credit) for the same value: a reader can never
 see a torn balance.
@@ -79,7 +79,7 @@ class Source(enum.Enum):
 
 
 class BalanceDict(TypedDict):
-    """The seed's balance shape, as returned by :meth:`Balance.to_dict`."""
+    """The mapping shape of a balance, as returned by :meth:`Balance.to_dict`."""
 
     asset: str
     balance: Decimal
@@ -144,7 +144,7 @@ class _Readable:
         return value.value if isinstance(value, Source) else value
 
     def keys(self) -> tuple[str, ...]:
-        """The keys of the seed's mapping shape."""
+        """The keys of the mapping shape."""
         return self._keys
 
     def __iter__(self) -> Iterator[str]:
@@ -328,7 +328,7 @@ class Balance(_Readable, msgspec.Struct, frozen=True, gc=False):
         return f"{type(self).__name__}({', '.join(fields)})"
 
     def to_dict(self) -> BalanceDict:
-        """The seed's mapping shape as a plain ``dict`` (amounts stay ``Decimal``)."""
+        """The mapping shape as a plain ``dict`` (amounts stay ``Decimal``)."""
         return {
             "asset": self.asset,
             "balance": self.balance,

@@ -1,6 +1,6 @@
 """Compact in-memory balance history: one column store per asset.
 
-The seed budgets ~800 bytes per history entry. A Python object per entry cannot
+The original specification budgets ~800 bytes per history entry. A Python object per entry cannot
 get near a small budget: a ``(float, Decimal)`` tuple alone costs ~190 bytes.
 So each asset keeps its history as three parallel ``array.array`` columns:
 

@@ -20,6 +20,7 @@ import aiohttp
 import msgspec
 
 from balance_manager.config import KRAKEN_REST_URL, BalanceManagerConfig
+from balance_manager.core.amounts import AmountLike, to_amount
 from balance_manager.core.backoff import backoff
 from balance_manager.core.breaker import CircuitBreaker
 from balance_manager.core.sources import AssetAmounts, RestSnapshot
@@ -224,8 +225,54 @@ class KrakenRestClient:
         """``OpenOrders``: order id → open order."""
         return rest.decode_open_orders(await self.private("OpenOrders"))
 
-    async def add_order(self, params: Mapping[str, object]) -> rest.AddOrderResult:
-        """``AddOrder`` with Kraken's parameters (``pair``, ``type``, ``ordertype``...)."""
+    async def add_order(
+        self,
+        *,
+        pair: str,
+        side: Literal["buy", "sell"],
+        order_type: str,
+        volume: AmountLike,
+        price: AmountLike | None = None,
+        userref: int | None = None,
+        validate: bool = False,
+    ) -> rest.AddOrderResult:
+        """``AddOrder``: place one order (never retried: it is not idempotent).
+
+        Keyword arguments only, named as Kraken names them where Python allows
+        (Kraken's ``type`` is ``side`` here, its ``ordertype`` is ``order_type``).
+
+        Args:
+            pair: the pair as Kraken's REST API names it (``XBTUSD``; the simulator
+                also takes ``BTC/USD``).
+            side: ``"buy"`` or ``"sell"``.
+            order_type: ``"limit"``, ``"market"``, or another of Kraken's order types.
+            volume: base quantity (``Decimal``, ``int`` or ``str``; a ``float`` is refused).
+            price: the limit price (for ``limit`` orders).
+            userref: a numeric reference of your own.
+            validate: ask Kraken to check the order without placing it.
+
+        Returns:
+            The order's description and its id (``txid``).
+
+        Raises:
+            ConfigError: ``side`` is neither ``buy`` nor ``sell``.
+            FloatAmountError: ``volume`` or ``price`` is a ``float``.
+            ExchangeError: Kraken refused the order (``EOrder:Insufficient funds``...).
+        """
+        if side not in ("buy", "sell"):
+            raise ConfigError("side", side, "must be 'buy' or 'sell'")
+        params: dict[str, object] = {
+            "pair": pair,
+            "type": side,
+            "ordertype": order_type,
+            "volume": f"{to_amount(volume, name='volume'):f}",
+        }
+        if price is not None:
+            params["price"] = f"{to_amount(price, name='price'):f}"
+        if userref is not None:
+            params["userref"] = userref
+        if validate:
+            params["validate"] = "true"
         return rest.decode_add_order(await self.private("AddOrder", params, retry=False))
 
     async def cancel_order(self, txid: str) -> rest.CancelOrderResult:
@@ -296,7 +343,8 @@ class KrakenRestClient:
             self._check_breaker()
             self._check_lockout(method)
             cost = cost_of(method)
-            wait = self.limiter.reserve(self.clock.monotonic(), cost)
+            # Calls the counter does not charge (AddOrder, CancelOrder) wait for nothing.
+            wait = self.limiter.reserve(self.clock.monotonic(), cost) if cost > 0 else 0.0
             if wait > 0:
                 self._counters.incr("rate_limit_waits")
                 await self.clock.sleep(wait)

@@ -1,8 +1,8 @@
-"""BalanceHistory: the seed's history component, with trends and persistence.
+"""BalanceHistory: the history of every balance, with trends and persistence.
 
 :class:`BalanceHistory` records every change of every asset's balance in a
 compact in-memory :class:`~balance_manager.core.timeline.Timeline`, answers the
-seed's questions (``get_asset_history``, ``analyze_balance_trend``,
+usual questions (``get_asset_history``, ``analyze_balance_trend``,
 volatility, significant-change detection) from memory, and writes the entries
 to an optional SQLite :class:`~balance_manager.storage.sqlite.HistoryStore` in
 batches.

@@ -345,7 +345,7 @@ class BalanceManager:
     async def get_balance(self, asset: str, *, max_age: float | None = None) -> Balance | None:
         """The balance of ``asset`` (any spelling), or ``None`` for an asset not held.
 
-        The value reads as the seed's mapping (``b["free"]``, ``b["balance"]``,
+        The value reads as a mapping (``b["free"]``, ``b["balance"]``,
         ``b["hold_trade"]``, ``b["asset"]``) and as an object (``b.free``), and
         says where it came from (``source``: websocket, rest or cache) and when
         (``received_at``).

@@ -6,7 +6,7 @@ protocol). It returns an empty iterable when all is well and never raises for
 bad data: a rule *reports* what is odd, the :class:`~balance_manager.core.models.Balance`
 model already *refuses* what is impossible (NaN, negative hold).
 
-The seven built-in rules are the seed's, under the seed's names
+The seven built-in rules are those of the original specification, under its names
 (``balance_manager.config.RULE_NAMES``):
 
 =======================  ========  ==================================================

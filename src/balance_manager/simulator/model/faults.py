@@ -58,9 +58,10 @@ import math
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TypedDict, Unpack
+from typing import ClassVar, TypedDict, Unpack
 
 from balance_manager.exceptions import ConfigError
+from balance_manager.simulator.model.results import NotAwaitable
 
 __all__ = [
     "REST_KINDS",
@@ -162,7 +163,7 @@ class Trigger(TypedDict, total=False):
 
 
 @dataclass(slots=True)
-class Fault:
+class Fault(NotAwaitable):
     """One injected fault and its trigger (see module docs).
 
     Attributes:
@@ -193,6 +194,8 @@ class Fault:
     fired: int = 0
     seen: int = 0
     fired_at: float | None = None
+
+    _SYNC_CALLS: ClassVar[str] = "sim.faults.inject() or one of its shortcuts (drop_websocket()...)"
 
     @property
     def exhausted(self) -> bool:

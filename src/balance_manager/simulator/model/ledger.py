@@ -49,7 +49,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, ROUND_UP, Decimal
-from typing import Literal, TypeAlias
+from typing import ClassVar, Literal, TypeAlias
 
 from balance_manager.core.amounts import (
     EXACT_CONTEXT,
@@ -65,6 +65,7 @@ from balance_manager.kraken.protocol.assets import wallet_is_tradable
 from balance_manager.kraken.protocol.holds import DEFAULT_FEE_RATE, hold_for_order
 from balance_manager.simulator.model.ids import IdSource
 from balance_manager.simulator.model.instruments import EARN_WALLET_SUFFIX, Instruments, PairSpec
+from balance_manager.simulator.model.results import NotAwaitable
 
 __all__ = [
     "LIQUID_WALLET",
@@ -145,7 +146,7 @@ def _beyond(decimals: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class LedgerEntry:
+class LedgerEntry(NotAwaitable):
     """One completed balance change of one wallet (a ``balances`` update entry).
 
     Attributes:
@@ -177,9 +178,11 @@ class LedgerEntry:
     balance: Decimal
     subtype: str | None = None
 
+    _SYNC_CALLS: ClassVar[str] = "sim.deposit(), sim.withdraw() or sim.transfer()"
+
 
 @dataclass(frozen=True, slots=True)
-class Order:
+class Order(NotAwaitable):
     """An order's state at one moment (orders are replaced, never mutated).
 
     Attributes:
@@ -212,6 +215,8 @@ class Order:
     status: OrderStatus = "pending_new"
     updated: float = 0.0
 
+    _SYNC_CALLS: ClassVar[str] = "sim.place_order() or sim.cancel_order()"
+
     @property
     def remaining(self) -> Decimal:
         """Quantity still to fill."""
@@ -229,7 +234,7 @@ class Order:
 
 
 @dataclass(frozen=True, slots=True)
-class Trade:
+class Trade(NotAwaitable):
     """One fill of one order.
 
     Attributes:
@@ -260,6 +265,8 @@ class Trade:
     fee_asset: str
     liquidity: Literal["m", "t"]
     timestamp: float
+
+    _SYNC_CALLS: ClassVar[str] = "sim.fill() or sim.set_price()"
 
 
 @dataclass(frozen=True, slots=True)
