@@ -393,3 +393,27 @@ async def test_a_stream_task_that_dies_is_never_reported_as_streaming(
         assert converged(manager, sim), mismatches(manager, sim)
     finally:
         await manager.close()
+
+
+async def test_a_callback_that_closes_the_manager_closes_it_all(
+    sim: SimulatedKraken, clock: ManualClock
+) -> None:
+    """close() awaited inside a callback finishes at once and releases the REST client."""
+    manager = build_manager(sim, clock, reliability_config(None), websocket=False)
+    outcome: list[BaseException | None] = []
+
+    async def closer(change: BalanceChange) -> None:
+        try:
+            await manager.close()
+        except BaseException as exc:
+            outcome.append(exc)
+            raise
+        outcome.append(None)
+
+    manager.register_callback("balance_update", closer)
+    await drive_until_done(clock, manager.initialize())
+    await wait_until(lambda: bool(outcome), within=2.0)
+    assert outcome == [None]
+    rest = manager.rest_client
+    assert isinstance(rest, KrakenRestClient)
+    await wait_until(lambda: rest._session is None)
