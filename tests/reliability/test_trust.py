@@ -417,3 +417,45 @@ async def test_a_callback_that_closes_the_manager_closes_it_all(
     rest = manager.rest_client
     assert isinstance(rest, KrakenRestClient)
     await wait_until(lambda: rest._session is None)
+
+
+async def test_a_rest_client_shared_in_turn_works_for_the_next_manager(
+    sim: SimulatedKraken, clock: ManualClock
+) -> None:
+    """A manager started after another one closed the shared client can still use it."""
+    config = reliability_config(None)
+    rest = KrakenRestClient(
+        api_key=sim.api_key,
+        api_secret=sim.api_secret,
+        base_url=sim.rest_url,
+        config=config,
+        clock=clock,
+    )
+    first = BalanceManager(rest_client=rest, config=config, clock=clock)
+    await drive_until_done(clock, first.initialize())
+    await first.close()
+    second = BalanceManager(rest_client=rest, config=config, clock=clock)
+    try:
+        await drive_until_done(clock, second.initialize())
+        snapshot = await drive_until_done(clock, second.refresh_all_balances())
+        assert snapshot["USD"].balance == sim.balances()["USD"]
+    finally:
+        await second.close()
+    await wait_until(lambda: rest._session is None)
+
+
+async def test_close_while_initialize_runs_leaves_nothing_running(
+    sim: SimulatedKraken, clock: ManualClock
+) -> None:
+    """close() during a slow start: the start does not go on to open the stream."""
+    manager = build_manager(sim, clock, reliability_config(None))
+    sim.faults.slow_response(3.0, endpoint="BalanceEx")
+    start = asyncio.ensure_future(manager.initialize())
+    await drive(clock, 1.0)
+    await manager.close()
+    await drive(clock, 5.0, until=start.done)
+    await asyncio.wait_for(asyncio.shield(start), 5.0)
+    ws = manager.websocket_client
+    assert isinstance(ws, KrakenWebSocketClient)
+    assert ws._task is None or ws._task.done()
+    assert all(task.done() for task in manager._tasks)
