@@ -459,3 +459,31 @@ async def test_close_while_initialize_runs_leaves_nothing_running(
     assert isinstance(ws, KrakenWebSocketClient)
     assert ws._task is None or ws._task.done()
     assert all(task.done() for task in manager._tasks)
+
+
+async def test_a_silence_ended_by_a_sequence_gap_is_an_interruption_too(
+    sim: SimulatedKraken, clock: ManualClock
+) -> None:
+    """The first frame after a silence shows a sequence gap (no live executions): values
+    are unconfirmed since the silence began, not since the gap was seen."""
+    manager = build_manager(sim, clock, reliability_config(None, subscribe_executions=False))
+    try:
+        await manager.initialize()
+        await wait_until(lambda: manager.serving_mode is ServingMode.WEBSOCKET)
+        await drive(clock, 2.0, step=1.0)
+        sim.faults.slow_response(10.0, endpoint="BalanceEx", times=None)  # no REST rescue
+        sim.faults.go_silent(seconds=2.5)
+        sim.withdraw("USD", "100")  # lost in the silence
+        await drive(clock, 2.5, step=0.5)  # the silence is over, no heartbeat yet
+        sim.deposit("BTC", "1")  # the first frame after it, with a sequence gap
+        sim.faults.delay_frames(5.0, channel="balances")  # the resync snapshot comes late
+        await drive(clock, 0.5, step=0.25)
+        try:
+            usd = manager.sync_view().get_balance("USD", max_age=2.0)
+        except StaleBalanceError:
+            return
+        assert usd is not None
+        assert usd.balance == sim.balances()["USD"], "an old value passed as fresh"
+    finally:
+        sim.faults.clear()
+        await manager.close()
