@@ -487,3 +487,26 @@ async def test_a_silence_ended_by_a_sequence_gap_is_an_interruption_too(
     finally:
         sim.faults.clear()
         await manager.close()
+
+
+async def test_values_restored_from_history_are_not_cache_once_rest_confirms_them(
+    sim: SimulatedKraken, clock: ManualClock, tmp_path: Path
+) -> None:
+    """REST-only, after a restart: a REST read that confirms a restored value serves it as rest."""
+    config = reliability_config(tmp_path / "history.sqlite3")
+    first = build_manager(sim, clock, config, websocket=False)
+    try:
+        await drive_until_done(clock, first.initialize())
+    finally:
+        await first.close()
+    second = build_manager(sim, clock, config, websocket=False)
+    try:
+        await drive_until_done(clock, second.initialize())
+        assert second.serving_mode is ServingMode.REST
+        usd = await drive_until_done(clock, second.get_balance("USD", max_age=5.0))
+        assert usd is not None
+        assert usd.source is Source.REST
+        sources = {b.source for b in second.sync_view().get_all_balances().values()}
+        assert sources == {Source.REST}
+    finally:
+        await second.close()
