@@ -280,7 +280,7 @@ class BalanceManager:
                 raise
             except _REST_FAILURES as exc:
                 logger.warning("initial REST snapshot failed (%s); will retry", exc)
-        if self._closed:
+        if self._stop.is_set():
             return  # close() ran meanwhile: start nothing that would outlive it
         if self.websocket_client is not None:
             await self.websocket_client.start(self._on_stream_event)
