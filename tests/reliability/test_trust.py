@@ -14,7 +14,14 @@ clock with the library's default configuration:
 * a callback slower than ``websocket_timeout`` (must not look like silence);
 * two accounts with default settings (history must be kept per account);
 * a REST client shared by two managers (the first close must not break the other);
-* ``max_age=0`` (a value read after the call satisfies it).
+* ``max_age=0`` (a value read after the call satisfies it);
+* a callback that closes the manager (it must close all, at once);
+* a REST client reused by a manager started after the last one closed it;
+* ``close()`` while ``initialize()`` runs (no stream may outlive it);
+* a silence ended by a frame with a sequence gap (unconfirmed since the silence);
+* values restored from history that REST confirms (no longer ``cache``);
+* a balance streamed while holds are not live (its hold is as old as REST's);
+* a REST read that skipped what the stream changed while it was out (not confirmed by it).
 """
 
 from __future__ import annotations
@@ -510,3 +517,57 @@ async def test_values_restored_from_history_are_not_cache_once_rest_confirms_the
         assert sources == {Source.REST}
     finally:
         await second.close()
+
+
+async def test_a_stream_update_does_not_make_a_hold_only_rest_knows_look_fresh(
+    sim: SimulatedKraken, clock: ManualClock
+) -> None:
+    """Holds not live: a deposit streamed after an order was placed leaves the hold as old
+    as the last REST read; max_age must not pass that value (its free is too high)."""
+    manager = build_manager(sim, clock, reliability_config(None, subscribe_executions=False))
+    try:
+        await manager.initialize()
+        await wait_until(lambda: manager.serving_mode is ServingMode.WEBSOCKET)
+        await drive(clock, 3.0)  # the last REST read is 3 s old
+        sim.place_order("BTC/USD", "buy", "limit", "0.01", price=sim.price("BTC/USD") / 2)
+        before = sim.balances()["USD"]
+        sim.deposit("USD", "1")
+        view = manager.sync_view()
+        await wait_until(lambda: getattr(view.get_balance("USD"), "balance", None) == before + 1)
+        usd = await drive_until_done(clock, manager.get_balance("USD", max_age=1.0))
+        assert usd is not None
+        assert (usd.hold_trade, usd.free) == (sim.holds()["USD"], sim.free()["USD"])
+    finally:
+        await manager.close()
+
+
+async def test_a_rest_read_does_not_confirm_what_the_stream_changed_while_it_was_out(
+    sim: SimulatedKraken, clock: ManualClock
+) -> None:
+    """A REST read skips a value the stream changed after the request left; when the stream
+    then dies, that value is confirmed only up to the stream's end, not to the REST answer."""
+    manager = build_manager(sim, clock, reliability_config(None))
+    try:
+        await start_streaming(manager)
+        await drive(clock, 2.0)
+        sim.faults.slow_response(3.0, endpoint="BalanceEx", times=2)  # this read and the next
+        refresh = asyncio.ensure_future(manager.refresh_all_balances())
+        await drive(clock, 0.5)
+        start = sim.balances()["BTC"]
+        sim.deposit("BTC", "1")  # streamed after the request left: REST leaves it alone
+        view = manager.sync_view()
+        await wait_until(lambda: getattr(view.get_balance("BTC"), "balance", None) == start + 1)
+        sim.faults.reject_token(times=None)  # no reconnect
+        sim.faults.drop_websocket()
+        sim.deposit("BTC", "2")  # its frame drops the connection: lost
+        await drive(clock, 4.0, step=0.25, until=refresh.done)
+        await refresh
+        try:
+            btc = view.get_balance("BTC", max_age=1.0)
+        except StaleBalanceError:
+            return
+        assert btc is not None
+        assert btc.balance == sim.balances()["BTC"], "an old value passed as fresh"
+    finally:
+        sim.faults.clear()
+        await manager.close()
