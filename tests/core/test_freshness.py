@@ -109,3 +109,25 @@ def test_quiet_for_counts_from_the_last_message_of_a_stream_that_is_up() -> None
     assert tracker.stream_quiet_for(102.5) == 2.5
     tracker.stream_down()
     assert tracker.stream_quiet_for(103.0) is None
+
+
+def test_the_stream_alone_confirms_holds_only_while_it_follows_them() -> None:
+    """holds_confirmed_at: the last message while holds are live, then when they stopped."""
+    tracker = make()
+    tracker.rest_success(99.0)
+    tracker.stream_up(100.0)
+    assert tracker.holds_confirmed_at() is None  # never followed: REST's (counted by the caller)
+    assert tracker.stream_confirmed_at() == 100.0
+    tracker.holds_live(True)
+    tracker.stream_message(103.0)
+    assert tracker.holds_confirmed_at() == 103.0
+    tracker.holds_live(False)  # e.g. executions resyncing
+    tracker.stream_message(105.0)
+    assert tracker.holds_confirmed_at() == 103.0
+    assert tracker.stream_confirmed_at() == 105.0
+    tracker.holds_live(True)
+    tracker.stream_message(106.0)
+    tracker.holds_live(False)
+    tracker.stream_down(quiet_since=104.0)  # an interruption: not even up to 106
+    assert tracker.holds_confirmed_at() == 104.0
+    assert tracker.stream_confirmed_at() == 104.0

@@ -14,7 +14,14 @@ clock with the library's default configuration:
 * a callback slower than ``websocket_timeout`` (must not look like silence);
 * two accounts with default settings (history must be kept per account);
 * a REST client shared by two managers (the first close must not break the other);
-* ``max_age=0`` (a value read after the call satisfies it).
+* ``max_age=0`` (a value read after the call satisfies it);
+* a callback that closes the manager (it must close all, at once);
+* a REST client reused by a manager started after the last one closed it;
+* ``close()`` while ``initialize()`` runs (no stream may outlive it);
+* a silence ended by a frame with a sequence gap (unconfirmed since the silence);
+* values restored from history that REST confirms (no longer ``cache``);
+* a balance streamed while holds are not live (its hold is as old as REST's);
+* a REST read that skipped what the stream changed while it was out (not confirmed by it).
 """
 
 from __future__ import annotations
@@ -392,4 +399,175 @@ async def test_a_stream_task_that_dies_is_never_reported_as_streaming(
         await drive(clock, 2.0, until=lambda: converged(manager, sim))
         assert converged(manager, sim), mismatches(manager, sim)
     finally:
+        await manager.close()
+
+
+async def test_a_callback_that_closes_the_manager_closes_it_all(
+    sim: SimulatedKraken, clock: ManualClock
+) -> None:
+    """close() awaited inside a callback finishes at once and releases the REST client."""
+    manager = build_manager(sim, clock, reliability_config(None), websocket=False)
+    outcome: list[BaseException | None] = []
+
+    async def closer(change: BalanceChange) -> None:
+        try:
+            await manager.close()
+        except BaseException as exc:
+            outcome.append(exc)
+            raise
+        outcome.append(None)
+
+    manager.register_callback("balance_update", closer)
+    await drive_until_done(clock, manager.initialize())
+    await wait_until(lambda: bool(outcome), within=2.0)
+    assert outcome == [None]
+    rest = manager.rest_client
+    assert isinstance(rest, KrakenRestClient)
+    await wait_until(lambda: rest._session is None)
+
+
+async def test_a_rest_client_shared_in_turn_works_for_the_next_manager(
+    sim: SimulatedKraken, clock: ManualClock
+) -> None:
+    """A manager started after another one closed the shared client can still use it."""
+    config = reliability_config(None)
+    rest = KrakenRestClient(
+        api_key=sim.api_key,
+        api_secret=sim.api_secret,
+        base_url=sim.rest_url,
+        config=config,
+        clock=clock,
+    )
+    first = BalanceManager(rest_client=rest, config=config, clock=clock)
+    await drive_until_done(clock, first.initialize())
+    await first.close()
+    second = BalanceManager(rest_client=rest, config=config, clock=clock)
+    try:
+        await drive_until_done(clock, second.initialize())
+        snapshot = await drive_until_done(clock, second.refresh_all_balances())
+        assert snapshot["USD"].balance == sim.balances()["USD"]
+    finally:
+        await second.close()
+    await wait_until(lambda: rest._session is None)
+
+
+async def test_close_while_initialize_runs_leaves_nothing_running(
+    sim: SimulatedKraken, clock: ManualClock
+) -> None:
+    """close() during a slow start: the start does not go on to open the stream."""
+    manager = build_manager(sim, clock, reliability_config(None))
+    sim.faults.slow_response(3.0, endpoint="BalanceEx")
+    start = asyncio.ensure_future(manager.initialize())
+    await drive(clock, 1.0)
+    await manager.close()
+    await drive(clock, 5.0, until=start.done)
+    await asyncio.wait_for(asyncio.shield(start), 5.0)
+    ws = manager.websocket_client
+    assert isinstance(ws, KrakenWebSocketClient)
+    assert ws._task is None or ws._task.done()
+    assert all(task.done() for task in manager._tasks)
+
+
+async def test_a_silence_ended_by_a_sequence_gap_is_an_interruption_too(
+    sim: SimulatedKraken, clock: ManualClock
+) -> None:
+    """The first frame after a silence shows a sequence gap (no live executions): values
+    are unconfirmed since the silence began, not since the gap was seen."""
+    manager = build_manager(sim, clock, reliability_config(None, subscribe_executions=False))
+    try:
+        await manager.initialize()
+        await wait_until(lambda: manager.serving_mode is ServingMode.WEBSOCKET)
+        await drive(clock, 2.0, step=1.0)
+        sim.faults.slow_response(10.0, endpoint="BalanceEx", times=None)  # no REST rescue
+        sim.faults.go_silent(seconds=2.5)
+        sim.withdraw("USD", "100")  # lost in the silence
+        await drive(clock, 2.5, step=0.5)  # the silence is over, no heartbeat yet
+        sim.deposit("BTC", "1")  # the first frame after it, with a sequence gap
+        sim.faults.delay_frames(5.0, channel="balances")  # the resync snapshot comes late
+        await drive(clock, 0.5, step=0.25)
+        try:
+            usd = manager.sync_view().get_balance("USD", max_age=2.0)
+        except StaleBalanceError:
+            return
+        assert usd is not None
+        assert usd.balance == sim.balances()["USD"], "an old value passed as fresh"
+    finally:
+        sim.faults.clear()
+        await manager.close()
+
+
+async def test_values_restored_from_history_are_not_cache_once_rest_confirms_them(
+    sim: SimulatedKraken, clock: ManualClock, tmp_path: Path
+) -> None:
+    """REST-only, after a restart: a REST read that confirms a restored value serves it as rest."""
+    config = reliability_config(tmp_path / "history.sqlite3")
+    first = build_manager(sim, clock, config, websocket=False)
+    try:
+        await drive_until_done(clock, first.initialize())
+    finally:
+        await first.close()
+    second = build_manager(sim, clock, config, websocket=False)
+    try:
+        await drive_until_done(clock, second.initialize())
+        assert second.serving_mode is ServingMode.REST
+        usd = await drive_until_done(clock, second.get_balance("USD", max_age=5.0))
+        assert usd is not None
+        assert usd.source is Source.REST
+        sources = {b.source for b in second.sync_view().get_all_balances().values()}
+        assert sources == {Source.REST}
+    finally:
+        await second.close()
+
+
+async def test_a_stream_update_does_not_make_a_hold_only_rest_knows_look_fresh(
+    sim: SimulatedKraken, clock: ManualClock
+) -> None:
+    """Holds not live: a deposit streamed after an order was placed leaves the hold as old
+    as the last REST read; max_age must not pass that value (its free is too high)."""
+    manager = build_manager(sim, clock, reliability_config(None, subscribe_executions=False))
+    try:
+        await manager.initialize()
+        await wait_until(lambda: manager.serving_mode is ServingMode.WEBSOCKET)
+        await drive(clock, 3.0)  # the last REST read is 3 s old
+        sim.place_order("BTC/USD", "buy", "limit", "0.01", price=sim.price("BTC/USD") / 2)
+        before = sim.balances()["USD"]
+        sim.deposit("USD", "1")
+        view = manager.sync_view()
+        await wait_until(lambda: getattr(view.get_balance("USD"), "balance", None) == before + 1)
+        usd = await drive_until_done(clock, manager.get_balance("USD", max_age=1.0))
+        assert usd is not None
+        assert (usd.hold_trade, usd.free) == (sim.holds()["USD"], sim.free()["USD"])
+    finally:
+        await manager.close()
+
+
+async def test_a_rest_read_does_not_confirm_what_the_stream_changed_while_it_was_out(
+    sim: SimulatedKraken, clock: ManualClock
+) -> None:
+    """A REST read skips a value the stream changed after the request left; when the stream
+    then dies, that value is confirmed only up to the stream's end, not to the REST answer."""
+    manager = build_manager(sim, clock, reliability_config(None))
+    try:
+        await start_streaming(manager)
+        await drive(clock, 2.0)
+        sim.faults.slow_response(3.0, endpoint="BalanceEx", times=2)  # this read and the next
+        refresh = asyncio.ensure_future(manager.refresh_all_balances())
+        await drive(clock, 0.5)
+        start = sim.balances()["BTC"]
+        sim.deposit("BTC", "1")  # streamed after the request left: REST leaves it alone
+        view = manager.sync_view()
+        await wait_until(lambda: getattr(view.get_balance("BTC"), "balance", None) == start + 1)
+        sim.faults.reject_token(times=None)  # no reconnect
+        sim.faults.drop_websocket()
+        sim.deposit("BTC", "2")  # its frame drops the connection: lost
+        await drive(clock, 4.0, step=0.25, until=refresh.done)
+        await refresh
+        try:
+            btc = view.get_balance("BTC", max_age=1.0)
+        except StaleBalanceError:
+            return
+        assert btc is not None
+        assert btc.balance == sim.balances()["BTC"], "an old value passed as fresh"
+    finally:
+        sim.faults.clear()
         await manager.close()

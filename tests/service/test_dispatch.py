@@ -381,3 +381,43 @@ def test_a_dispatcher_needs_events_and_a_positive_queue() -> None:
 def test_duplicate_event_names_collapse() -> None:
     """Event names given twice are kept once, in first-seen order."""
     assert EventDispatcher(["a", "b", "a"]).events == ("a", "b")
+
+
+@pytest.mark.asyncio
+async def test_a_callback_can_close_the_dispatcher() -> None:
+    """aclose() awaited inside a callback: no wait on itself, others still get what waits."""
+    events = EventDispatcher(EVENTS)
+    seen: list[int] = []
+    outcome: list[BaseException | None] = []
+
+    async def closer(payload: Any) -> None:
+        try:
+            await events.aclose(grace=5.0)
+        except BaseException as exc:
+            outcome.append(exc)
+            raise
+        outcome.append(None)
+
+    events.register_callback("balance_update", closer)
+    events.register_callback("balance_change", seen.append)
+    events.publish("balance_update", 1)
+    events.publish("balance_change", 2)
+    started = time.perf_counter()
+    await asyncio.wait_for(events.drain(), timeout=10)
+    assert outcome == [None]
+    assert time.perf_counter() - started < 2.0  # not the whole grace, waiting on itself
+    assert seen == [2]
+
+
+@pytest.mark.asyncio
+async def test_unregistration_from_another_thread(dispatcher: EventDispatcher) -> None:
+    """A callback unregistered from another thread gets nothing published afterwards."""
+    seen: list[int] = []
+    dispatcher.register_callback("balance_update", seen.append)
+    dispatcher.publish("balance_update", 1)
+    await dispatcher.drain()
+    found = await asyncio.to_thread(dispatcher.unregister_callback, "balance_update", seen.append)
+    assert found
+    dispatcher.publish("balance_update", 2)
+    await asyncio.wait_for(dispatcher.drain(), timeout=5)
+    assert seen == [1]

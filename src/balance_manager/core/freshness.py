@@ -50,6 +50,7 @@ class SourceTracker:
     """
 
     __slots__ = (
+        "_holds_confirmed",
         "_holds_live",
         "_last_rest_attempt",
         "_last_rest_success",
@@ -74,6 +75,7 @@ class SourceTracker:
         self.stream_timeout = stream_timeout
         self.poll_for_holds = poll_for_holds
         self._holds_live = False
+        self._holds_confirmed: float | None = None  # up to when holds it no longer follows were
         self.rest_fresh_for = rest_fresh_for
         self.poll_interval = poll_interval
         self._stream_up = False
@@ -102,6 +104,9 @@ class SourceTracker:
             if quiet_since is not None and (last is None or quiet_since < last):
                 last = quiet_since
             self._stream_confirmed = last
+            held = self._holds_confirmed
+            if self._holds_live or (held is not None and (last is None or held > last)):
+                self._holds_confirmed = last
         self._stream_up = False
 
     def stream_message(self, now: float) -> None:
@@ -115,6 +120,8 @@ class SourceTracker:
 
     def holds_live(self, live: bool) -> None:
         """Whether the stream follows holds in real time (else they are as old as REST's)."""
+        if self._holds_live and not live and self._stream_up:
+            self._holds_confirmed = self._last_stream_message
         self._holds_live = live
 
     def rest_attempt(self, now: float) -> None:
@@ -170,6 +177,25 @@ class SourceTracker:
         if stream is None:
             return rest
         return stream if rest is None or stream > rest else rest
+
+    def stream_confirmed_at(self) -> float | None:
+        """Monotonic time up to which the stream alone confirms every held balance.
+
+        Up: its last message (however long ago); down: when it stopped
+        confirming. REST is not counted: a REST read confirms only the assets
+        it read (the caller knows which).
+        """
+        return self._last_stream_message if self._stream_up else self._stream_confirmed
+
+    def holds_confirmed_at(self) -> float | None:
+        """Monotonic time up to which the stream alone confirms every held hold.
+
+        While it follows holds, its last message; after, up to when it
+        stopped following them; ``None`` if it never did. REST is not counted.
+        """
+        if self._holds_live and self._stream_up:
+            return self._last_stream_message
+        return self._holds_confirmed
 
     def stream_quiet_for(self, now: float) -> float | None:
         """Seconds since a stream that is up last spoke (``None`` when it is not up)."""

@@ -198,7 +198,9 @@ def reconcile_rest(
         rest_view = from_amounts(amounts, current, Source.REST, received)
         _replace(outcome, current, rest_view, stream, hold_known=amounts.hold_trade is not None)
     for asset, current in held.items():
-        if asset in listed or current is not before.get(asset) or not _holds_anything(current):
+        if asset in listed or current is not before.get(asset):
+            continue
+        if not _holds_anything(current) and current.source is not Source.CACHE:
             continue
         _replace(outcome, current, _zero(current, received), stream, hold_known=True)
     return outcome
@@ -209,9 +211,10 @@ def _replace(
 ) -> None:
     """REST's newer view replaces ``current``; a live stream that disagrees resyncs."""
     if same_amounts(current, rest_view):
-        if current.exact is not rest_view.exact:
-            # Same amounts, but now known exactly (or only through a float): the
-            # newer reading's exactness is the truth. Not a change of amounts.
+        if current.exact is not rest_view.exact or current.source is Source.CACHE:
+            # Same amounts, but now known exactly (or only through a float), or
+            # confirmed after a restart: the newer reading's exactness and
+            # source are the truth. Not a change of amounts.
             outcome.changes.append(Change(rest_view, current, "refresh"))
         elif rest_view.received_at > current.received_at:
             outcome.changes.append(

@@ -178,8 +178,12 @@ class KrakenRestClient:
         await self.close()
 
     def acquire(self) -> None:
-        """One more manager uses this client (see :meth:`release`)."""
+        """One more manager uses this client (see :meth:`release`).
+
+        A client the last manager closed opens again for the next one.
+        """
         self._users += 1
+        self._closed = False
 
     async def release(self) -> None:
         """One manager fewer; the last one to release closes the client."""

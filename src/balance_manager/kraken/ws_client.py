@@ -451,8 +451,10 @@ class KrakenWebSocketClient:
         """
         by_pong = any(type(event) is Pong for event in events)
         resync = self.session.silence_ended(seconds, by_pong=by_pong)
-        if not resync:
+        if not resync and not any(type(event) is ResyncStarted for event in events):
             return events
+        # Also when the frame itself started the resync (a sequence gap): what
+        # was lost may date from anywhere in the silence, not from this frame.
         self._counters.incr("interruptions")
         self._quiet_since = since
         logger.warning(

@@ -154,8 +154,8 @@ class EventDispatcher:
 
     Registering the same callable twice for an event is a no-op; bound methods
     compare equal, so ``obj.method`` can be registered and unregistered freely.
-    Registration may happen from any thread; :meth:`publish` runs on the event
-    loop.
+    Registration and unregistration may happen from any thread; :meth:`publish`
+    runs on the event loop.
 
     Args:
         events: the event names accepted, e.g. ``("balance_update", "balance_change")``.
@@ -198,6 +198,7 @@ class EventDispatcher:
         self._idle = asyncio.Event()
         self._idle.set()
         self._busy = 0  # events queued or being delivered, all callbacks together
+        self._progress: asyncio.Event | None = None  # set at each delivery while aclose waits
         self._closed = False
 
     @property
@@ -245,7 +246,13 @@ class EventDispatcher:
                 return False
             self._subscribers[event] = tuple(s for s in current if s.fn != fn)
         for subscriber in found:
-            self._retire(subscriber)
+            task = subscriber.task
+            loop = task.get_loop() if task is not None and not task.done() else None
+            if loop is not None and not _running(loop):
+                # Another thread: its queue, task and events belong to the loop.
+                loop.call_soon_threadsafe(self._retire, subscriber)
+            else:
+                self._retire(subscriber)
         return True
 
     def callbacks(self, event: str) -> tuple[Callback, ...]:
@@ -340,6 +347,8 @@ class EventDispatcher:
 
     def _done_one(self) -> None:
         self._busy -= 1
+        if self._progress is not None:
+            self._progress.set()
         if self._busy <= 0:
             self._busy = 0
             self._idle.set()
@@ -413,21 +422,38 @@ class EventDispatcher:
 
         Events published afterwards are not delivered. Idempotent.
         """
+        current = asyncio.current_task()
         if not self._closed:
             self._closed = True
+            # Called from inside a callback: its own events (the one it is
+            # handling, those queued behind) cannot be delivered before this
+            # returns; wait for every other callback's only.
+            own = sum(1 + len(s.queue) for s in self._all() if s.task is current)
             try:
-                await asyncio.wait_for(self._idle.wait(), grace)
+                await asyncio.wait_for(self._idle_but(own), grace)
             except TimeoutError:
                 logger.warning("callbacks still busy after %g s; stopping them", grace)
         for subscriber in self._all():
             self._stop(subscriber)
             task = subscriber.task
-            if task is not None and not task.done():
+            if task is not None and not task.done() and task is not current:
                 try:
                     await task
                 except asyncio.CancelledError:
                     if (current := asyncio.current_task()) is not None and current.cancelling():
                         raise
+
+    async def _idle_but(self, own: int) -> None:
+        """Wait until at most ``own`` events are still queued or being delivered."""
+        if not own:
+            await self._idle.wait()
+            return
+        try:
+            while self._busy > own:
+                self._progress = asyncio.Event()
+                await self._progress.wait()
+        finally:
+            self._progress = None
 
     def _retire(self, subscriber: _Subscriber) -> None:
         """Stop delivering to an unregistered ``subscriber``, keeping its figures."""
@@ -477,6 +503,14 @@ class EventDispatcher:
     def __repr__(self) -> str:
         inner = ", ".join(f"{name}={len(subs)}" for name, subs in self._subscribers.items())
         return f"EventDispatcher({inner})"
+
+
+def _running(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether ``loop`` is the one running in this thread."""
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 class _Totals:

@@ -219,6 +219,7 @@ class BalanceManager:
         self._mode = ServingMode.CACHE
         self._holds_live = False
         self._uncertain_holds: frozenset[str] = frozenset()
+        self._rest_read_at: dict[str, float] = {}  # asset → when REST last read it (wall)
         self._stream_state = StreamState.DISCONNECTED
         self._system: str | None = None
         self._last_update: float | None = None
@@ -280,6 +281,8 @@ class BalanceManager:
                 raise
             except _REST_FAILURES as exc:
                 logger.warning("initial REST snapshot failed (%s); will retry", exc)
+        if self._stop.is_set():
+            return  # close() ran meanwhile: start nothing that would outlive it
         if self.websocket_client is not None:
             await self.websocket_client.start(self._on_stream_event)
         self._spawn(self._monitor(), "balance-monitor")
@@ -405,16 +408,29 @@ class BalanceManager:
             raise StaleBalanceError(name, self.age_of(held), max_age, str(exc)) from exc
 
     def _known_current_at(self, value: Balance) -> float:
-        """Wall-clock time up to which ``value`` is known to have been current."""
+        """Wall-clock time up to which ``value`` is known to have been current.
+
+        Its amounts are as recent as its own reading, the stream's confirmation
+        and the last REST read of its asset; its hold only as recent as the
+        stream's while it follows holds (and can derive this asset's), else as
+        the last REST read of the asset. A value is as recent as both.
+        """
         known = value.received_at
         if value.source is Source.CACHE:
             return known
-        confirmed = self._tracker.confirmed_at(self.clock.monotonic())
-        if confirmed is not None:
-            wall = self.clock.time() - (self.clock.monotonic() - confirmed)
-            if wall > known:
-                known = wall
-        return known
+        tracker = self._tracker
+        offset = self.clock.time() - self.clock.monotonic()
+        rest = self._rest_read_at.get(value.asset)
+        stream = tracker.stream_confirmed_at()
+        if stream is not None and stream + offset > known:
+            known = stream + offset
+        if rest is not None and rest > known:
+            known = rest
+        holds = None if value.asset in self._uncertain_holds else tracker.holds_confirmed_at()
+        hold_known = -math.inf if holds is None else holds + offset
+        if rest is not None and rest > hold_known:
+            hold_known = rest
+        return known if known <= hold_known else hold_known
 
     def age_of(self, value: Balance | None) -> float | None:
         """Seconds since ``value`` was last known current, or ``None`` for no value.
@@ -489,7 +505,14 @@ class BalanceManager:
             self._last_rest_error = None
             self._counters.incr("rest_refreshes")
             view = StreamView(self._stream_live(), self._holds_live)
-            self._apply_outcome(reconcile_rest(before, self._store.snapshot(), snapshot, view))
+            held = self._store.snapshot()
+            self._apply_outcome(reconcile_rest(before, held, snapshot, view))
+            # What this read tells about: every asset not changed since it left
+            # (those the stream changed meanwhile are newer than it).
+            read_at = snapshot.received_at
+            for asset in snapshot.balances.keys() | held.keys():
+                if held.get(asset) is before.get(asset):
+                    self._rest_read_at[asset] = read_at
         self._update_mode()
         return self._store.snapshot()
 
