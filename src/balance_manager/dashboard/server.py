@@ -112,11 +112,17 @@ def _json(body: Any) -> web.Response:
 class _Client:
     """One open event stream: woken when there is something to send."""
 
-    __slots__ = ("request", "wake")
+    __slots__ = ("dropped", "request", "wake")
 
     def __init__(self, request: web.Request) -> None:
         self.request = request
         self.wake = asyncio.Event()
+        self.dropped = False
+
+    def gone(self) -> bool:
+        """Whether the stream was dropped or its connection is closing."""
+        transport = self.request.transport
+        return self.dropped or transport is None or transport.is_closing()
 
 
 class Dashboard:
@@ -286,6 +292,7 @@ class Dashboard:
             if transport is not None:
                 transport.close()
                 dropped += 1
+            client.dropped = True
             client.wake.set()
         return dropped
 
@@ -504,7 +511,7 @@ class Dashboard:
             while not self._stopping:
                 await client.wake.wait()
                 client.wake.clear()
-                if self._is_stopping():  # a method: mypy would keep the loop test's narrowing
+                if self._is_stopping() or client.gone():  # methods: no stale narrowing
                     break
                 replay = self.journal.since(sent)
                 if replay.reset:  # this page fell behind the buffer: it must reload
