@@ -38,6 +38,11 @@ async def settle(manager: BalanceManager, predicate: Any) -> None:
     await manager.drain_callbacks()
 
 
+def number(event_id: str | None) -> int:
+    assert event_id is not None
+    return int(event_id.split(".")[1])
+
+
 def sim_balance(manager: BalanceManager, asset: str) -> Decimal | None:
     held = manager.sync_view().get_balance(asset)
     return None if held is None else held.balance
@@ -95,9 +100,7 @@ async def test_history_has_the_balance_and_the_free_line(
 ) -> None:
     """After a deposit /api/history/XBT has BTC's entries and free points, newest = the exchange."""
     sim.deposit("BTC", "0.5")
-    await settle(
-        manager, lambda: manager.sync_view().get_balance("BTC").balance == Decimal("1.7435")
-    )
+    await settle(manager, lambda: sim_balance(manager, "BTC") == Decimal("1.7435"))
     body = await get_json(http, f"{dashboard.url}api/history/XBT?hours=1")
     assert body["asset"] == "BTC"
     assert [Decimal(p["balance"]) for p in body["balance"]][-2:] == [
@@ -222,7 +225,7 @@ async def test_the_stream_resumes_after_a_reconnect_without_losing_events(
     sim.deposit("ETH", "1")
     sim.deposit("DOT", "2")
     sim.withdraw("USD", "10")
-    await settle(manager, lambda: dashboard.journal.last_number >= int(seen.id.split(".")[1]) + 3)
+    await settle(manager, lambda: dashboard.journal.last_number >= number(seen.id) + 3)
     missed = [e for e in dashboard.journal.after(seen.id).events]
     assert [e.data["asset"] for e in missed] == ["ETH", "DOT", "USD"]
 
@@ -235,7 +238,7 @@ async def test_the_stream_resumes_after_a_reconnect_without_losing_events(
     sim.deposit("EUR", "5")
     nxt = await again.next()
     assert nxt.data["asset"] == "EUR"
-    assert int(nxt.id.split(".")[1]) == int(frames[-1].id.split(".")[1]) + 1
+    assert number(nxt.id) == number(frames[-1].id) + 1
 
 
 async def test_the_query_parameter_resumes_too(
