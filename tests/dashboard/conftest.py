@@ -8,15 +8,14 @@ from typing import Any
 
 import aiohttp
 import pytest_asyncio
-from tests.dashboard.helpers import EventReader, build_manager
+from tests.dashboard.helpers import EventReader, streaming_manager
 
 from balance_manager import (
     BalanceManager,
 )
-from balance_manager.core.freshness import ServingMode
 from balance_manager.dashboard import Dashboard
 from balance_manager.simulator import SimulatedKraken
-from balance_manager.testing import ManualClock, wait_until
+from balance_manager.testing import ManualClock
 
 
 @pytest_asyncio.fixture
@@ -29,14 +28,7 @@ async def sim(clock: ManualClock) -> AsyncIterator[SimulatedKraken]:
 @pytest_asyncio.fixture
 async def manager(sim: SimulatedKraken, clock: ManualClock) -> AsyncIterator[BalanceManager]:
     """A started manager, streaming with live holds."""
-    async with build_manager(sim, clock) as started:
-        await wait_until(
-            lambda: (
-                started.serving_mode is ServingMode.WEBSOCKET
-                and started.get_status()["websocket"]["holds_live"]
-            )
-        )
-        await started.drain_callbacks()
+    async with streaming_manager(sim, clock) as started:
         yield started
 
 

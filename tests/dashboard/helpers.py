@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,10 +18,11 @@ from balance_manager import (
     KrakenRestClient,
     KrakenWebSocketClient,
 )
+from balance_manager.core.freshness import ServingMode
 from balance_manager.simulator import SimulatedKraken
-from balance_manager.testing import ManualClock
+from balance_manager.testing import ManualClock, wait_until
 
-__all__ = ["EventReader", "Frame", "build_manager", "make_config"]
+__all__ = ["EventReader", "Frame", "build_manager", "make_config", "streaming_manager"]
 
 
 def make_config(**changes: object) -> BalanceManagerConfig:
@@ -53,6 +56,22 @@ def build_manager(sim: SimulatedKraken, clock: ManualClock, **changes: object) -
     )
     ws = KrakenWebSocketClient(rest_client=rest, url=sim.ws_url, rng=random.Random(2))
     return BalanceManager(websocket_client=ws, rest_client=rest, config=config, clock=clock)
+
+
+@asynccontextmanager
+async def streaming_manager(
+    sim: SimulatedKraken, clock: ManualClock
+) -> AsyncIterator[BalanceManager]:
+    """A started manager of ``sim``, once it streams with live holds and its callbacks ran."""
+    async with build_manager(sim, clock) as started:
+        await wait_until(
+            lambda: (
+                started.serving_mode is ServingMode.WEBSOCKET
+                and started.get_status()["websocket"]["holds_live"]
+            )
+        )
+        await started.drain_callbacks()
+        yield started
 
 
 @dataclass

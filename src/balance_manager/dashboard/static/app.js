@@ -461,7 +461,8 @@
     const opts = {
       width: Math.max(300, holder.clientWidth || 800),
       height: 300,
-      scales: { x: { time: true } },
+      // One moment alone would get a range of years: show a minute either side instead.
+      scales: { x: { time: true, range: (u, min, max) => (max - min < 1 ? [min - 60, max + 60] : [min, max]) } },
       cursor: { drag: { x: true, y: false } },
       series: [
         {},
@@ -471,6 +472,12 @@
       axes: [{}, { size: 90 }],
       hooks: {
         setSelect: [(u) => { if (u.select.width > 0) state.history.zoomed = true; }],
+        // The visible time range, readable from the page (tests, and whoever inspects it).
+        setScale: [(u, key) => {
+          if (key !== "x") return;
+          holder.dataset.xMin = String(u.scales.x.min);
+          holder.dataset.xMax = String(u.scales.x.max);
+        }],
       },
     };
     const made = new uPlot(opts, data, holder);
