@@ -276,8 +276,18 @@ def history_payload(
 # -- events -----------------------------------------------------------------------------
 
 
-def balance_event(manager: BalanceManager, change: BalanceChange, *, now: float) -> dict[str, Any]:
-    """A ``balance`` event: the asset's row as served now, and the change in words."""
+def balance_event(
+    manager: BalanceManager,
+    change: BalanceChange,
+    *,
+    now: float,
+    holds_live: bool | None = None,
+) -> dict[str, Any]:
+    """A ``balance`` event: the asset's row as served now, and the change in words.
+
+    ``holds_live`` as last known by the caller saves asking the manager's whole
+    status for every event (``None``: ask).
+    """
     new, old = change.new, change.old
     places = manager.names.display_decimals(new.asset)
     served = manager.sync_view().get_balance(new.asset) or new
@@ -286,7 +296,7 @@ def balance_event(manager: BalanceManager, change: BalanceChange, *, now: float)
         age=manager.age_of(served),
         decimals=places,
         stale_after=manager.config.stale_after,
-        holds_live=_holds_live(manager),
+        holds_live=_holds_live(manager) if holds_live is None else holds_live,
     )
     via = f"via {new.source.value}"
     if old is None:

@@ -196,6 +196,7 @@ class Dashboard:
         self._tick: asyncio.Task[None] | None = None
         self._status_text = ""
         self._status_version = 0
+        self._holds_live = False  # as of the last status or connection event
         self._stopping = False
         self._callbacks: tuple[tuple[str, Callable[[Any], None]], ...] = (
             ("balance_update", self._on_balance),
@@ -303,13 +304,15 @@ class Dashboard:
 
     def _on_balance(self, change: BalanceChange) -> None:
         self.free.record(change.new)
-        self.journal.append("balance", balance_event(self.manager, change, now=self._now()))
+        event = balance_event(self.manager, change, now=self._now(), holds_live=self._holds_live)
+        self.journal.append("balance", event)
 
     def _on_source(self, payload: dict[str, Any]) -> None:
         self.journal.append("source", source_event(payload, now=self._now()))
         self._refresh_status()
 
     def _on_connection(self, payload: dict[str, Any]) -> None:
+        self._holds_live = bool(payload.get("holds_live"))
         self.journal.append("connection", connection_event(payload, now=self._now()))
         self._refresh_status()
 
@@ -339,7 +342,9 @@ class Dashboard:
         return status_payload(self.manager, now=self._now(), dashboard=self._dashboard_info())
 
     def _refresh_status(self) -> None:
-        self._status_text = dumps(self.status())
+        status = self.status()
+        self._holds_live = bool(status["websocket"]["holds_live"])
+        self._status_text = dumps(status)
         self._status_version += 1
         self._wake_all()
 
