@@ -78,9 +78,12 @@ if not HAVE_PLAYWRIGHT:
         )
     )
 elif CHROMIUM is None:
+    named = os.environ.get("BALANCE_MANAGER_CHROMIUM")
     pytestmark.append(
         pytest.mark.skip(
-            reason="browser tests need Chromium: apt-get install chromium (Debian/Ubuntu), "
+            reason=f"browser tests need Chromium: BALANCE_MANAGER_CHROMIUM={named} is no file"
+            if named
+            else "browser tests need Chromium: apt-get install chromium (Debian/Ubuntu), "
             "or set BALANCE_MANAGER_CHROMIUM to a Chromium or Chrome executable"
         )
     )
