@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench simulator audit lock clean
+.PHONY: demo test test-long lint typecheck pytest docs docs-check package-check bench simulator \
+	audit lock clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "balance-manager needs Python >= 3.11")'
@@ -27,17 +28,45 @@ simulator: $(VENV)/.installed-runtime
 	$(BIN)/balance-manager simulator
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff format --check src tests bench fuzz examples
-	$(BIN)/ruff check src tests bench fuzz examples
+	$(BIN)/ruff format --check src tests bench fuzz examples tools
+	$(BIN)/ruff check src tests bench fuzz examples tools
 	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.installed-dev
-	$(BIN)/mypy --strict src tests/typing fuzz examples
+	$(BIN)/mypy --strict src tests/typing fuzz examples tools
 
+# One worker per core (pytest-xdist): the suite is mostly waiting on loopback I/O.
 pytest: $(VENV)/.installed-dev
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
-test: lint typecheck pytest
+# The documentation site (mkdocs.yml): `make docs` serves it on http://127.0.0.1:8000 and
+# rebuilds it on change; `make docs-check` builds it with --strict (a broken link or anchor,
+# an unknown API reference or a page left out of the nav fails), as make test does.
+docs: $(VENV)/.installed-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
+docs-check: $(VENV)/.installed-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+# Wheels of the runtime dependencies at the versions of requirements.lock, downloaded once
+# (from pip's cache when it has them), so the package check installs offline.
+WHEELHOUSE := $(VENV)/wheelhouse
+$(WHEELHOUSE)/.complete: requirements.lock | $(BIN)/python
+	rm -rf $(WHEELHOUSE)
+	$(BIN)/python -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
+		--no-deps --dest $(WHEELHOUSE) -r requirements.lock
+	@touch $@
+
+# Build the sdist and the wheel, check them, install the wheel in a fresh venv (offline, from
+# the wheelhouse) and run `balance-manager --version` there (tools/check_package.py).
+package-check: $(VENV)/.installed-dev $(WHEELHOUSE)/.complete
+	$(BIN)/python tools/check_package.py --wheelhouse $(WHEELHOUSE)
+
+test: lint typecheck docs-check package-check pytest
+
+# The long runs left out of `make test`: a 2-minute soak, 200 churn rounds, real-time runs.
+test-long: $(VENV)/.installed-dev
+	BALANCE_MANAGER_SOAK_SECONDS=120 $(BIN)/pytest -n auto -m "long or slow" -q
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

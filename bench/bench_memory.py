@@ -195,7 +195,7 @@ def many_asset_updates(count: int, assets: int, *, batch: int) -> Iterator[list[
 
     Built from a text template (1,000,000 frames through the struct encoder
     would take longer than the benchmark itself); same shape as Kraken's
-    (PROTOCOL.md §8.4), continuity-exact, distinct ids.
+    (docs/kraken.md, 'Balances updates'), continuity-exact, distinct ids.
     """
     rng = random.Random(12)
     levels = _start_levels(assets)

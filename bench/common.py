@@ -19,9 +19,9 @@ target and whether it was met. Targets are printed, never asserted.
 This module also builds the realistic Kraken WebSocket v2 ``balances`` frames
 and REST ``BalanceEx`` bodies the benchmarks feed (:func:`update_frames`,
 :func:`snapshot_frames`, :func:`balance_ex_bodies`): distinct, continuity-exact
-(``previous + amount - fee == balance``, PROTOCOL.md §8.4), JSON numbers at
-full precision as the server sends them (§8.6), 30 assets with their ledger
-decimals.
+(``previous + amount - fee == balance``; docs/kraken.md, 'Balances updates'),
+JSON numbers at full precision as the server sends them (docs/kraken.md,
+'Numbers'), 30 assets with their ledger decimals.
 """
 
 from __future__ import annotations
@@ -116,14 +116,14 @@ ASSETS: dict[str, tuple[str, str, int]] = {
 
 _ID_ALPHABET = string.ascii_uppercase + string.digits
 _LEDGER_TYPES = ("trade", "trade", "trade", "trade", "deposit", "withdrawal", "staking")
-#: The ledger ``category`` Kraken pairs with each ``type`` (§8.4).
+#: The ledger ``category`` Kraken pairs with each ``type``.
 _CATEGORIES = {
     "trade": "trade",
     "deposit": "deposit",
     "withdrawal": "withdrawal",
     "staking": "staking-rewards",
 }
-_NO_FEE = Decimal("0.0")  # Kraken writes a zero fee as 0.0 (fixtures, §8.4)
+_NO_FEE = Decimal("0.0")  # Kraken writes a zero fee as 0.0 (its example messages)
 
 
 def asset_names() -> AssetNames:
@@ -192,10 +192,10 @@ def update_frames(
 ) -> list[bytes]:
     """``count`` distinct ``balances`` update frames, as Kraken's server sends them.
 
-    One ledger entry per frame (a trade's two legs come as two messages,
-    PROTOCOL.md §8.4), assets in random order, ``sequence`` increasing by one,
-    Kraken-shaped ids, RFC 3339 timestamps at µs, amounts at the asset's ledger
-    decimals with a 0.26 % fee on trades, and ``balance`` exactly
+    One ledger entry per frame (a trade's two legs come as two messages),
+    assets in random order, ``sequence`` increasing by one, Kraken-shaped ids,
+    RFC 3339 timestamps at µs, amounts at the asset's ledger decimals with a
+    0.26 % fee on trades, and ``balance`` exactly
     ``previous + amount - fee`` so the session's continuity check passes.
 
     Args:
@@ -237,7 +237,7 @@ def update_frames(
 def snapshot_frames(
     count: int, *, assets: Sequence[str] | None = None, seed: int = 6
 ) -> list[bytes]:
-    """``count`` distinct 30-asset ``balances`` snapshot frames (§8.3), sequence 1.
+    """``count`` distinct 30-asset ``balances`` snapshot frames, sequence 1.
 
     The first one holds the balances :func:`update_frames` starts from (same
     ``seed``); each following one moves every balance a little, so applying
@@ -265,7 +265,7 @@ def snapshot_frames(
 
 
 def balance_ex_bodies(count: int, *, seed: int = 6) -> list[bytes]:
-    """``count`` distinct REST ``BalanceEx`` response bodies for the 30 assets (§4.3).
+    """``count`` distinct REST ``BalanceEx`` response bodies for the 30 assets.
 
     As Kraken answers: the ``error``/``result`` envelope, legacy REST keys
     (``XXBT``, ``ZUSD``), amounts as strings at each asset's ledger decimals,
@@ -327,7 +327,7 @@ async def streaming_manager(
     clock = clock or SystemClock()
     rest = KrakenRestClient(
         api_key="bench-key",
-        api_secret="YmVuY2gtc2VjcmV0",  # noqa: S106 - a dummy, never sent anywhere
+        api_secret="YmVuY2gtc2VjcmV0LWJlbmNoLXNlY3JldC1iZW5jaC1zZWNyZXQtYmVuY2gtc2VjcmV0LWJlbmNoLXNlY3JldA==",  # noqa: S106 - a dummy (64 bytes), never sent
         base_url="http://127.0.0.1:9",
         config=config,
         clock=clock,

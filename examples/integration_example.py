@@ -1,7 +1,7 @@
-"""The seed's integration example, run against the simulator with faults injected.
+"""The original specification's integration example, against the simulator, with faults.
 
 Run it with ``python -m examples.integration_example``. It shows, step
-by step and with the seed's API, what the seed's "Testing" section lists:
+by step and with the API it describes, what its "Testing" section lists:
 
 * WebSocket V2 integration (``get_balance("USDT")["free"]``, ``get_all_balances()``);
 * real-time balance updates (``register_callback("balance_update" / "balance_change")``),
@@ -122,10 +122,17 @@ async def eventually(
     return True
 
 
-async def run_example(out: TextIO, *, seed: int = 7) -> bool:
-    """Run every step against a fresh simulator; returns whether every check passed."""
+async def run_example(out: TextIO, *, seed: int = 7, clock: Clock | None = None) -> bool:
+    """Run every step against a fresh simulator; returns whether every check passed.
+
+    Args:
+        out: where the steps and checks are written.
+        seed: the simulator's seed.
+        clock: the clock of the simulator and the manager (real by default; a test
+            passes a ``ManualClock`` and drives it, so the run takes no real time).
+    """
     checks = Checks(out)
-    clock = SystemClock()
+    clock = clock or SystemClock()
     # market=False: only this example moves the account, so every change is expected.
     async with SimulatedKraken(seed=seed, market=False, clock=clock, tier="pro") as sim:
         config = EXAMPLE_CONFIG.replace(rest_url=sim.rest_url, ws_url=sim.ws_url)
@@ -140,9 +147,9 @@ async def run_example(out: TextIO, *, seed: int = 7) -> bool:
         websocket_client = KrakenWebSocketClient(
             rest_client, sim.ws_url, config=config, rng=random.Random(seed + 1)
         )
-        # The seed's constructor and lifecycle.
+        # The constructor and lifecycle of the original specification.
         balance_manager = BalanceManager(
-            websocket_client=websocket_client, rest_client=rest_client, config=config
+            websocket_client=websocket_client, rest_client=rest_client, config=config, clock=clock
         )
         await balance_manager.initialize()
         try:

@@ -25,6 +25,7 @@ SANS_IO = sorted(
         *PACKAGE.glob("core/**/*.py"),
         *PACKAGE.glob("kraken/protocol/*.py"),
         *PACKAGE.glob("simulator/model/*.py"),
+        PACKAGE / "ccxt" / "shapes.py",
     ]
 )
 

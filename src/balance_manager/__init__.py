@@ -13,9 +13,17 @@ from balance_manager.core.amounts import display_amount
 from balance_manager.core.cache import BalanceCache
 from balance_manager.core.freshness import ServingMode
 from balance_manager.core.models import Balance, BalanceChange, BalanceDict, Source
+from balance_manager.core.sources import RestSource, StreamSource
 from balance_manager.core.timeline import HistoryEntry
 from balance_manager.core.trends import TrendAnalysis
-from balance_manager.core.validation.rules import Issue, RuleContext, Severity
+from balance_manager.core.validation.rules import (
+    Issue,
+    Rule,
+    RuleContext,
+    Severity,
+    default_rules,
+    rule,
+)
 from balance_manager.core.validation.validator import BalanceValidator, ValidationResult
 from balance_manager.credentials import Credentials, Secret
 from balance_manager.exceptions import (
@@ -44,7 +52,16 @@ from balance_manager.kraken.rest_client import KrakenRestClient
 from balance_manager.kraken.ws_client import KrakenWebSocketClient
 from balance_manager.runtime.clock import Clock, SystemClock
 from balance_manager.service.history import BalanceHistory
-from balance_manager.service.manager import EVENTS, BalanceManager, SyncBalanceView
+from balance_manager.service.manager import BalanceManager, BalanceObserver, SyncBalanceView
+from balance_manager.service.status import (
+    EVENTS,
+    ConnectionState,
+    EventName,
+    ManagerStatistics,
+    ManagerStatus,
+    SourceChanged,
+)
+from balance_manager.storage.memory import BalanceStore
 
 __all__ = [
     "EVENTS",
@@ -57,12 +74,16 @@ __all__ = [
     "BalanceManager",
     "BalanceManagerConfig",
     "BalanceManagerError",
+    "BalanceObserver",
     "BalanceStateError",
+    "BalanceStore",
     "BalanceValidator",
     "CircuitOpenError",
     "Clock",
     "ConfigError",
+    "ConnectionState",
     "Credentials",
+    "EventName",
     "ExchangeError",
     "ExchangeUnavailableError",
     "FloatAmountError",
@@ -73,17 +94,23 @@ __all__ = [
     "KrakenRestClient",
     "KrakenWebSocketClient",
     "LockoutError",
+    "ManagerStatistics",
+    "ManagerStatus",
     "PersistenceError",
     "ProtocolError",
     "RateLimitedError",
     "RequestTimeoutError",
+    "RestSource",
+    "Rule",
     "RuleContext",
     "Secret",
     "ServingMode",
     "Severity",
     "Source",
+    "SourceChanged",
     "SourceError",
     "StaleBalanceError",
+    "StreamSource",
     "SyncBalanceView",
     "SystemClock",
     "TransportError",
@@ -93,5 +120,7 @@ __all__ = [
     "ValidationResult",
     "__version__",
     "connect",
+    "default_rules",
     "display_amount",
+    "rule",
 ]

@@ -1,7 +1,7 @@
 """Configuration: one frozen, keyword-only, validated object.
 
-:class:`BalanceManagerConfig` carries the seed's eight options with the seed's
-defaults, plus the options our design needs. Every value is checked when the
+:class:`BalanceManagerConfig` carries the eight options of the original
+specification with its defaults, plus the options our design needs. Every value is checked when the
 object is made, each number against its sane range in :data:`OPTION_BOUNDS`;
 a bad one raises :class:`~balance_manager.exceptions.ConfigError` naming the
 option, whatever its type. It loads from a TOML file (:meth:`BalanceManagerConfig.from_toml`)
@@ -38,7 +38,7 @@ __all__ = [
 
 #: Kraken's REST base URL (public methods under ``/0/public``, private under ``/0/private``).
 KRAKEN_REST_URL = "https://api.kraken.com"
-#: Kraken's authenticated WebSocket v2 endpoint (PROTOCOL.md §1).
+#: Kraken's authenticated WebSocket v2 endpoint (docs/kraken.md, 'Hosts').
 KRAKEN_WS_URL = "wss://ws-auth.kraken.com/v2"
 #: Prefix of the environment variables read by :meth:`BalanceManagerConfig.from_env`.
 ENV_PREFIX = "BALANCE_MANAGER_"
@@ -110,7 +110,7 @@ def default_history_path() -> str:
 class BalanceManagerConfig:
     """Every option of balance-manager, validated at construction.
 
-    The first eight are the seed's, with the seed's defaults.
+    The first eight are the original specification's, with its defaults.
 
     Attributes:
         cache_max_size: maximum cache entries (LRU eviction beyond).
@@ -155,7 +155,7 @@ class BalanceManagerConfig:
         metrics_port: port of the metrics endpoint; 0 picks a free one.
     """
 
-    # -- the seed's options --------------------------------------------------
+    # -- the original specification's options --------------------------------------------------
     cache_max_size: int = 1000
     cache_default_ttl: float = 300.0
     history_max_entries: int = 10000

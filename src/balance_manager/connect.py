@@ -17,15 +17,23 @@ simulator is used only when asked for (``simulator=True``): a
 (with market activity), the manager's ``exchange`` is ``"simulator"``, history
 stays in memory unless a path was set, and the simulator is stopped on exit
 (reachable meanwhile as ``manager.simulator``).
+
+Other venues go through ccxt (the ``ccxt`` extra): ``connect(exchange="binance")``
+takes ``api_key``/``api_secret`` (and ``api_password`` where the venue has one)
+or ``BINANCE_API_KEY``/``BINANCE_API_SECRET``/``BINANCE_API_PASSWORD``;
+``exchange="ccxt:kraken"`` runs ccxt's Kraken (with ``simulator=True``, against
+the simulator). See ``docs/venues.md``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from balance_manager.config import BalanceManagerConfig
+from balance_manager.core.sources import RestSource, StreamSource
 from balance_manager.credentials import Credentials, Secret, load_credentials
 from balance_manager.exceptions import ConfigError
 from balance_manager.kraken.rest_client import KrakenRestClient
@@ -51,6 +59,8 @@ async def connect(
     simulator: bool = False,
     simulator_seed: int = 0,
     simulator_market: bool = True,
+    exchange: str = "kraken",
+    api_password: str | Secret | None = None,
 ) -> AsyncIterator[BalanceManager]:
     """A started :class:`BalanceManager` for Kraken, or for the built-in simulator if asked.
 
@@ -66,6 +76,9 @@ async def connect(
             (credentials are then the simulator's own; giving others is an error).
         simulator_seed: the simulator's seed, when one is started.
         simulator_market: run the simulator's market activity.
+        exchange: ``"kraken"`` (the native client), a ccxt id (``"binance"``,
+            ``"okx"``...) or ``"ccxt:<id>"`` to force ccxt (``"ccxt:kraken"``).
+        api_password: the API passphrase of ccxt venues that have one (OKX).
 
     Raises:
         ConfigError: only one of ``api_key`` and ``api_secret`` was given; no
@@ -76,6 +89,12 @@ async def connect(
     if (api_key is None) != (api_secret is None):
         raise ConfigError("api_secret", "***", "give both api_key and api_secret, or neither")
     config = config if config is not None else BalanceManagerConfig.from_env()
+    venue = exchange.removeprefix("ccxt:").strip().lower()
+    via_ccxt = exchange.startswith("ccxt:") or venue != "kraken"
+    if via_ccxt and simulator and venue != "kraken":
+        raise ConfigError(
+            "exchange", exchange, "the simulator is Kraken: use exchange='ccxt:kraken'"
+        )
     if simulator and api_key is not None:
         raise ConfigError(
             "simulator", True, "the simulator has its own keys: give no api_key with simulator=True"
@@ -91,6 +110,8 @@ async def connect(
         rest_url = rest_url or sim.rest_url
         ws_url = ws_url or sim.ws_url
         logger.info("using the built-in simulator at %s (balances are not real)", rest_url)
+    elif via_ccxt:
+        credentials = None
     elif api_key is not None and api_secret is not None:
         credentials = Credentials.of(api_key, api_secret)
     else:
@@ -104,14 +125,29 @@ async def connect(
                 "for the built-in simulator with connect(simulator=True)",
             )
     try:
-        rest = KrakenRestClient.from_credentials(
-            credentials, rest_url or config.rest_url, config=config, clock=clock
-        )
-        stream = (
-            KrakenWebSocketClient(rest, ws_url or config.ws_url, config=config)
-            if websocket
-            else None
-        )
+        rest: RestSource
+        stream: StreamSource | None
+        if via_ccxt:
+            rest, stream = _ccxt_sources(
+                venue,
+                sim.credentials if sim is not None else None,
+                (api_key, api_secret, api_password),
+                rest_url,
+                ws_url,
+                config=config,
+                clock=clock,
+                websocket=websocket,
+            )
+        else:
+            kraken = KrakenRestClient.from_credentials(
+                credentials, rest_url or config.rest_url, config=config, clock=clock
+            )
+            rest = kraken
+            stream = (
+                KrakenWebSocketClient(kraken, ws_url or config.ws_url, config=config)
+                if websocket
+                else None
+            )
         manager = BalanceManager(stream, rest, config, clock=clock)
         manager.simulator = sim
         try:
@@ -130,3 +166,49 @@ async def connect(
     finally:
         if sim is not None:
             await sim.stop()
+
+
+def _ccxt_sources(
+    venue: str,
+    simulated: Credentials | None,
+    given: tuple[str | None, str | Secret | None, str | Secret | None],
+    rest_url: str | None,
+    ws_url: str | None,
+    *,
+    config: BalanceManagerConfig,
+    clock: Clock | None,
+    websocket: bool,
+) -> tuple[RestSource, StreamSource | None]:
+    """A ccxt venue's REST and stream sources (the ``ccxt`` extra)."""
+    try:
+        from balance_manager.ccxt import CcxtRestSource, CcxtStreamSource, make_exchange
+    except ImportError as exc:
+        raise ConfigError(
+            "exchange", venue, "needs ccxt: pip install 'balance-manager[ccxt]'"
+        ) from exc
+    api_key, api_secret, password = given
+    if simulated is not None:
+        api_key, api_secret = simulated.api_key, simulated.api_secret
+    elif api_key is None:
+        prefix = venue.upper().replace("-", "_")
+        api_key = os.environ.get(f"{prefix}_API_KEY")
+        api_secret = os.environ.get(f"{prefix}_API_SECRET")
+        password = password or os.environ.get(f"{prefix}_API_PASSWORD")
+        if not api_key or not api_secret:
+            raise ConfigError(
+                "credentials",
+                None,
+                f"no {venue} credentials: set {prefix}_API_KEY and {prefix}_API_SECRET "
+                f"(and {prefix}_API_PASSWORD if the venue has a passphrase), or pass "
+                "api_key and api_secret",
+            )
+    client = make_exchange(
+        venue,
+        api_key=api_key,
+        api_secret=api_secret,
+        password=password,
+        rest_url=rest_url,
+        ws_url=ws_url,
+    )
+    rest = CcxtRestSource(client, config=config, clock=clock)
+    return rest, (CcxtStreamSource(rest) if websocket else None)

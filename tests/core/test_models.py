@@ -31,7 +31,7 @@ def test_free_is_balance_minus_hold() -> None:
 
 
 def test_free_follows_the_documented_credit_formula() -> None:
-    """free = balance + credit - credit_used - hold_trade (Kraken BalanceEx, PROTOCOL.md §4.3)."""
+    """free = balance + credit - credit_used - hold_trade (Kraken's BalanceEx formula)."""
     balance = Balance(
         asset="USD",
         balance=D("100"),

@@ -18,6 +18,7 @@ from balance_manager.exceptions import (
     CircuitOpenError,
     ConfigError,
     ExchangeUnavailableError,
+    FloatAmountError,
     InvalidNonceError,
     LockoutError,
     RequestTimeoutError,
@@ -45,6 +46,45 @@ async def test_fetch_balances_equals_the_exchange(
     }
     assert snapshot.balances["USD"].hold_trade == holds["USD"] > 0
     assert rest.get_statistics()["rest_api_calls"] == 1
+
+
+async def test_orders_are_placed_and_canceled_with_typed_keywords(
+    rest: KrakenRestClient, sim: SimulatedKraken
+) -> None:
+    """add_order(pair=..., side=..., order_type=..., volume=..., price=...) places the order."""
+    added = await rest.add_order(
+        pair="XBTUSD", side="buy", order_type="limit", volume=Decimal("0.1"), price="20000"
+    )
+    (order_id,) = added.txid
+    assert added.descr.order == "buy 0.10000000 XBTUSD @ limit 20000"
+    assert sim.holds()["USD"] > 0
+    assert list(await rest.open_orders()) == [order_id]
+    assert (await rest.cancel_order(order_id)).count == 1
+    assert sim.holds() == {}
+    checked = await rest.add_order(
+        pair="BTC/USD", side="sell", order_type="market", volume=1, validate=True
+    )
+    assert checked.txid == []
+    assert not sim.account().open_orders()
+
+
+async def test_add_order_refuses_a_float_and_a_bad_side_before_any_call(
+    rest: KrakenRestClient, sim: SimulatedKraken
+) -> None:
+    """A float volume or price is refused by name, as is a side that is neither buy nor sell."""
+    with pytest.raises(FloatAmountError, match="volume"):
+        await rest.add_order(pair="XBTUSD", side="buy", order_type="market", volume=0.1)  # type: ignore[arg-type]
+    with pytest.raises(FloatAmountError, match="price"):
+        await rest.add_order(
+            pair="XBTUSD",
+            side="buy",
+            order_type="limit",
+            volume="1",
+            price=1.5,  # type: ignore[arg-type]
+        )
+    with pytest.raises(ConfigError, match="side"):
+        await rest.add_order(pair="XBTUSD", side="long", order_type="market", volume="1")  # type: ignore[arg-type]
+    assert sim.rest_calls["AddOrder"] == 0
 
 
 async def test_public_calls(rest: KrakenRestClient) -> None:

@@ -57,7 +57,8 @@ __all__ = [
 ]
 
 #: Reconnect attempts allowed in any 60 clock seconds. Kraken recommends two
-#: quick retries, then no faster than one attempt per 5 s (PROTOCOL.md §8.9):
+#: quick retries, then no faster than one attempt per 5 s (docs/kraken.md,
+#: 'Connection limits and reconnect pace'):
 #: 2 + 60 / 5 = 14; Cloudflare bans beyond about 150 per 10 minutes.
 MAX_CONNECTS_PER_MINUTE = 14
 
@@ -312,6 +313,8 @@ class Observer:
         self.clock.advance(seconds)
         for _ in range(3):
             await asyncio.sleep(0.002)
+            for _ in range(4):
+                await asyncio.sleep(0)
         self.check_served_values()
         if self.recovered(stream=stream):
             if self._recovered is None:

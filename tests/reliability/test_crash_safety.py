@@ -305,7 +305,10 @@ async def test_manager_keeps_serving_when_history_cannot_be_written(
         assert str(path) in error
         stats = manager.get_statistics()["history"]
         assert stats["write_errors"] >= 1
-        assert stats["pending_writes"] >= 3  # kept queued for when the disk has room
+        # Nothing lost: each row is queued for when the disk has room, or was written in
+        # a later flush that found room (a full file may still fit a row or two).
+        assert stats["dropped"] == 0
+        assert stats["pending_writes"] + stats["written"] >= 3
         assert [e.balance for e in manager.history.get_asset_history("BTC")][-3:] == [
             Decimal("2.2435"),
             Decimal("4.2435"),

@@ -1,12 +1,13 @@
 """Soak: the manager runs for a while with exchange activity and random faults under a seed.
 
-For ``BALANCE_MANAGER_SOAK_SECONDS`` real seconds (default 20; set 120 or more
-for a long run) the simulator streams deposits, withdrawals, orders, cancels
-and fills, and every 10 clock seconds :meth:`Faults.random_plan` injects two
-one-shot faults drawn from ``random.Random(seed)`` (drops, delays, malformed,
-skipped, duplicated and reordered frames, HTTP 5xx, HTML pages, rate limits,
-``EService:Unavailable``, invalid nonces). ``BALANCE_MANAGER_SOAK_SEED`` picks
-the seed (default 1), so a failing run can be replayed.
+For ``BALANCE_MANAGER_SOAK_SECONDS`` real seconds (default 6 in ``make test``; ``make
+test-long`` runs 120, and any value can be set for a longer run) the simulator streams
+deposits, withdrawals, orders, cancels and fills, and every 10 clock seconds
+:meth:`Faults.random_plan` injects two one-shot faults drawn from
+``random.Random(seed)`` (drops, delays, malformed, skipped, duplicated and reordered
+frames, HTTP 5xx, HTML pages, rate limits, ``EService:Unavailable``, invalid nonces).
+``BALANCE_MANAGER_SOAK_SEED`` picks the seed (default 1), so a failing run can be
+replayed.
 
 Checked over the run: every value served says its source and age; memory
 allocated by balance-manager's own code (tracemalloc, the simulator's excluded)
@@ -47,7 +48,7 @@ from .harness import (
 
 pytestmark = [pytest.mark.network, pytest.mark.asyncio, pytest.mark.slow]
 
-SOAK_SECONDS = float(os.environ.get("BALANCE_MANAGER_SOAK_SECONDS", "20"))
+SOAK_SECONDS = float(os.environ.get("BALANCE_MANAGER_SOAK_SECONDS", "6"))
 SOAK_SEED = int(os.environ.get("BALANCE_MANAGER_SOAK_SEED", "1"))
 #: Growth allowed, after warm-up, of memory allocated by balance-manager's code.
 #: History (about 18 bytes an entry, 10,000 entries per asset at most) and the
@@ -172,7 +173,8 @@ async def test_soak(clock: ManualClock, tmp_path: Path) -> None:
         f"  recovery after clearing: {recovery.clock_seconds:.1f} clock s; "
         f"history values out of order across sources: {crossings}"
     )
-    assert fired >= plans  # the faults did happen
+    # The faults did happen (the last plan may come too late in a short soak to act).
+    assert fired >= plans - 1
     assert memory_end - memory_warm < MEMORY_BOUND
     assert tasks_end <= tasks_warm + TASK_SLACK
     assert max_tasks <= tasks_warm + 3 * TASK_SLACK

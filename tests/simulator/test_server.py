@@ -91,6 +91,46 @@ async def test_python_api_moves_money_like_the_exchange(clock: ManualClock) -> N
         sim.withdraw("BTC", "1000")
 
 
+async def test_awaiting_a_synchronous_call_names_it_and_says_to_drop_the_await(
+    clock: ManualClock,
+) -> None:
+    """`await sim.deposit(...)` (and every acting call) raises a TypeError naming the call."""
+    sim = SimulatedKraken(clock=clock)
+    calls = {
+        "sim.deposit()": lambda: sim.deposit("BTC", "1"),
+        "sim.withdraw()": lambda: sim.withdraw("BTC", "0.1"),
+        "sim.transfer()": lambda: sim.transfer("DOT", "1", to_wallet=("earn", "bonded")),
+        "sim.place_order()": lambda: sim.place_order("BTC/USD", "buy", "limit", "0.1", price="1"),
+        "sim.set_price()": lambda: sim.set_price("BTC/USD", "61000"),
+        "sim.faults.inject()": lambda: sim.faults.drop_websocket(),
+    }
+    for name, call in calls.items():
+        result = call()
+        with pytest.raises(TypeError) as raised:
+            await result  # type: ignore[misc]  # the mistake a user makes
+        message = str(raised.value)
+        assert name in message
+        assert "synchronous" in message
+        assert "without 'await'" in message
+        assert "start(), stop() and restart()" in message
+    order = sim.place_order("BTC/USD", "sell", "limit", "0.1", price="70000")
+    with pytest.raises(TypeError, match=r"sim\.fill\(\)"):
+        await sim.fill(order.order_id)  # type: ignore[misc]
+    # The values are still what they were: lists compare as lists, orders as orders.
+    assert sim.deposit("ETH", "1") == list(sim.ledger()[-1:])
+    resting = sim.place_order("BTC/USD", "sell", "limit", "0.1", price="70000")
+    assert sim.cancel_order(resting.order_id).status == "canceled"
+
+
+async def test_orders_take_the_pair_by_keyword_as_everywhere_else(clock: ManualClock) -> None:
+    """place_order(pair=...), set_price(pair=...) and price(pair=...) use Kraken's REST name."""
+    sim = SimulatedKraken(clock=clock)
+    order = sim.place_order(pair="XBTUSD", side="buy", order_type="limit", volume="0.1", price="1")
+    assert order.symbol == "BTC/USD"
+    sim.set_price(pair="BTC/USD", price="61000")
+    assert sim.price(pair="XXBTZUSD") == Decimal(61000)
+
+
 async def test_invalid_options_are_refused() -> None:
     """A port out of range or a non-positive heartbeat interval is a ConfigError."""
     with pytest.raises(ConfigError):

@@ -13,9 +13,14 @@ from balance_manager import (
     BalanceChange,
     BalanceManager,
     BalanceManagerConfig,
+    ConnectionState,
+    EventName,
     KrakenRestClient,
     KrakenWebSocketClient,
+    ManagerStatistics,
+    ManagerStatus,
     Source,
+    SourceChanged,
     TrendAnalysis,
     ValidationResult,
     connect,
@@ -73,3 +78,31 @@ async def factory_usage() -> None:
             print(btc.free, btc.total, btc.age(0.0))
         view = manager.sync_view()
         print(view.get_all_balances())
+
+
+async def typed_events_and_status(manager: BalanceManager) -> None:
+    """Each event's callback gets its payload's type; a mismatch is a type error."""
+
+    def on_source(change: SourceChanged) -> None:
+        print(change["source"], change["previous"])
+
+    async def on_state(state: ConnectionState) -> None:
+        print(state["state"], state["holds_live"])
+
+    def on_failed(result: ValidationResult) -> None:
+        print(result.is_valid)
+
+    manager.register_callback("source_changed", on_source)
+    manager.register_callback("connection_state", on_state)
+    manager.register_callback("validation_failed", on_failed)
+    # Wrong payload for the event, and a misspelt event: both refused by mypy
+    # (the ignores would be reported as unused if the overloads let them through).
+    manager.register_callback("balance_update", on_source)  # type: ignore[call-overload]
+    manager.register_callback("balance_updates", on_failed)  # type: ignore[call-overload]
+    status: ManagerStatus = manager.get_status()
+    stream_state: str = status["websocket"]["state"]
+    stats: ManagerStatistics = manager.get_statistics()
+    calls: int = stats["rest_api_calls"] + stats["callbacks"]["callback_errors"]
+    print(stream_state, calls, status["exchange"])
+    name: EventName = "balance_change"
+    print(name)

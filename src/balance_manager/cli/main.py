@@ -85,6 +85,7 @@ from balance_manager.exceptions import (
 from balance_manager.kraken.protocol.assets import AssetNames
 from balance_manager.kraken.rest_client import KrakenRestClient
 from balance_manager.service.history import ANALYSIS_HOURS, BalanceHistory
+from balance_manager.service.manager import BalanceManager
 from balance_manager.simulator.server import cli as simulator_cli
 from balance_manager.storage.sqlite import HistoryStore
 
@@ -210,6 +211,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration", type=_seconds, default=None, help="seconds to watch (default: until Ctrl-C)"
     )
     watch.add_argument("--plain", action="store_true", help="plain lines instead of the live view")
+    watch.add_argument(
+        "--accept-stale",
+        action="store_true",
+        help="keep watching when the exchange cannot be reached: last known values, marked stale",
+    )
+    watch.add_argument(
+        "--simulator",
+        action="store_true",
+        help="watch the built-in simulator instead of Kraken (its balances are not real)",
+    )
     watch.set_defaults(handler=_cmd_watch)
 
     balances = sub.add_parser(
@@ -510,23 +521,22 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
-    config = _with_urls(_load_config(args), args)
-    if config.credentials is None:
+    config = _with_urls(_load_config(args, credentials=not args.simulator), args)
+    if config.credentials is None and not args.simulator:
         raise CommandError(NO_CREDENTIALS, EXIT_USAGE)
     view = _view(args, out)
 
     async def body(stop: asyncio.Event) -> int:
         async with contextlib.AsyncExitStack() as stack:
-            manager = await _unless_stopped(stack.enter_async_context(connect(config=config)), stop)
-            status = manager.get_status()
-            if not status["assets"] and status["rest"]["last_error"]:
-                raise CommandError(
-                    f"cannot read balances from {config.rest_url}: {status['rest']['last_error']}"
-                )
+            manager = await _unless_stopped(
+                stack.enter_async_context(connect(config=config, simulator=args.simulator)), stop
+            )
+            _check_reachable(manager, config.rest_url, accept_stale=args.accept_stale, out=out)
             summary = await run_watch(
                 manager,
                 view,
-                title=f"watch {config.rest_url}",
+                title=f"watch {manager.exchange}"
+                + ("" if manager.simulated else f" {config.rest_url}"),
                 duration=args.duration,
                 stop=stop,
             )
@@ -536,6 +546,35 @@ def _cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
         return exit_code_for(summary)
 
     return _run(body)
+
+
+def _check_reachable(manager: BalanceManager, url: str, *, accept_stale: bool, out: TextIO) -> None:
+    """Refuse to watch last session's values as if current when the exchange cannot be reached.
+
+    Raises:
+        CommandError: the exchange answered nothing at start (exit 1), unless
+            ``accept_stale``; then a line says every value is old, and from when.
+    """
+    status = manager.get_status()
+    error = status["rest"]["last_error"]
+    if status["source"] != "cache" or error is None:
+        return
+    held = manager.sync_view().get_all_balances()
+    if not held:
+        raise CommandError(f"cannot read balances from {url}: {error}")
+    newest = max(value.received_at for value in held.values())
+    when = datetime.fromtimestamp(newest, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    if not accept_stale:
+        raise CommandError(
+            f"cannot reach the exchange at {url} ({error}); the {len(held)} balances held are "
+            f"last known values from {when} or earlier, not current: pass --accept-stale to "
+            "watch them anyway"
+        )
+    print(
+        f"exchange unreachable ({error}): showing last known values from {when} or earlier, "
+        "marked 'cache' (stale) until the exchange answers",
+        file=out,
+    )
 
 
 def _cmd_balances(args: argparse.Namespace, out: TextIO) -> int:
@@ -551,7 +590,9 @@ def _cmd_balances(args: argparse.Namespace, out: TextIO) -> int:
         else:
             when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
             console = Console(file=out)
-            console.print(f"Balances at {config.rest_url}, {when} (REST)")
+            simulated = config.credentials is not None and config.credentials.simulated
+            exchange = "simulator" if simulated else "kraken"
+            console.print(f"Balances on {exchange} at {config.rest_url}, {when} (REST)")
             console.print(_balances_table(balances, names))
         return EXIT_OK
 

@@ -10,7 +10,8 @@ seconds), so tests need no clock at all. States and transitions are one table,
       └──────────────────────────────────────────────probe_succeeded─────────────┘
     (any state) ──reset──▶ CLOSED
 
-The seed asks for "circuit breaker protection with exponential backoff": each
+The original specification asks for "circuit breaker protection with exponential
+backoff": each
 failed probe doubles the time the circuit stays open, up to
 ``max_recovery_timeout``; a successful probe (or :meth:`CircuitBreaker.reset`)
 brings it back to ``recovery_timeout``.

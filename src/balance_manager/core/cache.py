@@ -21,7 +21,7 @@ timer item object per key and a heap ordering them). Measured with
 ``bench/bench_cache.py`` over 100,000 balances (cachetools 8.0.1): 218 bytes
 of its own per entry, against 124 here (499 against 405 bytes per cached
 ``Balance``, Balance included). It also has no hooks for expiry and eviction
-and no hit/miss statistics, which the seed asks for (events and
+and no hit/miss statistics, which the original specification asks for (events and
 ``get_statistics()``), so we would wrap it and subclass its private methods
 anyway. This whole module is shorter than that wrapper would be.
 

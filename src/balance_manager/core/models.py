@@ -1,7 +1,7 @@
 """Domain values: one asset's balance, where it came from, and what changed.
 
 :class:`Balance` is immutable and refuses to exist in an impossible state. It
-reads both as an object (``b.free``) and as the seed's mapping (``b["free"]``),
+reads both as an object (``b.free``) and as a mapping (``b["free"]``),
 typed either way. ``free`` is derived, never stored, so ``free + hold_trade``
 always equals ``balance`` (plus credit) for the same value: a reader can never
 see a torn balance.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any, Literal, TypedDict, overload
+from typing import Any, ClassVar, Literal, TypedDict, overload
 
 import msgspec
 
@@ -27,6 +27,7 @@ __all__ = [
     "BalanceChange",
     "BalanceDict",
     "ChangeDict",
+    "InexactBalance",
     "Source",
     "check_asset_name",
 ]
@@ -78,7 +79,7 @@ class Source(enum.Enum):
 
 
 class BalanceDict(TypedDict):
-    """The seed's balance shape, as returned by :meth:`Balance.to_dict`."""
+    """The mapping shape of a balance, as returned by :meth:`Balance.to_dict`."""
 
     asset: str
     balance: Decimal
@@ -143,7 +144,7 @@ class _Readable:
         return value.value if isinstance(value, Source) else value
 
     def keys(self) -> tuple[str, ...]:
-        """The keys of the seed's mapping shape."""
+        """The keys of the mapping shape."""
         return self._keys
 
     def __iter__(self) -> Iterator[str]:
@@ -170,7 +171,7 @@ class Balance(_Readable, msgspec.Struct, frozen=True, gc=False):
     Attributes:
         asset: canonical asset name (``BTC``, ``USD``, ``USDT``...).
         balance: tradable total: spot funds plus funds Kraken lets you trade
-            from the base asset (see ``docs/assets.md``).
+            from the base asset (see docs/kraken.md, 'Our split: tradable and earn').
         hold_trade: the part of ``balance`` held by open orders (>= 0).
         source: where this value came from.
         exchange_time: the exchange's timestamp of the value (Unix seconds), if it gave one.
@@ -184,6 +185,11 @@ class Balance(_Readable, msgspec.Struct, frozen=True, gc=False):
         free  = balance + credit - credit_used - hold_trade
         total = balance + earn
 
+    ``exact`` is ``True``: the amounts are the digits the exchange wrote. A value
+    decoded from a venue that only gives floats is an :class:`InexactBalance`
+    (``exact`` is ``False``); the flag is a class attribute, so it costs no
+    memory per value.
+
     Raises:
         BalanceStateError: an amount is not a finite Decimal, or ``hold_trade``,
             ``credit``, ``credit_used`` or ``earn`` is negative. ``balance`` may
@@ -192,6 +198,8 @@ class Balance(_Readable, msgspec.Struct, frozen=True, gc=False):
     """
 
     _keys = _BALANCE_KEYS
+    exact: ClassVar[bool] = True
+    """Whether the amounts are the exchange's own digits (see :class:`InexactBalance`)."""
 
     asset: str
     balance: Decimal
@@ -267,7 +275,11 @@ class Balance(_Readable, msgspec.Struct, frozen=True, gc=False):
 
     @property
     def total(self) -> Decimal:
-        """Everything held of this asset, tradable or not: ``balance + earn``."""
+        """Everything held of this asset, tradable or not: ``balance + earn``.
+
+        Not ccxt's ``total`` (``free + used``, tradable funds only): ccxt's
+        ``used`` is our ``hold_trade`` and its ``total`` our ``balance``.
+        """
         return _add(self.balance, self.earn) if self.earn else self.balance
 
     @property
@@ -292,6 +304,8 @@ class Balance(_Readable, msgspec.Struct, frozen=True, gc=False):
             parts.append(
                 f"credit {display_amount(self.credit)}, used {display_amount(self.credit_used)}"
             )
+        if not self.exact:
+            parts.append("inexact")
         return f"{self.asset} {display_amount(self.balance)} ({', '.join(parts)}) via {self.source}"
 
     def __repr__(self) -> str:
@@ -311,10 +325,10 @@ class Balance(_Readable, msgspec.Struct, frozen=True, gc=False):
             for name in ("credit", "credit_used", "earn")
             if getattr(self, name)
         )
-        return f"Balance({', '.join(fields)})"
+        return f"{type(self).__name__}({', '.join(fields)})"
 
     def to_dict(self) -> BalanceDict:
-        """The seed's mapping shape as a plain ``dict`` (amounts stay ``Decimal``)."""
+        """The mapping shape as a plain ``dict`` (amounts stay ``Decimal``)."""
         return {
             "asset": self.asset,
             "balance": self.balance,
@@ -342,6 +356,21 @@ class Balance(_Readable, msgspec.Struct, frozen=True, gc=False):
     def __getitem__(self, key: str) -> Any: ...
     def __getitem__(self, key: str) -> Any:
         return self._get(key)
+
+
+class InexactBalance(Balance, frozen=True, gc=False):
+    """A :class:`Balance` whose amounts went through a binary float on their way here.
+
+    Some venues (or some of their channels, through ccxt) give amounts only as
+    JSON numbers that the client library decodes to ``float``. The amounts are
+    then the shortest decimals that round-trip those floats: right for up to 15
+    significant digits, possibly not beyond. Everything else is a ``Balance``
+    (same fields, same rules); ``exact`` is ``False`` and ``str()`` says
+    ``inexact``. ``replace()`` keeps the type; a later exact reading of the
+    same amounts replaces it with an exact ``Balance``.
+    """
+
+    exact: ClassVar[bool] = False
 
 
 _CHANGE_KEYS = (

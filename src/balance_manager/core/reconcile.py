@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from balance_manager.core.amounts import ZERO
-from balance_manager.core.models import Balance, Source
+from balance_manager.core.models import Balance, InexactBalance, Source
 from balance_manager.core.sources import (
     AssetAmounts,
     RestSnapshot,
@@ -132,11 +132,15 @@ def same_amounts(old: Balance, new: Balance) -> bool:
 def from_amounts(
     amounts: AssetAmounts, old: Balance | None, source: Source, received_at: float
 ) -> Balance:
-    """The held value a source's amounts make; an unknown hold keeps the old one."""
+    """The held value a source's amounts make; an unknown hold keeps the old one.
+
+    Amounts a source read through a float (``amounts.exact`` false) make an
+    :class:`~balance_manager.core.models.InexactBalance`.
+    """
     hold = amounts.hold_trade
     if hold is None:
         hold = old.hold_trade if old is not None else ZERO
-    return Balance(
+    return (Balance if amounts.exact else InexactBalance)(
         asset=amounts.asset,
         balance=amounts.balance,
         hold_trade=hold,
@@ -205,7 +209,11 @@ def _replace(
 ) -> None:
     """REST's newer view replaces ``current``; a live stream that disagrees resyncs."""
     if same_amounts(current, rest_view):
-        if rest_view.received_at > current.received_at:
+        if current.exact is not rest_view.exact:
+            # Same amounts, but now known exactly (or only through a float): the
+            # newer reading's exactness is the truth. Not a change of amounts.
+            outcome.changes.append(Change(rest_view, current, "refresh"))
+        elif rest_view.received_at > current.received_at:
             outcome.changes.append(
                 Change(current.replace(received_at=rest_view.received_at), current, "refresh")
             )

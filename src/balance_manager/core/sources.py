@@ -22,7 +22,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeAlias, runtime_checkable
 
 import msgspec
 
@@ -31,6 +31,7 @@ from balance_manager.core.amounts import ZERO
 __all__ = [
     "AssetAmounts",
     "AssetNaming",
+    "InexactAmounts",
     "PlainNames",
     "RestSnapshot",
     "RestSource",
@@ -56,7 +57,12 @@ class AssetAmounts(msgspec.Struct, frozen=True, gc=False):
             not say (Kraken's ``balances`` channel carries no holds).
         credit: credit line total.
         credit_used: credit used.
+
+    ``exact`` (a class attribute: no cost per value) is ``True``: the amounts
+    are the exchange's own digits. See :class:`InexactAmounts`.
     """
+
+    exact: ClassVar[bool] = True
 
     asset: str
     balance: Decimal
@@ -64,6 +70,15 @@ class AssetAmounts(msgspec.Struct, frozen=True, gc=False):
     hold_trade: Decimal | None = None
     credit: Decimal = ZERO
     credit_used: Decimal = ZERO
+
+
+class InexactAmounts(AssetAmounts, frozen=True, gc=False):
+    """Amounts a source could only read through a binary float (``exact`` is ``False``).
+
+    The held value they make is a :class:`~balance_manager.core.models.InexactBalance`.
+    """
+
+    exact: ClassVar[bool] = False
 
 
 class RestSnapshot(msgspec.Struct, frozen=True):

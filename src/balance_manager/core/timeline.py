@@ -1,6 +1,6 @@
 """Compact in-memory balance history: one column store per asset.
 
-The seed budgets ~800 bytes per history entry. A Python object per entry cannot
+The original specification budgets ~800 bytes per history entry. A Python object per entry cannot
 get near a small budget: a ``(float, Decimal)`` tuple alone costs ~190 bytes.
 So each asset keeps its history as three parallel ``array.array`` columns:
 
@@ -13,7 +13,7 @@ source     ``'b'``  1     index of the :class:`~balance_manager.core.models.Sour
 ========== ======== ===== ==========================================================
 
 17 bytes per entry. ``scale`` is per asset: the asset's ledger decimals when
-they are known (Kraken ``Assets.decimals``, PROTOCOL.md §4.5 and §8.6), else the
+they are known (Kraken ``Assets.decimals``; docs/kraken.md, 'Assets'), else the
 fewest decimals that hold every value seen so far (at most 18). When a value
 needs more decimals, the column is rescaled in place if every stored value
 still fits in int64.

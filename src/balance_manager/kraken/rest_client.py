@@ -20,6 +20,7 @@ import aiohttp
 import msgspec
 
 from balance_manager.config import KRAKEN_REST_URL, BalanceManagerConfig
+from balance_manager.core.amounts import AmountLike, to_amount
 from balance_manager.core.backoff import backoff
 from balance_manager.core.breaker import CircuitBreaker
 from balance_manager.core.sources import AssetAmounts, RestSnapshot
@@ -194,38 +195,84 @@ class KrakenRestClient:
         if session is not None and self._owns_session and not session.closed:
             await session.close()
 
-    # -- the calls ---------------------------------------------------------------
+    # -- the calls (docs/kraken.md, 'REST endpoints we call') --------------------
 
     async def balance(self) -> dict[str, RestBalanceEntry]:
-        """``Balance``: REST key → total (§4.2)."""
+        """``Balance``: REST key → total."""
         return rest.decode_balance(await self.private("Balance"))
 
     async def balance_ex(self) -> dict[str, RestBalanceEntry]:
-        """``BalanceEx``: REST key → balance, hold_trade, credit (§4.3)."""
+        """``BalanceEx``: REST key → balance, hold_trade, credit."""
         return rest.decode_balance_ex(await self.private("BalanceEx"))
 
     async def get_websockets_token(self) -> rest.WebSocketToken:
-        """``GetWebSocketsToken``: a token for one WebSocket connection (§4.1)."""
+        """``GetWebSocketsToken``: a token for one WebSocket connection."""
         return rest.decode_ws_token(await self.private("GetWebSocketsToken"))
 
     async def assets(self) -> dict[str, rest.AssetRecord]:
-        """``Assets``: REST key → altname, decimals... (§4.5)."""
+        """``Assets``: REST key → altname, decimals..."""
         return rest.decode_assets(await self.public("Assets"))
 
     async def server_time(self) -> rest.ServerTime:
-        """``Time`` (§4.6)."""
+        """``Time``."""
         return rest.decode_time(await self.public("Time"))
 
     async def system_status(self) -> rest.SystemStatus:
-        """``SystemStatus``: online, maintenance, cancel_only or post_only (§4.6)."""
+        """``SystemStatus``: online, maintenance, cancel_only or post_only."""
         return rest.decode_system_status(await self.public("SystemStatus"))
 
     async def open_orders(self) -> dict[str, rest.OpenOrder]:
         """``OpenOrders``: order id → open order."""
         return rest.decode_open_orders(await self.private("OpenOrders"))
 
-    async def add_order(self, params: Mapping[str, object]) -> rest.AddOrderResult:
-        """``AddOrder`` with Kraken's parameters (``pair``, ``type``, ``ordertype``...)."""
+    async def add_order(
+        self,
+        *,
+        pair: str,
+        side: Literal["buy", "sell"],
+        order_type: str,
+        volume: AmountLike,
+        price: AmountLike | None = None,
+        userref: int | None = None,
+        validate: bool = False,
+    ) -> rest.AddOrderResult:
+        """``AddOrder``: place one order (never retried: it is not idempotent).
+
+        Keyword arguments only, named as Kraken names them where Python allows
+        (Kraken's ``type`` is ``side`` here, its ``ordertype`` is ``order_type``).
+
+        Args:
+            pair: the pair as Kraken's REST API names it (``XBTUSD``; the simulator
+                also takes ``BTC/USD``).
+            side: ``"buy"`` or ``"sell"``.
+            order_type: ``"limit"``, ``"market"``, or another of Kraken's order types.
+            volume: base quantity (``Decimal``, ``int`` or ``str``; a ``float`` is refused).
+            price: the limit price (for ``limit`` orders).
+            userref: a numeric reference of your own.
+            validate: ask Kraken to check the order without placing it.
+
+        Returns:
+            The order's description and its id (``txid``).
+
+        Raises:
+            ConfigError: ``side`` is neither ``buy`` nor ``sell``.
+            FloatAmountError: ``volume`` or ``price`` is a ``float``.
+            ExchangeError: Kraken refused the order (``EOrder:Insufficient funds``...).
+        """
+        if side not in ("buy", "sell"):
+            raise ConfigError("side", side, "must be 'buy' or 'sell'")
+        params: dict[str, object] = {
+            "pair": pair,
+            "type": side,
+            "ordertype": order_type,
+            "volume": f"{to_amount(volume, name='volume'):f}",
+        }
+        if price is not None:
+            params["price"] = f"{to_amount(price, name='price'):f}"
+        if userref is not None:
+            params["userref"] = userref
+        if validate:
+            params["validate"] = "true"
         return rest.decode_add_order(await self.private("AddOrder", params, retry=False))
 
     async def cancel_order(self, txid: str) -> rest.CancelOrderResult:
@@ -296,13 +343,14 @@ class KrakenRestClient:
             self._check_breaker()
             self._check_lockout(method)
             cost = cost_of(method)
-            wait = self.limiter.reserve(self.clock.monotonic(), cost)
+            # Calls the counter does not charge (AddOrder, CancelOrder) wait for nothing.
+            wait = self.limiter.reserve(self.clock.monotonic(), cost) if cost > 0 else 0.0
             if wait > 0:
                 self._counters.incr("rate_limit_waits")
                 await self.clock.sleep(wait)
             async with self._private_lock:
                 # Nonce taken under the lock, right before sending: requests
-                # reach Kraken in nonce order (PROTOCOL.md §3, nonce rules).
+                # reach Kraken in nonce order (docs/kraken.md, 'Nonces').
                 request = rest.build_private_request(
                     method,
                     params,
@@ -343,8 +391,9 @@ class KrakenRestClient:
         """Refuse private calls for a while after ``EGeneral:Temporary lockout``.
 
         Kraken's lockouts last about 15 minutes and failing calls made meanwhile
-        prolong them (PROTOCOL.md §5): after one, at most one private call per
-        :data:`LOCKOUT_PROBE_INTERVAL` goes out, as a probe.
+        may prolong them (docs/kraken.md, 'The private call counter'): after one,
+        at most one private call per :data:`LOCKOUT_PROBE_INTERVAL` goes out, as a
+        probe.
         """
         until = self._locked_until
         if until is not None:

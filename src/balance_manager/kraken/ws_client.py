@@ -6,9 +6,9 @@ sends what the session asks, and turns the session's events into the
 exchange-neutral events of :mod:`balance_manager.core.sources` for the
 manager. It:
 
-* fetches a fresh token from REST for every connection (PROTOCOL.md §4.1);
+* fetches a fresh token from REST for every connection;
 * subscribes to ``balances`` (snapshot) and, by default, ``executions`` so
-  holds, and therefore ``free``, follow orders in real time (§8.3);
+  holds, and therefore ``free``, follow orders in real time;
 * sends an application ping every ``websocket_ping_interval`` and treats a
   connection silent for ``websocket_timeout`` as dead;
 * treats a silence longer than :data:`QUIET_AFTER` (a late heartbeat)
@@ -20,8 +20,9 @@ manager. It:
 
 The sink is called synchronously, in order; nothing here waits on the
 manager or on callbacks. All timers run on the injected
-:class:`~balance_manager.runtime.clock.Clock`. Kraken's protocol facts are in
-``docs/kraken.md``.
+:class:`~balance_manager.runtime.clock.Clock`. The Kraken facts behind each of
+these are in docs/kraken.md: 'Token lifetime', 'The executions channel',
+'Ping and pong', 'Heartbeats', 'Connection limits and reconnect pace'.
 """
 
 from __future__ import annotations
@@ -274,7 +275,7 @@ class KrakenWebSocketClient:
             except asyncio.CancelledError:
                 raise
             except (AuthenticationError, LockoutError) as exc:
-                # Credentials or token refused: retrying fast risks a lockout (§5).
+                # Credentials or token refused: retrying fast risks a lockout.
                 reason = str(exc)
                 delays = self._delays(floor=self.config.reconnect_max_delay)
             except BalanceManagerError as exc:
@@ -408,7 +409,7 @@ class KrakenWebSocketClient:
                 self._counters.incr("frames_sent")
 
     async def _unsubscribe(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        """Best-effort unsubscribe before a clean close (§8.7)."""
+        """Best-effort unsubscribe before a clean close."""
         token = self._token
         if token is None or self.session.state is SessionState.CLOSED:
             return

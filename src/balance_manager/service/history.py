@@ -1,8 +1,8 @@
-"""BalanceHistory: the seed's history component, with trends and persistence.
+"""BalanceHistory: the history of every balance, with trends and persistence.
 
 :class:`BalanceHistory` records every change of every asset's balance in a
 compact in-memory :class:`~balance_manager.core.timeline.Timeline`, answers the
-seed's questions (``get_asset_history``, ``analyze_balance_trend``,
+usual questions (``get_asset_history``, ``analyze_balance_trend``,
 volatility, significant-change detection) from memory, and writes the entries
 to an optional SQLite :class:`~balance_manager.storage.sqlite.HistoryStore` in
 batches.
@@ -253,7 +253,8 @@ class BalanceHistory:
         Args:
             balance: the new balance of one asset.
             ledger_id: the exchange's ledger entry id, when the balance comes
-                from one (WebSocket ``balances`` update, PROTOCOL.md §8.4).
+                from one (a WebSocket ``balances`` update; docs/kraken.md,
+                'Balances updates').
 
         Returns:
             The entry, whose ``change`` is the exact difference to the previous

@@ -28,9 +28,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 from balance_manager.config import BalanceManagerConfig
 from balance_manager.core.amounts import ZERO
@@ -70,6 +71,14 @@ from balance_manager.runtime.aio import cancel_and_wait
 from balance_manager.runtime.clock import Clock, SystemClock
 from balance_manager.service.dispatch import Callback, EventDispatcher
 from balance_manager.service.history import BalanceHistory
+from balance_manager.service.status import (
+    EVENTS,
+    ConnectionState,
+    EventName,
+    ManagerStatistics,
+    ManagerStatus,
+    SourceChanged,
+)
 from balance_manager.storage.memory import BalanceStore, InMemoryBalanceStore
 
 if TYPE_CHECKING:
@@ -79,14 +88,6 @@ __all__ = ["EVENTS", "BalanceManager", "BalanceObserver", "SyncBalanceView"]
 
 logger = logging.getLogger(__name__)
 
-#: Events a callback can be registered for (payloads: see the README's Events table).
-EVENTS = (
-    "balance_update",
-    "balance_change",
-    "validation_failed",
-    "source_changed",
-    "connection_state",
-)
 
 #: How a REST read can fail: the source could not answer, or answered a result
 #: of the wrong shape (a ProtocolError is not a SourceError). Either is a failed
@@ -344,7 +345,7 @@ class BalanceManager:
     async def get_balance(self, asset: str, *, max_age: float | None = None) -> Balance | None:
         """The balance of ``asset`` (any spelling), or ``None`` for an asset not held.
 
-        The value reads as the seed's mapping (``b["free"]``, ``b["balance"]``,
+        The value reads as a mapping (``b["free"]``, ``b["balance"]``,
         ``b["hold_trade"]``, ``b["asset"]``) and as an object (``b.free``), and
         says where it came from (``source``: websocket, rest or cache) and when
         (``received_at``).
@@ -515,11 +516,43 @@ class BalanceManager:
 
     # -- callbacks ---------------------------------------------------------------------
 
-    def register_callback(self, event: str, callback: Callback) -> None:
+    @overload
+    def register_callback(
+        self,
+        event: Literal["balance_update", "balance_change"],
+        callback: Callable[[BalanceChange], Awaitable[object] | object],
+    ) -> None: ...
+
+    @overload
+    def register_callback(
+        self,
+        event: Literal["validation_failed"],
+        callback: Callable[[ValidationResult], Awaitable[object] | object],
+    ) -> None: ...
+
+    @overload
+    def register_callback(
+        self,
+        event: Literal["source_changed"],
+        callback: Callable[[SourceChanged], Awaitable[object] | object],
+    ) -> None: ...
+
+    @overload
+    def register_callback(
+        self,
+        event: Literal["connection_state"],
+        callback: Callable[[ConnectionState], Awaitable[object] | object],
+    ) -> None: ...
+
+    def register_callback(self, event: EventName, callback: Callback) -> None:
         """Call ``callback(payload)`` (sync or async) on ``event`` (see :data:`EVENTS`).
 
         Callbacks run in their own task, never inside the code that applies a
-        balance: a slow or failing callback delays nothing but itself.
+        balance: a slow or failing callback delays nothing but itself. The
+        payload's type follows the event (checked by mypy): a
+        :class:`BalanceChange` for ``balance_update`` and ``balance_change``, a
+        :class:`ValidationResult` for ``validation_failed``, a
+        :class:`SourceChanged` or a :class:`ConnectionState` dict for the others.
 
         Raises:
             UnknownEventError: ``event`` is not one of :data:`EVENTS`.
@@ -550,14 +583,22 @@ class BalanceManager:
         """Where served values stand right now: websocket, rest or cache (stale)."""
         return self._update_mode()
 
-    def get_status(self) -> dict[str, Any]:
-        """Health at a glance: sources, cache, assets, freshness."""
+    def get_status(self) -> ManagerStatus:
+        """Health at a glance: sources, cache, assets, freshness.
+
+        The parts never contradict each other: a stream that says it streams
+        but has not been heard from within ``websocket_timeout`` is reported
+        ``silent``, as the serving source (``rest`` or ``cache``) implies.
+        """
         mode = self._update_mode()
         mono = self.clock.monotonic()
         ws = self.websocket_client
         last_msg = ws.last_message_at if ws is not None else None
         rest_stats = self.rest_client.get_statistics() if self.rest_client is not None else {}
         last_rest = self._tracker.last_rest_success
+        state = self._stream_state.value
+        if self._stream_state is StreamState.STREAMING and not self._stream_live():
+            state = "silent"
         return {
             "initialized": self._initialized and not self._closed,
             "exchange": self.exchange,
@@ -566,7 +607,7 @@ class BalanceManager:
             "websocket": {
                 "enabled": ws is not None,
                 "connected": bool(ws is not None and ws.connected),
-                "state": self._stream_state.value,
+                "state": state,
                 "holds_live": self._holds_live,
                 "system": self._system,
                 "last_message_age": None if last_msg is None else max(0.0, mono - last_msg),
@@ -593,23 +634,42 @@ class BalanceManager:
             "validation_enabled": self.validator is not None,
         }
 
-    def get_statistics(self) -> dict[str, Any]:
+    def get_statistics(self) -> ManagerStatistics:
         """Counters: REST calls, WebSocket messages, reconnects, fallbacks, errors..."""
-        stats: dict[str, Any] = dict(self._counters.snapshot())
+        counts = self._counters.snapshot()
         rest_stats = self.rest_client.get_statistics() if self.rest_client is not None else {}
         ws_stats = self.websocket_client.get_statistics() if self.websocket_client else {}
         events = self._events.get_statistics()
-        stats["rest_api_calls"] = rest_stats.get("rest_api_calls", 0)
-        stats["websocket_messages"] = ws_stats.get("messages", 0)
-        stats["reconnects"] = ws_stats.get("reconnects", 0)
-        stats["callback_errors"] = events["callback_errors"]
-        stats["callbacks"] = events
-        stats["cache"] = self.cache.get_statistics()
-        stats["history"] = dict(self.history.get_statistics())
-        stats["rest"] = rest_stats
-        stats["websocket"] = ws_stats
-        stats["validator"] = dict(self.validator.get_statistics()) if self.validator else {}
-        return stats
+        return {
+            "updates": counts["updates"],
+            "ledger_updates": counts["ledger_updates"],
+            "snapshots": counts["snapshots"],
+            "hold_updates": counts["hold_updates"],
+            "rest_refreshes": counts["rest_refreshes"],
+            "rest_failures": counts["rest_failures"],
+            "validation_failures": counts["validation_failures"],
+            "validation_warnings": counts["validation_warnings"],
+            "fallbacks": counts["fallbacks"],
+            "recoveries": counts["recoveries"],
+            "stale_reads": counts["stale_reads"],
+            "source_inconsistencies": counts["source_inconsistencies"],
+            "hold_mismatches": counts["hold_mismatches"],
+            "continuity_breaks": counts["continuity_breaks"],
+            "stream_interruptions": counts["stream_interruptions"],
+            "quiet_checks": counts["quiet_checks"],
+            "resyncs_requested": counts["resyncs_requested"],
+            "stream_restarts": counts["stream_restarts"],
+            "rest_api_calls": rest_stats.get("rest_api_calls", 0),
+            "websocket_messages": ws_stats.get("messages", 0),
+            "reconnects": ws_stats.get("reconnects", 0),
+            "callback_errors": events["callback_errors"],
+            "callbacks": events,
+            "cache": self.cache.get_statistics(),
+            "history": dict(self.history.get_statistics()),
+            "rest": rest_stats,
+            "websocket": ws_stats,
+            "validator": dict(self.validator.get_statistics()) if self.validator else {},
+        }
 
     # -- the stream sink ---------------------------------------------------------------
 
@@ -691,15 +751,13 @@ class BalanceManager:
                 self._spawn(self._refresh_quietly(), "balance-fallback-refresh")
         self._update_mode()
         if event.state is not previous or event.system:
-            self._events.publish(
-                "connection_state",
-                {
-                    "state": event.state.value,
-                    "reason": event.reason,
-                    "system": event.system,
-                    "holds_live": self._holds_live,
-                },
-            )
+            connection: ConnectionState = {
+                "state": event.state.value,
+                "reason": event.reason,
+                "system": event.system,
+                "holds_live": self._holds_live,
+            }
+            self._events.publish("connection_state", connection)
 
     def _rest_read_since(self, moment: float | None) -> bool:
         """Whether a REST read succeeded at or after monotonic ``moment``."""
@@ -804,9 +862,8 @@ class BalanceManager:
                 self._counters.incr("recoveries")
             logger.info("serving balances from %s (was %s)", mode.value, previous.value)
             if self._initialized and not self._closed:
-                self._events.publish(
-                    "source_changed", {"source": mode.value, "previous": previous.value}
-                )
+                changed: SourceChanged = {"source": mode.value, "previous": previous.value}
+                self._events.publish("source_changed", changed)
             for observer in self._observers:
                 observer.set_mode(mode)
         return mode

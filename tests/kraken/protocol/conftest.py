@@ -1,9 +1,10 @@
 """Fixtures for the Kraken protocol tests: the documented example messages.
 
-The fixture files are copies of ``shared/kraken/fixtures`` (Kraken's own
-examples, see PROTOCOL.md) kept in ``tests/kraken/protocol/fixtures`` so the repository
-tests itself on a clean clone; ``test_fixtures.py`` checks the copies still
-match the originals whenever the shared folder is present.
+The fixture files are Kraken's own example messages from the pages named in
+docs/kraken.md, copied from ``shared/kraken/fixtures`` into
+``tests/kraken/protocol/fixtures`` so the repository tests itself on a clean
+clone; ``test_fixtures.py`` checks the copies still match the originals
+whenever the shared folder is present.
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ def names() -> AssetNames:
 def test_every_spelling_maps_to_the_v2_name(
     names: AssetNames, spelling: str, canonical: str
 ) -> None:
-    """REST keys, altnames and v2 names all map to the v2 name (§7.1, §7.2 table)."""
+    """REST keys, altnames and v2 names all map to the v2 name."""
     assert names.canonical(spelling) == canonical
 
 
@@ -178,7 +178,7 @@ def test_fold_rest_balances_on_the_documented_balance(
     assert set(folded) == {"USD", "EUR", "BTC", "ETH", "USDT", "DAI", "DOT", "ETH2"}
     usd = folded["USD"]
     assert usd.balance == Decimal("171288.6158")
-    assert usd.earn == Decimal("1213029.2780")  # USD.M is not spendable (§7.1)
+    assert usd.earn == Decimal("1213029.2780")  # USD.M is not spendable
     assert usd.keys == ("ZUSD", "USD.M")
     assert folded["BTC"].balance == Decimal("1011.1908877900")
     assert folded["ETH2"].balance == Decimal("2.5885574330")
@@ -186,7 +186,7 @@ def test_fold_rest_balances_on_the_documented_balance(
 
 
 def test_fold_adds_rewards_key_to_tradable_and_holds_up() -> None:
-    """.F adds to the tradable balance; holds and credit add up across keys (§4.3)."""
+    """.F adds to the tradable balance; holds and credit add up across keys."""
     entries = {
         "XXBT": RestBalanceEntry(Decimal("0.1"), hold_trade=Decimal("0.5")),
         "XBT.F": RestBalanceEntry(Decimal("0.9")),

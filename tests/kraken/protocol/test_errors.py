@@ -22,7 +22,7 @@ from balance_manager.kraken.protocol.errors import (
     split_messages,
 )
 
-# (error string, class, retryable) for every string of PROTOCOL.md §5 and the brief.
+# (error string, class, retryable) for every string of docs/kraken.md, 'Error strings'.
 CASES = [
     ("EAPI:Invalid key", AuthenticationError, False),
     ("EAPI:Invalid signature", AuthenticationError, False),

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import itertools
 import random
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from balance_manager.config import BalanceManagerConfig
+from balance_manager.config import BalanceManagerConfig, Tier
 from balance_manager.exceptions import ConfigError
 from balance_manager.kraken.protocol.limits import (
     COSTS,
+    DISPUTED_COSTS,
     KRAKEN_SLOW_RECONNECT_FLOOR,
     TIERS,
     KrakenCallCounter,
@@ -23,7 +24,9 @@ from balance_manager.kraken.protocol.limits import (
 
 def test_tiers_match_the_documented_table() -> None:
     """starter 15 / 0.33 per s, intermediate 20 / 0.5, pro 20 / 1.0."""
-    assert dict(TIERS) == {
+    assert {
+        name: (limits.max_counter, limits.decay_per_second) for name, limits in TIERS.items()
+    } == {
         "starter": (15.0, 0.33),
         "intermediate": (20.0, 0.5),
         "pro": (20.0, 1.0),
@@ -49,19 +52,24 @@ def test_default_margin_is_two_seconds_of_decay_at_least_one(tier: str, margin: 
 
 
 def test_costs_table_books_the_safe_ledger_cost() -> None:
-    """Balance-type calls cost 1; ledger and trade-history calls are booked at the safe 4."""
-    assert dict(COSTS) == {
+    """Balance-type calls cost 1; disputed ledger calls are booked at 4, charged 2 by the sim."""
+    assert {m: COSTS[m] for m in ("Balance", "BalanceEx", "GetWebSocketsToken")} == {
         "Balance": 1,
         "BalanceEx": 1,
         "GetWebSocketsToken": 1,
-        "TradeBalance": 1,
-        "Ledgers": 4,
-        "QueryLedgers": 4,
-        "TradesHistory": 4,
     }
     assert cost_of("BalanceEx") == 1
     assert cost_of("Ledgers") == 4
+    assert cost_of("Ledgers", conservative=False) == 2
+    assert cost_of("AddOrder") == cost_of("AddOrder", conservative=False) == 0
     assert cost_of("SomethingNew") == 1
+    assert set(DISPUTED_COSTS) <= set(COSTS)
+    assert all(DISPUTED_COSTS[m] >= COSTS[m] for m in DISPUTED_COSTS)
+
+
+def test_the_configuration_and_the_simulator_know_the_same_tiers() -> None:
+    """The tier names a config accepts are exactly Kraken's tiers (one table, checked)."""
+    assert set(get_args(Tier)) == set(TIERS)
 
 
 def test_burst_fills_to_the_limit_then_spaces_calls() -> None:
@@ -260,7 +268,7 @@ def take(delays: object, n: int) -> list[float]:
 
 
 def test_kraken_delays_with_a_seeded_rng() -> None:
-    """Two quick retries (about 1 s, 2 s), then 5-10 s, 10-20 s, 15-30 s... (PROTOCOL.md §8.9)."""
+    """Two quick retries (about 1 s, 2 s), then 5-10 s, 10-20 s, 15-30 s... as Kraken advises."""
     delays = take(kraken_reconnect_delays(random.Random(1)), 7)
     assert [round(d, 2) for d in delays] == [0.57, 1.85, 8.82, 12.55, 22.43, 21.74, 24.77]
     assert 0.5 <= delays[0] <= 1.0

@@ -101,7 +101,7 @@ def test_private_json_request_puts_the_nonce_first_as_a_string(credentials: Cred
 
 
 def test_private_request_without_params_has_only_the_nonce(credentials: Credentials) -> None:
-    """Balance needs nothing but the nonce (§4.2)."""
+    """Balance needs nothing but the nonce."""
     request = build_private_request("Balance", None, nonce=7, credentials=credentials)
     assert urllib.parse.parse_qsl(request.body.decode()) == [("nonce", "7")]
 
@@ -113,7 +113,7 @@ def test_nonce_in_params_is_refused(credentials: Credentials) -> None:
 
 
 def test_unknown_encoding_is_refused(credentials: Credentials) -> None:
-    """Only form and json bodies exist (§2)."""
+    """Only form and json bodies exist."""
     with pytest.raises(ValueError, match="encoding"):
         build_private_request("Balance", None, nonce=1, credentials=credentials, encoding="xml")  # type: ignore[arg-type]
 
@@ -138,7 +138,7 @@ def test_user_agent_can_be_given(credentials: Credentials) -> None:
 
 
 def test_public_request_builds_a_get_with_comma_lists() -> None:
-    """Public calls are GETs; list values become Kraken's comma lists (§4.5)."""
+    """Public calls are GETs; list values become Kraken's comma lists."""
     request = build_public_request("Assets", {"asset": ["XBT", "ETH"], "aclass": "currency"})
     assert request.method == "GET"
     assert request.body == b""
@@ -178,7 +178,7 @@ def test_prepared_request_is_frozen() -> None:
 def test_error_fixtures_raise_their_class(
     fixture_bytes: FixtureBytes, name: str, cls: type[ExchangeError], code: str
 ) -> None:
-    """Error bodies (result absent, {} or null, §2) raise the mapped class with the code."""
+    """Error bodies (result absent, {} or null) raise the mapped class with the code."""
     with pytest.raises(cls) as info:
         parse_envelope(fixture_bytes(name), method="Balance", status=200)
     assert type(info.value) is cls
@@ -230,7 +230,7 @@ def test_throttled_error_uses_now_for_retry_after() -> None:
 
 
 def test_cloudflare_html_page_is_a_transport_error() -> None:
-    """An HTML error page (Cloudflare 520) is a TransportError with a short message (§2)."""
+    """An HTML error page (Cloudflare 520) is a TransportError with a short message."""
     page = (
         b"<!DOCTYPE html><html><head><title>api.kraken.com | 520: Web server is returning an "
         b"unknown error</title></head><body>" + b"x" * 5000 + b"</body></html>"
@@ -245,7 +245,7 @@ def test_cloudflare_html_page_is_a_transport_error() -> None:
 
 
 def test_html_body_with_status_200_is_a_transport_error() -> None:
-    """Maintenance HTML served with 200 is not a Kraken answer either (§8.11)."""
+    """Maintenance HTML served with 200 is not a Kraken answer either."""
     with pytest.raises(TransportError) as info:
         parse_envelope(b"<html><body>Down for maintenance</body></html>", method="X", status=200)
     assert info.value.status == 200
@@ -253,7 +253,7 @@ def test_html_body_with_status_200_is_a_transport_error() -> None:
 
 
 def test_non_200_with_a_kraken_error_maps_the_error() -> None:
-    """HTTP 429 with EAPI:Rate limit exceeded (UNCONFIRMED, §2) maps to RateLimitedError."""
+    """HTTP 429 with EAPI:Rate limit exceeded (undocumented) maps to RateLimitedError."""
     with pytest.raises(RateLimitedError):
         parse_envelope(b'{"error":["EAPI:Rate limit exceeded"]}', method="Balance", status=429)
 
@@ -296,14 +296,14 @@ def test_decode_balance_fixture(fixture_bytes: FixtureBytes) -> None:
 
 
 def test_decode_balance_ex_accepts_numbers(fixture_bytes: FixtureBytes) -> None:
-    """The docs' BalanceEx example uses JSON numbers: they decode exactly (§4.3)."""
+    """The docs' BalanceEx example uses JSON numbers: they decode exactly."""
     entries = decode_balance_ex(ok(fixture_bytes("rest_balanceex.json")))
     assert entries["ZUSD"] == RestBalanceEntry(Decimal("25435.21"), Decimal("8249.76"))
     assert entries["XXBT"].hold_trade == Decimal("0.8423")
 
 
 def test_decode_balance_ex_accepts_strings_and_credit() -> None:
-    """The schema's strings (and optional credit fields) decode exactly (§4.3)."""
+    """The schema's strings (and optional credit fields) decode exactly."""
     raw = (
         b'{"XXBT":{"balance":"0.0000000030","hold_trade":"0.0000000000"},'
         b'"ZUSD":{"balance":"21.9050","hold_trade":"1.0000","credit":"100.0000",'
@@ -318,7 +318,7 @@ def test_decode_balance_ex_accepts_strings_and_credit() -> None:
 
 
 def test_decode_balance_ex_missing_fields_count_as_zero() -> None:
-    """Absent hold_trade/credit fields count as 0 (the documented formula, §4.3)."""
+    """Absent hold_trade/credit fields count as 0 (the documented formula)."""
     entries = decode_balance_ex(b'{"DOT":{"balance":"2.5"}}')
     assert entries["DOT"] == RestBalanceEntry(Decimal("2.5"))
 
@@ -359,7 +359,7 @@ def test_decode_ws_token_hides_the_token(fixture_bytes: FixtureBytes) -> None:
 
 
 def test_decode_ws_token_unescapes_slashes() -> None:
-    """Tokens with / and + survive JSON's \\/ escape (§4.1)."""
+    """Tokens with / and + survive JSON's \\/ escape."""
     token = decode_ws_token(b'{"token":"ab\\/cd+ef","expires":900}')
     assert token.token == Secret("ab/cd+ef")
 
@@ -391,7 +391,7 @@ def test_decode_assets_fixture(fixture_bytes: FixtureBytes) -> None:
 
 
 def test_decode_time_and_status_fixtures(fixture_bytes: FixtureBytes) -> None:
-    """Time and SystemStatus decode to their documented fields (§4.6)."""
+    """Time and SystemStatus decode to their documented fields."""
     time = decode_time(ok(fixture_bytes("rest_time.json")))
     assert (time.unixtime, time.rfc1123) == (1688669448, "Thu, 06 Jul 23 18:50:48 +0000")
     status = decode_system_status(ok(fixture_bytes("rest_systemstatus.json")))

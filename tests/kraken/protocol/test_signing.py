@@ -29,7 +29,7 @@ SECRET = base64.b64encode(bytes(range(64))).decode()
 
 
 def reference_sign(path: str, nonce: str, body: bytes, secret_b64: str) -> str:
-    """The algorithm of PROTOCOL.md §3, step by step, written independently of the module."""
+    """The documented algorithm, step by step, written independently of the module."""
     inner = hashlib.sha256(nonce.encode("utf-8") + body).digest()  # step 2
     message = path.encode("utf-8") + inner  # step 3
     key = base64.b64decode(secret_b64)  # step 4
@@ -159,7 +159,7 @@ def test_encode_form_matches_docs_vector_body(docs_vector: dict[str, str]) -> No
 
 
 def test_encode_json_writes_the_nonce_as_a_string() -> None:
-    """JSON bodies carry the nonce as a string, compact, fields in order (§3)."""
+    """JSON bodies carry the nonce as a string, compact, fields in order."""
     body = encode_json({"nonce": 1756856074101, "asset": "ZUSD"})
     assert body == b'{"nonce":"1756856074101","asset":"ZUSD"}'
     assert json.loads(body)["nonce"] == "1756856074101"

@@ -54,7 +54,7 @@ def test_format_known_values() -> None:
 
 
 def test_rfc1123_matches_rest_time_fixture() -> None:
-    """REST Time's rfc1123 (two-digit year) is reproduced from its unixtime (§4.6)."""
+    """REST Time's rfc1123 (two-digit year) is reproduced from its unixtime."""
     assert format_rfc1123(1688669448) == "Thu, 06 Jul 23 18:50:48 +0000"
 
 

@@ -70,7 +70,7 @@ def test_heartbeat_fixture(fixture_bytes: FixtureBytes) -> None:
 
 
 def test_balances_snapshot_fixture(fixture_bytes: FixtureBytes) -> None:
-    """The snapshot decodes every asset and wallet exactly (§8.3)."""
+    """The snapshot decodes every asset and wallet exactly."""
     message = decode_message(fixture_bytes("ws_balances_snapshot.json"))
     assert isinstance(message, BalancesSnapshotMessage)
     assert message.sequence == 1
@@ -85,7 +85,7 @@ def test_balances_snapshot_fixture(fixture_bytes: FixtureBytes) -> None:
 
 
 def test_balances_update_deposit_fixture(fixture_bytes: FixtureBytes) -> None:
-    """The deposit update decodes every ledger field (§8.4)."""
+    """The deposit update decodes every ledger field."""
     message = decode_message(fixture_bytes("ws_balances_update_deposit.json"))
     assert isinstance(message, BalancesUpdateMessage)
     assert message.sequence == 2
@@ -167,7 +167,7 @@ def test_instrument_fixture(fixture_bytes: FixtureBytes) -> None:
 
 
 def test_subscribe_ack_fixture(fixture_bytes: FixtureBytes) -> None:
-    """The balances subscribe acknowledgement decodes with its result (§8.2)."""
+    """The balances subscribe acknowledgement decodes with its result."""
     message = decode_message(fixture_bytes("ws_balances_subscribe_ack.json"))
     assert isinstance(message, MethodResponse)
     assert (message.method, message.success) == ("subscribe", True)
@@ -178,7 +178,7 @@ def test_subscribe_ack_fixture(fixture_bytes: FixtureBytes) -> None:
 
 
 def test_unsubscribe_ack_fixture(fixture_bytes: FixtureBytes) -> None:
-    """The unsubscribe acknowledgement decodes (§8.7)."""
+    """The unsubscribe acknowledgement decodes."""
     message = decode_message(fixture_bytes("ws_balances_unsubscribe_ack.json"))
     assert isinstance(message, MethodResponse)
     assert message.method == "unsubscribe"
@@ -187,7 +187,7 @@ def test_unsubscribe_ack_fixture(fixture_bytes: FixtureBytes) -> None:
 
 
 def test_pong_fixture(fixture_bytes: FixtureBytes) -> None:
-    """The pong decodes with its req_id and times (§8.8)."""
+    """The pong decodes with its req_id and times."""
     message = decode_message(fixture_bytes("ws_pong.json"))
     assert isinstance(message, PongMessage)
     assert message.req_id == 101
@@ -254,7 +254,7 @@ def update_frame(**overrides: Any) -> str:
     ],
 )
 def test_numbers_decode_exactly(literal: str, expected: Decimal) -> None:
-    """JSON numbers become Decimals with every digit, never via float (§8.6)."""
+    """JSON numbers become Decimals with every digit, never via float."""
     message = decode_message(update_frame(balance=literal))
     assert isinstance(message, BalancesUpdateMessage)
     value = message.data[0].balance
@@ -333,7 +333,7 @@ def test_unknown_fields_are_ignored() -> None:
 
 
 def test_open_value_lists_are_plain_strings() -> None:
-    """Ledger type, category and wallet ids outside the documented lists decode (§8.4)."""
+    """Ledger type, category and wallet ids outside the documented lists decode."""
     frame = update_frame(type='"new_kind"', category='"new-category"', wallet_id='"vault"')
     message = decode_message(frame)
     assert isinstance(message, BalancesUpdateMessage)
@@ -355,7 +355,7 @@ def test_unknown_channel_is_not_an_error() -> None:
 
 
 def test_bare_error_frames() -> None:
-    """{"Error": ...} frames (§8.9, UNCONFIRMED) decode to ErrorMessage."""
+    """{"Error": ...} frames (not documented by Kraken) decode to ErrorMessage."""
     assert decode_message('{"Error":"Exceeded msg rate"}') == ErrorMessage("Exceeded msg rate")
     assert decode_message('{"error":"oops"}') == ErrorMessage("oops")
 
@@ -380,7 +380,7 @@ def test_subscription_failure_and_other_methods() -> None:
 
 
 def test_pong_with_warnings() -> None:
-    """A pong's result.warnings are exposed (§8.8)."""
+    """A pong's result.warnings are exposed."""
     pong = decode_message('{"method":"pong","req_id":1,"result":{"warnings":["w"]}}')
     assert isinstance(pong, PongMessage)
     assert pong.warnings == ("w",)
@@ -448,7 +448,7 @@ def test_json_of_any_shape_only_ever_raises_protocol_error(
 
 
 def test_subscribe_request_matches_the_fixture(fixture_bytes: FixtureBytes) -> None:
-    """subscribe_request writes the documented request (§8.2)."""
+    """subscribe_request writes the documented request."""
     frame = subscribe_request(
         "balances", token="G38a1tGFzqGiUCmnegBcm8d4nfP3tytiNQz6tkCBYXY", snapshot=None
     )
@@ -479,7 +479,7 @@ def test_subscribe_request_options() -> None:
 
 
 def test_unsubscribe_and_ping_requests_match_the_fixtures(fixture_bytes: FixtureBytes) -> None:
-    """unsubscribe_request and ping_request write the documented requests (§8.7, §8.8)."""
+    """unsubscribe_request and ping_request write the documented requests."""
     frame = unsubscribe_request("balances", token="G38a1tGFzqGiUCmnegBcm8d4nfP3tytiNQz6tkCBYXY")
     assert json.loads(frame) == json.loads(fixture_bytes("ws_balances_unsubscribe_request.json"))
     assert json.loads(ping_request(101)) == json.loads(fixture_bytes("ws_ping.json"))
@@ -544,7 +544,7 @@ def test_encode_pong_matches_fixture(fixture_bytes: FixtureBytes) -> None:
 
 
 def test_encode_method_response_matches_fixtures(fixture_bytes: FixtureBytes) -> None:
-    """Acknowledgements and failures have the documented shapes (§8.2)."""
+    """Acknowledgements and failures have the documented shapes."""
     ack = encode_method_response(
         "subscribe",
         success=True,

@@ -349,7 +349,7 @@ def test_per_wallet_balance_reading() -> None:
 
 
 def test_all_wallet_total_reading() -> None:
-    """A balance equal to the asset's new total is read as the total (§8.4 wording)."""
+    """A balance equal to the asset's new total is read as the total (the docs' wording)."""
     session = streaming(snapshot_frame(1, MATIC=[("spot", "main", "300"), ("earn", "flex", "200")]))
     (update,) = session.feed(encode_balances_update([entry("MATIC", "-5", "494", fee="1")], 2), NOW)
     assert isinstance(update, LedgerUpdate)
@@ -625,7 +625,7 @@ def test_sequence_rules_match_a_model(steps: list[tuple[int, str, Decimal]]) -> 
         else:
             assert kinds(events) == ["ResyncStarted"]
             expected["resyncs"] += 1
-            # The new snapshot's sequence is the new base, whatever it is (§8.5).
+            # The new snapshot's sequence is the new base, whatever it is.
             session.feed(snapshot_frame(sequence, BTC=str(before)), NOW)
             assert state(session) is SessionState.STREAMING
             last, seen = sequence, {}

@@ -6,7 +6,7 @@ protocol). It returns an empty iterable when all is well and never raises for
 bad data: a rule *reports* what is odd, the :class:`~balance_manager.core.models.Balance`
 model already *refuses* what is impossible (NaN, negative hold).
 
-The seven built-in rules are the seed's, under the seed's names
+The seven built-in rules are those of the original specification, under its names
 (``balance_manager.config.RULE_NAMES``):
 
 =======================  ========  ==================================================
@@ -127,8 +127,8 @@ class RuleContext(msgspec.Struct, frozen=True, gc=False):
         confirmed_at: when a live source last confirmed this value (Unix
             seconds); ``None`` means ``balance.received_at``.
         decimals: the asset's ledger decimals (Kraken ``Assets.decimals`` or the
-            WebSocket ``instrument`` ``precision``, PROTOCOL.md §8.6); ``None``
-            if unknown.
+            WebSocket ``instrument`` ``precision``; docs/kraken.md, 'Assets');
+            ``None`` if unknown.
         reference: the same asset as seen by another source (e.g. REST while
             ``balance`` came from the WebSocket), for cross-source checks.
     """
@@ -214,11 +214,11 @@ class NegativeBalance:
 class NegativeFreeBalance:
     """``negative_free_balance``: more is held than is available.
 
-    ``free = balance + credit - credit_used - hold_trade`` (PROTOCOL.md §4.3).
+    ``free = balance + credit - credit_used - hold_trade`` (docs/kraken.md, 'BalanceEx').
     A negative ``free`` can be legitimate, so this is a warning: open orders may
     draw on Kraken Rewards ``.F`` funds or a credit line, and Kraken reports the
     hold on the base asset key, whose own balance is then smaller than the hold
-    (PROTOCOL.md §4.3, infinity-grid #80/#81); a fill may also move the balance
+    (infinity-grid issues #80 and #81); a fill may also move the balance
     a moment before the matching hold is released. It is the warning-level view
     of the condition :class:`HoldExceedsBalance` reports as an error.
 
@@ -576,8 +576,8 @@ class PrecisionOverflow:
     """``precision_overflow``: an amount finer than the asset's ledger can record.
 
     Kraken keeps each asset to fixed ledger decimals (``Assets.decimals``, or the
-    WebSocket ``instrument`` channel's ``precision``: BTC 10, USD 4; PROTOCOL.md
-    §8.6). More significant decimals than that means a computation leaked
+    WebSocket ``instrument`` channel's ``precision``: BTC 10, USD 4; docs/kraken.md,
+    'The instrument channel'). More significant decimals than that means a computation leaked
     precision (or a float crept in). Trailing zeros do not count: REST writes
     fixed decimals and ``Decimal("0.12340000000")`` is a fine USD amount.
 

@@ -433,7 +433,7 @@ class BalanceValidator:
         confirmed_at: float | None = None,
         reference: Balance | None = None,
     ) -> ValidationResult:
-        """Validate one asset given as plain numbers (the seed's call).
+        """Validate one asset given as plain numbers (the original specification's call).
 
         Args:
             asset: the asset name.

@@ -3,20 +3,22 @@
 Canonical names are the WebSocket v2 display names (``BTC``, ``USD``, ``DOGE``),
 the ones traders know. REST uses legacy keys for older assets (``XXBT``,
 ``ZUSD``, ``XXDG``) and Kraken's ISO codes in ``altname`` (``XBT``, ``XDG``)
-(PROTOCOL.md §7.1). :class:`AssetNames` maps every spelling to the canonical
+(docs/kraken.md, 'REST keys and altnames'). :class:`AssetNames` maps every spelling to the canonical
 name and back; it starts from a built-in table of the legacy keys and learns
 the rest from the REST ``Assets`` response.
 
 Suffixed balances (policy)
 --------------------------
 REST balance keys may carry a suffix that names a separate balance of the same
-coin (PROTOCOL.md §7.1). We give users two named views of each asset:
+coin (docs/kraken.md, 'Suffixes'). We give users two named views of each asset
+(docs/kraken.md, 'Our split: tradable and earn'):
 
 * **tradable** (``Balance.balance``): what can be spent on spot. It is the base
   key plus the ``.F`` key. Kraken documents ``.F`` as balances "earning
   automatically in Kraken Rewards" that are traded through the base asset, and
   ``hold_trade`` on the base key can exceed the base key's own balance because
-  open orders draw on ``.F`` funds (PROTOCOL.md §4.3, infinity-grid #80/#81).
+  open orders draw on ``.F`` funds (docs/kraken.md, 'BalanceEx'; infinity-grid
+  issues #80 and #81).
 * **total** (``Balance.total`` = ``balance + earn``): everything held. ``earn``
   collects the keys that are not spendable on spot: ``.S`` (staked), ``.M``
   (opt-in rewards), ``.P`` (parachain bonded), ``.B`` (yield-bearing
@@ -26,9 +28,11 @@ The rule is conservative on purpose: a suffix whose meaning is unconfirmed is
 never counted as free to trade, so ``free`` can be understated, never overstated.
 
 On WebSocket v2, earn holdings are wallets of the base asset instead of
-suffixed keys (§8.3). The ``spot`` wallet is tradable; of the ``earn`` wallets
-only ``liquid`` is, because both it and ``.F`` are what Kraken calls "Kraken
-Rewards" (§7.1, §8.4). That mapping is UNCONFIRMED (§7.2 table); the manager
+suffixed keys (docs/kraken.md, 'Balances snapshot'). The ``spot`` wallet is
+tradable; of the ``earn`` wallets only ``liquid`` is, because both it and ``.F``
+are what Kraken calls "Kraken Rewards" (docs/kraken.md, 'Suffixes' and
+'Balances updates'). That mapping is not documented (docs/kraken.md,
+'WebSocket v2 names'); the manager
 cross-checks WebSocket and REST views and reports a disagreement, so an error in
 it shows up as a ``source_inconsistency`` issue rather than a wrong number.
 """
@@ -65,7 +69,8 @@ NOT_TRADABLE_SUFFIXES = frozenset({"S", "M", "P", "B", "T", "HOLD"})
 #: WebSocket v2 wallets that are spendable on spot: ``(wallet_type, wallet_id)``.
 _TRADABLE_WALLETS = frozenset({("spot", "main"), ("earn", "liquid")})
 
-#: Kraken ISO codes (REST ``altname``) that differ from the v2 names (§7.1, §7.2).
+#: Kraken ISO codes (REST ``altname``) that differ from the v2 names
+#: (docs/kraken.md, 'REST keys and altnames').
 _ALTNAME_TO_V2 = {"XBT": "BTC", "XDG": "DOGE"}
 
 
@@ -104,7 +109,8 @@ def _info(
 
 #: Built-in table: the legacy prefixed REST keys (a closed set of older assets)
 #: and a few common assets. Decimals of XXBT (10, display 5), ZUSD and ZEUR (4,
-#: display 2) are the documented ones (fixtures/rest_assets.json); the others
+#: display 2) are the documented ones (Kraken's example, kept in
+#: tests/kraken/protocol/fixtures/rest_assets.json); the others
 #: are typical ledger decimals without display decimals, replaced by the live
 #: ``Assets`` response when the manager starts.
 DEFAULT_ASSETS: tuple[AssetInfo, ...] = (

@@ -2,14 +2,15 @@
 
 Kraken reports API failures as strings in the response's ``error`` array
 (REST) or ``error`` field (WebSocket v2), shaped ``<E|W><Category>:<text>[:<extra>]``
-(PROTOCOL.md §5). :func:`exception_for` turns one into the matching
+(see docs/kraken.md, 'Error strings'). :func:`exception_for` turns one into the matching
 :mod:`balance_manager.exceptions` class, keeping the string as ``code`` so the
 caller can log exactly what Kraken said. Whether to retry is a property of the
 class (``retryable``):
 
-* authentication problems are never retried (repeats lead to a lockout, §3);
+* authentication problems are never retried (repeats lead to a lockout);
 * ``EAPI:Invalid nonce`` is not retried: with one increasing nonce per client it
-  means another user of the key, and repeats lead to a lockout;
+  means another user of the key, and repeats lead to a lockout (docs/kraken.md,
+  'Nonces');
 * rate limits are retried after ``retry_after`` seconds;
 * ``EGeneral:Temporary lockout`` stops everything and is surfaced;
 * service trouble (unavailable, busy, maintenance modes, deadlines) backs off
@@ -18,8 +19,8 @@ class (``retryable``):
   misconfiguration on our side and is not retried.
 
 The mapping is one table (:data:`ERROR_TABLE`) plus two category rules, so a
-new string is one line. Strings beginning with ``W`` are warnings, not errors
-(§2); :func:`split_messages` separates them.
+new string is one line. Strings beginning with ``W`` are warnings, not errors;
+:func:`split_messages` separates them.
 """
 
 from __future__ import annotations
@@ -48,33 +49,38 @@ __all__ = [
 ]
 
 #: Seconds to wait after a rate-limit error that names no time. Kraken says calls
-#: are refused "for a few seconds" (§6) and its CLI hints 5-15 s (§5); we start at
-#: the low end and let the caller's backoff grow it.
+#: are refused "for a few seconds" and its CLI hints 5-15 s (docs/kraken.md,
+#: 'The private call counter'); we start at the low end and let the caller's
+#: backoff grow it.
 DEFAULT_RATE_LIMIT_WAIT = 5.0
 
-#: ``EService: Throttled: <unix ts>`` (note the space after the first colon, §5).
+#: ``EService: Throttled: <unix ts>`` (note the space after the first colon).
 THROTTLED_PREFIX = "EService: Throttled"
 
 #: Exact error strings (without any trailing ``:<extra>``) and their class.
 ERROR_TABLE: dict[str, type[ExchangeError]] = {
-    # Credentials and permissions: retrying cannot help and repeats lock the key (§3).
+    # Credentials and permissions: retrying cannot help and repeats lock the key.
     "EAPI:Invalid key": AuthenticationError,
     "EAPI:Invalid signature": AuthenticationError,
     "EGeneral:Permission denied": AuthenticationError,
-    # Token invalidated server-side; the fix is a new token (§4.1, §8.10).
+    # Token invalidated server-side; the fix is a new token
+    # (docs/kraken.md, 'Token lifetime').
     "ESession:Invalid session": AuthenticationError,
-    # Nonce not above the last accepted one: another user of the key; not retried (§3).
+    # Nonce not above the last accepted one: another user of the key; not retried
+    # (docs/kraken.md, 'Nonces').
     "EAPI:Invalid nonce": InvalidNonceError,
-    # Call counter full (§6). The EAuth ones sit in the EAuth category but are
-    # rate limits, so they are listed here to win over the category rule below.
+    # Call counter full (docs/kraken.md, 'The private call counter'). The EAuth
+    # ones sit in the EAuth category but are rate limits, so they are listed here
+    # to win over the category rule below.
     "EAPI:Rate limit exceeded": RateLimitedError,
     "EAuth:Rate limit exceeded": RateLimitedError,
     "EAuth:Too many requests": RateLimitedError,
-    # Too many failed calls: about 15 minutes; stop and surface (§5).
+    # Too many failed calls: about 15 minutes; stop and surface.
     "EGeneral:Temporary lockout": LockoutError,
-    # Service trouble: back off and retry (§5, §8.11). EService:Busy is not in the
-    # current docs and its meaning is UNCONFIRMED; every client treats it as a
-    # temporary overload, and a retry with backoff is right either way.
+    # Service trouble: back off and retry (docs/kraken.md,
+    # 'Maintenance and cancel_only'). EService:Busy is not in the current docs and
+    # its meaning is UNCONFIRMED; every client treats it as a temporary overload,
+    # and a retry with backoff is right either way.
     "EService:Unavailable": ExchangeUnavailableError,
     "EService:Busy": ExchangeUnavailableError,
     "EGeneral:Internal error": ExchangeUnavailableError,
@@ -85,7 +91,8 @@ ERROR_TABLE: dict[str, type[ExchangeError]] = {
     "EService:Deadline elapsed": ExchangeUnavailableError,
     # Our request is wrong: not retryable. Listed for documentation; anything
     # unknown lands on ExchangeError too. EAPI:Bad request and EAPI:Feature
-    # disabled have UNCONFIRMED meanings (§5); not retrying is safe either way.
+    # disabled have undocumented meanings; not retrying is safe either way (docs/kraken.md,
+    # 'What Kraken does not document, and our choices').
     "EGeneral:Invalid arguments": ExchangeError,
     "EQuery:Unknown asset": ExchangeError,
     "EQuery:Unknown asset pair": ExchangeError,
@@ -95,7 +102,8 @@ ERROR_TABLE: dict[str, type[ExchangeError]] = {
 
 #: Whole categories (the part before the first colon) and their class, used when
 #: the exact string is not in :data:`ERROR_TABLE`. Kraken lists these strings
-#: "without explanation" (§5); all of them refuse the account or the key.
+#: "without explanation" (docs/kraken.md, 'Error strings'); all of them refuse the
+#: account or the key.
 CATEGORY_TABLE: dict[str, type[ExchangeError]] = {
     "EAccount": AuthenticationError,
     "EAuth": AuthenticationError,
@@ -103,7 +111,10 @@ CATEGORY_TABLE: dict[str, type[ExchangeError]] = {
 
 
 def is_warning(message: str) -> bool:
-    """Whether a Kraken message string is a warning (``W...``), not an error (§2)."""
+    """Whether a Kraken message string is a warning (``W...``), not an error.
+
+    See docs/kraken.md, 'REST envelope and HTTP status'.
+    """
     return message.startswith("W")
 
 

@@ -1,9 +1,9 @@
 """Funds held by open orders, derived live from the ``executions`` channel.
 
 The ``balances`` channel says how much of each asset there is, never how much
-is reserved by open orders (PROTOCOL.md §8.3). :class:`OpenOrderBook` follows
-the order events of ``executions`` and keeps, per asset, the sum of
-:func:`hold_for_order` over the open orders:
+is reserved by open orders (docs/kraken.md, 'Balances snapshot').
+:class:`OpenOrderBook` follows the order events of ``executions`` and keeps, per
+asset, the sum of :func:`hold_for_order` over the open orders:
 
 * a **buy** holds ``remaining_qty * limit_price * (1 + fee_rate)`` of the quote
   asset (the order's cost plus the largest fee it can be charged);
@@ -15,7 +15,8 @@ Holds are rounded **up** to the asset's ledger decimals: a hold may be
 overstated by less than one unit of the last digit, never understated, so
 ``free`` is never too high. The simulator computes its holds with the same
 :func:`hold_for_order`, so the two agree by construction; against the real
-exchange the manager reconciles with REST ``BalanceEx.hold_trade`` (§4.3).
+exchange the manager reconciles with REST ``BalanceEx.hold_trade``
+(docs/kraken.md, 'BalanceEx').
 
 Orders whose hold cannot be known are *flagged*, not guessed: a buy without a
 limit price (``market``, ``stop-loss``, ``trailing-stop``...: the price is only

@@ -5,7 +5,7 @@ counter decays over time at the account tier's rate, and a call that would
 take it past the tier's maximum is refused with ``EAPI:Rate limit exceeded``
 (and calls stay refused for a while, longer if they keep coming). Repeated
 refusals are failed calls, and too many failed calls end in
-``EGeneral:Temporary lockout`` (§5). So the client models the counter and
+``EGeneral:Temporary lockout``. So the client models the counter and
 waits *before* sending instead of finding out afterwards.
 
 :class:`KrakenCallCounter` is sans-I/O: :meth:`~KrakenCallCounter.reserve`
@@ -13,12 +13,14 @@ takes ``now`` and returns how long to wait. Reservations are booked in order
 (first come, first served), so concurrent callers that each wait their
 returned delay never overfill the counter together.
 
-Cost table (:data:`COSTS`). ``Balance``, ``BalanceEx``, ``TradeBalance`` and
-``GetWebSocketsToken`` cost 1 in every source. Ledger and trade-history calls
-cost 2 in Kraken's newer guide and 4 on the classic page (§6); ``QueryLedgers``
-is unclear (ccxt weighs it 1, Kraken's CLI 2). We book 4 for all three:
-over-estimating a cost only makes us wait a little longer, while
-under-estimating it gets calls refused, and refusals count towards a lockout.
+Cost table (:data:`COSTS`, shared with the simulator, which charges it).
+``Balance``, ``BalanceEx``, ``TradeBalance`` and ``GetWebSocketsToken`` cost 1
+in every source. Ledger and trade-history calls cost 2 in Kraken's newer guide
+and 4 on the classic page; the client books the higher figure
+(:data:`DISPUTED_COSTS`): over-estimating a cost only makes us wait a little
+longer, while under-estimating it gets calls refused, and refusals count
+towards a lockout.
+The facts are in docs/kraken.md, 'The private call counter'.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, TypedDict
 
@@ -38,44 +41,84 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COSTS",
+    "DISPUTED_COSTS",
     "KRAKEN_SLOW_RECONNECT_FLOOR",
     "TIERS",
     "KrakenCallCounter",
     "RateLimitStatistics",
+    "TierLimits",
     "cost_of",
     "kraken_reconnect_delays",
 ]
 
 #: Kraken: after maintenance or a long outage, reconnect no faster than once per
 #: 5 s (Cloudflare bans an IP for 10 minutes beyond about 150 connection
-#: attempts per 10 minutes; see docs/kraken.md).
+#: attempts per 10 minutes; see docs/kraken.md, 'Connection limits and reconnect pace').
 KRAKEN_SLOW_RECONNECT_FLOOR: Final = 5.0
 
-#: Counter cost of each private REST method we may call (see the module docstring).
+#: What Kraken charges each private REST method on the counter (1 for a method
+#: not listed). ``AddOrder`` and ``CancelOrder`` are metered by the separate
+#: matching-engine limiter, not this counter. Ledger and trade-history calls
+#: cost 2 in Kraken's newer guide: see :data:`DISPUTED_COSTS`.
 COSTS: Final[Mapping[str, int]] = MappingProxyType(
     {
         "Balance": 1,
         "BalanceEx": 1,
         "GetWebSocketsToken": 1,
         "TradeBalance": 1,
-        "Ledgers": 4,
-        "QueryLedgers": 4,
-        "TradesHistory": 4,
+        "AddOrder": 0,
+        "CancelOrder": 0,
+        "Ledgers": 2,
+        "QueryLedgers": 2,
+        "TradesHistory": 2,
+        "QueryTrades": 2,
     }
 )
 
-#: ``tier → (max counter, decay per second)`` (PROTOCOL.md §6).
-TIERS: Final[Mapping[str, tuple[float, float]]] = MappingProxyType(
+#: Where Kraken's own pages disagree (the classic page says 4 where the newer
+#: guide says 2), the higher figure. The client books it: over-estimating a
+#: cost only makes it wait a little longer, under-estimating gets calls
+#: refused, and refusals count towards a lockout. The simulator charges
+#: :data:`COSTS`.
+DISPUTED_COSTS: Final[Mapping[str, int]] = MappingProxyType(
+    {"Ledgers": 4, "QueryLedgers": 4, "TradesHistory": 4, "QueryTrades": 4}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TierLimits:
+    """A verification tier's private call counter.
+
+    Attributes:
+        max_counter: the counter's maximum.
+        decay_per_second: how much the counter drops each second.
+    """
+
+    max_counter: float
+    decay_per_second: float
+
+
+#: Kraken's verification tiers and their counters (docs/kraken.md, 'The private call counter').
+TIERS: Final[Mapping[str, TierLimits]] = MappingProxyType(
     {
-        "starter": (15.0, 0.33),
-        "intermediate": (20.0, 0.5),
-        "pro": (20.0, 1.0),
+        "starter": TierLimits(15.0, 0.33),
+        "intermediate": TierLimits(20.0, 0.5),
+        "pro": TierLimits(20.0, 1.0),
     }
 )
 
 
-def cost_of(method: str) -> int:
-    """Counter cost of the private method ``method`` (1 for a method not in :data:`COSTS`)."""
+def cost_of(method: str, *, conservative: bool = True) -> int:
+    """Counter cost of the private method ``method`` (1 for a method not in :data:`COSTS`).
+
+    Args:
+        method: the method's name (``BalanceEx``).
+        conservative: where Kraken's pages disagree, the higher cost
+            (:data:`DISPUTED_COSTS`), as the client books; ``False`` gives
+            what the simulator charges.
+    """
+    if conservative and method in DISPUTED_COSTS:
+        return DISPUTED_COSTS[method]
     return COSTS.get(method, 1)
 
 
@@ -159,10 +202,10 @@ class KrakenCallCounter:
             ConfigError: unknown tier.
         """
         try:
-            max_counter, decay = TIERS[tier]
+            limits = TIERS[tier]
         except KeyError:
             raise ConfigError("kraken_tier", tier, f"must be one of {', '.join(TIERS)}") from None
-        return cls(max_counter, decay, margin=margin)
+        return cls(limits.max_counter, limits.decay_per_second, margin=margin)
 
     @classmethod
     def from_config(cls, config: BalanceManagerConfig) -> KrakenCallCounter:
@@ -254,7 +297,7 @@ def kraken_reconnect_delays(
     maximum: float = 30.0,
     quick_retries: int = 2,
 ) -> Iterator[float]:
-    """Kraken WebSocket reconnect delays, following PROTOCOL.md §8.9.
+    """Kraken WebSocket reconnect delays, as Kraken advises.
 
     Kraken recommends "a few immediate retries after a random drop" and, after
     maintenance or a long outage, "no faster than one attempt per 5 s". So:
@@ -265,7 +308,8 @@ def kraken_reconnect_delays(
       10-20 s, ...) up to ``maximum``, never below 5 s (or below ``maximum``
       if that is smaller than 5 s, as tests configure).
 
-    Kraken's own CLI does much the same: 1 s, 2 s, then 5-30 s (§8.9).
+    Kraken's own CLI does much the same: 1 s, 2 s, then 5-30 s. See
+    docs/kraken.md, 'Connection limits and reconnect pace'.
 
     Args:
         rng: the source of jitter.

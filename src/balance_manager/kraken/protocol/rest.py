@@ -1,6 +1,6 @@
 """Kraken REST, sans-I/O: build signed requests, read envelopes, decode results.
 
-The client side (``adapters/kraken_rest.py``) does::
+The client side (``kraken/rest_client.py``) does::
 
     request = build_private_request("BalanceEx", None, nonce=nonces(), credentials=creds)
     status, body = <send request.method request.url(base) with request.headers, request.body>
@@ -8,10 +8,12 @@ The client side (``adapters/kraken_rest.py``) does::
 
 The server side (the simulator) uses the encoders at the bottom
 (:func:`encode_envelope`, :func:`format_amount`...), so both ends agree on the
-exact shapes of PROTOCOL.md §2 and §4 by construction.
+exact shapes by construction. Those shapes are described in docs/kraken.md,
+'REST envelope and HTTP status' and 'REST endpoints we call' (one section per
+method, named after it).
 
 Amounts decode straight to ``Decimal`` whether Kraken sends strings (the
-documented schema) or numbers (the docs' own BalanceEx example), §4.3. A result
+documented schema) or numbers (the docs' own BalanceEx example). A result
 of the wrong shape raises :class:`~balance_manager.exceptions.ProtocolError`
 naming the JSON path, e.g. ``$.result.XXBT.balance``.
 """
@@ -79,9 +81,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Path prefix of private methods (POST, signed), §1.
+#: Path prefix of private methods (POST, signed).
 PRIVATE_PREFIX = "/0/private/"
-#: Path prefix of public methods (GET), §1.
+#: Path prefix of public methods (GET).
 PUBLIC_PREFIX = "/0/public/"
 
 _FORM_TYPE = "application/x-www-form-urlencoded"
@@ -150,10 +152,11 @@ def build_private_request(
     encoding: Literal["form", "json"] = "form",
     user_agent: str | None = None,
 ) -> PreparedRequest:
-    """A signed ``POST /0/private/<method>`` (PROTOCOL.md §3).
+    """A signed ``POST /0/private/<method>``.
 
     The nonce is the first body field; ``API-Sign`` is computed over exactly
-    the body bytes returned, so nothing may re-encode them before sending.
+    the body bytes returned, so nothing may re-encode them before sending (see
+    docs/kraken.md, 'REST authentication and the signature').
 
     Args:
         method: the private method, e.g. ``"BalanceEx"``.
@@ -200,7 +203,7 @@ def build_public_request(
     """An unsigned ``GET /0/public/<method>`` (e.g. ``Assets``, ``Time``, ``SystemStatus``).
 
     Query values are written with ``str()``; lists and tuples become Kraken's
-    comma lists (``asset=XBT,ETH``, §4.5).
+    comma lists (``asset=XBT,ETH``).
     """
     pairs: list[tuple[str, str]] = []
     for key, value in (query or {}).items():
@@ -219,7 +222,7 @@ _NULL = msgspec.Raw(b"null")
 
 class _Envelope(msgspec.Struct, frozen=True):
     # `result` is kept as raw bytes so each method decodes it with its own type
-    # in one pass; it may be absent, {} or null on errors (§2).
+    # in one pass; it may be absent, {} or null on errors.
     error: list[str]
     result: msgspec.Raw = msgspec.Raw()
 
@@ -269,7 +272,7 @@ def read_envelope(
     content_type: str | None = None,
     now: float | None = None,
 ) -> RestEnvelope:
-    """Check a REST response and return its ``result`` with any warnings (§2).
+    """Check a REST response and return its ``result`` with any warnings.
 
     Args:
         body: the response body.
@@ -298,11 +301,11 @@ def read_envelope(
         raise _protocol_error(exc, method=method) from None
     except (msgspec.DecodeError, UnicodeDecodeError):
         # Not JSON at all (invalid UTF-8 included): the request never got a
-        # Kraken answer (§2).
+        # Kraken answer.
         raise _transport_error(body, method, status, content_type) from None
     errors, warnings = split_messages(envelope.error)
     if errors:
-        # Kraken signals API errors in the body, not with HTTP codes (§2), and
+        # Kraken signals API errors in the body, not with HTTP codes, and
         # whether a rate limit also comes as HTTP 429 is UNCONFIRMED: mapping the
         # error string whatever the status is right in both cases.
         raise exception_for(errors[0], method=method, now=now)
@@ -418,7 +421,7 @@ class FiniteDecimals:
 
 
 class WebSocketToken(msgspec.Struct, frozen=True):
-    """``GetWebSocketsToken`` result (§4.1): a credential, masked when printed.
+    """``GetWebSocketsToken`` result: a credential, masked when printed.
 
     Attributes:
         token: the token; ``token.reveal()`` gives the string to subscribe with.
@@ -435,7 +438,7 @@ class _TokenWire(msgspec.Struct, frozen=True):
 
 
 class AssetRecord(FiniteDecimals, msgspec.Struct, frozen=True):
-    """One entry of the public ``Assets`` result (§4.5).
+    """One entry of the public ``Assets`` result.
 
     Attributes:
         aclass: asset class (``currency``, ``tokenized_asset``).
@@ -458,18 +461,18 @@ class AssetRecord(FiniteDecimals, msgspec.Struct, frozen=True):
 
 
 class ServerTime(msgspec.Struct, frozen=True):
-    """``Time`` result (§4.6): ``unixtime`` seconds and ``rfc1123`` text (two-digit year)."""
+    """``Time`` result: ``unixtime`` seconds and ``rfc1123`` text (two-digit year)."""
 
     unixtime: int
     rfc1123: str
 
 
-#: The documented ``SystemStatus`` values (§4.6); others are passed through.
+#: The documented ``SystemStatus`` values; others are passed through.
 SystemStatusValue = Literal["online", "maintenance", "cancel_only", "post_only"]
 
 
 class SystemStatus(msgspec.Struct, frozen=True):
-    """``SystemStatus`` result (§4.6).
+    """``SystemStatus`` result.
 
     Attributes:
         status: one of :data:`SystemStatusValue` (an unknown value is kept as is).
@@ -486,7 +489,7 @@ class SystemStatus(msgspec.Struct, frozen=True):
 
 
 class TradeBalance(FiniteDecimals, msgspec.Struct, frozen=True):
-    """``TradeBalance`` result (§4.4). Not a per-asset balance source.
+    """``TradeBalance`` result. Not a per-asset balance source.
 
     Attributes are Kraken's: ``eb`` equivalent balance, ``tb`` trade balance,
     ``m`` margin, ``n`` unrealised P/L, ``c`` cost basis, ``v`` valuation, ``e``
@@ -520,7 +523,7 @@ class TradeBalance(FiniteDecimals, msgspec.Struct, frozen=True):
 
 
 class OrderDescription(FiniteDecimals, msgspec.Struct, frozen=True):
-    """``descr`` of an open order: pair, side, order type and prices (§4, OpenOrders).
+    """``descr`` of an open order: pair, side, order type and prices.
 
     ``price`` is the limit price for limit orders (``0`` for market orders);
     ``price2`` the secondary price; ``order`` Kraken's human summary.
@@ -640,17 +643,17 @@ _decode_cancel_order = _decoder(CancelOrderResult)
 
 
 def decode_balance(raw: msgspec.Raw | bytes) -> dict[str, RestBalanceEntry]:
-    """``Balance`` result (§4.2): REST key → entry with only ``balance`` set."""
+    """``Balance`` result: REST key → entry with only ``balance`` set."""
     values = _decode_balance_map(raw, "Balance")
     _check_finite_map(values, "Balance")
     return {key: RestBalanceEntry(balance=value) for key, value in values.items()}
 
 
 def decode_balance_ex(raw: msgspec.Raw | bytes) -> dict[str, RestBalanceEntry]:
-    """``BalanceEx`` result (§4.3): REST key → balance, hold_trade, credit, credit_used.
+    """``BalanceEx`` result: REST key → balance, hold_trade, credit, credit_used.
 
     Absent ``hold_trade``/``credit``/``credit_used`` count as 0 (the documented
-    formula, §4.3).
+    formula; docs/kraken.md, 'BalanceEx').
     """
     entries = _decode_balance_ex_map(raw, "BalanceEx")
     return {
@@ -665,13 +668,13 @@ def decode_balance_ex(raw: msgspec.Raw | bytes) -> dict[str, RestBalanceEntry]:
 
 
 def decode_ws_token(raw: msgspec.Raw | bytes) -> WebSocketToken:
-    """``GetWebSocketsToken`` result (§4.1), the token wrapped in a :class:`Secret`."""
+    """``GetWebSocketsToken`` result, the token wrapped in a :class:`Secret`."""
     wire = _decode_token(raw, "GetWebSocketsToken")
     return WebSocketToken(token=Secret(wire.token), expires=wire.expires)
 
 
 def decode_assets(raw: msgspec.Raw | bytes) -> dict[str, AssetRecord]:
-    """``Assets`` result (§4.5): REST key → record."""
+    """``Assets`` result: REST key → record."""
     return _decode_assets(raw, "Assets")
 
 
@@ -684,17 +687,17 @@ def asset_fields(records: Mapping[str, AssetRecord]) -> dict[str, dict[str, obje
 
 
 def decode_time(raw: msgspec.Raw | bytes) -> ServerTime:
-    """``Time`` result (§4.6)."""
+    """``Time`` result."""
     return _decode_time(raw, "Time")
 
 
 def decode_system_status(raw: msgspec.Raw | bytes) -> SystemStatus:
-    """``SystemStatus`` result (§4.6)."""
+    """``SystemStatus`` result."""
     return _decode_status(raw, "SystemStatus")
 
 
 def decode_trade_balance(raw: msgspec.Raw | bytes) -> TradeBalance:
-    """``TradeBalance`` result (§4.4)."""
+    """``TradeBalance`` result."""
     return _decode_trade_balance(raw, "TradeBalance")
 
 
@@ -717,7 +720,7 @@ def decode_cancel_order(raw: msgspec.Raw | bytes) -> CancelOrderResult:
 # Server side (the simulator): Kraken's exact shapes
 # ---------------------------------------------------------------------------
 
-# Decimals left in a result are written as strings, as Kraken's REST does (§8.6).
+# Decimals left in a result are written as strings, as Kraken's REST does.
 _envelope_encoder = msgspec.json.Encoder(decimal_format="string")
 
 
@@ -751,7 +754,7 @@ def _decimals_for(asset: str, decimals: Mapping[str, int], default: int | None) 
 def balance_result(
     balances: Mapping[str, Decimal], decimals: Mapping[str, int], *, default: int | None = None
 ) -> dict[str, str]:
-    """A ``Balance`` result: REST key → amount string at the asset's decimals (§4.2).
+    """A ``Balance`` result: REST key → amount string at the asset's decimals.
 
     Args:
         balances: REST key → balance.
@@ -770,7 +773,7 @@ def balance_ex_result(
     *,
     default: int | None = None,
 ) -> dict[str, dict[str, str]]:
-    """A ``BalanceEx`` result (§4.3): strings at the asset's decimals.
+    """A ``BalanceEx`` result: strings at the asset's decimals.
 
     ``credit`` and ``credit_used`` are written only when the account has a
     credit line (either is non-zero), as Kraken does.
@@ -790,7 +793,7 @@ def balance_ex_result(
 
 
 def encode_envelope(result: Any = None, errors: tuple[str, ...] | list[str] = ()) -> bytes:
-    """A REST response body: ``{"error":[...],"result":...}`` (§2).
+    """A REST response body: ``{"error":[...],"result":...}``.
 
     With errors and no result, ``result`` is omitted, Kraken's usual error shape
     ``{"error":["EAPI:Invalid nonce"]}``. Decimals left in ``result`` are written

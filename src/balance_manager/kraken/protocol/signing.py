@@ -1,4 +1,7 @@
-"""Kraken REST request signing and nonces (PROTOCOL.md §3), sans-I/O.
+"""Kraken REST request signing and nonces, sans-I/O.
+
+The algorithm and the nonce rules are in docs/kraken.md,
+'REST authentication and the signature' and 'Nonces'.
 
 The client signs with :func:`sign`; the simulator checks with :func:`verify`.
 Both hash exactly the bytes that travel as the request body.
@@ -31,7 +34,7 @@ __all__ = [
 
 
 def decode_secret(secret_b64: str) -> bytes:
-    """The HMAC key: the base64-decoded API secret (§3 step 4).
+    """The HMAC key: the base64-decoded API secret.
 
     Raises:
         ConfigError: the secret is not valid base64 (the message never shows it).
@@ -43,7 +46,7 @@ def decode_secret(secret_b64: str) -> bytes:
 
 
 def sign(url_path: str, nonce: int | str, body: bytes | str, secret: str | bytes) -> str:
-    """The ``API-Sign`` header for one private request (§3).
+    """The ``API-Sign`` header for one private request.
 
     Args:
         url_path: the URI path, e.g. ``/0/private/Balance`` (no host, no query).
@@ -90,7 +93,7 @@ _json_encoder = msgspec.json.Encoder()
 
 
 def encode_json(params: Mapping[str, object]) -> bytes:
-    """JSON-encode ``params`` compactly; the nonce and amounts are strings (§3)."""
+    """JSON-encode ``params`` compactly; the nonce and amounts are strings."""
     return _json_encoder.encode(
         {
             k: _wire_text(v) if k == "nonce" or isinstance(v, Decimal) else v
@@ -103,7 +106,7 @@ class NonceSource:
     """Strictly increasing nonces, safe from many tasks and threads at once.
 
     Nonces are nanoseconds since the epoch (the resolution Kraken's docs
-    recommend for bursts, PROTOCOL.md §3 "Nonce rules"), and never repeat or go
+    recommend for bursts; docs/kraken.md, 'Nonces'), and never repeat or go
     back: each is ``max(now_ns, last + 1)`` under a lock, so a clock that steps
     backwards or two calls in the same nanosecond still get increasing values.
     Share one source per API key across every worker of a process.

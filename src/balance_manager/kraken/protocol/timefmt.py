@@ -1,9 +1,10 @@
 """RFC 3339 and RFC 1123 timestamps as Kraken writes them, to and from Unix seconds.
 
 Kraken's WebSocket v2 stamps every ledger entry and response with UTC RFC 3339
-text at microsecond precision, ``2023-09-22T10:23:42.925034Z`` (PROTOCOL.md
-§8.1); REST ``SystemStatus`` omits the fraction and REST ``Time`` gives an
-RFC 1123 string with a two-digit year (§4.6). These helpers run once per ledger
+text at microsecond precision, ``2023-09-22T10:23:42.925034Z`` (docs/kraken.md,
+'Message shapes'); REST ``SystemStatus`` omits the fraction and REST ``Time``
+gives an RFC 1123 string with a two-digit year (docs/kraken.md, 'Time and
+SystemStatus'). These helpers run once per ledger
 entry on the hot path: parsing uses :meth:`datetime.datetime.fromisoformat`
 (C code, faster than slicing in Python) and formatting caches the
 ``YYYY-MM-DDTHH:MM:`` prefix per minute.
@@ -102,7 +103,7 @@ def format_rfc3339(ts: float, *, fraction: bool = True) -> str:
 
 
 def format_rfc1123(ts: float) -> str:
-    """REST ``Time.rfc1123`` text: ``Thu, 06 Jul 23 18:50:48 +0000`` (two-digit year, §4.6).
+    """REST ``Time.rfc1123`` text: ``Thu, 06 Jul 23 18:50:48 +0000`` (two-digit year).
 
     >>> format_rfc1123(1688669448)
     'Thu, 06 Jul 23 18:50:48 +0000'

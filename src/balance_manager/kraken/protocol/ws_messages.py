@@ -1,15 +1,17 @@
 """Kraken WebSocket v2 messages: typed structs, one fast decoder, and encoders.
 
 :func:`decode_message` turns one text frame into one of the :data:`WsMessage`
-types (PROTOCOL.md §8). It reads a small envelope first (``channel``,
-``method``, ``type``, ``sequence`` and the still-undecoded ``data``), then
-decodes only the payload with a decoder built once at import, so each byte is
-parsed once on the hot path (``balances`` updates). JSON numbers go straight to
+types (the shapes are in docs/kraken.md, 'WebSocket v2'). It reads a small
+envelope first (``channel``, ``method``, ``type``, ``sequence`` and the
+still-undecoded ``data``), then decodes only the payload with a decoder built
+once at import, so each byte is parsed once on the hot path (``balances``
+updates). JSON numbers go straight to
 ``Decimal`` with every digit (``1e-08`` → ``Decimal('1E-8')``), never through
-``float`` (§8.6).
+``float`` (docs/kraken.md, 'Numbers').
 
 Kraken adds fields over time, so unknown fields are ignored; value lists that
-the docs do not close (ledger ``type``, ``category``, wallet ids, §8.4) are
+the docs do not close (ledger ``type``, ``category``, wallet ids; see
+docs/kraken.md, 'Balances updates') are
 plain strings; a channel we do not know decodes to :class:`UnknownMessage`
 instead of failing. A frame that is not JSON, or has the wrong shape, raises
 :class:`~balance_manager.exceptions.ProtocolError` naming the JSON path, e.g.
@@ -80,12 +82,12 @@ __all__ = [
 
 
 class WalletBalance(msgspec.Struct, frozen=True, gc=False):
-    """One wallet of an asset in a ``balances`` snapshot (§8.3).
+    """One wallet of an asset in a ``balances`` snapshot.
 
     Attributes:
         type: ``spot`` or ``earn`` (not a closed list).
         id: ``main``, ``flex``, ``bonded``, ``flexible``, ``liquid``, ``locked``,
-            ``closed``... (not a closed list, §8.4).
+            ``closed``... (not a closed list).
         balance: the wallet's balance.
     """
 
@@ -100,7 +102,7 @@ class WalletBalance(msgspec.Struct, frozen=True, gc=False):
 
 
 class AssetBalance(msgspec.Struct, frozen=True, gc=False):
-    """One asset of a ``balances`` snapshot (§8.3).
+    """One asset of a ``balances`` snapshot.
 
     Attributes:
         asset: v2 asset name (``BTC``, ``USD``).
@@ -121,7 +123,7 @@ class AssetBalance(msgspec.Struct, frozen=True, gc=False):
 
 
 class LedgerEntry(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
-    """One ledger entry of a ``balances`` update: one completed balance change (§8.4).
+    """One ledger entry of a ``balances`` update: one completed balance change.
 
     Attributes:
         ledger_id: the entry's id.
@@ -136,7 +138,7 @@ class LedgerEntry(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
         amount: the change (negative for debits).
         fee: the fee of this change.
         balance: the asset's balance after the change (per wallet or all-wallet
-            total is UNCONFIRMED, §8.4; the session checks both).
+            total is not documented; the session checks both).
         subtype: e.g. ``spottostaking``, when given.
         user: the sub-account, only with ``users: "all"``.
     """
@@ -255,7 +257,7 @@ class Execution(FiniteDecimals, msgspec.Struct, frozen=True, gc=False, omit_defa
 
 
 class StatusInfo(msgspec.Struct, frozen=True, gc=False):
-    """The item of a ``status`` message (§8.8).
+    """The item of a ``status`` message.
 
     Attributes:
         system: ``online``, ``cancel_only``, ``maintenance``, ``post_only``.
@@ -271,7 +273,7 @@ class StatusInfo(msgspec.Struct, frozen=True, gc=False):
 
 
 class InstrumentAsset(FiniteDecimals, msgspec.Struct, frozen=True, gc=False):
-    """An asset of the ``instrument`` channel: v2 name and ledger ``precision`` (§7.2)."""
+    """An asset of the ``instrument`` channel: v2 name and ledger ``precision``."""
 
     _amount_fields: ClassVar[tuple[str, ...]] = ("collateral_value", "margin_rate", "multiplier")
 
@@ -324,7 +326,7 @@ class InstrumentData(msgspec.Struct, frozen=True, gc=False):
 
 
 class SubscriptionResult(msgspec.Struct, frozen=True, gc=False):
-    """``result`` of a subscribe/unsubscribe acknowledgement (§8.2, §8.7)."""
+    """``result`` of a subscribe/unsubscribe acknowledgement."""
 
     channel: str
     snapshot: bool | None = None
@@ -337,7 +339,7 @@ class SubscriptionResult(msgspec.Struct, frozen=True, gc=False):
 
 
 class StatusMessage(msgspec.Struct, frozen=True, gc=False):
-    """``status`` channel: sent on connect and when the engine status changes (§8.8)."""
+    """``status`` channel: sent on connect and when the engine status changes."""
 
     channel: ClassVar[str] = "status"
 
@@ -346,7 +348,7 @@ class StatusMessage(msgspec.Struct, frozen=True, gc=False):
 
 
 class HeartbeatMessage(msgspec.Struct, frozen=True, gc=False):
-    """``heartbeat`` channel: about once a second while nothing else flows (§8.8)."""
+    """``heartbeat`` channel: about once a second while nothing else flows."""
 
     channel: ClassVar[str] = "heartbeat"
 
@@ -356,7 +358,7 @@ HEARTBEAT = HeartbeatMessage()
 
 
 class MethodResponse(msgspec.Struct, frozen=True, gc=False):
-    """The answer to a request (``subscribe``, ``unsubscribe``...), §8.1.
+    """The answer to a request (``subscribe``, ``unsubscribe``...).
 
     Attributes:
         method: the request's method.
@@ -394,7 +396,7 @@ class _PongResult(msgspec.Struct, frozen=True, gc=False):
 
 
 class PongMessage(msgspec.Struct, frozen=True, gc=False):
-    """The answer to :func:`ping_request` (§8.8)."""
+    """The answer to :func:`ping_request`."""
 
     req_id: int | None = None
     time_in: str | None = None
@@ -412,7 +414,7 @@ class PongMessage(msgspec.Struct, frozen=True, gc=False):
 
 
 class BalancesSnapshotMessage(msgspec.Struct, frozen=True, gc=False):
-    """``balances`` snapshot: every asset and its wallets (§8.3)."""
+    """``balances`` snapshot: every asset and its wallets."""
 
     channel: ClassVar[str] = "balances"
     type: ClassVar[str] = "snapshot"
@@ -422,7 +424,7 @@ class BalancesSnapshotMessage(msgspec.Struct, frozen=True, gc=False):
 
 
 class BalancesUpdateMessage(msgspec.Struct, frozen=True, gc=False):
-    """``balances`` update: ledger entries of one completed transaction (§8.4)."""
+    """``balances`` update: ledger entries of one completed transaction."""
 
     channel: ClassVar[str] = "balances"
     type: ClassVar[str] = "update"
@@ -442,7 +444,7 @@ class ExecutionsMessage(msgspec.Struct, frozen=True, gc=False):
 
 
 class InstrumentMessage(msgspec.Struct, frozen=True, gc=False):
-    """``instrument`` snapshot or update: v2 asset names and precisions (§7.2)."""
+    """``instrument`` snapshot or update: v2 asset names and precisions."""
 
     channel: ClassVar[str] = "instrument"
 
@@ -451,7 +453,7 @@ class InstrumentMessage(msgspec.Struct, frozen=True, gc=False):
 
 
 class ErrorMessage(msgspec.Struct, frozen=True, gc=False):
-    """A bare error frame such as ``{"Error": "Exceeded msg rate"}`` (§8.9, UNCONFIRMED)."""
+    """A bare error frame such as ``{"Error": "Exceeded msg rate"}`` (not documented by Kraken)."""
 
     error: str
 
@@ -489,7 +491,7 @@ class _Envelope(msgspec.Struct, frozen=True, gc=False):
     type: str | None = None
     data: msgspec.Raw = msgspec.Raw()
     sequence: int | None = None
-    # Bare error frames: {"Error": ...} (nautilus' note, §8.9) or {"error": ...}.
+    # Bare error frames: {"Error": ...} (nautilus' note) or {"error": ...}.
     error: str | None = None
     error_upper: str | None = msgspec.field(default=None, name="Error")
 
@@ -616,7 +618,7 @@ def decode_message(frame: bytes | str) -> WsMessage:
 # ---------------------------------------------------------------------------
 
 _encoder = msgspec.json.Encoder()
-# Server frames carry JSON numbers with every digit (§8.6): 1E-8, 0.0, 500.
+# Server frames carry JSON numbers with every digit: 1E-8, 0.0, 500.
 _number_encoder = msgspec.json.Encoder(decimal_format="number")
 
 
@@ -628,7 +630,7 @@ def subscribe_request(
     req_id: int | None = None,
     params: Mapping[str, object] | None = None,
 ) -> bytes:
-    """``{"method":"subscribe","params":{...},"req_id":n}`` (§8.2).
+    """``{"method":"subscribe","params":{...},"req_id":n}``.
 
     Args:
         channel: ``balances``, ``executions``...
@@ -654,7 +656,7 @@ def subscribe_request(
 def unsubscribe_request(
     channel: str, *, token: str | Secret | None, req_id: int | None = None
 ) -> bytes:
-    """``{"method":"unsubscribe","params":{"channel":...,"token":...}}`` (§8.7)."""
+    """``{"method":"unsubscribe","params":{"channel":...,"token":...}}``."""
     body: dict[str, object] = {"channel": channel}
     if token is not None:
         body["token"] = token.reveal() if isinstance(token, Secret) else token
@@ -665,7 +667,7 @@ def unsubscribe_request(
 
 
 def ping_request(req_id: int | None = None) -> bytes:
-    """``{"method":"ping","req_id":n}`` (§8.8)."""
+    """``{"method":"ping","req_id":n}``."""
     if req_id is None:
         return b'{"method":"ping"}'
     return _encoder.encode({"method": "ping", "req_id": req_id})
@@ -750,7 +752,7 @@ def encode_status(
     api_version: str = "v2",
     version: str = "2.0.0",
 ) -> bytes:
-    """A ``status`` frame as sent on connect (§8.8, fixture ``ws_status.json``)."""
+    """A ``status`` frame as sent on connect (fixture ``ws_status.json``)."""
     info = {
         "api_version": api_version,
         "connection_id": connection_id,
@@ -761,7 +763,7 @@ def encode_status(
 
 
 def encode_heartbeat() -> bytes:
-    """A ``heartbeat`` frame (§8.8)."""
+    """A ``heartbeat`` frame."""
     return _HEARTBEAT_FRAME
 
 
@@ -776,7 +778,7 @@ def encode_method_response(
     time_out: float | str,
     warnings: Iterable[str] | None = None,
 ) -> bytes:
-    """The answer to a request (§8.1): acknowledgement or failure.
+    """The answer to a request: acknowledgement or failure.
 
     ``time_in``/``time_out`` are RFC 3339 text or Unix seconds (formatted at µs).
     """
@@ -796,7 +798,7 @@ def encode_method_response(
 
 
 def encode_pong(req_id: int | None, time_in: float | str, time_out: float | str) -> bytes:
-    """The answer to a ping (§8.8, fixture ``ws_pong.json``)."""
+    """The answer to a ping (fixture ``ws_pong.json``)."""
     pong: dict[str, object] = {"method": "pong"}
     if req_id is not None:
         pong["req_id"] = req_id
@@ -806,14 +808,14 @@ def encode_pong(req_id: int | None, time_in: float | str, time_out: float | str)
 
 
 def encode_balances_snapshot(assets: Iterable[AssetBalance], sequence: int) -> bytes:
-    """A ``balances`` snapshot frame (§8.3), numbers at full precision."""
+    """A ``balances`` snapshot frame, numbers at full precision."""
     return _number_encoder.encode(
         {"channel": "balances", "data": list(assets), "type": "snapshot", "sequence": sequence}
     )
 
 
 def encode_balances_update(entries: Iterable[LedgerEntry], sequence: int) -> bytes:
-    """A ``balances`` update frame (§8.4): one transaction's ledger entries."""
+    """A ``balances`` update frame: one transaction's ledger entries."""
     return _number_encoder.encode(
         {"channel": "balances", "type": "update", "data": list(entries), "sequence": sequence}
     )

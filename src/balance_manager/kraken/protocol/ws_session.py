@@ -1,8 +1,9 @@
 """The Kraken WebSocket v2 balances session as a sans-I/O state machine.
 
-:class:`KrakenSession` knows the protocol (PROTOCOL.md §8, §9) and nothing of
-sockets, tasks or clocks, like websockets' ``Protocol``: the I/O layer
-(``adapters/kraken_ws.py``) tells it what happened and sends what it asks::
+:class:`KrakenSession` knows the protocol (docs/kraken.md, 'WebSocket v2' and
+'Recovery after a disconnect') and nothing of sockets, tasks or clocks, like
+websockets' ``Protocol``: the I/O layer (``kraken/ws_client.py``) tells it what
+happened and sends what it asks::
 
     session.token_received(token)          # from REST GetWebSocketsToken
     session.connection_opened()            # the socket is up
@@ -18,29 +19,30 @@ not allowed in the current state raises :class:`InvalidTransition` (a bug in
 the caller), while a bad or unexpected *message* never raises: it is counted
 and reported as an event.
 
-Rules (see ``docs/kraken.md``):
+Rules (see docs/kraken.md, 'The session: states, sequences, resync, continuity'):
 
 * **Sequence.** Each subscription (``balances``, ``executions``) has its own
-  counter (§8.5). The snapshot's ``sequence`` is the base, whatever it is
-  (whether it restarts at 1 on a new connection is UNCONFIRMED, so no value is
-  assumed); each update must be the previous + 1. A gap or an older sequence
-  starts a resync: unsubscribe, subscribe again with a snapshot, ignore that
-  channel's updates until the snapshot arrives. An exact duplicate (same
+  counter (docs/kraken.md, 'Sequence numbers'). The snapshot's ``sequence`` is
+  the base, whatever it is (whether it restarts at 1 on a new connection is not
+  documented, so no value is assumed); each update must be the previous + 1.
+  A gap or an older sequence starts a resync: unsubscribe, subscribe again with
+  a snapshot, ignore that channel's updates until the snapshot arrives. An exact duplicate (same
   sequence and same ledger ids as a message already applied) is dropped and
   counted instead: re-applying it would be wrong and resyncing is needless.
 * **Continuity.** Every ledger entry carries the post-event ``balance``, which
   is taken as the truth. It is also checked: ``previous + amount - fee ==
   balance``. Whether ``balance`` is the wallet's or the asset's all-wallet total
-  is UNCONFIRMED (§8.4), so both are tried and the one that matches is applied;
-  if neither matches the update is still applied (``continuity_ok=False``) and
-  a resync is started.
+  is not documented (docs/kraken.md, 'Balances updates'), so both are tried and
+  the one that matches is applied; if neither matches the update is still
+  applied (``continuity_ok=False``) and a resync is started.
 * **Holds.** With ``subscribe_executions``, the ``executions`` channel feeds a
-  :class:`~balance_manager.kraken.protocol.holds.OpenOrderBook` (§8.3: ``balances`` has
-  no holds) and :class:`HoldsChanged` reports what changed.
+  :class:`~balance_manager.kraken.protocol.holds.OpenOrderBook` (``balances`` has
+  no holds: docs/kraken.md, 'Balances snapshot') and :class:`HoldsChanged`
+  reports what changed.
 * **Tokens** are held as :class:`~balance_manager.credentials.Secret` and only
   revealed into the subscribe frames; no repr or event contains one. A token is
   used for one connection: :meth:`KrakenSession.connection_lost` forgets it, so
-  each connection subscribes with a fresh one (newer docs, §4.1).
+  each connection subscribes with a fresh one (docs/kraken.md, 'Token lifetime').
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ __all__ = [
     "Trigger",
 ]
 
-#: The balances channel (§8.2).
+#: The balances channel.
 BALANCES = "balances"
 #: The executions channel (order events; source of live holds).
 EXECUTIONS = "executions"
@@ -244,7 +246,7 @@ class SubscriptionFailed(msgspec.Struct, frozen=True):
 
 
 class BalancesSnapshot(msgspec.Struct, frozen=True):
-    """A full balances snapshot: replaces everything known (§8.3)."""
+    """A full balances snapshot: replaces everything known."""
 
     balances: dict[str, AssetWallets]
     sequence: int
@@ -331,7 +333,7 @@ HEARTBEAT_EVENT = Heartbeat()
 
 
 class ErrorReceived(msgspec.Struct, frozen=True):
-    """A bare error frame from the server (e.g. ``Exceeded msg rate``, §8.9)."""
+    """A bare error frame from the server (e.g. ``Exceeded msg rate``)."""
 
     error: str
 
@@ -430,7 +432,7 @@ class KrakenSession:
         self._sequence: dict[str, int | None] = {}
         self._recent: dict[str, dict[int, tuple[str, ...]]] = {}
         self._wallets: dict[str, dict[WalletKey, Decimal]] = {}
-        self._balance_scope = "total"  # docs wording (§8.4); learned from matching updates
+        self._balance_scope = "total"  # docs wording; learned from matching updates
         self._executions_live = False
         self._book = OpenOrderBook(fee_rate=fee_rate, asset_decimals=asset_decimals)
         self._system: str | None = None
@@ -615,7 +617,7 @@ class KrakenSession:
         return self._start_resync(channel, reason)
 
     def ping(self, now: float) -> None:
-        """Queue an application ping (§8.8); its :class:`Pong` carries the round trip."""
+        """Queue an application ping; its :class:`Pong` carries the round trip."""
         req_id = self._next_req_id()
         self._pings[req_id] = now
         if len(self._pings) > _PING_WINDOW:
@@ -693,7 +695,8 @@ class KrakenSession:
             self._executions_live = False
             return [SubscriptionFailed(EXECUTIONS, error)]
         # balances, or a failure we cannot attribute: without balances the
-        # session is useless; the client reconnects with a fresh token (§4.1).
+        # session is useless; the client reconnects with a fresh token
+        # (docs/kraken.md, 'Token lifetime').
         if self._state in _CONNECTED:
             self._fire(Trigger.SUBSCRIPTION_FAILED)
         return [SubscriptionFailed(channel or BALANCES, error)]
@@ -796,7 +799,7 @@ class KrakenSession:
             if others:
                 self._balance_scope = "wallet"
         elif others and _add(others, after) == entry.balance:
-            # All-wallet total reading (the docs' wording, §8.4): this wallet changed.
+            # All-wallet total reading (the docs' wording): this wallet changed.
             wallet_balance = after
             self._balance_scope = "total"
         else:
@@ -860,8 +863,9 @@ class KrakenSession:
         self._fire(Trigger.RESYNC)
         self.counters.resyncs += 1
         # Unsubscribe first: subscribing to a live subscription is refused. The
-        # same token is reused; if the server refuses it (UNCONFIRMED, §8.10) the
-        # failure closes the session and the client reconnects with a new one.
+        # same token is reused; if the server refuses it (not documented either
+        # way; docs/kraken.md, 'Token lifetime') the failure closes the session
+        # and the client reconnects with a new one.
         self._queue_unsubscribe(channel)
         self._queue_subscribe(channel)
         return [ResyncStarted(channel, reason)]

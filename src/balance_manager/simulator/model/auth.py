@@ -1,6 +1,7 @@
 """The server side of Kraken's authentication: keys, signatures, nonces, limits, tokens.
 
-What a private REST call goes through, in order (PROTOCOL.md §3, §5, §6):
+What a private REST call goes through, in order (docs/kraken.md, 'REST authentication
+and the signature', 'Nonces', 'Error strings', 'The private call counter'):
 
 1. **Lockout.** A key with too many recent failures (``lockout_threshold``
    invalid key / signature / nonce errors within ``lockout_window`` seconds)
@@ -10,16 +11,16 @@ What a private REST call goes through, in order (PROTOCOL.md §3, §5, §6):
 3. **Signature.** ``API-Sign`` must equal
    :func:`balance_manager.kraken.protocol.signing.sign` over the exact body bytes:
    ``EAPI:Invalid signature``.
-4. **Nonce.** The body's ``nonce`` (form or JSON, §2) must be an unsigned
+4. **Nonce.** The body's ``nonce`` (form or JSON) must be an unsigned
    64-bit integer above the last one accepted for the key: ``EAPI:Invalid nonce``.
 5. **Call counter.** Each key has a counter that each call raises by its cost
    and that decays continuously at the tier's rate (starter 15 / -0.33 per s,
-   intermediate 20 / -0.5, pro 20 / -1; §6). A call that would take it above
+   intermediate 20 / -0.5, pro 20 / -1). A call that would take it above
    the maximum is refused with ``EAPI:Rate limit exceeded`` (and does not
    count). ``AddOrder``/``CancelOrder`` cost nothing here: Kraken meters them
    with the matching engine's limiter.
 
-WebSocket tokens (§4.1, §8.10): ``GetWebSocketsToken`` issues a random token
+WebSocket tokens (docs/kraken.md, 'Token lifetime'): ``GetWebSocketsToken`` issues a random token
 (``expires: 900``). It must be used by a private subscription within
 ``token_ttl`` seconds of its creation; once a connection has subscribed with
 it, it stays valid for that connection. Tokens can be revoked (the
@@ -44,15 +45,13 @@ import msgspec
 
 from balance_manager.credentials import SIMULATED_KEY_PREFIX, Credentials, Secret
 from balance_manager.exceptions import ConfigError, ExchangeError
+from balance_manager.kraken.protocol.limits import TIERS, cost_of
 from balance_manager.kraken.protocol.signing import decode_secret, verify
 from balance_manager.simulator.model.ids import random_b64
 
 __all__ = [
-    "CALL_COSTS",
-    "TIERS",
     "TOKEN_ERROR",
     "Authenticator",
-    "TierLimits",
     "TierName",
     "parse_body",
 ]
@@ -60,49 +59,17 @@ __all__ = [
 TierName: TypeAlias = Literal["starter", "intermediate", "pro"]
 
 #: The error sent for an unknown, expired or revoked WebSocket token. Kraken's
-#: exact v2 text is UNCONFIRMED (§8.2); this is the simulator's choice.
+#: exact v2 text is not documented; this is the simulator's choice.
 TOKEN_ERROR = "EAPI:Invalid token"  # noqa: S105 - an error text, not a password
 
 _MAX_NONCE = 2**64 - 1
 
 
-@dataclass(frozen=True, slots=True)
-class TierLimits:
-    """A verification tier's private call counter (§6).
-
-    Attributes:
-        max_counter: the counter's maximum.
-        decay_per_second: how much the counter drops each second.
-    """
-
-    max_counter: float
-    decay_per_second: float
-
-
-#: Kraken's documented tiers (§6).
-TIERS: dict[str, TierLimits] = {
-    "starter": TierLimits(15, 0.33),
-    "intermediate": TierLimits(20, 0.5),
-    "pro": TierLimits(20, 1.0),
-}
-
-#: Counter cost of each private method; methods not listed cost 1 (§6: the
-#: ledger and trade-history calls cost 2 in the newer docs, 4 in the classic
-#: page; the simulator uses 2).
-CALL_COSTS: dict[str, int] = {
-    "AddOrder": 0,
-    "CancelOrder": 0,
-    "Ledgers": 2,
-    "QueryLedgers": 2,
-    "TradesHistory": 2,
-    "QueryTrades": 2,
-}
-
 _json_decoder = msgspec.json.Decoder(float_hook=Decimal)
 
 
 def parse_body(body: bytes, content_type: str = "") -> dict[str, str]:
-    """The fields of a private request body, form-encoded or JSON (§2).
+    """The fields of a private request body, form-encoded or JSON.
 
     JSON numbers are read as ``Decimal`` and every value comes back as text,
     so ``{"volume": 1.25}`` and ``volume=1.25`` give the same field.
@@ -283,7 +250,7 @@ class Authenticator:
             self._fail(state, now)
             raise ExchangeError("EAPI:Invalid nonce", method=method)
         state.last_nonce = nonce
-        self._charge(state, CALL_COSTS.get(method, 1), now, method)
+        self._charge(state, cost_of(method, conservative=False), now, method)
         return api_key, fields
 
     def counter(self, api_key: str, now: float) -> float:

@@ -1,11 +1,11 @@
 """The simulated exchange's state: accounts, market prices and system status (sans-I/O).
 
 :class:`SimExchange` ties the per-account ledgers (:mod:`.ledger`) to one
-price per pair and to Kraken's system status (PROTOCOL.md §4.6, §8.8):
+price per pair and to Kraken's system status (docs/kraken.md, 'Time and SystemStatus'):
 
 * ``online``: orders are placed and matched;
 * ``cancel_only``: only cancels; ``post_only``: limit orders rest but nothing
-  matches; ``maintenance``: no new orders and no cancels (§4.6).
+  matches; ``maintenance``: no new orders and no cancels.
 
 Market orders fill at once at the current price (taker). A limit order that
 crosses the current price when placed fills at once at that price (taker);
@@ -36,7 +36,7 @@ __all__ = ["SYSTEM_STATUSES", "SimExchange", "StatusListener", "SystemStatus"]
 logger = logging.getLogger(__name__)
 
 SystemStatus: TypeAlias = Literal["online", "maintenance", "cancel_only", "post_only"]
-#: The values of REST ``SystemStatus.status`` and WebSocket ``status.system`` (§4.6, §8.8).
+#: The values of REST ``SystemStatus.status`` and WebSocket ``status.system``.
 SYSTEM_STATUSES: tuple[SystemStatus, ...] = ("online", "maintenance", "cancel_only", "post_only")
 #: Called with the new status whenever it changes.
 StatusListener: TypeAlias = Callable[[SystemStatus], None]

@@ -58,9 +58,10 @@ import math
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TypedDict, Unpack
+from typing import ClassVar, TypedDict, Unpack
 
 from balance_manager.exceptions import ConfigError
+from balance_manager.simulator.model.results import NotAwaitable
 
 __all__ = [
     "REST_KINDS",
@@ -128,7 +129,7 @@ REST_KINDS = frozenset(
     }
 )
 
-#: Kraken's error string for each REST error kind (PROTOCOL.md §5).
+#: Kraken's error string for each REST error kind (docs/kraken.md, 'Error strings').
 REST_ERROR_CODES = {
     FaultKind.RATE_LIMIT: "EAPI:Rate limit exceeded",
     FaultKind.SERVICE_UNAVAILABLE: "EService:Unavailable",
@@ -162,7 +163,7 @@ class Trigger(TypedDict, total=False):
 
 
 @dataclass(slots=True)
-class Fault:
+class Fault(NotAwaitable):
     """One injected fault and its trigger (see module docs).
 
     Attributes:
@@ -193,6 +194,8 @@ class Fault:
     fired: int = 0
     seen: int = 0
     fired_at: float | None = None
+
+    _SYNC_CALLS: ClassVar[str] = "sim.faults.inject() or one of its shortcuts (drop_websocket()...)"
 
     @property
     def exhausted(self) -> bool:

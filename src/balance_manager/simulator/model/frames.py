@@ -2,11 +2,11 @@
 
 Frames are encoded by :mod:`balance_manager.kraken.protocol.ws_messages` (the structs
 and encoders the client decodes with), so the simulator cannot drift from the
-client's idea of the protocol. Field values follow the fixtures in
-``shared/kraken/fixtures`` (``ws_status.json``, ``ws_balances_snapshot.json``,
+client's idea of the protocol. Field values follow Kraken's example messages,
+kept in ``tests/kraken/protocol/fixtures`` (``ws_status.json``, ``ws_balances_snapshot.json``,
 ``ws_balances_update_*.json``, ``ws_executions_update_trade.json``,
 ``ws_pong.json``); amounts are JSON numbers with every significant digit
-(PROTOCOL.md §8.6), written as :func:`~balance_manager.simulator.model.wire.plain`
+(docs/kraken.md, 'Numbers'), written as :func:`~balance_manager.simulator.model.wire.plain`
 decimals (``0.005``, ``0.0``, ``500``).
 
 Two frames have no encoder there and are built here: the public
@@ -47,7 +47,7 @@ MALFORMED_FRAME = b'{"channel":"balances","type":"update","data":[{"ledger_id":"
 
 
 def status_frame(connection_id: int, system: str) -> bytes:
-    """The ``status`` update sent on connect and on every status change (§8.8)."""
+    """The ``status`` update sent on connect and on every status change."""
     return wsm.encode_status(connection_id=connection_id, system=system)
 
 
@@ -61,7 +61,7 @@ def response_frame(
     result: dict[str, Any] | None = None,
     error: str | None = None,
 ) -> bytes:
-    """The answer to a request (§8.1): an acknowledgement or ``success: false`` with ``error``."""
+    """The answer to a request: an acknowledgement or ``success: false`` with ``error``."""
     return wsm.encode_method_response(
         method,
         success=success,
@@ -91,7 +91,7 @@ def pong_frame(req_id: int | None, time_in: float, time_out: float) -> bytes:
 
 
 def balances_snapshot_frame(account: Account, sequence: int) -> bytes:
-    """Every asset of ``account`` with its wallets (§8.3); ``balance`` is the all-wallet total."""
+    """Every asset of ``account`` with its wallets; ``balance`` is the all-wallet total."""
     by_asset: dict[str, list[tuple[str, str, Decimal]]] = {}
     for (asset, wallet_type, wallet_id), value in account.wallets().items():
         by_asset.setdefault(asset, []).append((wallet_type, wallet_id, value))
@@ -114,7 +114,7 @@ def balances_snapshot_frame(account: Account, sequence: int) -> bytes:
 
 
 def balances_update_frame(entry: LedgerEntry, sequence: int) -> bytes:
-    """One ledger entry as a ``balances`` update (§8.4); ``balance`` is the wallet's."""
+    """One ledger entry as a ``balances`` update; ``balance`` is the wallet's."""
     item = wsm.LedgerEntry(
         ledger_id=entry.ledger_id,
         ref_id=entry.ref_id,
@@ -233,7 +233,7 @@ def executions_frame(kind: str, items: list[wsm.Execution], sequence: int) -> by
 
 
 def instrument_snapshot_frame(instruments: Instruments) -> bytes:
-    """The public ``instrument`` snapshot: v2 asset names, precisions and pairs (§7.2)."""
+    """The public ``instrument`` snapshot: v2 asset names, precisions and pairs."""
     assets = [
         {
             "id": spec.name,

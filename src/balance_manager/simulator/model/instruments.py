@@ -1,16 +1,17 @@
 """The simulator's assets and trading pairs, in every spelling Kraken uses.
 
 Assets come from :data:`balance_manager.kraken.protocol.assets.DEFAULT_ASSETS` (REST
-key, ``altname``, ledger decimals; PROTOCOL.md §7). Pairs carry the four names
-a client may use (§7.1-§7.2): the REST pair name ``XXBTZUSD``, its ``altname``
+key, ``altname``, ledger decimals; docs/kraken.md, 'Asset names'). Pairs carry
+the four names a client may use: the REST pair name ``XXBTZUSD``, its ``altname``
 ``XBTUSD``, the legacy ``wsname`` ``XBT/USD`` and the WebSocket v2 symbol
 ``BTC/USD`` (the canonical one here).
 
 Earn wallets map to suffixed REST keys. Which suffix goes with which v2 wallet
-is UNCONFIRMED (§7.2); the simulator's choice follows
-``kraken/assets.py``: ``liquid`` (Kraken Rewards) ↔ ``.F``, ``flex`` and
+is not documented (docs/kraken.md, 'WebSocket v2 names'); the simulator's
+choice follows ``kraken/protocol/assets.py``: ``liquid`` (Kraken Rewards) ↔ ``.F``, ``flex`` and
 ``flexible`` ↔ ``.B``, ``bonded`` and ``locked`` ↔ ``.S``. A ``.F`` key uses
-the asset's ``altname`` (``XBT.F``, not ``XXBT.F``), as observed (§7.1).
+the asset's ``altname`` (``XBT.F``, not ``XXBT.F``), as observed (docs/kraken.md,
+'Suffixes').
 """
 
 from __future__ import annotations
@@ -217,7 +218,7 @@ class Instruments:
         """The pair of any spelling (``BTC/USD``, ``XBTUSD``, ``XXBTZUSD``, ``XBT/USD``).
 
         Raises:
-            ExchangeError: ``EQuery:Unknown asset pair``, as Kraken answers (§5).
+            ExchangeError: ``EQuery:Unknown asset pair``, as Kraken answers.
         """
         pair = self._pair_by.get(name.upper()) if isinstance(name, str) else None
         if pair is None:

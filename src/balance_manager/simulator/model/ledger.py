@@ -1,12 +1,14 @@
 """One simulated Kraken account: wallets, open orders, fills and the ledger (sans-I/O).
 
-Every change of a balance is a ledger entry, as on Kraken (PROTOCOL.md §8.4):
+Every change of a balance is a ledger entry, as on Kraken (docs/kraken.md,
+'Balances updates'):
 a deposit, a withdrawal, one entry per asset leg of a trade, one per wallet of
 a transfer between spot and earn. An entry records the wallet's balance
 *after* the event, with ``balance == previous + amount - fee``, which is how
-the documented trade example adds up (fixtures
-``ws_balances_update_trade_*.json``: selling 0.005 BTC at 26599.9 gives a BTC
-leg of -0.005 with fee 0 and a USD leg of +132.9995 with fee 0.3458).
+the documented trade example adds up (Kraken's example messages
+``tests/kraken/protocol/fixtures/ws_balances_update_trade_*.json``: selling
+0.005 BTC at 26599.9 gives a BTC leg of -0.005 with fee 0 and a USD leg of
++132.9995 with fee 0.3458).
 
 Each operation is staged on a copy, checked, then committed, so a refused
 operation (insufficient funds, bad quantity...) changes nothing.
@@ -47,7 +49,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, ROUND_UP, Decimal
-from typing import Literal, TypeAlias
+from typing import ClassVar, Literal, TypeAlias
 
 from balance_manager.core.amounts import (
     EXACT_CONTEXT,
@@ -63,6 +65,7 @@ from balance_manager.kraken.protocol.assets import wallet_is_tradable
 from balance_manager.kraken.protocol.holds import DEFAULT_FEE_RATE, hold_for_order
 from balance_manager.simulator.model.ids import IdSource
 from balance_manager.simulator.model.instruments import EARN_WALLET_SUFFIX, Instruments, PairSpec
+from balance_manager.simulator.model.results import NotAwaitable
 
 __all__ = [
     "LIQUID_WALLET",
@@ -143,8 +146,8 @@ def _beyond(decimals: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    """One completed balance change of one wallet (the ``balances`` update of §8.4).
+class LedgerEntry(NotAwaitable):
+    """One completed balance change of one wallet (a ``balances`` update entry).
 
     Attributes:
         ledger_id: Kraken-like id, ``L`` + base32 blocks (``LAICKV-NMQSR-ZO5IJD``).
@@ -159,7 +162,7 @@ class LedgerEntry:
         fee: the fee charged with it.
         balance: the wallet's balance after the event (``before + amount - fee``).
         subtype: for transfers, ``spottostaking``, ``stakingfromspot``,
-            ``stakingtospot`` or ``spotfromstaking`` (§8.4).
+            ``stakingtospot`` or ``spotfromstaking``.
     """
 
     ledger_id: str
@@ -175,9 +178,11 @@ class LedgerEntry:
     balance: Decimal
     subtype: str | None = None
 
+    _SYNC_CALLS: ClassVar[str] = "sim.deposit(), sim.withdraw() or sim.transfer()"
+
 
 @dataclass(frozen=True, slots=True)
-class Order:
+class Order(NotAwaitable):
     """An order's state at one moment (orders are replaced, never mutated).
 
     Attributes:
@@ -210,6 +215,8 @@ class Order:
     status: OrderStatus = "pending_new"
     updated: float = 0.0
 
+    _SYNC_CALLS: ClassVar[str] = "sim.place_order() or sim.cancel_order()"
+
     @property
     def remaining(self) -> Decimal:
         """Quantity still to fill."""
@@ -227,7 +234,7 @@ class Order:
 
 
 @dataclass(frozen=True, slots=True)
-class Trade:
+class Trade(NotAwaitable):
     """One fill of one order.
 
     Attributes:
@@ -259,10 +266,12 @@ class Trade:
     liquidity: Literal["m", "t"]
     timestamp: float
 
+    _SYNC_CALLS: ClassVar[str] = "sim.fill() or sim.set_price()"
+
 
 @dataclass(frozen=True, slots=True)
 class OrderEvent:
-    """Something happened to an order (an ``executions`` update, §8.4 example).
+    """Something happened to an order (an ``executions`` update).
 
     Attributes:
         exec_type: ``pending_new``, ``new``, ``trade``, ``filled`` or ``canceled``.

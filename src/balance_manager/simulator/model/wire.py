@@ -1,11 +1,12 @@
 """Number formatting shared by the simulator's layers.
 
 The wire shapes themselves come from the client library's protocol modules
-(``kraken/rest.py``: envelope and REST amount strings; ``kraken/ws_messages.py``:
-WebSocket v2 frames; ``kraken/timefmt.py``: timestamps; ``kraken/holds.py``:
-holds), so client and simulator share one schema. What is left here:
+(``kraken/protocol/rest.py``: envelope and REST amount strings;
+``kraken/protocol/ws_messages.py``: WebSocket v2 frames;
+``kraken/protocol/timefmt.py``: timestamps; ``kraken/protocol/holds.py``: holds),
+so client and simulator share one schema. What is left here:
 :func:`plain` writes a ``Decimal`` the way Kraken's documented WebSocket
-messages look (``0.005``, ``0.0``, ``500``; PROTOCOL.md §8.6), and
+messages look (``0.005``, ``0.0``, ``500``; docs/kraken.md, 'Numbers'), and
 :func:`wire_number` does the same as a raw JSON token for the few frames the
 protocol modules have no encoder for (``instrument``, an answer to a request
 that has no ``method``). Rounding to ``n`` decimals is

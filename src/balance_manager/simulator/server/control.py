@@ -34,6 +34,7 @@ authentication: it is meant for loopback use, like the simulator itself.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
@@ -93,46 +94,9 @@ def _account(ctx: SimContext, body: dict[str, Any]) -> Account:
     return ctx.exchange.account(_text(body, "account", "default"))
 
 
-def _entry(entry: LedgerEntry) -> dict[str, Any]:
-    return {
-        "ledger_id": entry.ledger_id,
-        "ref_id": entry.ref_id,
-        "timestamp": entry.timestamp,
-        "type": entry.type,
-        "subtype": entry.subtype,
-        "asset": entry.asset,
-        "wallet_type": entry.wallet_type,
-        "wallet_id": entry.wallet_id,
-        "amount": entry.amount,
-        "fee": entry.fee,
-        "balance": entry.balance,
-    }
-
-
-def _order(order: Order) -> dict[str, Any]:
-    return {
-        "order_id": order.order_id,
-        "symbol": order.symbol,
-        "side": order.side,
-        "order_type": order.order_type,
-        "order_qty": order.order_qty,
-        "limit_price": order.limit_price,
-        "cum_qty": order.cum_qty,
-        "status": order.status,
-        "userref": order.userref,
-    }
-
-
-def _trade(trade: Trade) -> dict[str, Any]:
-    return {
-        "trade_id": trade.trade_id,
-        "exec_id": trade.exec_id,
-        "order_id": trade.order_id,
-        "qty": trade.qty,
-        "price": trade.price,
-        "cost": trade.cost,
-        "fee": trade.fee,
-    }
+def _plain(value: LedgerEntry | Order | Trade) -> dict[str, Any]:
+    """A ledger entry, an order or a trade as JSON-ready fields (every field of the model)."""
+    return dataclasses.asdict(value)
 
 
 def describe_state(ctx: SimContext) -> dict[str, Any]:
@@ -151,7 +115,7 @@ def describe_state(ctx: SimContext) -> dict[str, Any]:
                 {"asset": a, "wallet_type": wt, "wallet_id": wid, "balance": value}
                 for (a, wt, wid), value in sorted(account.wallets().items())
             ],
-            "open_orders": [_order(order) for order in account.open_orders()],
+            "open_orders": [_plain(order) for order in account.open_orders()],
             "ledger_entries": len(account.entries),
         }
     return {
@@ -203,14 +167,14 @@ def _routes(ctx: SimContext) -> list[tuple[str, str, Callable[[web.Request], Awa
             wallet_type=_text(body, "wallet_type", "spot"),
             wallet_id=_text(body, "wallet_id", "main"),
         )
-        return {"entries": [_entry(e) for e in entries]}
+        return {"entries": [_plain(e) for e in entries]}
 
     async def withdraw(request: web.Request) -> Any:
         body = await _body(request)
         entries = _account(ctx, body).withdraw(
             _text(body, "asset"), _text(body, "amount"), now=ctx.now(), fee=_text(body, "fee", "0")
         )
-        return {"entries": [_entry(e) for e in entries]}
+        return {"entries": [_plain(e) for e in entries]}
 
     async def order(request: web.Request) -> Any:
         body = await _body(request)
@@ -224,14 +188,14 @@ def _routes(ctx: SimContext) -> list[tuple[str, str, Callable[[web.Request], Awa
             now=ctx.now(),
             price=None if price is None else _text(body, "price"),
         )
-        return {"order": _order(placed)}
+        return {"order": _plain(placed)}
 
     async def cancel(request: web.Request) -> Any:
         body = await _body(request)
         canceled = ctx.exchange.cancel_order(
             _account(ctx, body), _text(body, "order_id"), now=ctx.now()
         )
-        return {"order": _order(canceled)}
+        return {"order": _plain(canceled)}
 
     async def fill(request: web.Request) -> Any:
         body = await _body(request)
@@ -239,12 +203,12 @@ def _routes(ctx: SimContext) -> list[tuple[str, str, Callable[[web.Request], Awa
         target = account.order(_text(body, "order_id"))
         volume = _text(body, "volume", str(target.remaining))
         price = _text(body, "price", str(target.limit_price or ctx.exchange.price(target.symbol)))
-        return {"trade": _trade(account.fill(target.order_id, volume, price, now=ctx.now()))}
+        return {"trade": _plain(account.fill(target.order_id, volume, price, now=ctx.now()))}
 
     async def price(request: web.Request) -> Any:
         body = await _body(request)
         trades = ctx.exchange.set_price(_text(body, "pair"), _text(body, "price"), now=ctx.now())
-        return {"trades": [_trade(t) for t in trades]}
+        return {"trades": [_plain(t) for t in trades]}
 
     async def status(request: web.Request) -> Any:
         body = await _body(request)

@@ -2,18 +2,20 @@
 
 Public (``GET``, also ``POST``): ``Time``, ``Assets`` (query ``asset``,
 ``aclass``), ``AssetPairs`` (query ``pair``), ``SystemStatus``, ``Ticker``
-(query ``pair``). Private (``POST``, signed, PROTOCOL.md §3): ``Balance``,
+(query ``pair``). Private (``POST``, signed): ``Balance``,
 ``BalanceEx``, ``TradeBalance``, ``GetWebSocketsToken``, ``AddOrder``,
 ``CancelOrder``, ``OpenOrders``.
 
 Answers use Kraken's envelope ``{"error": [...], "result": ...}`` with HTTP 200
-even for API errors (§2), legacy asset keys (``XXBT``, ``ZUSD``) and amounts as
-strings at each asset's decimals (``"1.2435000000"``, ``"25435.2100"``, §4.2).
+even for API errors, legacy asset keys (``XXBT``, ``ZUSD``) and amounts as
+strings at each asset's decimals (``"1.2435000000"``, ``"25435.2100"``); see
+docs/kraken.md, 'REST envelope and HTTP status' and 'REST endpoints we call'.
 An unknown method gets HTTP 404 with ``EGeneral:Unknown method``.
 
 Before anything else each request is offered to the REST faults (HTTP 5xx,
 HTML pages, injected error strings, slow answers; see :mod:`.faults`). In
-``maintenance`` every private call answers ``EService:Unavailable`` (§8.11).
+``maintenance`` every private call answers ``EService:Unavailable``
+(docs/kraken.md, 'Maintenance and cancel_only').
 """
 
 from __future__ import annotations
@@ -44,13 +46,13 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: What Cloudflare answers when the origin fails (the ``http_error`` fault, §2).
+#: What Cloudflare answers when the origin fails (the ``http_error`` fault).
 CLOUDFLARE_520_BODY = (
     "<!DOCTYPE html>\n<html><head><title>api.kraken.com | 520: Web server is returning an "
     "unknown error</title></head><body><h1>Web server is returning an unknown error</h1>"
     "<p>Error code 520</p><p>Cloudflare Ray ID: 0000000000000000</p></body></html>\n"
 )
-#: An HTML page where JSON was expected (the ``html_page`` fault; seen during maintenance, §2).
+#: An HTML page where JSON was expected (the ``html_page`` fault; seen during maintenance).
 MAINTENANCE_HTML = (
     "<!DOCTYPE html>\n<html><head><title>Kraken | Maintenance</title></head><body>"
     "<h1>Kraken is down for scheduled maintenance</h1>"

@@ -14,6 +14,12 @@ balances and holds for assertions, deposits, withdrawals, orders, fills,
 prices, the system status, faults, and :meth:`~SimulatedKraken.restart`
 (stop and start on the same port, every balance, nonce and token kept).
 
+Only :meth:`~SimulatedKraken.start`, :meth:`~SimulatedKraken.stop` and
+:meth:`~SimulatedKraken.restart` do I/O and are awaited. Everything that acts
+on the exchange is a plain call that has happened when it returns (its
+``balances`` and ``executions`` updates are on their way to subscribers);
+awaiting one raises a ``TypeError`` that names the call.
+
 The server listens on 127.0.0.1 unless another host is asked for explicitly.
 """
 
@@ -37,7 +43,16 @@ from balance_manager.runtime.clock import Clock, SystemClock
 from balance_manager.simulator.model.auth import Authenticator
 from balance_manager.simulator.model.exchange import SimExchange
 from balance_manager.simulator.model.faults import Faults
-from balance_manager.simulator.model.ledger import Account, LedgerEntry, Order, Trade, WalletKey
+from balance_manager.simulator.model.ledger import (
+    Account,
+    LedgerEntry,
+    Order,
+    OrderType,
+    Side,
+    Trade,
+    WalletKey,
+)
+from balance_manager.simulator.model.results import SyncList
 from balance_manager.simulator.server.context import SimContext
 from balance_manager.simulator.server.control import add_control_routes
 from balance_manager.simulator.server.market import MarketDriver
@@ -374,16 +389,37 @@ class SimulatedKraken:
         wallet_type: str = "spot",
         wallet_id: str = "main",
     ) -> list[LedgerEntry]:
-        """Credit ``amount`` (a ``balances`` update goes to subscribers)."""
-        return self.account(api_key).deposit(
+        """Credit ``amount`` to a wallet (a ``balances`` update goes to subscribers).
+
+        Synchronous: done when it returns (do not ``await`` it).
+
+        Args:
+            asset: any spelling (``BTC``, ``XBT``, ``XXBT``).
+            amount: ``Decimal``, ``int`` or ``str`` (a ``float`` is refused).
+            api_key: the account's key (the default account if ``None``).
+            wallet_type: ``spot``, or ``earn``.
+            wallet_id: ``main`` for spot; ``liquid``, ``flex``, ``bonded``... for earn.
+
+        Returns:
+            The ledger entries written (one).
+        """
+        entries = self.account(api_key).deposit(
             asset, amount, now=self.clock.time(), wallet_type=wallet_type, wallet_id=wallet_id
         )
+        return SyncList(entries, call="sim.deposit()")
 
     def withdraw(
         self, asset: str, amount: AmountLike, *, api_key: str | None = None, fee: AmountLike = 0
     ) -> list[LedgerEntry]:
-        """Debit ``amount`` plus ``fee`` (refused beyond the free balance)."""
-        return self.account(api_key).withdraw(asset, amount, now=self.clock.time(), fee=fee)
+        """Debit ``amount`` plus ``fee`` from spot (a ``balances`` update goes to subscribers).
+
+        Synchronous: done when it returns (do not ``await`` it).
+
+        Raises:
+            ExchangeError: ``EFunding:Insufficient funds`` beyond the free balance.
+        """
+        entries = self.account(api_key).withdraw(asset, amount, now=self.clock.time(), fee=fee)
+        return SyncList(entries, call="sim.withdraw()")
 
     def transfer(
         self,
@@ -394,26 +430,57 @@ class SimulatedKraken:
         from_wallet: tuple[str, str] = ("spot", "main"),
         api_key: str | None = None,
     ) -> list[LedgerEntry]:
-        """Move funds between spot and an earn wallet (two ledger entries)."""
-        return self.account(api_key).transfer(
+        """Move funds between spot and an earn wallet (two ledger entries; synchronous).
+
+        Args:
+            asset: any spelling.
+            amount: ``Decimal``, ``int`` or ``str``.
+            to_wallet: ``(wallet_type, wallet_id)``, e.g. ``("earn", "bonded")``.
+            from_wallet: ``(wallet_type, wallet_id)``; spot by default.
+            api_key: the account's key (the default account if ``None``).
+        """
+        entries = self.account(api_key).transfer(
             asset, amount, now=self.clock.time(), to_wallet=to_wallet, from_wallet=from_wallet
         )
+        return SyncList(entries, call="sim.transfer()")
 
     def place_order(
         self,
-        symbol: str,
-        side: str,
-        order_type: str,
+        pair: str,
+        side: Side,
+        order_type: OrderType,
         volume: AmountLike,
         *,
         price: AmountLike | None = None,
         userref: int | None = None,
         api_key: str | None = None,
     ) -> Order:
-        """Place an order as the account would through ``AddOrder``."""
+        """Place an order as the account would through ``AddOrder`` (synchronous).
+
+        Its hold is taken at once and an ``executions`` update goes to subscribers;
+        a limit order the price already crosses fills at once.
+
+        Args:
+            pair: the pair in any spelling (``BTC/USD``, ``XBTUSD``, ``XXBTZUSD``), as
+                ``KrakenRestClient.add_order`` and the control endpoint take it; the
+                order shows it as WebSocket v2 does (``Order.symbol``, ``BTC/USD``).
+            side: ``"buy"`` or ``"sell"``.
+            order_type: ``"limit"`` or ``"market"``.
+            volume: base quantity (``Decimal``, ``int`` or ``str``).
+            price: the limit price (limit orders only).
+            userref: a numeric reference of your own.
+            api_key: the account's key (the default account if ``None``).
+
+        Returns:
+            The order as placed (``order_id``, ``status``...).
+
+        Raises:
+            ExchangeError: Kraken's refusal (``EOrder:Insufficient funds``,
+                ``EQuery:Unknown asset pair``, ``EGeneral:Invalid arguments:...``).
+        """
         return self.exchange.place_order(
             self.account(api_key),
-            symbol,
+            pair,
             side,
             order_type,
             volume,
@@ -423,7 +490,7 @@ class SimulatedKraken:
         )
 
     def cancel_order(self, order_id: str, *, api_key: str | None = None) -> Order:
-        """Cancel an open order (its hold is released)."""
+        """Cancel an open order; its hold is released (synchronous)."""
         return self.exchange.cancel_order(self.account(api_key), order_id, now=self.clock.time())
 
     def fill(
@@ -434,7 +501,17 @@ class SimulatedKraken:
         *,
         api_key: str | None = None,
     ) -> Trade:
-        """Fill an open order (all of what remains, at its limit price, unless told otherwise)."""
+        """Fill an open order: all of what remains, at its limit price, unless told otherwise.
+
+        Synchronous. Both legs and the fee go to the ledger, and subscribers get the
+        ``balances`` and ``executions`` updates.
+
+        Args:
+            order_id: the order (``Order.order_id``).
+            volume: the base quantity to fill (what remains, by default).
+            price: the fill price (the limit price, or the market's for a market order).
+            api_key: the account's key (the default account if ``None``).
+        """
         account = self.account(api_key)
         order = account.order(order_id)
         return account.fill(
@@ -444,13 +521,17 @@ class SimulatedKraken:
             now=self.clock.time(),
         )
 
-    def set_price(self, symbol: str, price: AmountLike) -> list[Trade]:
-        """Move a pair's price; resting orders it crosses fill at their limit price."""
-        return self.exchange.set_price(symbol, price, now=self.clock.time())
+    def set_price(self, pair: str, price: AmountLike) -> list[Trade]:
+        """Move a pair's price; resting orders it crosses fill at their limit price.
 
-    def price(self, symbol: str) -> Decimal:
-        """A pair's current price."""
-        return self.exchange.price(symbol)
+        Synchronous. Returns the fills it caused.
+        """
+        trades = self.exchange.set_price(pair, price, now=self.clock.time())
+        return SyncList(trades, call="sim.set_price()")
+
+    def price(self, pair: str) -> Decimal:
+        """A pair's current price (``pair`` in any spelling: ``BTC/USD``, ``XBTUSD``...)."""
+        return self.exchange.price(pair)
 
     def set_status(self, status: str) -> None:
         """Set the system status (``online``, ``maintenance``, ``cancel_only``, ``post_only``)."""

@@ -1,18 +1,18 @@
 """The simulator's WebSocket v2 endpoint (``/v2``), as Kraken's auth host behaves.
 
-On connect the server sends a ``status`` update (PROTOCOL.md §8.8). Clients
-then send JSON requests (§8.1):
+On connect the server sends a ``status`` update. Clients then send JSON
+requests (the shapes are in docs/kraken.md, 'WebSocket v2'):
 
 * ``ping`` → ``pong`` with the ``req_id``;
 * ``subscribe`` / ``unsubscribe`` to ``balances`` and ``executions`` (private:
-  ``params.token`` from ``GetWebSocketsToken`` is required, §4.1, §8.10) and to
+  ``params.token`` from ``GetWebSocketsToken`` is required) and to
   the public ``instrument`` channel; acknowledged with ``time_in``/``time_out``
-  and the ``req_id`` (§8.2, §8.7);
+  and the ``req_id``;
 * anything else → ``success: false`` with ``EGeneral:Invalid arguments``.
 
 After a ``balances`` subscription the connection gets a snapshot
 (``sequence`` 1, unless ``snapshot: false``) and then one ``update`` per
-ledger entry, each with the next ``sequence`` of that subscription (§8.4-§8.5).
+ledger entry, each with the next ``sequence`` of that subscription.
 ``executions`` works the same way with order events. Heartbeats go out about
 every ``heartbeat_interval`` seconds (on the injected clock) when no other
 channel data has flowed, once the connection has subscribed to something.
@@ -62,11 +62,11 @@ __all__ = ["INVALID_ARGUMENTS", "PRIVATE_CHANNELS", "PUBLIC_CHANNELS", "WsConnec
 
 logger = logging.getLogger(__name__)
 
-#: Channels that need a token (§1, §8.2).
+#: Channels that need a token (served only on Kraken's auth host).
 PRIVATE_CHANNELS = frozenset({"balances", "executions"})
 #: Public channels the simulator serves.
 PUBLIC_CHANNELS = frozenset({"instrument"})
-#: The error of a request the server cannot accept (§8.2).
+#: The error of a request the server cannot accept.
 INVALID_ARGUMENTS = "EGeneral:Invalid arguments"
 
 _SKIP = frozenset({FaultKind.WS_SKIP_SEQUENCE})
@@ -102,7 +102,7 @@ class WsConnection:
         self.ctx = ctx
         self.ws = ws
         self.request = request
-        # Kraken's ids exceed 2**63 (§8.6): draw them from the top half of uint64.
+        # Kraken's ids exceed 2**63: draw them from the top half of uint64.
         self.connection_id = (1 << 63) | ctx.rng.getrandbits(63)
         self.subscriptions: dict[str, _Subscription] = {}
         self.tokens: set[str] = set()

@@ -1,0 +1,346 @@
+"""Raw payload shapes read exactly, per venue (sans-I/O).
+
+The payloads follow each venue's public API documentation, page named per
+test; they are written here, not captured (no network in tests).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, strategies as st
+
+from balance_manager.ccxt.shapes import (
+    BinanceShape,
+    KrakenShape,
+    OkxShape,
+    UnifiedShape,
+    parse_amount,
+    shape_for,
+)
+from balance_manager.exceptions import ProtocolError
+
+D = Decimal
+
+
+def code(name: str) -> str:
+    """A stand-in for ccxt's currency codes."""
+    return {"XXBT": "BTC", "XBT": "BTC", "ZUSD": "USD", "XETH": "ETH"}.get(name, name.upper())
+
+
+# -- amounts ---------------------------------------------------------------------------
+
+
+def test_strings_and_integers_are_exact_floats_are_not() -> None:
+    """A string keeps its digits; an int is exact; a float reads through repr and is inexact."""
+    assert parse_amount("1.2435000000", "$") == (D("1.2435000000"), True)
+    assert parse_amount(250, "$") == (D(250), True)
+    assert parse_amount(0.1, "$") == (D("0.1"), False)
+    assert parse_amount("", "$") == (D(0), True)
+    assert parse_amount(None, "$") == (D(0), True)
+
+
+@pytest.mark.parametrize("bad", ["abc", "NaN", "1e", float("nan"), float("inf"), True, [1]])
+def test_non_amounts_are_refused_naming_the_path(bad: object) -> None:
+    """Text that is no number, NaN, infinity or a bool is a ProtocolError naming where."""
+    with pytest.raises(ProtocolError) as info:
+        parse_amount(bad, "$.balances[3].free")
+    assert info.value.path == "$.balances[3].free"
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False, places=10, max_value=10**12))
+def test_any_decimal_string_round_trips(value: Decimal) -> None:
+    """Whatever the venue writes as a decimal string comes back equal, exactly."""
+    assert parse_amount(str(value), "$") == (value, True)
+
+
+# -- Binance ---------------------------------------------------------------------------
+
+# developers.binance.com, Spot API: "Account information (USER_DATA)", GET /api/v3/account.
+BINANCE_ACCOUNT = {
+    "makerCommission": 15,
+    "takerCommission": 15,
+    "canTrade": True,
+    "updateTime": 1_700_000_000_123,
+    "accountType": "SPOT",
+    "balances": [
+        {"asset": "BTC", "free": "4723846.89208129", "locked": "0.00000000"},
+        {"asset": "LTC", "free": "4763368.68006011", "locked": "0.12000000"},
+        {"asset": "USDT", "free": "0.00000001", "locked": "123456789012.12345678"},
+    ],
+    "permissions": ["SPOT"],
+    "uid": 354937868,
+}
+
+# developers.binance.com, Spot API: "User Data Stream Events", Account Update.
+BINANCE_POSITION = {
+    "e": "outboundAccountPosition",
+    "E": 1_564_034_571_105,
+    "u": 1_564_034_571_073,
+    "B": [{"a": "ETH", "f": "10000.000000", "l": "0.000000"}],
+}
+# Same page, Balance Update: a delta, followed by an outboundAccountPosition.
+BINANCE_BALANCE_UPDATE = {
+    "e": "balanceUpdate",
+    "E": 1_573_200_697_110,
+    "a": "BTC",
+    "d": "100.00000000",
+    "T": 1_573_200_697_068,
+}
+
+
+def test_binance_account_reads_free_plus_locked_exactly() -> None:
+    """balance = free + locked, hold = locked, 20 significant digits kept."""
+    reading = BinanceShape().rest(BINANCE_ACCOUNT, code)
+    assert reading.complete
+    assert reading.exchange_time == pytest.approx(1_700_000_000.123)
+    usdt = reading.balances["USDT"]
+    assert usdt.balance == D("123456789012.12345679")
+    assert usdt.hold_trade == D("123456789012.12345678")
+    assert usdt.exact
+    ltc = reading.balances["LTC"]
+    assert (ltc.balance, ltc.hold_trade) == (D("4763368.80006011"), D("0.12"))
+
+
+def test_binance_stream_position_is_absolute_and_partial() -> None:
+    """outboundAccountPosition sets the assets it lists; balanceUpdate deltas are not applied."""
+    book = BinanceShape().book()
+    reading = book.feed(BINANCE_POSITION, code)
+    assert reading is not None
+    assert not reading.complete
+    assert reading.balances["ETH"].balance == D("10000.000000")
+    assert reading.balances["ETH"].hold_trade == D(0)
+    assert reading.exchange_time == pytest.approx(1_564_034_571.073)
+    assert book.feed(BINANCE_BALANCE_UPDATE, code) is None
+
+
+def test_binance_websocket_api_wraps_events() -> None:
+    """The WebSocket API's user data subscription wraps the same event under "event"."""
+    reading = BinanceShape().book().feed({"subscriptionId": 0, "event": BINANCE_POSITION}, code)
+    assert reading is not None
+    assert set(reading.balances) == {"ETH"}
+
+
+def test_binance_bad_shape_names_the_path() -> None:
+    """A balance without an amount string of a number is refused with its JSON path."""
+    with pytest.raises(ProtocolError) as info:
+        BinanceShape().rest({"balances": [{"asset": "BTC", "free": "x", "locked": "0"}]}, code)
+    assert info.value.path == "$.balances[0].free"
+
+
+def test_binance_capabilities() -> None:
+    """Binance's stream is exact, has holds, and sends nothing until a change."""
+    caps = shape_for("binance").capabilities
+    assert (caps.exact_rest, caps.exact_stream, caps.holds) == (True, True, True)
+    assert not caps.snapshot_on_subscribe
+
+
+# -- OKX --------------------------------------------------------------------------------
+
+# okx.com/docs-v5: "Trading Account: Get balance", GET /api/v5/account/balance.
+OKX_BALANCE = {
+    "code": "0",
+    "data": [
+        {
+            "totalEq": "41624.32",
+            "uTime": "1705474164160",
+            "details": [
+                {
+                    "availBal": "4834.317093622894",
+                    "cashBal": "4850.435693622894",
+                    "ccy": "USDT",
+                    "eq": "4992.890093622894",
+                    "frozenBal": "16.1186",
+                    "ordFrozen": "16.1186",
+                    "uTime": "1705449605015",
+                },
+                {"availBal": "1", "cashBal": "1", "ccy": "BTC", "frozenBal": "0", "eq": "1"},
+            ],
+        }
+    ],
+    "msg": "",
+}
+
+# okx.com/docs-v5: "WebSocket Private Channel: Account channel", push data.
+OKX_PUSH = {
+    "arg": {"channel": "account", "uid": "44*********584"},
+    "eventType": "event_update",
+    "curPage": 1,
+    "lastPage": True,
+    "data": [
+        {
+            "uTime": "1705564223311",
+            "details": [
+                {"ccy": "USDT", "cashBal": "4850.4", "frozenBal": "0", "availBal": "4850.4"}
+            ],
+        }
+    ],
+}
+
+
+def test_okx_balance_reads_cash_and_frozen_exactly() -> None:
+    """balance = cashBal, hold = frozenBal, free = availBal, all exact."""
+    reading = OkxShape().rest(OKX_BALANCE, code)
+    usdt = reading.balances["USDT"]
+    assert usdt.balance == D("4850.435693622894")
+    assert usdt.hold_trade == D("16.1186")
+    assert usdt.balance - usdt.hold_trade == D("4834.317093622894")
+    assert usdt.exact
+    assert reading.exchange_time == pytest.approx(1_705_474_164.160)
+
+
+def test_okx_error_code_is_refused() -> None:
+    """A non-zero OKX code is not read as an empty account."""
+    with pytest.raises(ProtocolError, match="51000"):
+        OkxShape().rest({"code": "51000", "data": [], "msg": "Parameter error"}, code)
+
+
+def test_okx_stream_snapshot_then_updates() -> None:
+    """The subscription's one-page snapshot is complete; later pushes are partial."""
+    book = OkxShape().book()
+    assert book.feed({"event": "subscribe", "arg": {"channel": "account"}}, code) is None
+    snapshot = book.feed({**OKX_PUSH, "eventType": "snapshot", "data": OKX_BALANCE["data"]}, code)
+    assert snapshot is not None
+    assert snapshot.complete
+    assert set(snapshot.balances) == {"USDT", "BTC"}
+    update = book.feed(OKX_PUSH, code)
+    assert update is not None
+    assert not update.complete
+    assert update.balances["USDT"].balance == D("4850.4")
+    paged = book.feed({**OKX_PUSH, "eventType": "snapshot", "lastPage": False}, code)
+    assert paged is not None
+    assert not paged.complete
+
+
+# -- Kraken ---------------------------------------------------------------------------
+
+# docs.kraken.com: Spot REST "Get Extended Balance" (BalanceEx).
+KRAKEN_BALANCE_EX = {
+    "error": [],
+    "result": {
+        "XXBT": {"balance": "1.2435000000", "hold_trade": "0.2500000000"},
+        "XBT.F": {"balance": "0.0100000000", "hold_trade": "0.0000000000"},
+        "DOT.S": {"balance": "50.0000000000", "hold_trade": "0.0000000000"},
+        "ZUSD": {"balance": "25435.2100", "hold_trade": "0.0000", "credit": "100.0000"},
+    },
+}
+
+# docs.kraken.com: Spot WebSocket v2 "Balances": a snapshot, then an update.
+KRAKEN_SNAPSHOT = {
+    "channel": "balances",
+    "type": "snapshot",
+    "sequence": 1,
+    "data": [
+        {
+            "asset": "USDT",
+            "asset_class": "currency",
+            "balance": 6000,
+            "wallets": [
+                {"type": "spot", "id": "main", "balance": 5000},
+                {"type": "earn", "id": "liquid", "balance": 1000},
+                {"type": "earn", "id": "bonded", "balance": 2.5},
+            ],
+        }
+    ],
+}
+
+
+def test_kraken_balance_ex_folds_suffixes_exactly() -> None:
+    """.F is tradable, other suffixes are earn; holds and credit are kept."""
+    reading = KrakenShape().rest(KRAKEN_BALANCE_EX, code)
+    btc = reading.balances["BTC"]
+    assert (btc.balance, btc.hold_trade, btc.earn) == (D("1.2535"), D("0.25"), D(0))
+    assert reading.balances["DOT"].earn == D(50)
+    assert reading.balances["DOT"].balance == D(0)
+    assert reading.balances["USD"].credit == D(100)
+    assert all(v.exact for v in reading.balances.values())
+
+
+def test_kraken_stream_wallets_and_floats() -> None:
+    """Spot and liquid are tradable, bonded is earn; a float wallet makes the asset inexact."""
+    book = KrakenShape().book()
+    snapshot = book.feed(KRAKEN_SNAPSHOT, code)
+    assert snapshot is not None
+    assert snapshot.complete
+    usdt = snapshot.balances["USDT"]
+    assert (usdt.balance, usdt.earn, usdt.hold_trade) == (D(6000), D("2.5"), None)
+    assert not usdt.exact
+
+
+def test_kraken_stream_update_of_one_wallet_keeps_the_others() -> None:
+    """An update carries one wallet's balance after the entry: other wallets stay."""
+    book = KrakenShape().book()
+    book.feed(KRAKEN_SNAPSHOT, code)
+    update = {
+        "channel": "balances",
+        "type": "update",
+        "sequence": 2,
+        "data": [
+            {
+                "asset": "USDT",
+                "amount": 10,
+                "fee": 0,
+                "balance": 5010,
+                "wallet_type": "spot",
+                "wallet_id": "main",
+                "type": "deposit",
+            }
+        ],
+    }
+    reading = book.feed(update, code)
+    assert reading is not None
+    assert not reading.complete
+    assert reading.balances["USDT"].balance == D(6010)
+    assert reading.balances["USDT"].earn == D("2.5")
+
+
+def test_kraken_update_carrying_the_all_wallet_total_is_understood() -> None:
+    """When the update's balance is the asset's all-wallet total, the wallet is derived."""
+    book = KrakenShape().book()
+    book.feed(KRAKEN_SNAPSHOT, code)
+    total = {
+        "channel": "balances",
+        "type": "update",
+        "data": [
+            {
+                "asset": "USDT",
+                "amount": "10",
+                "fee": "0",
+                "balance": "6012.5",
+                "wallet_type": "spot",
+                "wallet_id": "main",
+            }
+        ],
+    }
+    reading = book.feed(total, code)
+    assert reading is not None
+    assert reading.balances["USDT"].balance == D(6010)
+
+
+def test_other_messages_are_not_balances() -> None:
+    """Heartbeats and other channels read as nothing."""
+    book = KrakenShape().book()
+    assert book.feed({"channel": "heartbeat"}, code) is None
+    assert book.feed("pong", code) is None
+
+
+# -- any other venue ---------------------------------------------------------------------
+
+
+def test_unknown_venues_read_ccxt_floats_marked_inexact() -> None:
+    """A venue without a raw reader is read from ccxt's unified floats, inexact."""
+    shape = shape_for("bitstamp")
+    assert isinstance(shape, UnifiedShape)
+    assert not shape.reads_raw
+    unified = {
+        "info": {},
+        "timestamp": None,
+        "BTC": {"free": 0.75, "used": 0.25, "total": 1.0},
+        "XRP": {"free": None, "used": None, "total": 12.5},
+        "total": {"BTC": 1.0, "XRP": 12.5},
+    }
+    reading = shape.unified(unified, code)
+    assert reading.balances["BTC"].hold_trade == D("0.25")
+    assert not reading.balances["BTC"].exact
+    assert reading.balances["XRP"].hold_trade is None
