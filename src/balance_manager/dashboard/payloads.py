@@ -164,8 +164,8 @@ def status_payload(
     manager: BalanceManager, *, now: float, dashboard: Mapping[str, Any]
 ) -> dict[str, Any]:
     """``/api/status``: sources, breaker, freshness, counters, shared mode, and the dashboard."""
-    status = manager.get_status()
-    stats = manager.get_statistics()
+    status: dict[str, Any] = dict(manager.get_status())
+    stats: Mapping[str, Any] = manager.get_statistics()
     status.pop("account", None)  # a fingerprint of the key: the page has no use for it
     ages = {
         asset: {

@@ -58,6 +58,7 @@ from balance_manager.dashboard.payloads import (
 from balance_manager.dashboard.security import COOKIE_NAME, AccessPolicy
 from balance_manager.exceptions import ConfigError, UnknownAssetError
 from balance_manager.service.history import ANALYSIS_HOURS
+from balance_manager.service.status import ConnectionState, SourceChanged
 
 if TYPE_CHECKING:
     from balance_manager.service.manager import BalanceManager
@@ -198,12 +199,6 @@ class Dashboard:
         self._status_version = 0
         self._holds_live = False  # as of the last status or connection event
         self._stopping = False
-        self._callbacks: tuple[tuple[str, Callable[[Any], None]], ...] = (
-            ("balance_update", self._on_balance),
-            ("source_changed", self._on_source),
-            ("connection_state", self._on_connection),
-            ("validation_failed", self._on_validation),
-        )
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -218,8 +213,11 @@ class Dashboard:
         self._stopping = False
         for balance in self.manager.sync_view().get_all_balances().values():
             self.free.record(balance)
-        for event, callback in self._callbacks:
-            self.manager.register_callback(event, callback)
+        manager = self.manager
+        manager.register_callback("balance_update", self._on_balance)
+        manager.register_callback("source_changed", self._on_source)
+        manager.register_callback("connection_state", self._on_connection)
+        manager.register_callback("validation_failed", self._on_validation)
         self._refresh_status()
         runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=1.0)
         await runner.setup()
@@ -250,8 +248,11 @@ class Dashboard:
             await runner.cleanup()
 
     def _unregister(self) -> None:
-        for event, callback in self._callbacks:
-            self.manager.unregister_callback(event, callback)
+        manager = self.manager
+        manager.unregister_callback("balance_update", self._on_balance)
+        manager.unregister_callback("source_changed", self._on_source)
+        manager.unregister_callback("connection_state", self._on_connection)
+        manager.unregister_callback("validation_failed", self._on_validation)
 
     async def __aenter__(self) -> Dashboard:
         await self.start()
@@ -307,11 +308,11 @@ class Dashboard:
         event = balance_event(self.manager, change, now=self._now(), holds_live=self._holds_live)
         self.journal.append("balance", event)
 
-    def _on_source(self, payload: dict[str, Any]) -> None:
+    def _on_source(self, payload: SourceChanged) -> None:
         self.journal.append("source", source_event(payload, now=self._now()))
         self._refresh_status()
 
-    def _on_connection(self, payload: dict[str, Any]) -> None:
+    def _on_connection(self, payload: ConnectionState) -> None:
         self._holds_live = bool(payload.get("holds_live"))
         self.journal.append("connection", connection_event(payload, now=self._now()))
         self._refresh_status()
