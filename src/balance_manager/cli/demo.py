@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
+from balance_manager.cli.dashboard_command import optional_dashboard
 from balance_manager.cli.demo_plan import (
     CancelOrder,
     DemoSummary,
@@ -112,6 +113,7 @@ class DemoOptions:
         duration: seconds of trading and faults before the final check.
         seed: seeds the simulator, its market and the bot.
         faults: inject the fault schedule.
+        dashboard: serve the web dashboard on loopback while the demo runs.
         tick: seconds between two redraws.
         strategy_interval: seconds between two decisions of the bot.
         settle_timeout: most seconds the final check waits for the manager to
@@ -124,6 +126,7 @@ class DemoOptions:
     duration: float = 30.0
     seed: int = 0
     faults: bool = True
+    dashboard: bool = True
     tick: float = 0.25
     strategy_interval: float = 0.5
     settle_timeout: float = 10.0
@@ -594,21 +597,27 @@ async def run_demo(
     await simulator.start()
     view.start()
     try:
-        async with connect(
-            simulator.api_key,
-            simulator.api_secret,
-            config=settings,
-            rest_url=simulator.rest_url,
-            ws_url=simulator.ws_url,
-            clock=clock,
-        ) as manager:
+        async with (
+            connect(
+                simulator.api_key,
+                simulator.api_secret,
+                config=settings,
+                rest_url=simulator.rest_url,
+                ws_url=simulator.ws_url,
+                clock=clock,
+            ) as manager,
+            optional_dashboard(manager, options.dashboard) as dashboard,
+        ):
+            url = f"   dashboard {dashboard.url}" if dashboard is not None else ""
             run = _Run(
                 manager,
                 view,
                 clock,
-                title=f"demo (simulator, seed {options.seed})",
+                title=f"demo (simulator, seed {options.seed}){url}",
                 log_lines=LOG_LINES,
             )
+            if dashboard is not None:
+                run.feed.note(f"dashboard: open {dashboard.url} in a browser while the demo runs")
             runner = StrategyRunner(
                 OrderStrategy(_pairs(simulator), random.Random(options.seed)),
                 SimulatorOrderPort(simulator),

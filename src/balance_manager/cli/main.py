@@ -2,11 +2,12 @@
 
 Commands::
 
-    balance-manager demo      [--duration S] [--seed N] [--no-faults] [--plain]
+    balance-manager demo      [--duration S] [--seed N] [--no-faults] [--plain] [--no-dashboard]
     balance-manager watch     [--rest-url URL] [--ws-url URL] [--duration S] [--plain]
     balance-manager balances  [--json] [--rest-url URL]
     balance-manager history   ASSET [--hours H] [--db PATH|URL] [--limit N] [--export csv]
     balance-manager simulator [--host H] [--port P] [--seed N] [--no-market] [--tier T]
+    balance-manager dashboard [--simulator] [--host H] [--port P] [--duration S]
 
 Global options: ``--version``, ``--config FILE`` (TOML), ``-v/--verbose``.
 
@@ -55,6 +56,7 @@ from rich.console import Console
 from rich.table import Table
 
 from balance_manager._version import __version__
+from balance_manager.cli.dashboard_command import open_dashboard, serve_until_stopped
 from balance_manager.cli.demo import DemoOptions, run_demo, run_watch
 from balance_manager.cli.demo_plan import exit_code_for, format_amount, format_summary
 from balance_manager.cli.demo_view import (
@@ -71,6 +73,7 @@ from balance_manager.core.bounds import MAX_SECONDS, MIN_SECONDS, Bound
 from balance_manager.core.models import Balance, Source
 from balance_manager.core.trends import TrendAnalysis
 from balance_manager.credentials import load_credentials, redact_url
+from balance_manager.dashboard import DEFAULT_PORT, TOKEN_ENV, AccessPolicy
 from balance_manager.exceptions import (
     AuthenticationError,
     BalanceManagerError,
@@ -203,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="seed of the run (default: 0)")
     demo.add_argument("--no-faults", action="store_true", help="inject no faults")
     demo.add_argument("--plain", action="store_true", help="plain lines instead of the live view")
+    demo.add_argument("--no-dashboard", action="store_true", help="serve no web dashboard")
     demo.set_defaults(handler=_cmd_demo)
 
     watch = sub.add_parser(
@@ -270,7 +274,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulator_cli.add_arguments(simulator)
     simulator.set_defaults(handler=_cmd_simulator)
+
+    dashboard = sub.add_parser(
+        "dashboard",
+        help="live web dashboard of your balances (or of the simulator)",
+        description="Serve a live web page of the balances of the account whose key is in "
+        f"the environment (or of the built-in simulator). Loopback only unless {TOKEN_ENV} "
+        "holds a token.",
+    )
+    dashboard.add_argument(
+        "--simulator", action="store_true", help="show the built-in simulator instead of Kraken"
+    )
+    dashboard.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help=f"address to serve on (default: 127.0.0.1; any other needs {TOKEN_ENV})",
+    )
+    dashboard.add_argument(
+        "--port",
+        type=_port,
+        default=DEFAULT_PORT,
+        help=f"port (default: {DEFAULT_PORT}, or a free one when taken; 0: any free one)",
+    )
+    _add_urls(dashboard, ws=True)
+    dashboard.add_argument(
+        "--duration", type=_seconds, default=None, help="seconds to serve (default: until Ctrl-C)"
+    )
+    dashboard.set_defaults(handler=_cmd_dashboard)
     return parser
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65_535:
+        raise argparse.ArgumentTypeError(f"a port is from 0 to 65535: {text!r}")
+    return value
 
 
 def _add_urls(parser: argparse.ArgumentParser, *, ws: bool) -> None:
@@ -473,7 +514,12 @@ def _view(args: argparse.Namespace, out: TextIO) -> DemoView:
 
 
 def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
-    options = DemoOptions(duration=args.duration, seed=args.seed, faults=not args.no_faults)
+    options = DemoOptions(
+        duration=args.duration,
+        seed=args.seed,
+        faults=not args.no_faults,
+        dashboard=not args.no_dashboard,
+    )
     config = _load_config(args, credentials=False)
     view = _view(args, out)
     summaries = []
@@ -822,6 +868,40 @@ def _print_trend(
         f"over {trend.points} points",
         file=out,
     )
+
+
+def _cmd_dashboard(args: argparse.Namespace, out: TextIO) -> int:
+    token = os.environ.get(TOKEN_ENV) or None
+    AccessPolicy(args.host, token)  # no bind beyond loopback without a token, before any I/O
+    if args.simulator:
+        if args.rest_url or args.ws_url:
+            raise CommandError("--simulator serves its own URLs: give no --rest-url/--ws-url", 2)
+        config = _load_config(args, credentials=False)
+    else:
+        config = _with_urls(_load_config(args), args)
+        if config.credentials is None:
+            raise CommandError(NO_CREDENTIALS + ", or `balance-manager dashboard --simulator`", 2)
+
+    async def body(stop: asyncio.Event) -> int:
+        async with contextlib.AsyncExitStack() as stack:
+            manager = await _unless_stopped(
+                stack.enter_async_context(connect(config=config, simulator=args.simulator)), stop
+            )
+            dashboard = await stack.enter_async_context(
+                open_dashboard(
+                    manager,
+                    host=args.host,
+                    port=args.port,
+                    token=token,
+                    any_port_if_taken=args.port == DEFAULT_PORT,
+                )
+            )
+            stopped = await serve_until_stopped(
+                dashboard, out=out, stop=stop, duration=args.duration, clock=manager.clock
+            )
+        return EXIT_INTERRUPTED if stopped else EXIT_OK
+
+    return _run(body)
 
 
 def _cmd_simulator(args: argparse.Namespace, out: TextIO) -> int:
