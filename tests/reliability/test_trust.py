@@ -496,6 +496,36 @@ async def test_a_silence_ended_by_a_sequence_gap_is_an_interruption_too(
         await manager.close()
 
 
+async def test_a_sequence_gap_unconfirms_values_back_to_the_frame_before_it(
+    sim: SimulatedKraken, clock: ManualClock
+) -> None:
+    """A frame lost without a silence, shown by the next frame's sequence gap: until the
+    resync's snapshot arrives, the value the lost frame would have changed is not served
+    as fresh (a regression guard: this held before it was written)."""
+    manager = build_manager(sim, clock, reliability_config(None))
+    try:
+        await start_streaming(manager)  # holds live: the stream confirms whole values
+        await drive(clock, 1.0, step=0.25)
+        sim.faults.slow_response(10.0, endpoint="BalanceEx", times=None)  # no REST rescue
+        sim.faults.lose_frame(channel="balances")
+        sim.withdraw("USD", "100")  # lost in flight
+        await drive(clock, 0.75, step=0.25)
+        # The deposit's frame shows the gap; the resync's snapshot after it comes late.
+        sim.faults.delay_frames(5.0, channel="balances", after=1)
+        sim.deposit("BTC", "1")
+        await drive(clock, 0.25, step=0.25)
+        assert manager.get_statistics()["websocket"]["gaps"] == 1
+        try:
+            usd = manager.sync_view().get_balance("USD", max_age=0.5)
+        except StaleBalanceError:
+            return
+        assert usd is not None
+        assert usd.balance == sim.balances()["USD"], "an old value passed as fresh"
+    finally:
+        sim.faults.clear()
+        await manager.close()
+
+
 async def test_values_restored_from_history_are_not_cache_once_rest_confirms_them(
     sim: SimulatedKraken, clock: ManualClock, tmp_path: Path
 ) -> None:
