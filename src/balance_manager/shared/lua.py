@@ -234,7 +234,8 @@ return 0
 )
 
 #: The leader's one write. ARGV: token, gen, payload (JSON, see shared/batch.py),
-#: events max length, ledger max length, ledger ids remembered. Returns
+#: events max length, ledger max length, ledger ids remembered, ms to add to every
+#: age (the payload's time waiting for a retry). Returns
 #: ``{'OK', seq, reaped, settled}`` or ``{'FENCED', why}``.
 PUBLISH = (
     _COMMON
@@ -245,6 +246,7 @@ local p = cjson.decode(ARGV[3])
 local gen = ARGV[2]
 local epoch = string.match(ARGV[1], '^(%d+):')
 local maxlen = ARGV[4]
+local late = tonumber(ARGV[7])
 local now = now_ms()
 local seq = tonumber(redis.call('HGET', K.meta, 'seq') or '0')
 local function event(kind, ...)
@@ -265,7 +267,7 @@ end
 for _, v in ipairs(p.values) do
   local asset, value, free, age, kind, lid = v[1], v[2], v[3], v[4], v[5], v[6]
   if not dcheck(free) then return redis.error_reply('free of ' .. asset .. ' is not canonical') end
-  local known = ms(now - age)
+  local known = ms(now - age - late)
   redis.call('HSET', K.balances, asset, value)
   redis.call('HSET', K.free, asset, free)
   redis.call('HSET', K.known, asset, known)
@@ -285,7 +287,7 @@ for _, c in ipairs(p.conn) do event('c', 'p', c) end
 if p.beat >= -1 then
   local confirmed = ''
   if p.beat >= 0 then
-    confirmed = ms(now - p.beat)
+    confirmed = ms(now - p.beat - late)
     redis.call('HSET', K.meta, 'confirmed', confirmed)
   end
   redis.call('HSET', K.meta, 'mode', p.mode, 'beat', ms(now))

@@ -409,6 +409,7 @@ class SimulatedKraken:
         price: AmountLike | None = None,
         userref: int | None = None,
         api_key: str | None = None,
+        cl_ord_id: str | None = None,
     ) -> Order:
         """Place an order as the account would through ``AddOrder``."""
         return self.exchange.place_order(
@@ -420,6 +421,7 @@ class SimulatedKraken:
             now=self.clock.time(),
             price=price,
             userref=userref,
+            cl_ord_id=cl_ord_id,
         )
 
     def cancel_order(self, order_id: str, *, api_key: str | None = None) -> Order:
