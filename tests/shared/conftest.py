@@ -17,9 +17,15 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 
+from balance_manager.config import BalanceManagerConfig
+from balance_manager.core.sources import RestSource, StreamSource
+from balance_manager.kraken.rest_client import KrakenRestClient
+from balance_manager.kraken.ws_client import KrakenWebSocketClient
 from balance_manager.shared.connection import SharedRedis
 from balance_manager.shared.keys import AccountKeys
+from balance_manager.shared.leader import SourceFactory
 from balance_manager.shared.testing import RedisServer, machine_redis_url
+from balance_manager.simulator import SimulatedKraken
 
 
 @pytest.fixture(scope="session")
@@ -68,3 +74,42 @@ async def shared(redis_url: str, keys: AccountKeys, namespace: str) -> AsyncIter
     finally:
         await connection.close()
         await delete_namespace(redis_url, namespace)
+
+
+def shared_config(**changes: object) -> BalanceManagerConfig:
+    """Options for shared-balance tests: short lease and staleness bound, no history file."""
+    options: dict[str, object] = {
+        "history_db_path": None,
+        "lease_ttl": 1.0,
+        "shared_stale_after": 1.0,
+        "reservation_ttl": 5.0,
+        "reservation_settle_timeout": 5.0,
+        "websocket_timeout": 5.0,
+        "websocket_ping_interval": 1.0,
+        "rest_poll_interval": 0.5,
+        "reconnect_initial_delay": 0.05,
+        "reconnect_max_delay": 0.2,
+    }
+    options.update(changes)
+    return BalanceManagerConfig.from_mapping(options)
+
+
+def kraken_sources(sim: SimulatedKraken, config: BalanceManagerConfig) -> SourceFactory:
+    """Fresh Kraken clients of the simulator for each term of leadership."""
+
+    def make() -> tuple[RestSource, StreamSource | None]:
+        rest = KrakenRestClient.from_credentials(sim.credentials, sim.rest_url, config=config)
+        return rest, KrakenWebSocketClient(rest, sim.ws_url, config=config)
+
+    return make
+
+
+@pytest_asyncio.fixture
+async def sim() -> AsyncIterator[SimulatedKraken]:
+    """A simulator on the real clock (Redis's TTLs run on real time), no market activity."""
+    simulator = SimulatedKraken(market=False)
+    await simulator.start()
+    try:
+        yield simulator
+    finally:
+        await simulator.stop()

@@ -121,6 +121,15 @@ class PublishQueue:
                 item.kind, item.ledger_id, tagged = kind, ledger_id, True
         return tagged
 
+    def assets_since(self, mark: int) -> set[str]:
+        """The assets of the values added since ``mark``."""
+        found: set[str] = set()
+        for item in reversed(self._values):
+            if item.number <= mark:
+                break
+            found.add(item.balance.asset)
+        return found
+
     def history_row(self, balance: Balance, ledger_id: str) -> None:
         """A ledger entry that changed no amount: history still records it, once."""
         self._history.append((balance, ledger_id))

@@ -489,6 +489,14 @@ class SharedLeader:
             queue.tag(mark, kind="hold")
             queue.settle(event.orders | event.closed)
         elif isinstance(event, StreamSnapshot):
+            # Values the snapshot confirmed without changing an amount are held anew
+            # (source websocket, received now) but not observed: publish them too.
+            changed = queue.assets_since(mark)
+            manager = self.manager
+            if manager is not None:
+                for balance in manager.sync_view().get_all_balances().values():
+                    if balance.asset not in changed:
+                        queue.value(balance)
             queue.tag(mark, kind="snapshot")
         elif isinstance(event, StreamStatus):
             queue.connection(
