@@ -18,9 +18,11 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 
 from balance_manager.config import BalanceManagerConfig
+from balance_manager.core.models import Balance
 from balance_manager.core.sources import RestSource, StreamSource
 from balance_manager.kraken.rest_client import KrakenRestClient
 from balance_manager.kraken.ws_client import KrakenWebSocketClient
+from balance_manager.shared.batch import PublishQueue
 from balance_manager.shared.connection import SharedRedis
 from balance_manager.shared.keys import AccountKeys
 from balance_manager.shared.leader import SourceFactory
@@ -113,3 +115,47 @@ async def sim() -> AsyncIterator[SimulatedKraken]:
         yield simulator
     finally:
         await simulator.stop()
+
+
+class FakeLeader:
+    """Publishes values through the real lease and publish scripts, without an exchange.
+
+    For tests of followers and reservations that need published balances but no
+    simulator: it takes the lease like a leader and writes with the same script.
+    """
+
+    def __init__(self, shared: SharedRedis, *, ttl_ms: int = 60_000) -> None:
+        self.shared = shared
+        self.ttl_ms = ttl_ms
+        self.token = ""
+        self.generation = ""
+
+    async def lead(self) -> None:
+        reply = await self.shared.run("acquire", "fake", self.ttl_ms, uuid.uuid4().hex, "", "test")
+        assert reply[0] == "OK", reply
+        self.token, self.generation = str(reply[2]), str(reply[3])
+
+    async def publish(
+        self,
+        balances: dict[str, Balance] | None = None,
+        *,
+        reset: str = "",
+        confirmed_age: float | None = 0.0,
+        value_age: float = 0.0,
+        mode: str = "websocket",
+        settle: list[str] | None = None,
+    ) -> list[object]:
+        queue = PublishQueue()
+        if reset:
+            queue.reset(balances or {}, reset)
+        else:
+            for value in (balances or {}).values():
+                queue.value(value)
+        queue.settle(settle or [])
+        queue.beat()
+        payload = queue.take(age_of=lambda _: value_age, confirmed_age=confirmed_age, mode=mode)
+        reply: list[object] = await self.shared.run(
+            "publish", self.token, self.generation, payload.json, 10_000, 10_000, 10_000, 0
+        )
+        assert reply[0] == "OK", reply
+        return reply

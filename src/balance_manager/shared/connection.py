@@ -59,21 +59,29 @@ class SharedRedis:
         url: ``redis://[:password@]host:port/db``, ``rediss://...`` or ``unix://...``.
         keys: the account's keys.
         timeout: seconds a connect or a command may take before it fails.
+        max_connections: connections in the pool; more callers at once wait their turn.
     """
 
-    def __init__(self, url: str, keys: AccountKeys, *, timeout: float = 1.0) -> None:
+    def __init__(
+        self, url: str, keys: AccountKeys, *, timeout: float = 1.0, max_connections: int = 64
+    ) -> None:
         self.url = url
         self.shown_url = mask_url(url)
         self.keys = keys
         self.timeout = timeout
-        self.client: aioredis.Redis = aioredis.Redis.from_url(
+        # A bounded pool that makes callers wait for a free connection (rather
+        # than fail) when many tasks call at once.
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=max_connections,
+            timeout=max(5.0, 5 * timeout),
             decode_responses=True,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
             health_check_interval=0,
         )
+        self.client: aioredis.Redis = aioredis.Redis(connection_pool=pool)
         self._scripts = {name: self.client.register_script(src) for name, src in SCRIPTS.items()}
 
     async def run(self, name: str, *args: str | int | float, operation: str = "") -> Any:
@@ -112,6 +120,7 @@ class SharedRedis:
     async def close(self) -> None:
         """Close every connection of the pool."""
         await self.client.aclose()
+        await self.client.connection_pool.disconnect()
 
     def __repr__(self) -> str:
         return f"SharedRedis({self.shown_url}, {self.keys.prefix})"
