@@ -225,6 +225,10 @@ class SharedFollower:
             old_generation = self._generation
             generation = text(generation) or None
             old = self._mirror
+            if generation is None and old:
+                # Redis is empty (restarted without its data, no leader yet): keep
+                # the last values, which nothing confirms any more (they turn stale).
+                mirror, known = dict(old), dict(self._known)
             self._mirror, self._known = mirror, known
             confirmed = meta.get("confirmed")
             self._confirmed = int(confirmed) if confirmed else None
