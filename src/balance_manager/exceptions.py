@@ -356,6 +356,10 @@ class SharedStateError(BalanceManagerError):
         self.reason = reason
         super().__init__(f"{operation}: {reason}")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Crosses process boundaries (multiprocessing) with its fields.
+        return (type(self), (self.operation, self.reason))
+
 
 class LeaseLostError(SharedStateError):
     """This leader no longer holds the lease: its write was refused (fenced).
@@ -370,7 +374,11 @@ class LeaseLostError(SharedStateError):
 
     def __init__(self, operation: str, epoch: int, reason: str) -> None:
         self.epoch = epoch
+        self.cause = reason
         super().__init__(operation, f"lease of epoch {epoch} lost ({reason})")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.operation, self.epoch, self.cause))
 
 
 class ReservationError(BalanceManagerError):
@@ -385,6 +393,9 @@ class ReservationError(BalanceManagerError):
         self.reservation_id = reservation_id
         self.reason = reason
         super().__init__(f"reservation {_shown(reservation_id)}: {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ReservationError, (self.reservation_id, self.reason))
 
 
 class InsufficientFundsError(ReservationError):
@@ -405,6 +416,9 @@ class InsufficientFundsError(ReservationError):
             reservation_id, f"{asset} {requested} asked, only {available} free and unreserved"
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.reservation_id, self.asset, self.requested, self.available))
+
 
 class ReservationCapError(ReservationError):
     """The owner's cap on an asset would be exceeded.
@@ -424,10 +438,14 @@ class ReservationCapError(ReservationError):
         self.asset = asset
         self.cap = cap
         self.reserved = reserved
+        self._args = (reservation_id, owner, asset, cap, reserved)
         super().__init__(
             reservation_id,
             f"owner {_shown(owner)} may reserve at most {cap} {asset}; {reserved} already reserved",
         )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), self._args)
 
 
 class ReservationLostError(ReservationError):
@@ -436,3 +454,6 @@ class ReservationLostError(ReservationError):
     Committing a lost reservation fails with this error, so an order is never
     sent on funds that are no longer set aside.
     """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.reservation_id, self.reason))

@@ -62,6 +62,7 @@ from balance_manager.shared.codec import (
     text,
 )
 from balance_manager.shared.connection import SharedRedis
+from balance_manager.shared.reservations import Reservations
 
 __all__ = ["FollowerStatus", "SharedFollower", "SharedSyncView"]
 
@@ -130,6 +131,8 @@ class SharedFollower:
         self.validator: BalanceValidator | None = (
             BalanceValidator.from_config(self.config) if self.config.enable_validation else None
         )
+        self.reservations = Reservations(redis, self.config, names=self.names)
+        """Fund reservations of this account (same Redis connection)."""
         self._changes = ChangeDetector.from_config(self.config)
         self._events = EventDispatcher(EVENTS)
         self._mirror: dict[str, Balance] = {}
@@ -389,7 +392,9 @@ class SharedFollower:
         return age is not None and age <= self.stale_after
 
     def _serve(self, value: Balance) -> Balance:
-        if self._fresh(value) and self._leader_mode not in (None, "cache"):
+        # Fresh only if the value itself is and the leader's confirmations still are
+        # (as the manager marks every value cache when its serving mode is cache).
+        if self._fresh(value) and self._update_mode() is not ServingMode.CACHE:
             return value
         return value if value.source is Source.CACHE else value.replace(source=Source.CACHE)
 

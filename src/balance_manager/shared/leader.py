@@ -275,6 +275,8 @@ class SharedLeader:
         self.generation: str | None = None
         self.leading = asyncio.Event()
         """Set while this candidate leads (its manager is up and its values published)."""
+        self.changed = asyncio.Event()
+        """Set whenever :attr:`leading` changes (cleared by whoever waits on it)."""
         self._sources = sources
         self._next: tuple[RestSource, StreamSource | None] | None = None
         self._on_manager = on_manager
@@ -396,6 +398,7 @@ class SharedLeader:
             beater = asyncio.create_task(self._beat_loop(), name="shared-beats")
             if await self._first_publish():
                 self.leading.set()
+                self.changed.set()
                 if self._on_manager is not None:
                     self._on_manager(manager)
             stopping = asyncio.ensure_future(stop.wait())
@@ -406,7 +409,9 @@ class SharedLeader:
             if stop.is_set() and not self._lost.is_set():
                 await self._final_flush()
         finally:
-            self.leading.clear()
+            if self.leading.is_set():
+                self.leading.clear()
+                self.changed.set()
             for task in (beater, publisher, renewer):
                 await cancel_and_wait(task)
             if manager is not None:
