@@ -37,6 +37,7 @@ SCRIPTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("bench_peers.py", ()),
     ("bench_cache.py", ()),
     ("bench_history.py", ()),
+    ("bench_shared.py", ()),
 )
 
 

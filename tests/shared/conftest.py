@@ -144,13 +144,17 @@ class FakeLeader:
         value_age: float = 0.0,
         mode: str = "websocket",
         settle: list[str] | None = None,
+        ledger_ids: dict[str, str] | None = None,
     ) -> list[object]:
         queue = PublishQueue()
         if reset:
             queue.reset(balances or {}, reset)
         else:
-            for value in (balances or {}).values():
+            for asset, value in (balances or {}).items():
+                mark = queue.mark()
                 queue.value(value)
+                if ledger_ids and asset in ledger_ids:
+                    queue.tag(mark, kind="update", ledger_id=ledger_ids[asset])
         queue.settle(settle or [])
         queue.beat()
         payload = queue.take(age_of=lambda _: value_age, confirmed_age=confirmed_age, mode=mode)

@@ -28,6 +28,7 @@ from balance_manager.shared.follower import SharedFollower
 from balance_manager.shared.keys import AccountKeys
 from balance_manager.shared.testing import RedisServer
 from balance_manager.simulator import SimulatedKraken
+from balance_manager.storage.sqlite import HistoryStore
 from balance_manager.testing import wait_until
 
 pytestmark = [pytest.mark.network, pytest.mark.asyncio, pytest.mark.slow]
@@ -51,12 +52,14 @@ class Serve:
             self.lines.append(line.decode().rstrip())
 
     @classmethod
-    async def start(cls, sim: SimulatedKraken, redis_url: str, namespace: str) -> Serve:
+    async def start(
+        cls, sim: SimulatedKraken, redis_url: str, namespace: str, history: str = "none"
+    ) -> Serve:
         env = {
             **os.environ,
             "KRAKEN_API_KEY": sim.api_key,
             "KRAKEN_API_SECRET": sim.api_secret,
-            "BALANCE_MANAGER_HISTORY_DB_PATH": "none",
+            "BALANCE_MANAGER_HISTORY_DB_PATH": history,
             "BALANCE_MANAGER_LEASE_TTL": str(LEASE_TTL),
             "BALANCE_MANAGER_SHARED_STALE_AFTER": "1.0",
             "BALANCE_MANAGER_WEBSOCKET_PING_INTERVAL": "1.0",
@@ -168,14 +171,15 @@ async def test_eight_processes_reserving_never_over_reserve(
 
 
 async def test_sigkill_the_leader_a_candidate_leads_and_nothing_is_doubled(
-    redis_url: str, namespace: str, keys: AccountKeys, sim: SimulatedKraken
+    redis_url: str, namespace: str, keys: AccountKeys, sim: SimulatedKraken, tmp_path: Path
 ) -> None:
     """SIGKILL the leader mid-stream: the other leads within TTL + a snapshot, balances converge
     to the simulator's, and every ledger entry reaches the ledger stream at most once (all of
     them but those made while no leader was connected)."""
     redis = SharedRedis(redis_url, keys)
-    first = await Serve.start(sim, redis_url, namespace)
-    second = await Serve.start(sim, redis_url, namespace)
+    history = str(tmp_path / "history.sqlite3")
+    first = await Serve.start(sim, redis_url, namespace, history)
+    second = await Serve.start(sim, redis_url, namespace, history)
     follower = SharedFollower(SharedRedis(redis_url, keys), shared_config())
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -223,6 +227,27 @@ async def test_sigkill_the_leader_a_candidate_leads_and_nothing_is_doubled(
         # And entries on both sides of the gap were there to check.
         assert any(e.timestamp < killed_at - 0.5 for e in btc)
         assert any(e.timestamp > led_at + 0.5 for e in btc)
+
+        # History on disk: the heir's writer finished the dead leader's batch; each entry once.
+        async def all_acknowledged() -> bool:
+            pending = await redis.client.xpending(keys.key("ledger"), "history")
+            groups = await redis.client.xinfo_groups(keys.key("ledger"))
+            stream = await redis.client.xinfo_stream(keys.key("ledger"))
+            delivered = groups[0]["last-delivered-id"] == stream["last-generated-id"]
+            return pending["pending"] == 0 and delivered
+
+        for _ in range(200):
+            if await all_acknowledged():
+                break
+            await asyncio.sleep(0.05)
+        assert await all_acknowledged()
+        store = HistoryStore(history, account=sim.credentials.fingerprint)
+        await store.open()
+        try:
+            stored = [row.ledger_id for row in await store.load() if row.ledger_id]
+        finally:
+            await store.close()
+        assert sorted(stored) == sorted(ledger_ids)
     finally:
         stop.set()
         await follower.close()

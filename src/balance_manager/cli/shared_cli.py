@@ -15,13 +15,14 @@ import asyncio
 import contextlib
 import json
 import signal
+from pathlib import Path
 from typing import TextIO
 
 from rich.console import Console
 from rich.table import Table
 
 from balance_manager.cli.demo_view import display_amount
-from balance_manager.config import BalanceManagerConfig
+from balance_manager.config import ACCOUNT_PLACEHOLDER, BalanceManagerConfig
 from balance_manager.connect import kraken_sources
 from balance_manager.core.amounts import ZERO
 from balance_manager.credentials import Credentials
@@ -32,6 +33,7 @@ from balance_manager.shared.keys import AccountKeys
 from balance_manager.shared.leader import SharedLeader
 from balance_manager.shared.reservations import ReservationList, Reservations
 from balance_manager.shared.urls import mask_url
+from balance_manager.storage.sqlite import HistoryStore
 
 __all__ = ["add_redis_arguments", "reservations_json", "run_reservations", "run_serve"]
 
@@ -85,7 +87,14 @@ async def run_serve(
 ) -> int:
     """Be a leader candidate until ``stop`` (or SIGTERM); returns the exit code."""
     redis = _redis(config)
-    leader = SharedLeader(redis, kraken_sources(config, credentials), config)
+    store: HistoryStore | None = None
+    if config.history_db_path is not None:
+        path = config.history_db_path.replace(ACCOUNT_PLACEHOLDER, credentials.fingerprint)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        store = HistoryStore(path, account=credentials.fingerprint)
+        await store.open()
+    leader = SharedLeader(redis, kraken_sources(config, credentials), config, history=store)
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -121,6 +130,8 @@ async def run_serve(
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGTERM)
         await redis.close()
+        if store is not None:
+            await store.close()
     print("stopped", file=out, flush=True)
     return 0
 

@@ -53,7 +53,9 @@ from balance_manager.runtime.clock import Clock, SystemClock
 from balance_manager.service.manager import BalanceManager
 from balance_manager.shared.batch import Payload, PublishQueue
 from balance_manager.shared.connection import SharedRedis
+from balance_manager.shared.history_writer import HistoryWriter
 from balance_manager.shared.lease import LeaseState, LeaseTimer
+from balance_manager.storage.sqlite import HistoryStore
 
 __all__ = [
     "LEDGER_IDS_KEPT",
@@ -252,6 +254,9 @@ class SharedLeader:
         owner: this candidate's name in the lease (a random one by default).
         on_manager: told each new manager (after its first publish), e.g. to
             serve metrics or place orders in a demo.
+        history: where a :class:`~balance_manager.shared.history_writer.HistoryWriter`
+            writes the ``ledger`` stream while this candidate leads (opened by the
+            caller); ``None``: no history is written by this process.
     """
 
     def __init__(
@@ -263,8 +268,10 @@ class SharedLeader:
         clock: Clock | None = None,
         owner: str | None = None,
         on_manager: Callable[[BalanceManager], None] | None = None,
+        history: HistoryStore | None = None,
     ) -> None:
         self.redis = redis
+        self.history = history
         self.config = config or BalanceManagerConfig()
         self.clock: Clock = clock or SystemClock()
         self.owner = owner or uuid.uuid4().hex[:16]
@@ -364,6 +371,7 @@ class SharedLeader:
         renewer = asyncio.create_task(self._renew_loop(), name="shared-lease-renewal")
         publisher: asyncio.Task[None] | None = None
         beater: asyncio.Task[None] | None = None
+        writer: asyncio.Task[None] | None = None
         manager: BalanceManager | None = None
         try:
             rest, stream = self._next or self._sources()
@@ -396,6 +404,16 @@ class SharedLeader:
             self.wake.set()
             publisher = asyncio.create_task(self._publish_loop(), name="shared-publisher")
             beater = asyncio.create_task(self._beat_loop(), name="shared-beats")
+            if self.history is not None:
+                history_writer = HistoryWriter(
+                    self.redis,
+                    self.history,
+                    consumer=self.owner,
+                    claim_idle=max(1.0, self.config.lease_ttl),
+                )
+                writer = asyncio.create_task(
+                    history_writer.run(asyncio.Event()), name="shared-history-writer"
+                )
             if await self._first_publish():
                 self.leading.set()
                 self.changed.set()
@@ -412,7 +430,7 @@ class SharedLeader:
             if self.leading.is_set():
                 self.leading.clear()
                 self.changed.set()
-            for task in (beater, publisher, renewer):
+            for task in (writer, beater, publisher, renewer):
                 await cancel_and_wait(task)
             if manager is not None:
                 self.manager = None
