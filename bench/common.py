@@ -27,6 +27,7 @@ JSON numbers at full precision as the server sends them (docs/kraken.md,
 from __future__ import annotations
 
 import asyncio
+import base64
 import gc
 import logging
 import os
@@ -55,6 +56,7 @@ from balance_manager.service.manager import BalanceManager
 
 __all__ = [
     "ASSETS",
+    "BENCH_SECRET",
     "T0",
     "Stats",
     "alternate",
@@ -74,6 +76,9 @@ __all__ = [
     "streaming_manager",
     "update_frames",
 ]
+
+#: A dummy API secret of the shape the client checks (base64 of 64 bytes), never sent anywhere.
+BENCH_SECRET = base64.b64encode(b"bench-secret-".ljust(64, b".")).decode()
 
 #: Wall-clock start of the generated streams (2023-11-14, Unix seconds).
 T0 = 1_700_000_000.0
@@ -327,7 +332,7 @@ async def streaming_manager(
     clock = clock or SystemClock()
     rest = KrakenRestClient(
         api_key="bench-key",
-        api_secret="YmVuY2gtc2VjcmV0LWJlbmNoLXNlY3JldC1iZW5jaC1zZWNyZXQtYmVuY2gtc2VjcmV0LWJlbmNoLXNlY3JldA==",  # noqa: S106 - a dummy (64 bytes), never sent
+        api_secret=BENCH_SECRET,
         base_url="http://127.0.0.1:9",
         config=config,
         clock=clock,

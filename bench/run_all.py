@@ -39,6 +39,7 @@ SCRIPTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("bench_history.py", ()),
     ("bench_history_stores.py", ()),
     ("bench_dashboard.py", ()),
+    ("bench_shared.py", ()),
 )
 
 

@@ -273,3 +273,29 @@ def test_persistence_error_keeps_path_and_context() -> None:
     assert str(error) == "database is locked (/data/h.sqlite3)"
     assert error.context == {"table": "history"}
     assert str(PersistenceError("disk full")) == "disk full"
+
+
+def test_shared_errors_cross_process_boundaries() -> None:
+    """The shared-state and reservation errors pickle with their fields (multiprocessing)."""
+    import pickle
+
+    from balance_manager.exceptions import (
+        InsufficientFundsError,
+        LeaseLostError,
+        ReservationCapError,
+        ReservationError,
+        ReservationLostError,
+        SharedStateError,
+    )
+
+    for error in (
+        SharedStateError("reserve", "Redis unreachable"),
+        LeaseLostError("publish", 7, "lease is 8:other"),
+        ReservationError("r1", "exists with other terms"),
+        InsufficientFundsError("r1", "USD", "10", "2.5"),
+        ReservationCapError("r1", "a", "USD", "100", "70"),
+        ReservationLostError("r1", "gone"),
+    ):
+        back = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
+        assert type(back) is type(error)
+        assert str(back) == str(error)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -74,6 +75,12 @@ OPTION_BOUNDS: Mapping[str, Bound] = MappingProxyType(
         "websocket_ping_interval": Bound("seconds", 0.01, HOUR),
         "rest_poll_interval": Bound("seconds", 0.1, DAY),
         "metrics_port": Bound("count", 0, 65535),
+        "redis_timeout": Bound("seconds", 0.01, 60.0),
+        "lease_ttl": Bound("seconds", 0.3, HOUR),
+        "shared_stale_after": Bound("seconds", 0.05, DAY),
+        "shared_stream_max_len": Bound("count", 1000, 100_000_000),
+        "reservation_ttl": Bound("seconds", 0.1, DAY),
+        "reservation_settle_timeout": Bound("seconds", 0.1, DAY),
     }
 )
 
@@ -156,6 +163,22 @@ class BalanceManagerConfig:
         metrics_enabled: expose Prometheus metrics.
         metrics_host: address of the metrics endpoint (loopback by default).
         metrics_port: port of the metrics endpoint; 0 picks a free one.
+        redis_url: Redis for shared balances (``redis://[:password@]host:port/db``,
+            ``rediss://`` or ``unix://``); ``None`` (the default): one process, no Redis.
+            Its password is never shown.
+        redis_namespace: prefix of every Redis key (several deployments can share a Redis).
+        shared_account: the label of the account in Redis (bound to one exchange
+            account by its first leader).
+        redis_timeout: seconds a Redis connect or command may take before it fails.
+        lease_ttl: seconds the leader's lease lives in Redis without a renewal;
+            the leader renews every third of it, a candidate takes over after it.
+        shared_stale_after: followers serve a value older than this (by Redis's
+            clock) as stale (source ``cache``); reservations need the free
+            amount this fresh. The leader beats every quarter of it.
+        shared_stream_max_len: entries kept in the Redis stream of updates (about).
+        reservation_ttl: seconds a reservation lives before it is committed.
+        reservation_settle_timeout: seconds a committed reservation waits for its
+            order's hold before it is reaped.
     """
 
     # -- the original specification's options --------------------------------------------------
@@ -198,6 +221,16 @@ class BalanceManagerConfig:
     metrics_enabled: bool = False
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0
+    # -- shared balances on Redis --------------------------------------------------
+    redis_url: str | None = None
+    redis_namespace: str = "balance-manager"
+    shared_account: str = "default"
+    redis_timeout: float = 1.0
+    lease_ttl: float = 5.0
+    shared_stale_after: float = 3.0
+    shared_stream_max_len: int = 100_000
+    reservation_ttl: float = 30.0
+    reservation_settle_timeout: float = 120.0
 
     def __post_init__(self) -> None:
         for spec in dataclasses.fields(self):
@@ -234,19 +267,15 @@ class BalanceManagerConfig:
         return dataclasses.replace(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:
-        """Options as a dict for display; credentials and passwords appear masked."""
+        """Options as a dict for display; credentials and URL passwords appear masked."""
         out: dict[str, Any] = {}
         for spec in dataclasses.fields(self):
-            value = getattr(self, spec.name)
-            out[spec.name] = repr(value) if spec.name == "credentials" and value else value
-        if self.history_url is not None:
-            out["history_url"] = redact_url(self.history_url)
+            out[spec.name] = _shown_option(spec.name, getattr(self, spec.name))
         return out
 
     def __repr__(self) -> str:
-        shown = {"history_url": redact_url(self.history_url)} if self.history_url else {}
         changed = [
-            f"{spec.name}={shown.get(spec.name, getattr(self, spec.name))!r}"
+            f"{spec.name}={_shown_option(spec.name, getattr(self, spec.name))!r}"
             for spec in dataclasses.fields(self)
             if getattr(self, spec.name) != _default_of(spec)
         ]
@@ -401,6 +430,45 @@ def _url(schemes: tuple[str, ...]) -> Callable[[str, Any], str]:
     return check
 
 
+def _shown_option(name: str, value: Any) -> Any:
+    """What ``repr`` and ``as_dict`` show of an option: masked credentials, URLs sans password."""
+    if name == "credentials" and value:
+        return repr(value)
+    if name in ("history_url", "redis_url") and isinstance(value, str):
+        return redact_url(value)
+    return value
+
+
+def _optional_redis_url(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    schemes = ("redis", "rediss", "unix")
+    if not isinstance(value, str) or not value.startswith(tuple(f"{s}://" for s in schemes)):
+        shown = redact_url(value) if isinstance(value, str) else value
+        raise ConfigError(
+            name, shown, "must be None or a URL starting with redis://, rediss:// or unix://"
+        )
+    if len(value) > MAX_URL_LENGTH or not _is_token(value):
+        raise ConfigError(
+            name,
+            redact_url(value),
+            f"must be at most {MAX_URL_LENGTH} printable characters without spaces",
+        )
+    return value
+
+
+def _label(name: str, value: Any) -> str:
+    if not isinstance(value, str) or _LABEL.fullmatch(value) is None:
+        raise ConfigError(
+            name, value, "must be 1 to 64 characters among letters, digits and . _ : -"
+        )
+    return value
+
+
+#: A Redis namespace or account label (the same rule as ``shared.keys``).
+_LABEL = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
 def _tier(name: str, value: Any) -> str:
     if not isinstance(value, str) or value not in get_args(Tier):
         raise ConfigError(name, value, f"must be one of {', '.join(get_args(Tier))}")
@@ -450,6 +518,9 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "credentials": _credentials,
     "metrics_enabled": _boolean,
     "metrics_host": _host,
+    "redis_url": _optional_redis_url,
+    "redis_namespace": _label,
+    "shared_account": _label,
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -482,6 +553,7 @@ def _from_text(name: str, raw: str) -> Any:
         return text
     if isinstance(default, tuple):
         return tuple(part.strip() for part in text.split(",") if part.strip())
-    if name in ("history_db_path", "history_url") and text.lower() in {"", "none", "off"}:
+    nullable = ("history_db_path", "history_url", "redis_url")
+    if name in nullable and text.lower() in {"", "none", "off"}:
         return None
     return text

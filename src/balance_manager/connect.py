@@ -23,6 +23,13 @@ takes ``api_key``/``api_secret`` (and ``api_password`` where the venue has one)
 or ``BINANCE_API_KEY``/``BINANCE_API_SECRET``/``BINANCE_API_PASSWORD``;
 ``exchange="ccxt:kraken"`` runs ccxt's Kraken (with ``simulator=True``, against
 the simulator). See ``docs/venues.md``.
+With ``redis_url=...`` it gives a *follower* of shared balances instead (see
+``docs/shared.md``): a :class:`~balance_manager.shared.follower.SharedFollower`
+with the manager's read API, fed through Redis by the account's leader
+(``balance-manager serve --redis URL``), with ``reservations`` to set funds
+aside. It needs no credentials and never talks to the exchange. Only the
+argument chooses this: a ``redis_url`` option alone never turns ``connect()``
+into a follower.
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, overload
 
 from balance_manager.config import BalanceManagerConfig
 from balance_manager.core.sources import RestSource, StreamSource
@@ -41,13 +49,144 @@ from balance_manager.kraken.ws_client import KrakenWebSocketClient
 from balance_manager.runtime.clock import Clock
 from balance_manager.service.manager import BalanceManager
 
-__all__ = ["connect"]
+if TYPE_CHECKING:
+    from balance_manager.core.sources import RestSource, StreamSource
+    from balance_manager.shared.follower import SharedFollower
+    from balance_manager.shared.leader import SourceFactory
+
+__all__ = ["connect", "kraken_sources"]
 
 logger = logging.getLogger(__name__)
 
 
+def kraken_sources(
+    config: BalanceManagerConfig,
+    credentials: Credentials,
+    *,
+    rest_url: str | None = None,
+    ws_url: str | None = None,
+    websocket: bool = True,
+    clock: Clock | None = None,
+) -> SourceFactory:
+    """Makes fresh Kraken clients (REST, WebSocket) for each term of a shared leader."""
+
+    def make() -> tuple[RestSource, StreamSource | None]:
+        rest = KrakenRestClient.from_credentials(
+            credentials, rest_url or config.rest_url, config=config, clock=clock
+        )
+        stream = (
+            KrakenWebSocketClient(rest, ws_url or config.ws_url, config=config)
+            if websocket
+            else None
+        )
+        return rest, stream
+
+    return make
+
+
+@overload
+def connect(
+    api_key: str | None = None,
+    api_secret: str | Secret | None = None,
+    *,
+    config: BalanceManagerConfig | None = None,
+    rest_url: str | None = None,
+    ws_url: str | None = None,
+    websocket: bool = True,
+    clock: Clock | None = None,
+    simulator: bool = False,
+    simulator_seed: int = 0,
+    simulator_market: bool = True,
+    redis_url: None = None,
+) -> AbstractAsyncContextManager[BalanceManager]: ...
+
+
+@overload
+def connect(
+    api_key: None = None,
+    api_secret: None = None,
+    *,
+    config: BalanceManagerConfig | None = None,
+    clock: Clock | None = None,
+    redis_url: str,
+) -> AbstractAsyncContextManager[SharedFollower]: ...
+
+
+def connect(
+    api_key: str | None = None,
+    api_secret: str | Secret | None = None,
+    *,
+    config: BalanceManagerConfig | None = None,
+    rest_url: str | None = None,
+    ws_url: str | None = None,
+    websocket: bool = True,
+    clock: Clock | None = None,
+    simulator: bool = False,
+    simulator_seed: int = 0,
+    simulator_market: bool = True,
+    redis_url: str | None = None,
+) -> AbstractAsyncContextManager[BalanceManager] | AbstractAsyncContextManager[SharedFollower]:
+    """A started :class:`BalanceManager` (see :func:`_manager`), or a shared follower.
+
+    With ``redis_url``, a started
+    :class:`~balance_manager.shared.follower.SharedFollower` of the account
+    ``config.shared_account`` (namespace ``config.redis_namespace``); the other
+    exchange arguments are refused then.
+
+    Raises:
+        ConfigError: see :func:`_manager`; or exchange arguments with ``redis_url``.
+        SharedStateError: Redis could not be reached (follower).
+    """
+    if redis_url is not None:
+        if api_key is not None or api_secret is not None or simulator:
+            raise ConfigError(
+                "redis_url",
+                "(given)",
+                "a follower never talks to the exchange: give no key and no simulator with it",
+            )
+        return _follower(redis_url, config, clock)
+    return _manager(
+        api_key,
+        api_secret,
+        config=config,
+        rest_url=rest_url,
+        ws_url=ws_url,
+        websocket=websocket,
+        clock=clock,
+        simulator=simulator,
+        simulator_seed=simulator_seed,
+        simulator_market=simulator_market,
+    )
+
+
 @asynccontextmanager
-async def connect(
+async def _follower(
+    redis_url: str, config: BalanceManagerConfig | None, clock: Clock | None
+) -> AsyncIterator[SharedFollower]:
+    """A started follower of the shared balances at ``redis_url``."""
+    from balance_manager.kraken.protocol.assets import AssetNames
+    from balance_manager.shared.connection import SharedRedis
+    from balance_manager.shared.follower import SharedFollower
+    from balance_manager.shared.keys import AccountKeys
+
+    config = config if config is not None else BalanceManagerConfig.from_env(credentials=None)
+    config = config.replace(redis_url=redis_url)
+    keys = AccountKeys(config.redis_namespace, config.shared_account)
+    follower = SharedFollower(
+        SharedRedis(redis_url, keys, timeout=config.redis_timeout),
+        config,
+        names=AssetNames(),
+        clock=clock,
+    )
+    try:
+        await follower.initialize()
+        yield follower
+    finally:
+        await follower.close()
+
+
+@asynccontextmanager
+async def _manager(
     api_key: str | None = None,
     api_secret: str | Secret | None = None,
     *,

@@ -22,7 +22,13 @@ one leaf for a cause::
     │   │   └── ExchangeUnavailableError   service unavailable, busy or in maintenance
     │   ├── CircuitOpenError           the circuit breaker refuses calls for ``retry_after`` seconds
     │   └── StaleBalanceError          no value young enough for the ``max_age`` asked for
-    └── PersistenceError               the history database cannot be read or written
+    ├── PersistenceError               the history database cannot be read or written
+    ├── SharedStateError               the shared state (Redis) cannot be reached or used
+    │   └── LeaseLostError             this leader's lease is gone: its write was refused (fenced)
+    └── ReservationError               a fund reservation could not be made or changed
+        ├── InsufficientFundsError     free minus what is reserved does not cover the amount
+        ├── ReservationCapError        the owner's cap for the asset would be exceeded
+        └── ReservationLostError       the reservation no longer exists (expired, voided...)
 
 Every exception carries the structured fields it names (``field``, ``value``,
 ``code``, ``retry_after``...) and builds its message from them, so a log line
@@ -47,13 +53,19 @@ __all__ = [
     "ExchangeError",
     "ExchangeUnavailableError",
     "FloatAmountError",
+    "InsufficientFundsError",
     "InvalidAmountError",
     "InvalidNonceError",
+    "LeaseLostError",
     "LockoutError",
     "PersistenceError",
     "ProtocolError",
     "RateLimitedError",
     "RequestTimeoutError",
+    "ReservationCapError",
+    "ReservationError",
+    "ReservationLostError",
+    "SharedStateError",
     "SourceError",
     "StaleBalanceError",
     "TransportError",
@@ -322,3 +334,126 @@ class PersistenceError(BalanceManagerError):
         self.context = context
         where = f" ({path})" if path else ""
         super().__init__(f"{message}{where}")
+
+
+class SharedStateError(BalanceManagerError):
+    """The shared state (Redis) cannot be reached, or refused what was asked.
+
+    Reservations fail closed with this error while Redis is unreachable: no
+    reservation is ever granted without the shared ledger of reservations.
+    Messages name the operation and never contain a password (Redis URLs are
+    shown masked).
+
+    Args:
+        operation: what was being done, e.g. ``"reserve"``.
+        reason: why it failed.
+    """
+
+    retryable = True
+
+    def __init__(self, operation: str, reason: str) -> None:
+        self.operation = operation
+        self.reason = reason
+        super().__init__(f"{operation}: {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Crosses process boundaries (multiprocessing) with its fields.
+        return (type(self), (self.operation, self.reason))
+
+
+class LeaseLostError(SharedStateError):
+    """This leader no longer holds the lease: its write was refused (fenced).
+
+    Args:
+        operation: the refused write.
+        epoch: the lease epoch this leader held.
+        reason: what Redis found instead (another epoch, no lease, lost data).
+    """
+
+    retryable = False
+
+    def __init__(self, operation: str, epoch: int, reason: str) -> None:
+        self.epoch = epoch
+        self.cause = reason
+        super().__init__(operation, f"lease of epoch {epoch} lost ({reason})")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.operation, self.epoch, self.cause))
+
+
+class ReservationError(BalanceManagerError):
+    """A fund reservation could not be made, committed or released.
+
+    Args:
+        reservation_id: the reservation's id.
+        reason: why.
+    """
+
+    def __init__(self, reservation_id: str, reason: str) -> None:
+        self.reservation_id = reservation_id
+        self.reason = reason
+        super().__init__(f"reservation {_shown(reservation_id)}: {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ReservationError, (self.reservation_id, self.reason))
+
+
+class InsufficientFundsError(ReservationError):
+    """Free minus everything already reserved does not cover the amount asked for.
+
+    Args:
+        reservation_id: the refused reservation's id.
+        asset: the asset.
+        requested: the amount asked for (exact text).
+        available: free minus reserved at that moment (exact text).
+    """
+
+    def __init__(self, reservation_id: str, asset: str, requested: str, available: str) -> None:
+        self.asset = asset
+        self.requested = requested
+        self.available = available
+        super().__init__(
+            reservation_id, f"{asset} {requested} asked, only {available} free and unreserved"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.reservation_id, self.asset, self.requested, self.available))
+
+
+class ReservationCapError(ReservationError):
+    """The owner's cap on an asset would be exceeded.
+
+    Args:
+        reservation_id: the refused reservation's id.
+        owner: the owner.
+        asset: the asset.
+        cap: the owner's cap (exact text).
+        reserved: what the owner already has reserved (exact text).
+    """
+
+    def __init__(
+        self, reservation_id: str, owner: str, asset: str, cap: str, reserved: str
+    ) -> None:
+        self.owner = owner
+        self.asset = asset
+        self.cap = cap
+        self.reserved = reserved
+        self._args = (reservation_id, owner, asset, cap, reserved)
+        super().__init__(
+            reservation_id,
+            f"owner {_shown(owner)} may reserve at most {cap} {asset}; {reserved} already reserved",
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), self._args)
+
+
+class ReservationLostError(ReservationError):
+    """The reservation no longer exists: expired and reaped, released, settled, or voided.
+
+    Committing a lost reservation fails with this error, so an order is never
+    sent on funds that are no longer set aside.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.reservation_id, self.reason))

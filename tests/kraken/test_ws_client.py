@@ -199,3 +199,32 @@ async def test_stop_leaves_no_task_or_socket(
         )
     )
     assert client.state is StreamState.CLOSED
+
+
+async def test_holds_name_the_client_order_ids(
+    stream: tuple[KrakenWebSocketClient, Recorder], sim: SimulatedKraken
+) -> None:
+    """An order placed with a cl_ord_id is named while held, then among the closed on cancel."""
+    _, recorder = stream
+    order = sim.place_order("BTC/USD", "buy", "limit", "0.2", price="30000", cl_ord_id="res-7")
+    await wait_until(
+        lambda: any(isinstance(e, StreamHolds) and "res-7" in e.orders for e in recorder.events)
+    )
+    sim.cancel_order(order.order_id)
+    await wait_until(
+        lambda: any(isinstance(e, StreamHolds) and "res-7" in e.closed for e in recorder.events)
+    )
+    last = recorder.of(StreamHolds)[-1]
+    assert isinstance(last, StreamHolds)
+    assert "res-7" not in last.orders
+
+
+async def test_an_order_filled_at_once_is_told_closed(
+    stream: tuple[KrakenWebSocketClient, Recorder], sim: SimulatedKraken
+) -> None:
+    """A market order (placed and filled in one step, no hold change) still reports its close."""
+    _, recorder = stream
+    sim.place_order("BTC/USD", "sell", "market", "0.01", cl_ord_id="res-8")
+    await wait_until(
+        lambda: any(isinstance(e, StreamHolds) and "res-8" in e.closed for e in recorder.events)
+    )

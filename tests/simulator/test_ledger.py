@@ -607,3 +607,37 @@ def test_anything_accepted_reaches_subscribers_exactly(
     assert {a.asset: a.balance for a in snapshot.data} == {
         asset: account.total(asset) for asset in account.assets()
     }
+
+
+def test_client_order_ids_follow_the_order_and_are_checked() -> None:
+    """cl_ord_id is kept on the order and its events, unique among open orders, Kraken's shapes."""
+    account = make_account()
+    account.deposit("USD", "1000", now=0.0)
+    events: list[AccountEvent] = []
+    account.subscribe(events.append)
+    order = account.place_order(
+        "BTC/USD", "buy", "limit", "0.01", now=0.0, limit_price="100", cl_ord_id="strat-a-1"
+    )
+    assert order.cl_ord_id == "strat-a-1"
+    account.cancel_order(order.order_id, now=0.0)
+    orders = [e for e in events if isinstance(e, OrderEvent)]
+    assert [e.exec_type for e in orders] == ["pending_new", "new", "canceled"]
+    items = [execution_item(e, Instruments()) for e in orders if e.exec_type != "new"]
+    assert {item.cl_ord_id for item in items} == {"strat-a-1"}
+    account.place_order(
+        "BTC/USD", "buy", "limit", "0.01", now=0.0, limit_price="100", cl_ord_id="strat-a-2"
+    )
+    for bad in ("strat-a-2", "x" * 19, "with space", ""):
+        with pytest.raises(ExchangeError, match="cl_ord_id"):
+            account.place_order(
+                "BTC/USD", "buy", "limit", "0.01", now=0.0, limit_price="100", cl_ord_id=bad
+            )
+    with pytest.raises(ExchangeError, match="cl_ord_id"):
+        account.place_order(
+            "BTC/USD", "buy", "limit", "0.01", now=0.0, limit_price="1", cl_ord_id="a", userref=1
+        )
+    uuid = "6d1b345e-2821-40e2-ad83-4ecb18a06876"
+    placed = account.place_order(
+        "BTC/USD", "buy", "limit", "0.01", now=0.0, limit_price="100", cl_ord_id=uuid
+    )
+    assert placed.cl_ord_id == uuid

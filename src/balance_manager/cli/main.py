@@ -8,6 +8,8 @@ Commands::
     balance-manager history   ASSET [--hours H] [--db PATH|URL] [--limit N] [--export csv]
     balance-manager simulator [--host H] [--port P] [--seed N] [--no-market] [--tier T]
     balance-manager dashboard [--simulator] [--host H] [--port P] [--duration S]
+    balance-manager serve     --redis URL [--account LABEL] [--rest-url URL] [--ws-url URL]
+    balance-manager reservations --redis URL [--asset A] [--owner O] [--json]
 
 Global options: ``--version``, ``--config FILE`` (TOML), ``-v/--verbose``.
 
@@ -56,6 +58,7 @@ from rich.console import Console
 from rich.table import Table
 
 from balance_manager._version import __version__
+from balance_manager.cli import shared_cli
 from balance_manager.cli.dashboard_command import open_dashboard, serve_until_stopped
 from balance_manager.cli.demo import DemoOptions, run_demo, run_watch
 from balance_manager.cli.demo_plan import exit_code_for, format_amount, format_summary
@@ -301,6 +304,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration", type=_seconds, default=None, help="seconds to serve (default: until Ctrl-C)"
     )
     dashboard.set_defaults(handler=_cmd_dashboard)
+    serve = sub.add_parser(
+        "serve",
+        help="lead an account's shared balances on Redis (one leader, many followers)",
+        description="Be a leader candidate for one account: once it holds the lease in Redis, "
+        "hold the exchange connection and publish every balance for followers "
+        "(connect(redis_url=...)). Start one per machine that may lead. See docs/shared.md.",
+    )
+    shared_cli.add_redis_arguments(serve)
+    _add_urls(serve, ws=True)
+    serve.set_defaults(handler=_cmd_serve)
+
+    reservations = sub.add_parser(
+        "reservations",
+        help="list the fund reservations of a shared account",
+        description="List the account's reservations and, per asset, free, reserved and "
+        "available (Redis; see docs/shared.md).",
+    )
+    shared_cli.add_redis_arguments(reservations)
+    reservations.add_argument("--asset", metavar="ASSET", help="only this asset")
+    reservations.add_argument("--owner", metavar="OWNER", help="only this owner")
+    reservations.add_argument(
+        "--json", action="store_true", help="JSON output (amounts as exact strings)"
+    )
+    reservations.set_defaults(handler=_cmd_reservations)
     return parser
 
 
@@ -900,6 +927,32 @@ def _cmd_dashboard(args: argparse.Namespace, out: TextIO) -> int:
                 dashboard, out=out, stop=stop, duration=args.duration, clock=manager.clock
             )
         return EXIT_INTERRUPTED if stopped else EXIT_OK
+
+    return _run(body)
+
+
+def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    config = shared_cli.shared_config(_with_urls(_load_config(args), args), args)
+    if config.credentials is None:
+        raise CommandError(NO_CREDENTIALS, EXIT_USAGE)
+    credentials = config.credentials
+
+    async def body(stop: asyncio.Event) -> int:
+        return await shared_cli.run_serve(config, credentials, stop, out)
+
+    return _run(body)
+
+
+def _cmd_reservations(args: argparse.Namespace, out: TextIO) -> int:
+    config = shared_cli.shared_config(_load_config(args, credentials=False), args)
+
+    async def body(stop: asyncio.Event) -> int:
+        return await _unless_stopped(
+            shared_cli.run_reservations(
+                config, out, asset=args.asset, owner=args.owner, as_json=args.json
+            ),
+            stop,
+        )
 
     return _run(body)
 

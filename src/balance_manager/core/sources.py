@@ -158,12 +158,18 @@ class StreamHolds(msgspec.Struct, frozen=True):
         changed: assets whose hold changed with this event.
         uncertain: assets with an open order whose hold cannot be derived
             (e.g. a market buy without a price): take their hold from REST.
+        orders: client order ids of the open orders whose hold ``holds``
+            includes (orders placed with one; for settling reservations).
+        closed: client order ids of orders that closed (filled, canceled,
+            expired) with this event.
     """
 
     holds: Mapping[str, Decimal]
     received_at: float
     changed: frozenset[str] = frozenset()
     uncertain: frozenset[str] = frozenset()
+    orders: frozenset[str] = frozenset()
+    closed: frozenset[str] = frozenset()
 
 
 class StreamStatus(msgspec.Struct, frozen=True):

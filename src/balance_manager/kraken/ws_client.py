@@ -494,7 +494,9 @@ class KrakenWebSocketClient:
                 snapshot_seen = True
                 self._emit(self._snapshot_event(event, now))
             elif isinstance(event, HoldsChanged):
-                self._emit_holds(now, frozenset(event.holds), event.uncertain)
+                self._emit_holds(
+                    now, frozenset(event.holds), event.uncertain, event.orders, event.closed
+                )
             elif isinstance(event, ResyncStarted):
                 quiet_since, self._quiet_since = self._quiet_since, None
                 self._set_status(StreamState.RESYNCING, event.reason, quiet_since=quiet_since)
@@ -532,7 +534,10 @@ class KrakenWebSocketClient:
             self._holds_live = holds_live
             if holds_live:
                 holds = self.session.holds()
-                self._emit_holds(now, frozenset(holds), self.session.order_book.uncertain_assets())
+                book = self.session.order_book
+                self._emit_holds(
+                    now, frozenset(holds), book.uncertain_assets(), book.client_orders()
+                )
             self._set_status(
                 self._state, "holds live" if holds_live else "holds not live", force=True
             )
@@ -551,10 +556,22 @@ class KrakenWebSocketClient:
             )
         return StreamSnapshot(balances=balances, received_at=now, sequence=event.sequence)
 
-    def _emit_holds(self, now: float, changed: frozenset[str], uncertain: frozenset[str]) -> None:
+    def _emit_holds(
+        self,
+        now: float,
+        changed: frozenset[str],
+        uncertain: frozenset[str],
+        orders: frozenset[str] = frozenset(),
+        closed: frozenset[str] = frozenset(),
+    ) -> None:
         self._emit(
             StreamHolds(
-                holds=self.session.holds(), received_at=now, changed=changed, uncertain=uncertain
+                holds=self.session.holds(),
+                received_at=now,
+                changed=changed,
+                uncertain=uncertain,
+                orders=orders,
+                closed=closed,
             )
         )
 

@@ -249,3 +249,46 @@ def test_incremental_totals_equal_a_recount(
         book.apply(update(item))
         assert book.holds() == holds_from_orders(book.orders())
         assert all(hold > 0 for hold in book.holds().values())
+
+
+def test_client_order_ids_are_told_while_held_and_once_closed() -> None:
+    """An order's client id is listed while its hold counts, then once among the closed."""
+    book = OpenOrderBook()
+    placed = Execution(
+        order_id="O1",
+        exec_type="new",
+        order_status="new",
+        symbol="BTC/USD",
+        side="buy",
+        order_type="limit",
+        order_qty=D(1),
+        limit_price=D(100),
+        cl_ord_id="res-1",
+    )
+    assert book.apply(update(placed)) == {"USD"}
+    assert book.client_orders() == {"res-1"}
+    assert not book.has_closed
+    filled = Execution(order_id="O1", exec_type="filled", order_status="filled", cum_qty=D(1))
+    book.apply(update(filled))
+    assert book.client_orders() == frozenset()
+    assert book.has_closed
+    assert book.take_closed() == {"res-1"}
+    assert book.take_closed() == frozenset()
+
+
+def test_an_order_whose_hold_is_unknown_is_not_listed_as_held() -> None:
+    """A market buy (hold unknown, taken from REST) never counts as settled by the stream."""
+    book = OpenOrderBook()
+    market = Execution(
+        order_id="O2",
+        exec_type="new",
+        order_status="new",
+        symbol="BTC/USD",
+        side="buy",
+        order_type="market",
+        order_qty=D(1),
+        cl_ord_id="res-2",
+    )
+    book.apply(update(market))
+    assert book.uncertain_assets() == {"USD"}
+    assert book.client_orders() == frozenset()

@@ -130,6 +130,7 @@ class TrackedOrder:
         status: last ``order_status`` seen.
         hold_asset: the asset held (quote for buys, base for sells), if known.
         hold: the amount held, or ``None`` when it cannot be known.
+        cl_ord_id: the client order id the order was placed with, if any.
     """
 
     order_id: str
@@ -142,6 +143,7 @@ class TrackedOrder:
     status: str | None = None
     hold_asset: str | None = None
     hold: Decimal | None = None
+    cl_ord_id: str | None = None
 
     @property
     def remaining_qty(self) -> Decimal | None:
@@ -164,7 +166,7 @@ class OpenOrderBook:
     Feed every ``executions`` message to :meth:`apply`; read :meth:`holds`.
     """
 
-    __slots__ = ("_decimals", "_fee_rate", "_orders", "_totals", "_uncertain")
+    __slots__ = ("_closed", "_decimals", "_fee_rate", "_orders", "_totals", "_uncertain")
 
     def __init__(
         self,
@@ -179,6 +181,8 @@ class OpenOrderBook:
         # asset. Kept incrementally (Decimal sums are exact, so no drift).
         self._totals: dict[str, Decimal] = {}
         self._uncertain: dict[str, set[str]] = {}
+        # Client order ids of orders closed since the last take_closed().
+        self._closed: set[str] = set()
 
     # -- reading ---------------------------------------------------------------
 
@@ -193,6 +197,31 @@ class OpenOrderBook:
     def orders(self) -> dict[str, TrackedOrder]:
         """The open orders by id (a copy)."""
         return dict(self._orders)
+
+    def client_orders(self) -> frozenset[str]:
+        """Client order ids of the open orders whose hold is known and counted in :meth:`holds`.
+
+        An order on an asset listed by :meth:`uncertain_assets` is left out: that
+        asset's hold comes from REST, not from these orders.
+        """
+        uncertain = self.uncertain_assets()
+        return frozenset(
+            order.cl_ord_id
+            for order in self._orders.values()
+            if order.cl_ord_id is not None
+            and order.hold is not None
+            and order.hold_asset not in uncertain
+        )
+
+    def take_closed(self) -> frozenset[str]:
+        """Client order ids of the orders closed since the last call (then forgotten)."""
+        closed, self._closed = frozenset(self._closed), set()
+        return closed
+
+    @property
+    def has_closed(self) -> bool:
+        """Whether orders with a client order id closed since :meth:`take_closed`."""
+        return bool(self._closed)
 
     def uncertain_assets(self) -> frozenset[str]:
         """Assets with at least one open order whose hold is unknown (see module docs)."""
@@ -211,6 +240,7 @@ class OpenOrderBook:
         self._orders.clear()
         self._totals.clear()
         self._uncertain.clear()
+        self._closed.clear()
 
     def apply(self, message: ExecutionsMessage) -> set[str]:
         """Apply one ``executions`` message; return the assets whose hold changed.
@@ -258,11 +288,14 @@ class OpenOrderBook:
             cum_qty=cum_qty,
             limit_price=item.limit_price if item.limit_price is not None else order.limit_price,
             status=status or order.status,
+            cl_ord_id=item.cl_ord_id or order.cl_ord_id,
         )
         if old is not None:
             self._contribute(old, -1)
         if status in CLOSED_STATUSES:
             self._orders.pop(order.order_id, None)
+            if order.cl_ord_id is not None:
+                self._closed.add(order.cl_ord_id)
             return
         order = self._with_hold(order)
         self._orders[order.order_id] = order

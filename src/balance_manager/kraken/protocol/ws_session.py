@@ -293,10 +293,14 @@ class HoldsChanged(msgspec.Struct, frozen=True):
         holds: the new hold of every asset that changed (0 when released).
         uncertain: assets with an open order whose hold cannot be known (a buy
             without a price); take their hold from REST.
+        orders: client order ids of the open orders counted in the holds.
+        closed: client order ids of the orders that closed with this message.
     """
 
     holds: dict[str, Decimal]
     uncertain: frozenset[str]
+    orders: frozenset[str] = frozenset()
+    closed: frozenset[str] = frozenset()
 
 
 class ResyncStarted(msgspec.Struct, frozen=True):
@@ -849,11 +853,18 @@ class KrakenSession:
 
     def _holds_events(self, changed: Iterable[str]) -> list[SessionEvent]:
         assets = set(changed)
-        return [self._holds_event(assets)] if assets else []
+        # An order placed and filled at once changes no hold, but its closing matters
+        # to whoever waits for it (a reservation): an event all the same.
+        return [self._holds_event(assets)] if assets or self._book.has_closed else []
 
     def _holds_event(self, changed: Iterable[str]) -> HoldsChanged:
         book = self._book
-        return HoldsChanged({a: book.hold(a) for a in sorted(changed)}, book.uncertain_assets())
+        return HoldsChanged(
+            {a: book.hold(a) for a in sorted(changed)},
+            book.uncertain_assets(),
+            book.client_orders(),
+            book.take_closed(),
+        )
 
     # -- resync ----------------------------------------------------------------------
 

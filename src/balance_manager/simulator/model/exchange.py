@@ -221,6 +221,7 @@ class SimExchange:
         price: AmountLike | None = None,
         userref: int | None = None,
         origin: str = "api",
+        cl_ord_id: str | None = None,
     ) -> Order:
         """Place an order under the current system status (see module docs).
 
@@ -251,6 +252,7 @@ class SimExchange:
             market_price=market_price if order_type == "market" else None,
             userref=userref,
             origin=origin,
+            cl_ord_id=cl_ord_id,
         )
         if order.is_open and order.limit_price is not None and self._status == "online":
             crosses = (side == "buy" and market_price <= order.limit_price) or (

@@ -45,6 +45,7 @@ from __future__ import annotations
 import itertools
 import logging
 import random
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -105,6 +106,12 @@ _MAX_CLOSED_ORDERS = 10_000
 MAX_DIGITS = 28
 #: The most a userref can be: Kraken's is a 32-bit signed integer.
 _USERREF_RANGE = range(-(2**31), 2**31)
+#: Kraken's client order id: a UUID (with or without dashes) or up to 18
+#: characters of free text (letters, digits, ``-`` and ``_`` here).
+_CL_ORD_ID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|[0-9a-fA-F]{32}|[A-Za-z0-9_-]{1,18}"
+)
 _add = EXACT_CONTEXT.add
 _subtract = EXACT_CONTEXT.subtract
 _multiply = EXACT_CONTEXT.multiply
@@ -194,6 +201,7 @@ class Order(NotAwaitable):
         limit_price: limit price (``None`` for a market order).
         created: Unix seconds the order was placed.
         userref: the client's numeric reference, if given.
+        cl_ord_id: the client order id, if given (unique among open orders).
         cum_qty: quantity filled so far.
         cum_cost: quote cost of the fills so far.
         fee_paid: fees paid so far (quote asset).
@@ -209,6 +217,7 @@ class Order(NotAwaitable):
     limit_price: Decimal | None
     created: float
     userref: int | None = None
+    cl_ord_id: str | None = None
     cum_qty: Decimal = ZERO
     cum_cost: Decimal = ZERO
     fee_paid: Decimal = ZERO
@@ -515,6 +524,7 @@ class Account:
         market_price: AmountLike | None = None,
         userref: int | None = None,
         origin: str = "api",
+        cl_ord_id: str | None = None,
     ) -> Order:
         """Place an order; a market order fills at once at ``market_price``.
 
@@ -542,6 +552,13 @@ class Account:
             or userref not in _USERREF_RANGE
         ):
             raise ExchangeError("EGeneral:Invalid arguments:userref")
+        if cl_ord_id is not None and (
+            userref is not None
+            or not isinstance(cl_ord_id, str)
+            or _CL_ORD_ID.fullmatch(cl_ord_id) is None
+            or any(o.cl_ord_id == cl_ord_id for o in self._open.values())
+        ):
+            raise ExchangeError("EGeneral:Invalid arguments:cl_ord_id")
         volume = self._argument(qty, "volume")
         if volume <= 0 or significant_places(volume) > pair.lot_decimals:
             raise ExchangeError("EGeneral:Invalid arguments:volume")
@@ -569,6 +586,7 @@ class Account:
             limit_price=limit,
             created=now,
             userref=userref,
+            cl_ord_id=cl_ord_id,
             status="pending_new",
             updated=now,
         )

@@ -282,6 +282,7 @@ def _add_order(
         now=ctx.now(),
         price=fields.get("price"),
         userref=int(userref) if userref is not None else None,
+        cl_ord_id=fields.get("cl_ord_id"),
     )
     return {"descr": {"order": _describe(order, pair.altname)}, "txid": [order.order_id]}
 
@@ -307,6 +308,7 @@ def _open_orders(
         result[order.order_id] = {
             "refid": None,
             "userref": order.userref,
+            "cl_ord_id": order.cl_ord_id,
             "status": "open",
             "opentm": round(order.created, 4),
             "starttm": 0,

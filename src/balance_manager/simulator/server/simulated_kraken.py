@@ -454,6 +454,7 @@ class SimulatedKraken:
         price: AmountLike | None = None,
         userref: int | None = None,
         api_key: str | None = None,
+        cl_ord_id: str | None = None,
     ) -> Order:
         """Place an order as the account would through ``AddOrder`` (synchronous).
 
@@ -487,6 +488,7 @@ class SimulatedKraken:
             now=self.clock.time(),
             price=price,
             userref=userref,
+            cl_ord_id=cl_ord_id,
         )
 
     def cancel_order(self, order_id: str, *, api_key: str | None = None) -> Order:
