@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, overload
 
 from balance_manager.config import BalanceManagerConfig
 from balance_manager.core.sources import RestSource, StreamSource
-from balance_manager.credentials import Credentials, Secret, load_credentials
+from balance_manager.credentials import Credentials, Secret, load_credentials, redact_url
 from balance_manager.exceptions import ConfigError
 from balance_manager.kraken.rest_client import KrakenRestClient
 from balance_manager.kraken.ws_client import KrakenWebSocketClient
@@ -165,9 +165,13 @@ async def _follower(
 ) -> AsyncIterator[SharedFollower]:
     """A started follower of the shared balances at ``redis_url``."""
     from balance_manager.kraken.protocol.assets import AssetNames
-    from balance_manager.shared.connection import SharedRedis
-    from balance_manager.shared.follower import SharedFollower
     from balance_manager.shared.keys import AccountKeys
+
+    try:
+        from balance_manager.shared.connection import SharedRedis
+        from balance_manager.shared.follower import SharedFollower
+    except ImportError as exc:
+        raise ConfigError("redis_url", redact_url(redis_url), str(exc)) from None
 
     config = config if config is not None else BalanceManagerConfig.from_env(credentials=None)
     config = config.replace(redis_url=redis_url)

@@ -58,7 +58,7 @@ from rich.console import Console
 from rich.table import Table
 
 from balance_manager._version import __version__
-from balance_manager.cli import shared_cli
+from balance_manager.cli import shared_args
 from balance_manager.cli.dashboard_command import open_dashboard, serve_until_stopped
 from balance_manager.cli.demo import DemoOptions, run_demo, run_watch
 from balance_manager.cli.demo_plan import exit_code_for, format_amount, format_summary
@@ -311,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
         "hold the exchange connection and publish every balance for followers "
         "(connect(redis_url=...)). Start one per machine that may lead. See docs/shared.md.",
     )
-    shared_cli.add_redis_arguments(serve)
+    shared_args.add_redis_arguments(serve)
     _add_urls(serve, ws=True)
     serve.set_defaults(handler=_cmd_serve)
 
@@ -321,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="List the account's reservations and, per asset, free, reserved and "
         "available (Redis; see docs/shared.md).",
     )
-    shared_cli.add_redis_arguments(reservations)
+    shared_args.add_redis_arguments(reservations)
     reservations.add_argument("--asset", metavar="ASSET", help="only this asset")
     reservations.add_argument("--owner", metavar="OWNER", help="only this owner")
     reservations.add_argument(
@@ -931,11 +931,23 @@ def _cmd_dashboard(args: argparse.Namespace, out: TextIO) -> int:
     return _run(body)
 
 
+@contextlib.contextmanager
+def _needs_redis_extra() -> Iterator[None]:
+    """Turn a missing ``redis`` extra into a usage error that says what to install."""
+    try:
+        yield
+    except ImportError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+
+
 def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
-    config = shared_cli.shared_config(_with_urls(_load_config(args), args), args)
+    config = shared_args.shared_config(_with_urls(_load_config(args), args), args)
     if config.credentials is None:
         raise CommandError(NO_CREDENTIALS, EXIT_USAGE)
     credentials = config.credentials
+
+    with _needs_redis_extra():
+        from balance_manager.cli import shared_cli
 
     async def body(stop: asyncio.Event) -> int:
         return await shared_cli.run_serve(config, credentials, stop, out)
@@ -944,7 +956,9 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_reservations(args: argparse.Namespace, out: TextIO) -> int:
-    config = shared_cli.shared_config(_load_config(args, credentials=False), args)
+    config = shared_args.shared_config(_load_config(args, credentials=False), args)
+    with _needs_redis_extra():
+        from balance_manager.cli import shared_cli
 
     async def body(stop: asyncio.Event) -> int:
         return await _unless_stopped(

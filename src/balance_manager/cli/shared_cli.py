@@ -6,11 +6,13 @@ balance to Redis, until Ctrl-C or SIGTERM (then it gives the lease up at once
 rather than let it run out). Start one on each machine that may lead; one
 leads, the others wait. ``reservations --redis URL`` lists the account's fund
 reservations and what is left to reserve. Neither ever prints a Redis password.
+
+This module needs the ``redis`` extra; the command line imports it only when
+one of these commands runs (their arguments are in :mod:`.shared_args`).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -35,41 +37,7 @@ from balance_manager.shared.reservations import ReservationList, Reservations
 from balance_manager.shared.urls import mask_url
 from balance_manager.storage.sqlite import HistoryStore
 
-__all__ = ["add_redis_arguments", "reservations_json", "run_reservations", "run_serve"]
-
-
-def add_redis_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--redis``, ``--namespace`` and ``--account`` (defaults: the options)."""
-    parser.add_argument(
-        "--redis",
-        metavar="URL",
-        help="Redis URL, redis://[:password@]host:port/db (default: the redis_url option)",
-    )
-    parser.add_argument(
-        "--namespace", metavar="NAME", help="key prefix (default: the redis_namespace option)"
-    )
-    parser.add_argument(
-        "--account", metavar="LABEL", help="account label (default: the shared_account option)"
-    )
-
-
-def shared_config(config: BalanceManagerConfig, args: argparse.Namespace) -> BalanceManagerConfig:
-    """``config`` with ``--redis``, ``--namespace`` and ``--account`` applied.
-
-    Raises:
-        ConfigError: no Redis URL anywhere, or a bad one.
-    """
-    changes: dict[str, object] = {}
-    if args.redis:
-        changes["redis_url"] = args.redis
-    if args.namespace:
-        changes["redis_namespace"] = args.namespace
-    if args.account:
-        changes["shared_account"] = args.account
-    config = config.replace(**changes) if changes else config
-    if config.redis_url is None:
-        raise ConfigError("redis_url", None, "give --redis URL (or set BALANCE_MANAGER_REDIS_URL)")
-    return config
+__all__ = ["reservations_json", "run_reservations", "run_serve"]
 
 
 def _redis(config: BalanceManagerConfig) -> SharedRedis:

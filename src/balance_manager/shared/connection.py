@@ -17,15 +17,21 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError, RedisError, ResponseError
-
 from balance_manager.exceptions import SharedStateError
 from balance_manager.shared import lua
 from balance_manager.shared.keys import AccountKeys
 from balance_manager.shared.urls import mask_url
+
+try:
+    import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError, RedisError, ResponseError
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "shared balances on Redis need redis-py: pip install 'balance-manager[redis]'",
+        name=exc.name,
+    ) from exc
 
 __all__ = ["SCRIPTS", "SharedRedis", "scrub"]
 
