@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
+import inspect
 import socket
 from decimal import Decimal
 from pathlib import Path
@@ -176,3 +178,24 @@ async def test_connect_cancelled_during_start_closes_its_sessions(
         with pytest.raises(asyncio.CancelledError):
             await task
     assert log.all_closed(), log.sessions
+
+
+async def test_connect_passes_every_manager_argument_through() -> None:
+    """The public connect() takes every argument the manager builder takes, under the same name.
+
+    A merge once dropped ``exchange`` and ``api_password`` from the public wrapper while
+    the builder still had them: ``connect(exchange="binance")`` was a TypeError.
+    """
+    connect_module = importlib.import_module("balance_manager.connect")
+    public = inspect.signature(balance_manager.connect).parameters
+    builder = inspect.signature(connect_module._manager).parameters
+    assert set(builder) <= set(public), sorted(set(builder) - set(public))
+    for name, parameter in builder.items():
+        assert public[name].default == parameter.default, name
+
+
+async def test_connect_refuses_a_venue_with_redis_url() -> None:
+    """A follower never talks to an exchange: a venue with redis_url is refused, not ignored."""
+    with pytest.raises(ConfigError, match="follower never talks"):
+        async with balance_manager.connect(exchange="binance", redis_url="redis://127.0.0.1:1/0"):
+            pass

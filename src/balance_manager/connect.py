@@ -97,6 +97,8 @@ def connect(
     simulator: bool = False,
     simulator_seed: int = 0,
     simulator_market: bool = True,
+    exchange: str = "kraken",
+    api_password: str | Secret | None = None,
     redis_url: None = None,
 ) -> AbstractAsyncContextManager[BalanceManager]: ...
 
@@ -124,6 +126,8 @@ def connect(
     simulator: bool = False,
     simulator_seed: int = 0,
     simulator_market: bool = True,
+    exchange: str = "kraken",
+    api_password: str | Secret | None = None,
     redis_url: str | None = None,
 ) -> AbstractAsyncContextManager[BalanceManager] | AbstractAsyncContextManager[SharedFollower]:
     """A started :class:`BalanceManager` (see :func:`_manager`), or a shared follower.
@@ -138,11 +142,17 @@ def connect(
         SharedStateError: Redis could not be reached (follower).
     """
     if redis_url is not None:
-        if api_key is not None or api_secret is not None or simulator:
+        if (
+            api_key is not None
+            or api_secret is not None
+            or api_password is not None
+            or simulator
+            or exchange != "kraken"
+        ):
             raise ConfigError(
                 "redis_url",
                 "(given)",
-                "a follower never talks to the exchange: give no key and no simulator with it",
+                "a follower never talks to the exchange: give no key, venue or simulator with it",
             )
         return _follower(redis_url, config, clock)
     return _manager(
@@ -156,6 +166,8 @@ def connect(
         simulator=simulator,
         simulator_seed=simulator_seed,
         simulator_market=simulator_market,
+        exchange=exchange,
+        api_password=api_password,
     )
 
 
