@@ -1,4 +1,4 @@
-"""Tests of shared/keys.py and shared/urls.py: one cluster slot per account, no password shown."""
+"""Tests of shared/keys.py: one cluster slot per account (URL masking: test_credentials.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import pytest
 
 from balance_manager.exceptions import ConfigError
 from balance_manager.shared.keys import KEY_NAMES, AccountKeys
-from balance_manager.shared.urls import mask_url
 
 
 def test_every_key_carries_the_account_hash_tag() -> None:
@@ -35,19 +34,3 @@ def test_bad_names_are_refused(bad: object) -> None:
 def test_scan_pattern_escapes_the_braces() -> None:
     """The SCAN pattern matches the prefix literally (braces and stars escaped)."""
     assert AccountKeys("bm", "main").pattern() == "\\{bm:main\\}:*"
-
-
-@pytest.mark.parametrize(
-    ("url", "shown"),
-    [
-        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
-        ("redis://:hunter2@host:6379", "redis://:***@host:6379"),
-        ("rediss://user:hunter2@host/1", "rediss://user:***@host/1"),
-        ("redis://hunter2@host", "redis://***@host"),
-        ("unix:///tmp/r.sock?password=hunter2&db=1", "unix:///tmp/r.sock?password=***&db=1"),
-    ],
-)
-def test_mask_url_never_shows_a_password(url: str, shown: str) -> None:
-    """The password of a Redis URL is replaced by *** wherever it is."""
-    assert mask_url(url) == shown
-    assert "hunter2" not in mask_url(url)

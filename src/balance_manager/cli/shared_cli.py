@@ -27,14 +27,13 @@ from balance_manager.cli.demo_view import display_amount
 from balance_manager.config import ACCOUNT_PLACEHOLDER, BalanceManagerConfig
 from balance_manager.connect import kraken_sources
 from balance_manager.core.amounts import ZERO
-from balance_manager.credentials import Credentials
+from balance_manager.credentials import Credentials, redact_url
 from balance_manager.exceptions import ConfigError
 from balance_manager.kraken.protocol.assets import AssetNames
 from balance_manager.shared.connection import SharedRedis
 from balance_manager.shared.keys import AccountKeys
 from balance_manager.shared.leader import SharedLeader
 from balance_manager.shared.reservations import ReservationList, Reservations
-from balance_manager.shared.urls import mask_url
 from balance_manager.storage.sqlite import HistoryStore
 
 __all__ = ["reservations_json", "run_reservations", "run_serve"]
@@ -66,7 +65,7 @@ async def run_serve(
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-    shown = mask_url(str(config.redis_url))
+    shown = redact_url(str(config.redis_url))
     print(
         f"leader candidate {leader.owner} for account {config.shared_account!r} "
         f"({redis.keys.prefix}) on {shown}",
@@ -156,7 +155,7 @@ async def run_reservations(
         return 0
     console = Console(file=out)
     console.print(
-        f"Reservations of account {config.shared_account!r} on {mask_url(str(config.redis_url))}"
+        f"Reservations of account {config.shared_account!r} on {redact_url(str(config.redis_url))}"
     )
     table = Table("id", "owner", "asset", "amount", "state", "client order id", "expires in")
     for r in sorted(listing.reservations.values(), key=lambda r: (r.asset, r.created_ms)):

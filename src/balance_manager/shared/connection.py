@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from balance_manager.credentials import redact_url
 from balance_manager.exceptions import SharedStateError
 from balance_manager.shared import lua
 from balance_manager.shared.keys import AccountKeys
-from balance_manager.shared.urls import mask_url
 
 try:
     import redis.asyncio as aioredis
@@ -72,7 +72,7 @@ class SharedRedis:
         self, url: str, keys: AccountKeys, *, timeout: float = 1.0, max_connections: int = 64
     ) -> None:
         self.url = url
-        self.shown_url = mask_url(url)
+        self.shown_url = redact_url(url)
         self.keys = keys
         self.timeout = timeout
         # A bounded pool that makes callers wait for a free connection (rather
