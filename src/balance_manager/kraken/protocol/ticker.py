@@ -218,7 +218,7 @@ def _positive(value: Decimal | None) -> Decimal | None:
 
 
 def ticker_subscribe_request(symbols: Sequence[str], *, req_id: int | None = None) -> bytes:
-    """``subscribe`` to ``ticker`` for v2 ``symbols``, with a snapshot, on every best-price change."""
+    """``subscribe`` to ``ticker`` for v2 ``symbols``: a snapshot, then every best-price change."""
     return subscribe_request(
         "ticker",
         token=None,
