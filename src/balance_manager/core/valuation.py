@@ -32,7 +32,7 @@ import msgspec
 
 from balance_manager.core.amounts import EXACT_CONTEXT, ZERO
 from balance_manager.core.models import Balance, Source
-from balance_manager.core.prices import PairPrice
+from balance_manager.core.prices import PairInfo, PairPrice
 
 __all__ = [
     "PERCENT_PLACES",
@@ -42,6 +42,7 @@ __all__ = [
     "PriceIndex",
     "Rate",
     "find_rate",
+    "pairs_needed",
     "value_portfolio",
 ]
 
@@ -108,7 +109,8 @@ class AssetValue(msgspec.Struct, frozen=True):
         value_held: value of ``balance.hold_trade``.
         value_earn: value of ``balance.earn``.
         allocation: share of the portfolio's valued total, in percent.
-        stale: the rate is older than the age allowed.
+        stale: the rate is older than the age allowed, or the balance is served
+            from cache (no live source confirms it).
     """
 
     asset: str
@@ -135,7 +137,8 @@ class Portfolio(msgspec.Struct, frozen=True):
         total: the sum of the valued assets' ``value_total`` (unvalued ones excluded).
         assets: asset → its value, largest value first, unvalued last.
         unvalued: assets held but without a rate (not in ``total``).
-        stale: assets whose rate is older than the allowed age.
+        stale: assets whose rate is older than the allowed age, or whose balance is
+            served from cache.
         valued_at: wall-clock time of the valuation.
         max_price_age: the age beyond which a rate was stale.
     """
@@ -155,7 +158,7 @@ class Portfolio(msgspec.Struct, frozen=True):
 
     @property
     def fresh(self) -> bool:
-        """Whether every rate used was current within ``max_price_age``."""
+        """Whether every rate was current within ``max_price_age`` and no balance was stale."""
         return not self.stale
 
     def allocation(self) -> dict[str, Decimal]:
@@ -356,7 +359,7 @@ def value_portfolio(
                 value_free=balance.free * r,
                 value_held=balance.hold_trade * r,
                 value_earn=balance.earn * r,
-                stale=rate.source is Source.CACHE,
+                stale=rate.source is Source.CACHE or balance.source is Source.CACHE,
             )
             total += value.value_total or ZERO
             valued.append(value)
@@ -382,3 +385,30 @@ def _with_allocation(value: AssetValue, total: Decimal) -> AssetValue:
             _PERCENT_QUANTUM, rounding=ROUND_HALF_EVEN
         )
     return msgspec.structs.replace(value, allocation=share)
+
+
+def pairs_needed(assets: Iterable[str], quote: str, pairs: Iterable[PairInfo]) -> set[str]:
+    """The pairs whose prices value ``assets`` in ``quote`` (symbols).
+
+    A direct or inverse pair when there is one; otherwise every pair of every
+    one-hop path (``A/X`` or ``X/A`` with ``X/Q`` or ``Q/X``), so that
+    :func:`find_rate` can choose among them.
+    """
+    links: dict[str, dict[str, str]] = {}
+    for pair in pairs:
+        links.setdefault(pair.base, {})[pair.quote] = pair.symbol
+        links.setdefault(pair.quote, {})[pair.base] = pair.symbol
+    to_quote = links.get(quote, {})
+    needed: set[str] = set()
+    for asset in assets:
+        if asset == quote:
+            continue
+        mine = links.get(asset, {})
+        if quote in mine:
+            needed.add(mine[quote])
+            continue
+        for via, symbol in mine.items():
+            if via in to_quote:
+                needed.add(symbol)
+                needed.add(to_quote[via])
+    return needed

@@ -82,6 +82,12 @@ from balance_manager.service.status import (
 from balance_manager.storage.memory import BalanceStore, InMemoryBalanceStore
 
 if TYPE_CHECKING:
+    from balance_manager.core.prices import PriceSource
+    from balance_manager.core.valuation import Portfolio
+    from balance_manager.service.portfolio import PortfolioTracker
+    from balance_manager.service.prices import PriceService
+
+if TYPE_CHECKING:
     from balance_manager.simulator import SimulatedKraken
 
 __all__ = ["EVENTS", "BalanceManager", "BalanceObserver", "SyncBalanceView"]
@@ -229,6 +235,9 @@ class BalanceManager:
         self._observers: list[BalanceObserver] = []
         self.simulator: SimulatedKraken | None = None
         """The simulator this manager talks to, when :func:`connect` started one."""
+        self.prices: PriceService | None = None
+        """Prices for valuations (:meth:`use_prices`; :func:`connect` sets one up)."""
+        self._trackers: dict[str, PortfolioTracker] = {}
 
     @property
     def simulated(self) -> bool:
@@ -308,6 +317,10 @@ class BalanceManager:
             await asyncio.wait(maintenance, timeout=5.0)
         for task in tasks:
             await cancel_and_wait(task)
+        for tracker in list(self._trackers.values()):
+            await tracker.close()
+        if self.prices is not None:
+            await self.prices.close()
         await self._events.aclose()
         await self.history.close()
         if self.rest_client is not None and self._initialized:
@@ -598,6 +611,88 @@ class BalanceManager:
         ingest path. It is closed with the manager.
         """
         self._observers.append(observer)
+
+    # -- portfolio (docs/portfolio.md) -------------------------------------------------
+
+    def use_prices(self, source: PriceSource) -> PriceService:
+        """Value balances with ``source``'s prices (a venue's price client).
+
+        Nothing is read or connected until a portfolio is asked for. REST is
+        polled every ``rest_poll_interval`` while the price stream is down.
+
+        Raises:
+            ConfigError: prices are already set up.
+        """
+        from balance_manager.service.prices import PriceService
+
+        if self.prices is not None:
+            raise ConfigError("prices", source, "this manager already has a price source")
+        self.prices = PriceService(
+            source, clock=self.clock, poll_interval=self.config.rest_poll_interval
+        )
+        return self.prices
+
+    @property
+    def max_price_age(self) -> float:
+        """Age beyond which a price is stale: as long as a REST read keeps balances fresh."""
+        return max(
+            2 * self.config.rest_poll_interval + self.config.rest_api_timeout,
+            self.config.websocket_timeout,
+        )
+
+    async def portfolio_tracker(
+        self, quote: str = "USD", *, threshold_pct: Decimal | int | str = Decimal(1)
+    ) -> PortfolioTracker:
+        """The started tracker of the portfolio in ``quote`` (one per quote currency).
+
+        ``threshold_pct`` applies when the tracker is made (the first call for
+        ``quote``). See :class:`~balance_manager.service.portfolio.PortfolioTracker`.
+
+        Raises:
+            ConfigError: the manager has no price source (see :meth:`use_prices`).
+            UnknownAssetError: no pair of the exchange prices ``quote``.
+        """
+        from balance_manager.service.portfolio import PortfolioTracker
+
+        prices = self.prices
+        if prices is None:
+            raise ConfigError(
+                "prices", None, "no price source: call use_prices() or build with connect()"
+            )
+        name = self.canonical(quote)
+        tracker = self._trackers.get(name)
+        if tracker is None:
+            tracker = PortfolioTracker(
+                name,
+                balances=self._portfolio_balances,
+                prices=prices,
+                clock=self.clock,
+                threshold_pct=threshold_pct,
+                max_price_age=self.max_price_age,
+            )
+            await tracker.start()
+            self._trackers[name] = tracker
+            self._events.register_callback("balance_update", tracker.on_balance)
+        return tracker
+
+    async def portfolio(self, quote: str = "USD") -> Portfolio:
+        """Every balance valued in ``quote``: total, per-asset values and allocation.
+
+        An asset without a price is listed in ``unvalued``, never counted as
+        zero; a rate older than :attr:`max_price_age`, or a balance served
+        from cache, is listed in ``stale`` (``Portfolio.fresh`` is then false).
+
+        Raises:
+            ConfigError: the manager has no price source (see :meth:`use_prices`).
+            UnknownAssetError: no pair of the exchange prices ``quote``.
+        """
+        tracker = await self.portfolio_tracker(quote)
+        return await tracker.value()
+
+    def _portfolio_balances(self) -> dict[str, Balance]:
+        """Every held balance, marked ``cache`` when no source is live (no I/O)."""
+        self._update_mode()
+        return SyncBalanceView(self).get_all_balances()
 
     # -- status ------------------------------------------------------------------------
 

@@ -329,9 +329,10 @@ def rest_ticker_prices(
         by_key[pair.symbol.replace("/", "")] = pair
     prices = []
     for key, ticker in tickers.items():
-        pair = by_key.get(key)
-        if pair is None:
+        found = by_key.get(key)
+        if found is None:
             continue
+        pair = found
         prices.append(
             PairPrice(
                 symbol=pair.symbol,

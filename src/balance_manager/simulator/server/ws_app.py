@@ -375,21 +375,20 @@ class WsConnection:
     # -- the public ticker channel (docs/kraken.md, 'The ticker channel') ----------------
 
     def _ticker_symbols(self, request: ClientRequest) -> list[str]:
-        """The v2 pair names of a ticker request; a name of another spelling is refused."""
+        """The pair names of a ticker request (strings, at least one, without repeats)."""
         symbols = request.params.get("symbol")
         if not isinstance(symbols, list) or not symbols:
             raise _RequestError(INVALID_ARGUMENTS)
-        instruments = self.ctx.exchange.instruments
-        for symbol in symbols:
-            if not isinstance(symbol, str):
-                raise _RequestError(INVALID_ARGUMENTS)
-            try:
-                known = instruments.pair(symbol).symbol == symbol
-            except ExchangeError:
-                known = False
-            if not known:
-                raise _RequestError(f"Currency pair not supported {symbol}")
+        if not all(isinstance(symbol, str) for symbol in symbols):
+            raise _RequestError(INVALID_ARGUMENTS)
         return list(dict.fromkeys(symbols))
+
+    def _known_pair(self, symbol: str) -> bool:
+        """Whether ``symbol`` is a pair's v2 name (other spellings are refused, as Kraken does)."""
+        try:
+            return self.ctx.exchange.instruments.pair(symbol).symbol == symbol
+        except ExchangeError:
+            return False
 
     def _subscribe_ticker(self, request: ClientRequest, time_in: float, snapshot: bool) -> None:
         symbols = self._ticker_symbols(request)
@@ -398,15 +397,21 @@ class WsConnection:
             raise _RequestError(INVALID_ARGUMENTS)
         self._ever_subscribed = True
         for symbol in symbols:
-            if symbol in self.ticker_symbols:
-                self._respond("subscribe", time_in, request.req_id, error="Already subscribed")
+            refused = None
+            if not self._known_pair(symbol):
+                refused = f"Currency pair not supported {symbol}"
+            elif symbol in self.ticker_symbols:
+                refused = "Already subscribed"
+            if refused is not None:
+                result = {"channel": "ticker", "symbol": symbol}
+                self._respond("subscribe", time_in, request.req_id, result=result, error=refused)
                 continue
             self.ticker_symbols.add(symbol)
-            result = {"channel": "ticker", "symbol": symbol, "snapshot": snapshot}
-            self._respond("subscribe", time_in, request.req_id, result=result)
+            acked: dict[str, Any] = {"channel": "ticker", "symbol": symbol, "snapshot": snapshot}
+            self._respond("subscribe", time_in, request.req_id, result=acked)
             if snapshot:
                 self._send_ticker("snapshot", symbol)
-        if self._ticker_detach is None:
+        if self._ticker_detach is None and self.ticker_symbols:
             self._ticker_detach = self.ctx.exchange.on_price(self._on_price)
 
     def _on_price(self, symbol: str, price: object) -> None:
