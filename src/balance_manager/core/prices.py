@@ -28,7 +28,7 @@ from typing import Protocol, TypeAlias, runtime_checkable
 
 import msgspec
 
-from balance_manager.core.amounts import to_amount
+from balance_manager.core.amounts import EXACT_CONTEXT, to_amount
 from balance_manager.core.models import Source
 from balance_manager.exceptions import InvalidAmountError
 
@@ -97,7 +97,7 @@ class PairPrice(msgspec.Struct, frozen=True, gc=False):
         bid, ask = self.bid, self.ask
         if bid is None or ask is None or bid <= 0 or ask <= 0:
             return None
-        return (bid + ask) / _TWO
+        return EXACT_CONTEXT.divide(EXACT_CONTEXT.add(bid, ask), _TWO)
 
     @property
     def price(self) -> Decimal | None:

@@ -69,7 +69,8 @@ class Rate(msgspec.Struct, frozen=True):
             for the quote itself.
         pairs: the pairs used, as the venue lists them (``("DOT/EUR", "EUR/USD")``);
             an inverted pair is written with a leading ``1/`` (``1/USD/BTC``).
-        source: the least live source of the prices used (``cache`` when stale).
+        source: the least live source of the prices used (``cache`` when stale;
+            ``None`` for the quote itself, which needs no price).
         known_current_at: wall-clock time up to which every price used is known
             current (``None`` for the quote itself: always current).
         from_last_trade: a price used is a last trade price (no bid/ask).
@@ -80,7 +81,7 @@ class Rate(msgspec.Struct, frozen=True):
     rate: Decimal
     path: tuple[str, ...]
     pairs: tuple[str, ...] = ()
-    source: Source = Source.WEBSOCKET
+    source: Source | None = None
     known_current_at: float | None = None
     from_last_trade: bool = False
 
@@ -203,7 +204,7 @@ def _asset_dict(value: AssetValue, now: float) -> dict[str, object]:
         "rate": None if rate is None else str(rate.rate),
         "path": None if rate is None else list(rate.path),
         "pairs": None if rate is None else list(rate.pairs),
-        "price_source": None if rate is None else str(rate.source),
+        "price_source": None if rate is None or rate.source is None else str(rate.source),
         "price_age": None if rate is None else rate.age(now),
         "from_last_trade": False if rate is None else rate.from_last_trade,
         "stale": value.stale,
