@@ -238,6 +238,8 @@ class BalanceManager:
         self.prices: PriceService | None = None
         """Prices for valuations (:meth:`use_prices`; :func:`connect` sets one up)."""
         self._trackers: dict[str, PortfolioTracker] = {}
+        # Told each ledger entry (its type tells deposits from trades); empty unless valued.
+        self._ledger_listeners: list[Callable[[StreamLedgerUpdate], None]] = []
 
     @property
     def simulated(self) -> bool:
@@ -673,6 +675,7 @@ class BalanceManager:
             await tracker.start()
             self._trackers[name] = tracker
             self._events.register_callback("balance_update", tracker.on_balance)
+            self._ledger_listeners.append(tracker.on_ledger)
         return tracker
 
     async def portfolio(self, quote: str = "USD") -> Portfolio:
@@ -821,6 +824,9 @@ class BalanceManager:
                 event.received_at, old.credit, old.credit_used, event.earn,
             )  # fmt: skip
         self._apply(new, old, "update", event.ledger_id)
+        if self._ledger_listeners:
+            for listener in self._ledger_listeners:
+                listener(event)
 
     def _on_snapshot(self, event: StreamSnapshot) -> None:
         self._counters.incr("snapshots")

@@ -33,6 +33,7 @@ import msgspec
 
 from balance_manager.core.amounts import EXACT_CONTEXT, to_amount
 from balance_manager.core.models import Balance, BalanceChange
+from balance_manager.core.sources import StreamLedgerUpdate
 from balance_manager.core.valuation import (
     Portfolio,
     PriceIndex,
@@ -121,6 +122,7 @@ class PortfolioTracker:
         self._published: Decimal | None = None
         self._latest: Portfolio | None = None
         self._assets: frozenset[str] = frozenset()
+        self._pending_flows: list[StreamLedgerUpdate] = []
         self._started = False
         self._closed = False
         self.valuations = 0
@@ -225,27 +227,44 @@ class PortfolioTracker:
     # -- what moves it -------------------------------------------------------------------
 
     def on_balance(self, change: BalanceChange) -> None:
-        """A balance changed (the manager's ``balance_update``): note flows, value again soon."""
-        kind = change.kind
-        if kind in FLOW_KINDS:
-            old = change.old.total if change.old is not None else Decimal(0)
-            with _exact():
-                amount = change.new.total - old
-            if amount:
-                self._note_flow(change.asset, amount, kind, change.new.received_at)
+        """A balance changed (the manager's ``balance_update``): value again soon."""
         self._moved.set()
 
-    def _note_flow(self, asset: str, amount: Decimal, kind: str, at: float) -> None:
+    def on_ledger(self, entry: StreamLedgerUpdate) -> None:
+        """A ledger entry arrived (on the ingest path: only noted, valued later).
+
+        Deposits and withdrawals (:data:`FLOW_KINDS`) are flows; their ``amount``
+        is what moved (a withdrawal's fee stays a cost, on the market side).
+        """
+        if entry.kind in FLOW_KINDS and entry.amount:
+            self._pending_flows.append(entry)
+            self._moved.set()
+
+    def _value_flows(self) -> None:
+        """Value the flows noted since the last valuation, at the current rates."""
+        if not self._pending_flows:
+            return
+        pending, self._pending_flows = self._pending_flows, []
         self.prices.confirm()
         index = PriceIndex(self.prices.book.snapshot().values(), self.prices.book.known_current_at)
-        rate = find_rate(
-            asset, self.quote, index, now=self.clock.time(), max_price_age=self.max_price_age
-        )
-        value = None
-        if rate is not None:
-            with _exact():
-                value = amount * rate.rate
-        self.history.add_flow(Flow(at=at, asset=asset, amount=amount, kind=kind, value=value))
+        now = self.clock.time()
+        for entry in pending:
+            rate = find_rate(
+                entry.asset, self.quote, index, now=now, max_price_age=self.max_price_age
+            )
+            value = None
+            if rate is not None:
+                with _exact():
+                    value = entry.amount * rate.rate
+            self.history.add_flow(
+                Flow(
+                    at=entry.received_at,
+                    asset=entry.asset,
+                    amount=entry.amount,
+                    kind=entry.kind,
+                    value=value,
+                )
+            )
 
     def _on_prices(self, changed: frozenset[str]) -> None:
         self._moved.set()
@@ -269,6 +288,7 @@ class PortfolioTracker:
             await self.prices.want(pairs_needed(held, self.quote, pairs))
 
     def _value(self) -> Portfolio:
+        self._value_flows()
         self.prices.confirm()
         book = self.prices.book
         index = PriceIndex(book.snapshot().values(), book.known_current_at)
