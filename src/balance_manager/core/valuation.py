@@ -174,7 +174,7 @@ class Portfolio(msgspec.Struct, frozen=True):
         """A JSON-ready dict; amounts as strings (exact), times as Unix seconds."""
         return {
             "quote": self.quote,
-            "total": str(self.total),
+            "total": f"{self.total:f}",
             "complete": self.complete,
             "fresh": self.fresh,
             "valued_at": self.valued_at,
@@ -186,22 +186,22 @@ class Portfolio(msgspec.Struct, frozen=True):
 
 def _asset_dict(value: AssetValue, now: float) -> dict[str, object]:
     def text(amount: Decimal | None) -> str | None:
-        return None if amount is None else str(amount)
+        return None if amount is None else f"{amount:f}"
 
     rate = value.rate
     return {
         "asset": value.asset,
-        "total": str(value.balance.total),
-        "free": str(value.balance.free),
-        "held": str(value.balance.hold_trade),
-        "earn": str(value.balance.earn),
+        "total": text(value.balance.total),
+        "free": text(value.balance.free),
+        "held": text(value.balance.hold_trade),
+        "earn": text(value.balance.earn),
         "balance_source": str(value.balance.source),
         "value": text(value.value_total),
         "value_free": text(value.value_free),
         "value_held": text(value.value_held),
         "value_earn": text(value.value_earn),
         "allocation": text(value.allocation),
-        "rate": None if rate is None else str(rate.rate),
+        "rate": None if rate is None else text(rate.rate),
         "path": None if rate is None else list(rate.path),
         "pairs": None if rate is None else list(rate.pairs),
         "price_source": None if rate is None or rate.source is None else str(rate.source),

@@ -117,18 +117,18 @@ class ValueChange(msgspec.Struct, frozen=True):
         """A JSON-ready dict (amounts as exact strings)."""
 
         def pct(value: Decimal | None) -> str | None:
-            return None if value is None else str(value)
+            return None if value is None else f"{value:f}"
 
         return {
             "quote": self.quote,
             "start_at": self.start.at,
             "end_at": self.end.at,
-            "start": str(self.start.total),
-            "end": str(self.end.total),
-            "change": str(self.change),
+            "start": f"{self.start.total:f}",
+            "end": f"{self.end.total:f}",
+            "change": f"{self.change:f}",
             "change_pct": pct(self.change_pct),
-            "flows": str(self.flows),
-            "market": str(self.market),
+            "flows": f"{self.flows:f}",
+            "market": f"{self.market:f}",
             "market_pct": pct(self.market_pct),
             "flow_count": self.flow_count,
             "complete": self.complete,
