@@ -308,8 +308,10 @@ async def _manager(
         manager = BalanceManager(stream, rest, config, clock=clock)
         manager.simulator = sim
         if not via_ccxt:
-            # Prices for portfolio(): nothing is read or connected until it is asked for.
-            manager.use_prices(KrakenPriceFeed(kraken, _public_ws_url(sim, ws_url), config=config))
+            # Prices for portfolio(): nothing is read or connected until it is asked for;
+            # without the WebSocket, prices come from REST alone too.
+            public = _public_ws_url(sim, ws_url) if websocket else None
+            manager.use_prices(KrakenPriceFeed(kraken, public, config=config))
         try:
             await manager.initialize()
             if config.metrics_enabled:

@@ -81,7 +81,8 @@ class KrakenPriceFeed:
 
     Args:
         rest_client: makes the public REST calls (``AssetPairs``, ``Ticker``).
-        url: the public WebSocket v2 URL (default) or a simulator's ``ws_url``.
+        url: the public WebSocket v2 URL (default) or a simulator's ``ws_url``;
+            ``None`` streams nothing (prices come from REST alone).
         config: ``websocket_timeout``, ``websocket_ping_interval`` and reconnect delays.
         clock: time source; defaults to the REST client's.
         rng: randomness for reconnect jitter.
@@ -90,13 +91,15 @@ class KrakenPriceFeed:
     def __init__(
         self,
         rest_client: KrakenRestClient,
-        url: str = KRAKEN_PUBLIC_WS_URL,
+        url: str | None = KRAKEN_PUBLIC_WS_URL,
         *,
         config: BalanceManagerConfig | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
+        if url is not None and (
+            not isinstance(url, str) or not url.startswith(("ws://", "wss://"))
+        ):
             raise ConfigError("url", url, "must be a ws:// or wss:// URL")
         self.url = url
         self.rest = rest_client
@@ -176,7 +179,8 @@ class KrakenPriceFeed:
             raise ConfigError("price_feed", self, "already streams; give each consumer its own")
         self._sink = sink
         self._stop.clear()
-        self._task = asyncio.create_task(self._run(), name="kraken-prices")
+        if self.url is not None:
+            self._task = asyncio.create_task(self._run(), name="kraken-prices")
 
     def follow(self, symbols: Iterable[str]) -> None:
         """Stream these pairs too (subscribed at once on a live connection)."""
@@ -248,11 +252,13 @@ class KrakenPriceFeed:
         self._set_state(PriceStreamState.CONNECTING, "connecting")
         if self._http is None or self._http.closed:
             self._http = aiohttp.ClientSession()
+        url = self.url
+        assert url is not None  # noqa: S101 - start() runs no stream without one
         try:
             ws = await with_timeout(
                 self.clock,
                 self.config.websocket_timeout,
-                self._http.ws_connect(self.url, autoping=True, heartbeat=None, max_msg_size=0),
+                self._http.ws_connect(url, autoping=True, heartbeat=None, max_msg_size=0),
                 "WebSocket connect",
             )
         except aiohttp.ClientError as exc:
