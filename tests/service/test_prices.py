@@ -161,3 +161,17 @@ async def test_prices_age_when_every_source_fails(clock: ManualClock) -> None:
     assert service.last_error == "down"
     await service.close()
     await asyncio.sleep(0)
+
+
+async def test_pairs_the_stream_does_not_price_are_polled(clock: ManualClock) -> None:
+    """A pair the live stream never sent (refused, say) is read over REST; streamed ones not."""
+    source = ScriptedSource(clock)
+    service = PriceService(source, clock=clock, poll_interval=3.0)
+    await service.want(["BTC/USD", "ETH/BTC"])
+    source.push("BTC/USD", "101")
+    source.rest_calls.clear()
+    for _ in range(4):
+        source.heartbeat()
+        await drive(clock, 1.0, step=1.0)
+    assert source.rest_calls == [["ETH/BTC"]]
+    await service.close()

@@ -298,6 +298,10 @@ class PriceBook:
         at = self.known_current_at(symbol)
         return None if at is None else max(0.0, now - at)
 
+    def streamed(self) -> frozenset[str]:
+        """The symbols the live stream has priced since it was last trusted."""
+        return frozenset(self._streamed)
+
     def snapshot(self) -> Mapping[str, PairPrice]:
         """Every held price by symbol (a copy)."""
         return dict(self._prices)

@@ -8,7 +8,8 @@ fed by a venue's :class:`~balance_manager.core.prices.PriceSource`:
   prices), then streamed;
 * while the stream is healthy (a message within its ``quiet_after``) every
   price it follows is known current up to its last message; when it is down or
-  silent, REST is polled every ``poll_interval`` seconds, and prices are as old
+  silent, REST is polled every ``poll_interval`` seconds (and so are pairs a live
+  stream has not priced: refused, or not yet sent), and prices are as old
   as their last confirmation (the rules of balances: docs/architecture.md,
   'Trust: how a wrong value is kept from passing as fresh');
 * listeners are told, synchronously and cheaply, which pairs changed.
@@ -235,9 +236,12 @@ class PriceService:
         return True
 
     async def _poll(self) -> None:
-        """While the stream cannot be trusted, read every wanted price over REST."""
+        """Read over REST every wanted price the live stream does not cover (all, when down)."""
         while True:
             await self.clock.sleep(self.poll_interval)
             self.confirm()
-            if self._wanted and not self.stream_live():
-                await self._read_rest(sorted(self._wanted))
+            uncovered = self._wanted
+            if self.stream_live():
+                uncovered = self._wanted - self.book.streamed()
+            if uncovered:
+                await self._read_rest(sorted(uncovered))
