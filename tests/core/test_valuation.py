@@ -51,6 +51,15 @@ def test_inverse_pair_divides_and_rounds_to_rate_digits() -> None:
     assert rate.rate == Decimal("0." + "3" * RATE_DIGITS)
 
 
+def test_inverse_hop_divides_once() -> None:
+    """EUR→BTC→USD is BTC/USD over BTC/EUR in one division: 66000 / 55000 is exactly 1.2."""
+    prices = index(("BTC/EUR", "55000", "55000"), ("BTC/USD", "66000", "66000"))
+    rate = find_rate("EUR", "USD", prices, now=NOW, max_price_age=60)
+    assert rate is not None
+    assert rate.pairs == ("1/BTC/EUR", "BTC/USD")
+    assert rate.rate == Decimal("1.2")
+
+
 def test_one_hop_shows_its_path() -> None:
     """DOT in USD without DOT/USD goes DOT→EUR→USD, exactly the product of the mids."""
     prices = index(("DOT/EUR", "5", "5"), ("EUR/USD", "1.1", "1.1"))

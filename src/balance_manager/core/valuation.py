@@ -10,8 +10,9 @@ Rules:
 
 * A pair's price is its mid ``(bid + ask) / 2``; without both sides, its last
   trade price, flagged (:attr:`Rate.from_last_trade`): it may be old.
-* Products and sums are exact (``EXACT_CONTEXT``). Only an inverse pair divides
-  by a price: ``1 / price`` is rounded to :data:`RATE_DIGITS` significant digits.
+* Products and sums are exact (``EXACT_CONTEXT``). Only a path with an inverse
+  pair divides: its rate is the product of its direct prices over the product of
+  its inverted ones, one division rounded to :data:`RATE_DIGITS` significant digits.
   Allocation percentages are rounded to :data:`PERCENT_PLACES` decimal places.
 * An asset without a rate is **unvalued**: its values are ``None``, it is listed
   in :attr:`Portfolio.unvalued` and left out of the total, never counted as zero.
@@ -46,7 +47,7 @@ __all__ = [
     "value_portfolio",
 ]
 
-#: Significant digits kept by ``1 / price`` (an inverse pair).
+#: Significant digits kept by the one division of a path through an inverse pair.
 RATE_DIGITS = 34
 #: Decimal places of allocation percentages.
 PERCENT_PLACES = 4
@@ -243,14 +244,17 @@ class PriceIndex:
         return frozenset(self._by_base) | frozenset(self._by_quote)
 
     def step(self, asset: str, to: str) -> tuple[Decimal, PairPrice, bool] | None:
-        """``to`` per unit of ``asset`` from one pair: ``(rate, price, inverted)``."""
+        """The pair from ``asset`` to ``to``: ``(its price, the pair, inverted)``.
+
+        ``inverted`` means the pair is ``to/asset``: ``to`` per ``asset`` is then
+        ``1 / price``, divided by the caller once for the whole path.
+        """
         direct = self._by_base.get(asset, {}).get(to)
         if direct is not None and direct.price is not None:
             return direct.price, direct, False
         inverse = self._by_quote.get(asset, {}).get(to)
         if inverse is not None and inverse.price is not None:
-            with localcontext(_INVERSE_CONTEXT):
-                return _ONE / inverse.price, inverse, True
+            return inverse.price, inverse, True
         return None
 
     def neighbours(self, asset: str) -> set[str]:
@@ -270,10 +274,7 @@ def find_rate(
         return Rate(asset=asset, quote=quote, rate=_ONE, path=(quote,))
     found = index.step(asset, quote)
     if found is not None:
-        value, price, inverted = found
-        return _rate(
-            asset, quote, value, (asset, quote), [(price, inverted)], index, now, max_price_age
-        )
+        return _rate(asset, quote, (asset, quote), [found], index, now, max_price_age)
     best: tuple[tuple[int, float, str], Rate] | None = None
     for via in sorted(index.neighbours(asset)):
         if via == quote:
@@ -282,18 +283,7 @@ def find_rate(
         second = index.step(via, quote)
         if first is None or second is None:
             continue
-        with localcontext(EXACT_CONTEXT):
-            value = first[0] * second[0]
-        rate = _rate(
-            asset,
-            quote,
-            value,
-            (asset, via, quote),
-            [(first[1], first[2]), (second[1], second[2])],
-            index,
-            now,
-            max_price_age,
-        )
+        rate = _rate(asset, quote, (asset, via, quote), [first, second], index, now, max_price_age)
         key = (
             int(first[2]) + int(second[2]),
             -(rate.known_current_at or 0.0),
@@ -307,13 +297,27 @@ def find_rate(
 def _rate(
     asset: str,
     quote: str,
-    value: Decimal,
     path: tuple[str, ...],
-    steps: list[tuple[PairPrice, bool]],
+    found: list[tuple[Decimal, PairPrice, bool]],
     index: PriceIndex,
     now: float,
     max_price_age: float,
 ) -> Rate:
+    """The rate of a path: the product of its direct prices over the product of its inverted
+    ones (exact), one division at the end, rounded to :data:`RATE_DIGITS` digits."""
+    numerator = denominator = _ONE
+    with localcontext(EXACT_CONTEXT):
+        for value, _, inverted in found:
+            if inverted:
+                denominator *= value
+            else:
+                numerator *= value
+    if denominator == _ONE:
+        value = numerator
+    else:
+        with localcontext(_INVERSE_CONTEXT):
+            value = numerator / denominator
+    steps = [(price, inverted) for _, price, inverted in found]
     current = min(index.current_at(price) for price, _ in steps)
     source = max((price.source for price, _ in steps), key=_SOURCE_RANK.__getitem__)
     if now - current > max_price_age:
