@@ -182,3 +182,16 @@ async def test_market_move_is_profit_and_loss(
     points = tracker.value_history()
     assert points[0].total == before.total
     assert points[-1].total == end
+
+
+async def test_started_trackers_are_readable_without_await(manager: BalanceManager) -> None:
+    """portfolio_trackers lists each quote's tracker once started; it cannot be changed."""
+    assert dict(manager.portfolio_trackers) == {}
+    tracker = await manager.portfolio_tracker("usd")
+    assert manager.portfolio_trackers["USD"] is tracker
+    assert await manager.portfolio_tracker("USD") is tracker
+    with pytest.raises(TypeError):
+        manager.portfolio_trackers["EUR"] = tracker  # type: ignore[index]  # read-only on purpose
+    change = manager.portfolio_trackers["USD"].change_over(60)
+    assert change is not None
+    assert change.change == 0

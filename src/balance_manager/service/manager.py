@@ -28,9 +28,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 from balance_manager.config import BalanceManagerConfig
@@ -677,6 +677,15 @@ class BalanceManager:
             self._events.register_callback("balance_update", tracker.on_balance)
             self._ledger_listeners.append(tracker.on_ledger)
         return tracker
+
+    @property
+    def portfolio_trackers(self) -> Mapping[str, PortfolioTracker]:
+        """The started trackers by quote currency (read-only, no I/O).
+
+        For code that must not await, such as an alert rule: ``trackers.get("USD")``
+        then ``tracker.change_over(window)``.
+        """
+        return MappingProxyType(self._trackers)
 
     async def portfolio(self, quote: str = "USD") -> Portfolio:
         """Every balance valued in ``quote``: total, per-asset values and allocation.
