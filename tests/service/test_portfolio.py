@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from decimal import Decimal, localcontext
 
 import pytest
@@ -11,12 +11,14 @@ import pytest_asyncio
 
 from balance_manager import BalanceManager, BalanceManagerConfig, KrakenRestClient
 from balance_manager.core.amounts import EXACT_CONTEXT
-from balance_manager.exceptions import ConfigError, UnknownAssetError
+from balance_manager.core.models import Source
+from balance_manager.core.prices import PairInfo, PairPrice, PriceSink, pair_price
+from balance_manager.exceptions import ConfigError, TransportError, UnknownAssetError
 from balance_manager.kraken.price_client import KrakenPriceFeed
 from balance_manager.kraken.ws_client import KrakenWebSocketClient
 from balance_manager.service.portfolio import PortfolioChange
 from balance_manager.simulator import SimulatedKraken
-from balance_manager.testing import ManualClock, wait_until
+from balance_manager.testing import ManualClock, drive, wait_until
 
 pytestmark = [pytest.mark.network, pytest.mark.asyncio]
 
@@ -195,3 +197,62 @@ async def test_started_trackers_are_readable_without_await(manager: BalanceManag
     change = manager.portfolio_trackers["USD"].change_over(60)
     assert change is not None
     assert change.change == 0
+
+
+class SimPrices:
+    """A price source reading the simulator's prices directly; REST can be failed, no stream."""
+
+    quiet_after = 5.0
+    connected = False
+    last_message_at = None
+
+    def __init__(self, sim: SimulatedKraken, clock: ManualClock) -> None:
+        self.sim = sim
+        self.clock = clock
+        self.failing = False
+
+    async def load_pairs(self) -> list[PairInfo]:
+        return [PairInfo(p.symbol, p.base, p.quote) for p in self.sim.exchange.instruments.pairs]
+
+    async def fetch_prices(self, symbols: Sequence[str]) -> list[PairPrice]:
+        if self.failing:
+            raise TransportError("prices unreachable")
+        now = self.clock.time()
+        return [pair_price(s, last=self.sim.price(s), received_at=now) for s in symbols]
+
+    async def start(self, sink: PriceSink) -> None:
+        del sink
+
+    def follow(self, symbols: Iterable[str]) -> None:
+        del symbols
+
+    async def stop(self) -> None:
+        return None
+
+
+async def test_old_prices_are_flagged_stale_never_fresh(
+    sim: SimulatedKraken, clock: ManualClock
+) -> None:
+    """When no price source answers past max_price_age, values are shown stale with their age."""
+    manager = build(sim, clock, prices=False)
+    source = SimPrices(sim, clock)
+    manager.use_prices(source)
+    async with manager:
+        await wait_until(lambda: manager.get_status()["websocket"]["holds_live"])
+        first = await manager.portfolio("USD")
+        assert first.fresh
+        source.failing = True
+        await drive(clock, manager.max_price_age + 4.0, step=1.0)
+        later = await manager.portfolio("USD")
+        assert not later.fresh
+        assert set(later.stale) == set(later.assets) - {"USD"}
+        btc = later.assets["BTC"]
+        assert btc.rate is not None
+        assert btc.rate.source is Source.CACHE
+        assert btc.rate.age(later.valued_at) > manager.max_price_age
+        assert btc.value_total == first.assets["BTC"].value_total  # last known, not zero
+        assert manager.prices is not None
+        assert manager.prices.last_error == "prices unreachable"
+        source.failing = False
+        await drive(clock, 4.0, step=1.0)
+        assert (await manager.portfolio("USD")).fresh
