@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator, Iterable, Sequence
 from decimal import Decimal, localcontext
@@ -256,3 +257,9 @@ async def test_old_prices_are_flagged_stale_never_fresh(
         source.failing = False
         await drive(clock, 4.0, step=1.0)
         assert (await manager.portfolio("USD")).fresh
+
+
+async def test_concurrent_first_calls_share_one_tracker(manager: BalanceManager) -> None:
+    """Several tasks asking for the same quote at once get the same tracker."""
+    trackers = await asyncio.gather(*(manager.portfolio_tracker("USD") for _ in range(5)))
+    assert len({id(tracker) for tracker in trackers}) == 1

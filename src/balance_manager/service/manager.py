@@ -238,6 +238,7 @@ class BalanceManager:
         self.prices: PriceService | None = None
         """Prices for valuations (:meth:`use_prices`; :func:`connect` sets one up)."""
         self._trackers: dict[str, PortfolioTracker] = {}
+        self._trackers_lock = asyncio.Lock()  # one tracker per quote, however many ask at once
         # Told each ledger entry (its type tells deposits from trades); empty unless valued.
         self._ledger_listeners: list[Callable[[StreamLedgerUpdate], None]] = []
 
@@ -662,20 +663,21 @@ class BalanceManager:
                 "prices", None, "no price source: call use_prices() or build with connect()"
             )
         name = self.canonical(quote)
-        tracker = self._trackers.get(name)
-        if tracker is None:
-            tracker = PortfolioTracker(
-                name,
-                balances=self._portfolio_balances,
-                prices=prices,
-                clock=self.clock,
-                threshold_pct=threshold_pct,
-                max_price_age=self.max_price_age,
-            )
-            await tracker.start()
-            self._trackers[name] = tracker
-            self._events.register_callback("balance_update", tracker.on_balance)
-            self._ledger_listeners.append(tracker.on_ledger)
+        async with self._trackers_lock:
+            tracker = self._trackers.get(name)
+            if tracker is None:
+                tracker = PortfolioTracker(
+                    name,
+                    balances=self._portfolio_balances,
+                    prices=prices,
+                    clock=self.clock,
+                    threshold_pct=threshold_pct,
+                    max_price_age=self.max_price_age,
+                )
+                await tracker.start()
+                self._trackers[name] = tracker
+                self._events.register_callback("balance_update", tracker.on_balance)
+                self._ledger_listeners.append(tracker.on_ledger)
         return tracker
 
     @property
