@@ -660,7 +660,10 @@ class BalanceManager:
         prices = self.prices
         if prices is None:
             raise ConfigError(
-                "prices", None, "no price source: call use_prices() or build with connect()"
+                "prices",
+                None,
+                "no price source: connect() sets one up for Kraken and the simulator; "
+                "otherwise call use_prices()",
             )
         name = self.canonical(quote)
         async with self._trackers_lock:
