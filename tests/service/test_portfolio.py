@@ -6,6 +6,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Iterable, Sequence
 from decimal import Decimal, localcontext
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -24,11 +25,11 @@ from balance_manager.testing import ManualClock, drive, wait_until
 pytestmark = [pytest.mark.network, pytest.mark.asyncio]
 
 
-def make_config() -> BalanceManagerConfig:
+def make_config(history_db_path: str | None = None) -> BalanceManagerConfig:
     """Short timings for tests; every timer runs on the manual clock."""
     return BalanceManagerConfig.from_mapping(
         {
-            "history_db_path": None,
+            "history_db_path": history_db_path,
             "rest_api_timeout": 5.0,
             "websocket_timeout": 6.0,
             "websocket_ping_interval": 2.0,
@@ -47,8 +48,14 @@ async def sim(clock: ManualClock) -> AsyncIterator[SimulatedKraken]:
         yield simulator
 
 
-def build(sim: SimulatedKraken, clock: ManualClock, *, prices: bool = True) -> BalanceManager:
-    config = make_config()
+def build(
+    sim: SimulatedKraken,
+    clock: ManualClock,
+    *,
+    prices: bool = True,
+    history_db_path: str | None = None,
+) -> BalanceManager:
+    config = make_config(history_db_path)
     rest = KrakenRestClient(
         api_key=sim.api_key,
         api_secret=sim.api_secret,
@@ -263,3 +270,33 @@ async def test_concurrent_first_calls_share_one_tracker(manager: BalanceManager)
     """Several tasks asking for the same quote at once get the same tracker."""
     trackers = await asyncio.gather(*(manager.portfolio_tracker("USD") for _ in range(5)))
     assert len({id(tracker) for tracker in trackers}) == 1
+
+
+async def test_value_history_survives_a_restart(
+    sim: SimulatedKraken, clock: ManualClock, tmp_path: Path
+) -> None:
+    """Points go to the history database and come back after a restart, flows included."""
+    path = str(tmp_path / "history.sqlite3")
+    first = build(sim, clock, history_db_path=path)
+    async with first:
+        await wait_until(lambda: first.get_status()["websocket"]["holds_live"])
+        tracker = await first.portfolio_tracker("USD")
+        start = tracker.latest
+        assert start is not None
+        sim.deposit("USD", "500")
+        await wait_until(
+            lambda: tracker.latest is not None and tracker.latest.total - start.total == 500
+        )
+    second = build(sim, clock, history_db_path=path)
+    async with second:
+        await wait_until(lambda: second.get_status()["websocket"]["holds_live"])
+        again = await second.portfolio_tracker("USD")
+        totals = [point.total for point in again.value_history()]
+        assert totals[0] == start.total
+        assert totals[-1] - start.total == 500
+        assert len(again.flows()) == 0  # noted before the restart: inside the points' sums
+        change = again.change_over(3600)
+        assert change is not None
+        assert change.flows == Decimal(500)
+        assert change.market == 0
+        assert again.last_store_error is None

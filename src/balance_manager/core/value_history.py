@@ -191,8 +191,11 @@ class ValueHistory:
     def __len__(self) -> int:
         return len(self._points)
 
-    def record(self, point: ValuePoint) -> bool:
-        """Add a point (kept in time order); returns whether the total changed.
+    def record(self, point: ValuePoint) -> ValuePoint | None:
+        """Add a point (kept in time order); returns it as stored, or ``None``.
+
+        ``None`` means the point replaced the last one of a run of equal points
+        (see below): nothing new to keep elsewhere.
 
         The point's ``flows``, ``flow_count`` and ``unvalued_flows`` are set to the
         flows noted so far. Of three equal points in a row (same total,
@@ -218,11 +221,29 @@ class ValueHistory:
                 # Three equal points: keep the first and move the last one forward.
                 points[-1] = point
                 self._prune(point.at)
-                return False
-        changed = not points or points[-1].total != point.total
+                return None
         points.append(point)
         self._prune(point.at)
-        return changed
+        return point
+
+    def restore(self, points: list[ValuePoint]) -> None:
+        """Take back points kept elsewhere (oldest first), before any new one is recorded.
+
+        Flows noted from now on add to the last restored point's cumulated flows,
+        so a window reaching back before a restart still separates them.
+
+        Raises:
+            ConfigError: points were recorded already.
+        """
+        if self._points or self._flows:
+            raise ConfigError("points", len(points), "restore before recording anything")
+        for point in points:
+            self._points.append(point)
+        if self._points:
+            last = self._points[-1]
+            self._flow_total = last.flows
+            self._flow_count = last.flow_count
+            self._unvalued_flows = last.unvalued_flows
 
     def add_flow(self, flow: Flow) -> None:
         """Note a deposit or withdrawal (counted in the points recorded after it)."""

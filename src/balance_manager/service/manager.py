@@ -86,6 +86,7 @@ if TYPE_CHECKING:
     from balance_manager.core.valuation import Portfolio
     from balance_manager.service.portfolio import PortfolioTracker
     from balance_manager.service.prices import PriceService
+    from balance_manager.storage.base import ValueStore
 
 if TYPE_CHECKING:
     from balance_manager.simulator import SimulatedKraken
@@ -676,6 +677,8 @@ class BalanceManager:
                     clock=self.clock,
                     threshold_pct=threshold_pct,
                     max_price_age=self.max_price_age,
+                    retention=self.config.history_retention_hours * 3600.0,
+                    store=self._value_store(),
                 )
                 await tracker.start()
                 self._trackers[name] = tracker
@@ -705,6 +708,13 @@ class BalanceManager:
         """
         tracker = await self.portfolio_tracker(quote)
         return await tracker.value()
+
+    def _value_store(self) -> ValueStore | None:
+        """The history database, when it keeps portfolio values too (both stores do)."""
+        from balance_manager.storage.base import ValueStore
+
+        store = self.history.store
+        return store if isinstance(store, ValueStore) else None
 
     def _portfolio_balances(self) -> dict[str, Balance]:
         """Every held balance, marked ``cache`` when no source is live (no I/O)."""

@@ -17,8 +17,11 @@ since the last published value. Deposits and withdrawals (ledger types, see
 :data:`~balance_manager.core.value_history.FLOW_KINDS`) are valued when they
 arrive and kept apart from market moves in :meth:`PortfolioTracker.change_over`.
 
-The value history is kept **in memory** (``retention`` seconds, default a day):
-it starts empty with each process.
+The value history is kept in memory (``retention`` seconds, default a day) and,
+when a ``store`` is given (the manager passes its history database), written to
+it every ``flush_interval`` seconds off the loop and read back at start, so the
+value over time survives a restart. A store that fails is logged and retried;
+valuations go on in memory.
 """
 
 from __future__ import annotations
@@ -48,11 +51,12 @@ from balance_manager.core.value_history import (
     ValueHistory,
     ValuePoint,
 )
-from balance_manager.exceptions import ConfigError
+from balance_manager.exceptions import ConfigError, PersistenceError
 from balance_manager.runtime.aio import cancel_and_wait
 from balance_manager.runtime.clock import Clock
 from balance_manager.service.dispatch import EventDispatcher
 from balance_manager.service.prices import PriceService
+from balance_manager.storage.base import ValueStore
 
 __all__ = ["PORTFOLIO_EVENTS", "PortfolioChange", "PortfolioTracker"]
 
@@ -89,7 +93,9 @@ class PortfolioTracker:
         threshold_pct: smallest move, in percent of the last published total, that
             publishes ``portfolio_change``.
         max_price_age: age beyond which a rate is stale.
-        retention: seconds of value history kept (in memory).
+        retention: seconds of value history kept.
+        store: where points are kept across restarts (``None``: memory only).
+        flush_interval: seconds between writes to ``store``.
     """
 
     def __init__(
@@ -102,6 +108,8 @@ class PortfolioTracker:
         threshold_pct: Decimal | int | str = Decimal(1),
         max_price_age: float = 60.0,
         retention: float = 86_400.0,
+        store: ValueStore | None = None,
+        flush_interval: float = 1.0,
     ) -> None:
         threshold = to_amount(threshold_pct, name="threshold_pct")
         if threshold < 0:
@@ -125,6 +133,12 @@ class PortfolioTracker:
         self._pending_flows: list[StreamLedgerUpdate] = []
         self._started = False
         self._closed = False
+        self._store = store
+        self._flush_interval = flush_interval
+        self._unsaved: list[ValuePoint] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self.last_store_error: str | None = None
+        """The last failure of the store, if any (``None`` once a write succeeds)."""
         self.valuations = 0
         """How many valuations ran."""
 
@@ -143,10 +157,64 @@ class PortfolioTracker:
             return
         await self.prices.check_quote(self.quote)
         self._started = True
+        await self._restore()
         self._remove_listener = self.prices.add_listener(self._on_prices)
         await self._want_prices()
         self._record(self._value())
         self._task = asyncio.create_task(self._run(), name=f"portfolio-{self.quote}")
+        if self._store is not None:
+            self._flusher = asyncio.create_task(
+                self._flush_loop(), name=f"portfolio-{self.quote}-store"
+            )
+
+    async def _restore(self) -> None:
+        """Read back the points of the retention window from the store."""
+        store = self._store
+        if store is None:
+            return
+        since = self.clock.time() - self.history.retention
+        try:
+            points = await store.load_values(self.quote, since)
+        except PersistenceError as exc:
+            self.last_store_error = str(exc)
+            logger.warning("portfolio values could not be read back: %s", exc)
+            return
+        self.history.restore(points[-self.history.max_points :])
+
+    async def flush(self) -> int:
+        """Write the points recorded since the last write to the store; returns how many.
+
+        A failure is logged and remembered (:attr:`last_store_error`); the points
+        wait for the next write (at most ``history.max_points`` of them).
+        """
+        store = self._store
+        if store is None or not self._unsaved:
+            return 0
+        batch, self._unsaved = self._unsaved, []
+        try:
+            written = await store.append_values(self.quote, batch)
+        except PersistenceError as exc:
+            self._unsaved = (batch + self._unsaved)[-self.history.max_points :]
+            if self.last_store_error is None:
+                logger.warning("portfolio values could not be written: %s", exc)
+            self.last_store_error = str(exc)
+            return 0
+        self.last_store_error = None
+        return written
+
+    async def _flush_loop(self) -> None:
+        rounds = 0
+        while True:
+            await self.clock.sleep(self._flush_interval)
+            await self.flush()
+            rounds += 1
+            if rounds % 600 == 0 and self._store is not None:
+                try:
+                    await self._store.prune_values_before(
+                        self.clock.time() - self.history.retention
+                    )
+                except PersistenceError as exc:
+                    logger.warning("old portfolio values could not be pruned: %s", exc)
 
     async def close(self) -> None:
         """Stop following changes and deliver pending callbacks; idempotent."""
@@ -157,6 +225,9 @@ class PortfolioTracker:
             self._remove_listener()
         await cancel_and_wait(self._task)
         self._task = None
+        await cancel_and_wait(self._flusher)
+        self._flusher = None
+        await self.flush()
         await self._events.aclose()
 
     # -- reads -------------------------------------------------------------------------
@@ -303,7 +374,7 @@ class PortfolioTracker:
 
     def _record(self, portfolio: Portfolio) -> None:
         self._latest = portfolio
-        self.history.record(
+        stored = self.history.record(
             ValuePoint(
                 at=portfolio.valued_at,
                 total=portfolio.total,
@@ -311,6 +382,8 @@ class PortfolioTracker:
                 fresh=portfolio.fresh,
             )
         )
+        if stored is not None and self._store is not None:
+            self._unsaved.append(stored)
         previous = self._published
         if previous is None:
             self._publish(portfolio, None)
