@@ -102,3 +102,22 @@ def test_bad_arguments_are_refused() -> None:
     assert history.change_over(5, now=0) is None
     with pytest.raises(ConfigError, match="window"):
         history.change_over(0, now=0)
+
+
+def test_restored_points_keep_flows_apart_across_a_restart() -> None:
+    """Points read back carry their cumulated flows; new flows add to them."""
+    before = ValueHistory("USD")
+    before.record(point(0, "1000"))
+    before.add_flow(
+        Flow(at=1, asset="USD", amount=Decimal(100), kind="deposit", value=Decimal(100))
+    )
+    before.record(point(2, "1100"))
+    after = ValueHistory("USD")
+    after.restore(before.points())
+    after.add_flow(Flow(at=3, asset="USD", amount=Decimal(50), kind="deposit", value=Decimal(50)))
+    after.record(point(4, "1170"))
+    change = after.change_over(10, now=4)
+    assert change is not None
+    assert (change.flows, change.market, change.flow_count) == (Decimal(150), Decimal(20), 2)
+    with pytest.raises(ConfigError, match="restore"):
+        after.restore([])
