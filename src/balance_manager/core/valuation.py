@@ -306,17 +306,13 @@ def _rate(
     """The rate of a path: the product of its direct prices over the product of its inverted
     ones (exact), one division at the end, rounded to :data:`RATE_DIGITS` digits."""
     numerator = denominator = _ONE
-    with localcontext(EXACT_CONTEXT):
-        for value, _, inverted in found:
-            if inverted:
-                denominator *= value
-            else:
-                numerator *= value
-    if denominator == _ONE:
-        value = numerator
-    else:
-        with localcontext(_INVERSE_CONTEXT):
-            value = numerator / denominator
+    multiply = EXACT_CONTEXT.multiply
+    for value, _, inverted in found:
+        if inverted:
+            denominator = multiply(denominator, value)
+        else:
+            numerator = multiply(numerator, value)
+    value = numerator if denominator == _ONE else _INVERSE_CONTEXT.divide(numerator, denominator)
     steps = [(price, inverted) for _, price, inverted in found]
     current = min(index.current_at(price) for price, _ in steps)
     source = max((price.source for price, _ in steps), key=_SOURCE_RANK.__getitem__)
