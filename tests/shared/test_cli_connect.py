@@ -120,7 +120,7 @@ def test_serve_dashboard_options_are_checked_before_any_io(
     assert code == EXIT_USAGE
     assert "--dashboard" in err
     code, out, err = run_cli(
-        ["serve", "--redis", unreachable, "--dashboard", "--dashboard-host", "0.0.0.0"], capsys
+        ["serve", "--redis", unreachable, "--dashboard", "--dashboard-host", "192.0.2.1"], capsys
     )
     assert code == EXIT_USAGE
     assert "BALANCE_MANAGER_DASHBOARD_TOKEN" in err
