@@ -34,3 +34,24 @@ def test_bad_names_are_refused(bad: object) -> None:
 def test_scan_pattern_escapes_the_braces() -> None:
     """The SCAN pattern matches the prefix literally (braces and stars escaped)."""
     assert AccountKeys("bm", "main").pattern() == "\\{bm:main\\}:*"
+
+
+@pytest.mark.asyncio
+async def test_delete_namespace_deletes_that_namespace_only(redis_url: str, namespace: str) -> None:
+    """Every account's keys under the namespace go; a namespace it prefixes stays (no flush)."""
+    import redis.asyncio as aioredis
+
+    from balance_manager.shared.testing import delete_namespace
+
+    client = aioredis.Redis.from_url(redis_url)
+    mine = [AccountKeys(namespace, "a").key("meta"), AccountKeys(namespace, "b").key("lease")]
+    neighbour = AccountKeys(namespace + "x", "a").key("meta")
+    try:
+        for key in (*mine, neighbour):
+            await client.set(key, "1")
+        await delete_namespace(redis_url, namespace)
+        assert await client.exists(*mine) == 0
+        assert await client.exists(neighbour) == 1
+    finally:
+        await client.delete(*mine, neighbour)
+        await client.aclose()

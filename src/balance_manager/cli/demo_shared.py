@@ -50,7 +50,7 @@ from balance_manager.exceptions import (
 )
 from balance_manager.kraken.rest_client import KrakenRestClient
 from balance_manager.shared.follower import SharedFollower
-from balance_manager.shared.testing import RedisServer, machine_redis_url
+from balance_manager.shared.testing import RedisServer, delete_namespace, machine_redis_url
 from balance_manager.simulator import SimulatedKraken
 
 __all__ = ["SharedDemoOptions", "run_shared_demo", "strategy_main"]
@@ -287,18 +287,11 @@ async def _wait_for(predicate: object, within: float) -> bool:
 @contextlib.asynccontextmanager
 async def _namespace(url: str) -> AsyncIterator[str]:
     """A fresh key namespace, every key of which is deleted on the way out."""
-    import redis.asyncio as aioredis
-
     namespace = f"bm-demo-{secrets.token_hex(4)}"
     try:
         yield namespace
     finally:
-        client = aioredis.Redis.from_url(url)
-        try:
-            async for key in client.scan_iter(match=f"\\{{{namespace}:*", count=500):
-                await client.delete(key)
-        finally:
-            await client.aclose()
+        await delete_namespace(url, namespace)
 
 
 async def _line(elapsed: float, follower: SharedFollower, candidates: list[_Candidate]) -> str:

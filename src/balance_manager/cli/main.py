@@ -6,6 +6,7 @@ Commands::
                               [--shared [--redis URL]]
     balance-manager watch     [--rest-url URL] [--ws-url URL] [--duration S] [--plain]
     balance-manager balances  [--json] [--rest-url URL]
+    balance-manager portfolio [--quote Q] [--json] [--simulator] [--rest-url URL] [--ws-url URL]
     balance-manager history   ASSET [--hours H] [--db PATH|URL] [--limit N] [--export csv]
     balance-manager simulator [--host H] [--port P] [--seed N] [--no-market] [--tier T]
     balance-manager dashboard [--simulator] [--host H] [--port P] [--duration S]
@@ -71,6 +72,7 @@ from balance_manager.cli.demo_view import (
     display_amount,
     sparkline,
 )
+from balance_manager.cli.portfolio_command import print_portfolio, read_portfolio
 from balance_manager.config import ACCOUNT_PLACEHOLDER, BalanceManagerConfig
 from balance_manager.connect import connect
 from balance_manager.core.amounts import EXACT_CONTEXT, ZERO
@@ -87,6 +89,7 @@ from balance_manager.exceptions import (
     PersistenceError,
     SourceError,
     TransportError,
+    UnknownAssetError,
 )
 from balance_manager.kraken.protocol.assets import AssetNames
 from balance_manager.kraken.rest_client import KrakenRestClient
@@ -258,6 +261,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_urls(balances, ws=False)
     balances.set_defaults(handler=_cmd_balances)
+
+    portfolio = sub.add_parser(
+        "portfolio",
+        help="what the balances are worth in one currency: values and allocation",
+        description="Value every balance in a quote currency with the exchange's prices "
+        "(direct pair or one hop) and print the values, the allocation and where each "
+        "price comes from. Assets without a price are listed as unvalued.",
+    )
+    portfolio.add_argument(
+        "--quote", default="USD", metavar="Q", help="quote currency (default: USD)"
+    )
+    portfolio.add_argument(
+        "--json", action="store_true", help="JSON output (amounts as exact strings)"
+    )
+    portfolio.add_argument(
+        "--simulator",
+        action="store_true",
+        help="value the built-in simulator's account instead of Kraken's (not real)",
+    )
+    _add_urls(portfolio, ws=True)
+    portfolio.set_defaults(handler=_cmd_portfolio)
 
     history = sub.add_parser(
         "history",
@@ -775,6 +799,33 @@ def _balances_table(balances: dict[str, Balance], names: AssetNames) -> Table:
     if not balances:
         table.caption = "the account holds nothing"
     return table
+
+
+def _cmd_portfolio(args: argparse.Namespace, out: TextIO) -> int:
+    config = _with_urls(_load_config(args, credentials=not args.simulator), args)
+    if config.credentials is None and not args.simulator:
+        raise CommandError(NO_CREDENTIALS + ", or `balance-manager portfolio --simulator`", 2)
+
+    async def body(stop: asyncio.Event) -> int:
+        async with contextlib.AsyncExitStack() as stack:
+            manager = await _unless_stopped(
+                stack.enter_async_context(
+                    connect(config=config, simulator=args.simulator, websocket=False)
+                ),
+                stop,
+            )
+            _check_reachable(manager, config.rest_url, accept_stale=False, out=out)
+            try:
+                portfolio = await _unless_stopped(read_portfolio(manager, args.quote), stop)
+            except UnknownAssetError as exc:
+                raise CommandError(str(exc), EXIT_USAGE) from None
+            decimals = {asset: manager.names.display_decimals(asset) for asset in portfolio.assets}
+            print_portfolio(
+                portfolio, out, as_json=args.json, exchange=manager.exchange, decimals=decimals
+            )
+        return EXIT_OK
+
+    return _run(body)
 
 
 def _cmd_history(args: argparse.Namespace, out: TextIO) -> int:
