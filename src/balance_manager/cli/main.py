@@ -631,7 +631,10 @@ def _cmd_demo_shared(args: argparse.Namespace, out: TextIO) -> int:
         from balance_manager.cli import demo_shared
 
     options = demo_shared.SharedDemoOptions(
-        duration=args.duration, seed=args.seed, redis_url=args.redis
+        duration=args.duration,
+        seed=args.seed,
+        redis_url=args.redis,
+        dashboard=not args.no_dashboard,
     )
 
     async def body(stop: asyncio.Event) -> int:
