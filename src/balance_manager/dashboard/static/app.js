@@ -332,7 +332,9 @@
       facts.push(...fact("Leader", "— (not in shared mode)"), ...fact("Epoch", "—"));
     } else {
       facts.push(
-        ...fact("Leader", shared.leader ?? "— (not leading)", shared.leader ? null : "bad"),
+        ...fact("Leader", shared.leader ??
+          (shared.mode === "shared" ? "— (not known)" : "— (this candidate no longer leads)"),
+          shared.leader ? null : "bad"),
         ...fact("Epoch", shared.epoch ?? "—"),
         ...fact("Generation", shared.generation ?? "—"),
         ...fact("Reservations", reservationsState(shared, status.as_of),
