@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -19,9 +19,11 @@ import pytest
 from tests.shared.conftest import delete_namespace, shared_config
 from tests.shared.test_processes import Serve
 
+from balance_manager.dashboard import LeaderSharedStatus
+from balance_manager.dashboard.payloads import dumps
 from balance_manager.shared.connection import SharedRedis
 from balance_manager.shared.keys import AccountKeys
-from balance_manager.shared.reservations import Reservations
+from balance_manager.shared.reservations import Reservation, Reservations
 from balance_manager.shared.testing import free_port
 from balance_manager.simulator import SimulatedKraken
 from balance_manager.testing import wait_until
@@ -142,3 +144,27 @@ async def test_the_leaders_dashboard_shows_leader_epoch_and_exact_reservations(
             await second.close()
         await shared.close()
         await delete_namespace(redis_url, namespace)
+
+
+async def test_an_unreachable_redis_is_said_in_the_block_without_its_password(
+    keys: AccountKeys,
+) -> None:
+    """The real listing against a Redis that does not answer: no reservations, the reason with
+    the URL masked, the leader's epoch still shown (it is read in memory)."""
+    redis = SharedRedis(f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0", keys, timeout=0.2)
+    reservations = Reservations(redis, shared_config())
+
+    async def listing() -> Iterable[Reservation]:
+        return (await reservations.list()).reservations.values()
+
+    leader = {"role": "leader", "owner": "abc", "epoch": 4, "generation": "g"}
+    try:
+        block = await LeaderSharedStatus(lambda: leader, listing, clock=lambda: 1.0)()
+    finally:
+        await redis.close()
+    assert block["mode"] == "shared leader"
+    assert block["epoch"] == 4
+    assert block["reservations"] is None
+    assert "unreachable" in block["reservations_error"]
+    assert "***" in block["reservations_error"]
+    assert "hunter2" not in dumps(block)
