@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import csv
@@ -25,7 +26,7 @@ from tests.markdown_blocks import python_blocks
 from tests.storage.backends import Backend
 
 from balance_manager import __version__
-from balance_manager.cli.main import CSV_COLUMNS, main
+from balance_manager.cli.main import CSV_COLUMNS, build_parser, main
 from balance_manager.core.amounts import EXACT_CONTEXT
 from balance_manager.core.models import Balance, Source
 from balance_manager.core.trends import volatility
@@ -743,6 +744,30 @@ def test_docs_describe_every_command_and_exit_code() -> None:
     for name in (*CREDENTIAL_VARS, "BALANCE_MANAGER_CONFIG"):
         assert name in doc
     assert python_blocks(Path(__file__).resolve().parents[2] / "docs" / "cli.md")
+
+
+@pytest.mark.parametrize(
+    ("command", "heading"),
+    [
+        ("dashboard", "## `balance-manager dashboard`"),
+        ("serve", "## `balance-manager serve` and `balance-manager reservations`"),
+    ],
+)
+def test_the_options_tables_list_every_option(command: str, heading: str) -> None:
+    """The options table of the command's section in docs/cli.md names its options, all of them."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
+    section = doc.split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0]
+    documented = {
+        option
+        for first in re.findall(r"^\| (`--[^|]*) \|", section, re.M)
+        for option in re.findall(r"--[\w-]+", first)
+    }
+    subcommands = next(
+        a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    parser = subcommands.choices[command]
+    options = {o for a in parser._actions for o in a.option_strings if o.startswith("--")}
+    assert documented == options - {"--help"}
 
 
 # -- errors that name their cause, in a real process with warnings as errors --------------------

@@ -37,6 +37,10 @@ async def test_the_shared_demo_survives_a_leader_sigkill_and_matches_the_exchang
     assert "SIGKILL the leader" in printed
     assert re.search(r"leads after \d+\.\d\d s", printed), printed
     assert re.search(r"epoch 2 ", printed), printed  # the heir's epoch, one above the first
+    # Each leader served its dashboard while it led, and the demo said where.
+    urls = re.findall(r"dashboard of the leader: (http://127\.0\.0\.1:\d+/)$", printed, re.M)
+    assert len(urls) == 2, printed
+    assert urls[0] != urls[1]
     placed = [int(n) for n in re.findall(r"(\d+) orders placed", printed)]
     assert len(placed) == 2, printed
     assert all(n > 0 for n in placed), printed

@@ -53,7 +53,12 @@ class Serve:
 
     @classmethod
     async def start(
-        cls, sim: SimulatedKraken, redis_url: str, namespace: str, history: str = "none"
+        cls,
+        sim: SimulatedKraken,
+        redis_url: str,
+        namespace: str,
+        history: str = "none",
+        *extra: str,
     ) -> Serve:
         env = {
             **os.environ,
@@ -70,7 +75,7 @@ class Serve:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "balance_manager", "serve",
             "--redis", redis_url, "--namespace", namespace, "--account", "acct",
-            "--rest-url", sim.rest_url, "--ws-url", sim.ws_url,
+            "--rest-url", sim.rest_url, "--ws-url", sim.ws_url, *extra,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env,
         )  # fmt: skip
         assert process.stdout is not None

@@ -73,11 +73,14 @@ class SharedDemoOptions:
         duration: seconds the strategies trade (the leader is killed half-way).
         seed: seed of the strategies' choices.
         redis_url: the Redis to use (``None``: the machine's, else a throwaway one).
+        dashboard: the candidates serve the web dashboard while they lead (any free
+            port each), and the demo prints the leader's address.
     """
 
     duration: float = 20.0
     seed: int = 0
     redis_url: str | None = None
+    dashboard: bool = True
 
 
 @contextlib.contextmanager
@@ -206,6 +209,13 @@ class _Candidate:
     def leading(self) -> bool:
         return any(line.startswith("leading with epoch") for line in self.lines)
 
+    @property
+    def dashboard_url(self) -> str | None:
+        """The address of the dashboard it serves while leading (the newest it printed)."""
+        prefix = "dashboard of the leader: "
+        urls = [line.removeprefix(prefix) for line in self.lines if line.startswith(prefix)]
+        return urls[-1] if urls else None
+
     async def read(self) -> None:
         stdout = self.process.stdout
         if stdout is None:  # started without a pipe: nothing to read
@@ -250,11 +260,14 @@ def _environment(api_key: str, api_secret: str) -> dict[str, str]:
     return env
 
 
-async def _candidate(sim: SimulatedKraken, url: str, namespace: str) -> _Candidate:
+async def _candidate(
+    sim: SimulatedKraken, url: str, namespace: str, *, dashboard: bool
+) -> _Candidate:
+    served = ("--dashboard", "--dashboard-port", "0") if dashboard else ()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "balance_manager", "serve",
         "--redis", url, "--namespace", namespace, "--account", ACCOUNT,
-        "--rest-url", sim.rest_url, "--ws-url", sim.ws_url,
+        "--rest-url", sim.rest_url, "--ws-url", sim.ws_url, *served,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
         env=_environment(sim.api_key, sim.api_secret),
     )  # fmt: skip
@@ -330,7 +343,9 @@ async def run_shared_demo(options: SharedDemoOptions, out: TextIO) -> int:
 async def _scenario(
     sim: SimulatedKraken, url: str, namespace: str, options: SharedDemoOptions, out: TextIO
 ) -> int:
-    candidates = [await _candidate(sim, url, namespace) for _ in range(2)]
+    candidates = [
+        await _candidate(sim, url, namespace, dashboard=options.dashboard) for _ in range(2)
+    ]
     strategies: list[asyncio.subprocess.Process] = []
     try:
         if not await _wait_for(lambda: any(c.leading for c in candidates), 30):
@@ -338,6 +353,8 @@ async def _scenario(
             return 1
         leader = next(c for c in candidates if c.leading)
         print(f"{leader.owner} leads; the other candidate waits", file=out)
+        if options.dashboard and await _wait_for(lambda: leader.dashboard_url, 5):
+            print(f"dashboard of the leader: {leader.dashboard_url}", file=out)
         async with connect(redis_url=url, config=_config(url, namespace)) as follower:
             strategies = [
                 await _strategy(sim, url, namespace, f"strategy-{name}", options.duration, n)
@@ -368,6 +385,7 @@ async def _run(
     killed_at: float | None = None
     took: float | None = None
     heir = next(c for c in candidates if c is not leader)
+    heir_shown = False
     next_line = 0.0
     while (elapsed := time.monotonic() - began) < duration:
         if killed_at is None and elapsed >= duration / 2:
@@ -377,6 +395,9 @@ async def _run(
         if killed_at is not None and took is None and heir.leading:
             took = time.monotonic() - killed_at
             print(f"{elapsed:5.1f}s  {heir.owner} leads after {took:.2f} s", file=out)
+        if took is not None and not heir_shown and heir.dashboard_url:
+            heir_shown = True
+            print(f"{elapsed:5.1f}s  dashboard of the leader: {heir.dashboard_url}", file=out)
         if elapsed >= next_line:
             next_line += 1.0
             sim.deposit("USD", "50")
@@ -385,6 +406,8 @@ async def _run(
     if took is None and killed_at is not None and await _wait_for(lambda: heir.leading, 15):
         took = time.monotonic() - killed_at
         print(f"{heir.owner} leads after {took:.2f} s", file=out)
+    if took is not None and not heir_shown and await _wait_for(lambda: heir.dashboard_url, 5):
+        print(f"dashboard of the leader: {heir.dashboard_url}", file=out)
     return took
 
 

@@ -11,6 +11,7 @@ Commands::
     balance-manager simulator [--host H] [--port P] [--seed N] [--no-market] [--tier T]
     balance-manager dashboard [--simulator] [--host H] [--port P] [--duration S]
     balance-manager serve     --redis URL [--account LABEL] [--rest-url URL] [--ws-url URL]
+                              [--dashboard [--dashboard-host H] [--dashboard-port P]]
     balance-manager reservations --redis URL [--asset A] [--owner O] [--json]
 
 Global options: ``--version``, ``--config FILE`` (TOML), ``-v/--verbose``.
@@ -350,6 +351,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     shared_args.add_redis_arguments(serve)
     _add_urls(serve, ws=True)
+    serve.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="serve the web dashboard of the leader's balances while this candidate leads "
+        "(nothing listens on its port while it waits)",
+    )
+    serve.add_argument(
+        "--dashboard-host",
+        metavar="H",
+        default="127.0.0.1",
+        help=f"with --dashboard: address to serve on (default: 127.0.0.1; any other needs "
+        f"{TOKEN_ENV})",
+    )
+    serve.add_argument(
+        "--dashboard-port",
+        metavar="P",
+        type=_port,
+        default=DEFAULT_PORT,
+        help=f"with --dashboard: port (default: {DEFAULT_PORT}, or a free one when taken; "
+        "0: any free one)",
+    )
     serve.set_defaults(handler=_cmd_serve)
 
     reservations = sub.add_parser(
@@ -609,7 +631,10 @@ def _cmd_demo_shared(args: argparse.Namespace, out: TextIO) -> int:
         from balance_manager.cli import demo_shared
 
     options = demo_shared.SharedDemoOptions(
-        duration=args.duration, seed=args.seed, redis_url=args.redis
+        duration=args.duration,
+        seed=args.seed,
+        redis_url=args.redis,
+        dashboard=not args.no_dashboard,
     )
 
     async def body(stop: asyncio.Event) -> int:
@@ -1030,6 +1055,13 @@ def _needs_redis_extra() -> Iterator[None]:
 
 
 def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    if not args.dashboard and (
+        args.dashboard_host != "127.0.0.1" or args.dashboard_port != DEFAULT_PORT
+    ):
+        raise CommandError("--dashboard-host and --dashboard-port go with --dashboard", EXIT_USAGE)
+    token = os.environ.get(TOKEN_ENV) or None
+    if args.dashboard:  # no bind beyond loopback without a token, before any I/O
+        AccessPolicy(args.dashboard_host, token)
     config = shared_args.shared_config(_with_urls(_load_config(args), args), args)
     if config.credentials is None:
         raise CommandError(NO_CREDENTIALS, EXIT_USAGE)
@@ -1038,8 +1070,14 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     with _needs_redis_extra():
         from balance_manager.cli import shared_cli
 
+    dashboard = (
+        shared_cli.DashboardOptions(args.dashboard_host, args.dashboard_port, token)
+        if args.dashboard
+        else None
+    )
+
     async def body(stop: asyncio.Event) -> int:
-        return await shared_cli.run_serve(config, credentials, stop, out)
+        return await shared_cli.run_serve(config, credentials, stop, out, dashboard=dashboard)
 
     return _run(body)
 
