@@ -21,6 +21,12 @@ still fits in int64.
 Exactness is never traded for space. A value that cannot be stored exactly as
 an int64 at the column's scale (more than 18 decimals, or too large) is kept as
 its ``Decimal`` in a sparse side table, and its amount cell holds a sentinel.
+The side table's indexes are kept in order beside it, so dropping the oldest
+entries removes only their own side values (O(1) per drop, however large the
+table). A rescale that cannot fit the stored values is remembered as refused
+until the next compaction, so a stream of values that need more decimals than
+the column can give goes to the side table in O(1) each instead of re-scanning
+the column on every add.
 What goes in comes out ``==`` (it may come back with more trailing zeros:
 ``Decimal("1.5")`` stored at scale 8 reads as ``Decimal("1.50000000")``).
 
@@ -43,6 +49,7 @@ import math
 import sys
 from array import array
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import cast
@@ -138,8 +145,10 @@ class AssetTimeline:
         "_base",
         "_last",
         "_last_ts",
+        "_refused_scale",
         "_scale",
         "_side",
+        "_side_order",
         "_sources",
         "_start",
         "_times",
@@ -162,6 +171,10 @@ class AssetTimeline:
         self._sources = array("b")
         self._start = 0  # physical index of the oldest live entry
         self._side: dict[int, Decimal] = {}  # physical index -> exact value (sentinel cells)
+        self._side_order: deque[int] = deque()  # the side table's indexes, ascending
+        # Smallest scale a rescale was refused at since the last compaction (values only
+        # grow meanwhile, so any scale at or above it would be refused again).
+        self._refused_scale = MAX_SCALE + 1
         self._scale = -1  # -1: not chosen yet (no decimals given, no value seen)
         self._base: Decimal | None = None  # balance of the last dropped entry
         self._last: Decimal | None = None  # balance of the newest entry (as given)
@@ -317,7 +330,7 @@ class AssetTimeline:
             use :meth:`series`, which handles any magnitude).
         """
         low, high = self._window(None, since)
-        if low >= high or (self._side and any(index >= low for index in self._side)):
+        if low >= high or (self._side_order and self._side_order[-1] >= low):
             return None
         divisor = 10**self._scale
         values = [number / divisor for number in self._amounts[low:high]]
@@ -406,15 +419,24 @@ class AssetTimeline:
             if number is not None:
                 return number
         # Physical index the entry is about to take (after any drop/compaction).
-        self._side[len(self._amounts)] = balance
+        index = len(self._amounts)
+        self._side[index] = balance
+        self._side_order.append(index)
         return _SENTINEL
 
     def _try_rescale(self, scale: int) -> bool:
-        """Rescale the live amounts to ``scale`` if they all still fit in int64."""
+        """Rescale the live amounts to ``scale`` if they all still fit in int64.
+
+        A refusal is remembered (``_refused_scale``) until the next compaction: O(1)
+        then, instead of a scan of the column on every add.
+        """
+        if scale >= self._refused_scale:
+            return False
         self._compact()
         factor = 10 ** (scale - self._scale)
         live = [number for number in self._amounts if number != _SENTINEL]
         if live and max(max(live), -min(live)) * factor > _INT64_MAX:
+            self._refused_scale = scale
             return False
         self._amounts = array(
             "q",
@@ -426,9 +448,9 @@ class AssetTimeline:
     def _drop(self, count: int) -> None:
         new_start = self._start + count
         self._base = self._decode(new_start - 1)
-        if self._side:
-            for index in [index for index in self._side if index < new_start]:
-                del self._side[index]
+        order = self._side_order
+        while order and order[0] < new_start:  # only the dropped entries' own side values
+            del self._side[order.popleft()]
         self._start = new_start
         if self._start >= _COMPACT_MIN and self._start * _COMPACT_RATIO >= len(self._times):
             self._compact()
@@ -442,7 +464,9 @@ class AssetTimeline:
         del self._sources[:start]
         if self._side:
             self._side = {index - start: value for index, value in self._side.items()}
+            self._side_order = deque(self._side)
         self._start = 0
+        self._refused_scale = MAX_SCALE + 1  # values were dropped: a rescale may fit now
 
 
 class Timeline:
