@@ -826,7 +826,7 @@ class BalanceManager:
     ) -> None:
         """Hold ``new``, validate it, record it, and publish its events (the hot path)."""
         self._store.put(new)
-        self.cache.put(new.asset, new)
+        self.cache.refresh(new.asset, new)  # a write never evicts what was read
         self._last_update = new.received_at
         history = self.history
         if old is not None and same_amounts(old, new):
