@@ -38,6 +38,7 @@ SCRIPTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("bench_cache.py", ()),
     ("bench_history.py", ()),
     ("bench_history_stores.py", ()),
+    ("bench_scaling.py", ()),
     ("bench_dashboard.py", ()),
     ("bench_shared.py", ()),
 )
