@@ -40,7 +40,8 @@ Bounds: at most ``max_entries`` per asset; the oldest entries are dropped by
 moving a start offset, and the columns are compacted once the dead prefix is a
 quarter of them, so dropping is amortised O(1). The balance of the last dropped
 entry is kept as the *base*, so the first retained entry still reports its
-``change`` against its true predecessor.
+``change`` against its true predecessor: its slot stays readable until the
+compaction, which decodes it, so a drop itself decodes nothing.
 """
 
 from __future__ import annotations
@@ -176,7 +177,7 @@ class AssetTimeline:
         # grow meanwhile, so any scale at or above it would be refused again).
         self._refused_scale = MAX_SCALE + 1
         self._scale = -1  # -1: not chosen yet (no decimals given, no value seen)
-        self._base: Decimal | None = None  # balance of the last dropped entry
+        self._base: Decimal | None = None  # last dropped balance, once compacted away
         self._last: Decimal | None = None  # balance of the newest entry (as given)
         self._last_ts = float("-inf")
         if decimals is not None:
@@ -358,7 +359,9 @@ class AssetTimeline:
     @property
     def exact_fallbacks(self) -> int:
         """Live entries held in the exact side table (not as int64)."""
-        return len(self._side)
+        order = self._side_order
+        base_kept = bool(order) and order[0] < self._start  # the last dropped one (the base)
+        return len(self._side) - base_kept
 
     def __repr__(self) -> str:
         return (
@@ -394,7 +397,8 @@ class AssetTimeline:
         return out
 
     def _value_before(self, index: int) -> Decimal | None:
-        return self._decode(index - 1) if index > self._start else self._base
+        # The last dropped slot stays readable until compaction (see _drop).
+        return self._decode(index - 1) if index > 0 else self._base
 
     def _entry(self, index: int) -> HistoryEntry:
         balance = self._decode(index)
@@ -447,9 +451,10 @@ class AssetTimeline:
 
     def _drop(self, count: int) -> None:
         new_start = self._start + count
-        self._base = self._decode(new_start - 1)
         order = self._side_order
-        while order and order[0] < new_start:  # only the dropped entries' own side values
+        # Only the dropped entries' own side values go, and not the last one's: the last
+        # dropped slot is the base of the first kept entry, decoded only at compaction.
+        while order and order[0] < new_start - 1:
             del self._side[order.popleft()]
         self._start = new_start
         if self._start >= _COMPACT_MIN and self._start * _COMPACT_RATIO >= len(self._times):
@@ -459,11 +464,12 @@ class AssetTimeline:
         start = self._start
         if not start:
             return
+        self._base = self._decode(start - 1)
         del self._times[:start]
         del self._amounts[:start]
         del self._sources[:start]
         if self._side:
-            self._side = {index - start: value for index, value in self._side.items()}
+            self._side = {i - start: value for i, value in self._side.items() if i >= start}
             self._side_order = deque(self._side)
         self._start = 0
         self._refused_scale = MAX_SCALE + 1  # values were dropped: a rescale may fit now
