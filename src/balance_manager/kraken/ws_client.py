@@ -342,7 +342,8 @@ class KrakenWebSocketClient:
                     if self.session.state is SessionState.CLOSED:
                         reason = "subscription refused"
                         break
-                    await self._flush(ws)
+                    if self.session.has_data_to_send:  # rarely: a resync, a pong's answer
+                        await self._flush(ws)
                 elif message.type is aiohttp.WSMsgType.ERROR:
                     reason = f"socket error: {type(ws.exception()).__name__}"
                     break

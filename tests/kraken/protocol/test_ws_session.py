@@ -482,6 +482,17 @@ def test_request_resync() -> None:
         session.request_resync("x", channel="trades")
 
 
+def test_has_data_to_send_says_whether_frames_are_queued() -> None:
+    """The read loop's per-frame check: true exactly while data_to_send() would return frames."""
+    session = streaming(snapshot_frame(1, BTC="1"))
+    assert not session.has_data_to_send
+    assert session.data_to_send() == []
+    session.request_resync("REST disagrees")
+    assert session.has_data_to_send
+    assert session.data_to_send() != []
+    assert not session.has_data_to_send
+
+
 def test_no_token_in_reprs_or_events(fixture_bytes: FixtureBytes) -> None:
     """The token never shows in the session's repr or any event's repr."""
     session = KrakenSession(subscribe_executions=True)

@@ -531,6 +531,11 @@ class KrakenSession:
 
     # -- outputs -----------------------------------------------------------------
 
+    @property
+    def has_data_to_send(self) -> bool:
+        """Whether :meth:`data_to_send` has frames (a read loop checks it per frame)."""
+        return bool(self._outgoing)
+
     def data_to_send(self) -> list[bytes]:
         """Frames to send, in order (clears the queue)."""
         frames, self._outgoing = self._outgoing, []
