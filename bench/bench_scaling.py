@@ -24,6 +24,9 @@ benchmarks of the super-linear cases issue 13 found:
   the whole side table per drop: 81 µs at 10k); values needing a scale the column
   cannot take (``_try_rescale`` used to scan the column and fail on every add:
   418 µs at 10k). The side-table rows stop at 100k unless ``--full``;
+* **a 10,000-asset snapshot**: the one loop step that decodes and applies it (target:
+  none longer than 10 ms), and the whole manager's bytes per tracked asset at 10,000
+  assets (client session, store, cache, history; ``tracemalloc``; target <= 1,000 B);
 * **reload on start**: an SQLite file of 1k / 100k (/ 1M with ``--full``) rows over 10
   assets, reloaded with ``history_max_entries`` at 30 % of them (the newest rows of
   each asset are read, never the whole table): seconds and rows per second.
@@ -39,6 +42,7 @@ import gc
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -46,13 +50,23 @@ from pathlib import Path
 from balance_manager.core.models import Source
 from balance_manager.core.sources import StreamLedgerUpdate
 from balance_manager.core.timeline import AssetTimeline
+from balance_manager.kraken.protocol import ws_messages as wsm
 from balance_manager.kraken.rest_client import KrakenRestClient
 from balance_manager.service.history import BalanceHistory
 from balance_manager.service.manager import BalanceManager
 from balance_manager.storage.base import StoredRow
 from balance_manager.storage.sqlite import HistoryStore
 from balance_manager.testing import ManualClock
-from common import BENCH_SECRET, bench_config, fmt_seconds, print_header, report, stats_of
+from common import (
+    BENCH_SECRET,
+    bench_config,
+    fmt_bytes,
+    fmt_seconds,
+    print_header,
+    report,
+    stats_of,
+    streaming_manager,
+)
 
 __all__ = ["main"]
 
@@ -150,6 +164,67 @@ async def bench_assets(repeats: int) -> None:
     print_row("ingest per update (manager sink, every rule on)", [f"{s:,}" for s in sizes], costs)
     print(
         f"    cache evictions during the timed updates: {dict(zip(sizes, evictions, strict=True))}"
+    )
+
+
+# ---------------------------------------------------------------------------
+# 10,000 assets: the longest loop step of a snapshot, bytes per tracked asset
+# ---------------------------------------------------------------------------
+
+WIDE = 10_000
+SNAPSHOT_STEP_TARGET = 0.010  # seconds: no single loop step longer (issue 13)
+BYTES_PER_ASSET_TARGET = 1_000.0
+
+
+def wide_snapshot(assets: int, bump: int) -> bytes:
+    """A ``balances`` snapshot of ``assets`` assets (``W00000``...), each moved by ``bump``."""
+    items = []
+    for number in range(assets):
+        value = Decimal(10**8 + number * 7 + bump).scaleb(-8)
+        wallet = wsm.WalletBalance(type="spot", id="main", balance=value)
+        items.append(
+            wsm.AssetBalance(
+                asset=f"W{number:05d}", asset_class="currency", balance=value, wallets=(wallet,)
+            )
+        )
+    return wsm.encode_balances_snapshot(items, 1)
+
+
+async def bench_wide(repeats: int) -> None:
+    """A 10,000-asset snapshot's loop step, and the whole manager's bytes per asset."""
+    steps = []
+    for round_ in range(repeats):
+        manager, client = await streaming_manager(snapshot=wide_snapshot(WIDE, 0))
+        frame = wide_snapshot(WIDE, round_ + 1)  # every asset changes
+        gc.collect()
+        start = time.perf_counter()
+        client._receive(frame)  # one read-loop step: decode, session, manager, all in one go
+        steps.append(time.perf_counter() - start)
+        await manager.close()
+    step = stats_of(steps)
+    report(
+        f"{WIDE:,}-asset snapshot, the loop step that applies it",
+        step.describe(fmt_seconds),
+        target=f"no single loop step > {fmt_seconds(SNAPSHOT_STEP_TARGET)}",
+        met=step.median <= SNAPSHOT_STEP_TARGET,
+    )
+    sizes = []
+    for _ in range(repeats):
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        manager, client = await streaming_manager(snapshot=wide_snapshot(WIDE, 0))
+        client._receive(wide_snapshot(WIDE, 1))  # a second value (and history entry) each
+        gc.collect()
+        sizes.append((tracemalloc.get_traced_memory()[0] - before) / WIDE)
+        tracemalloc.stop()
+        await manager.close()
+    size = stats_of(sizes)
+    report(
+        f"whole manager (client, store, cache, history), bytes per tracked asset at {WIDE:,}",
+        size.describe(fmt_bytes),
+        target=f"<= {BYTES_PER_ASSET_TARGET:,.0f} B",
+        met=size.median <= BYTES_PER_ASSET_TARGET,
     )
 
 
@@ -275,6 +350,7 @@ async def run(args: argparse.Namespace) -> None:
     )
     if not only:
         await bench_assets(repeats)
+        await bench_wide(repeats)
     bench_history_add(repeats, args.full, args.timed, only)
     if not only:
         await bench_reload(args.full)

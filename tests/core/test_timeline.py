@@ -145,12 +145,27 @@ def test_dropping_touches_only_the_dropped_side_values() -> None:
     """A drop removes its own side values without scanning the whole side table."""
     timeline = AssetTimeline("WIDE", max_entries=100, decimals=2)
     timeline._side = _CountingDict()  # white box: count the scans (empty so far)
+    assert not timeline._side_order
     _CountingDict.scans = 0
     values = [Decimal(f"1e{30 + i % 5}") for i in range(250)]  # all in the side table
     fill(timeline, values)
     assert _CountingDict.scans == 0  # 150 drops, no compaction yet: no scan at all
+    assert type(timeline._side) is _CountingDict  # the one counted
     assert timeline.exact_fallbacks == 100
     assert [e.balance for e in timeline.entries()] == values[-100:]
+
+
+def test_a_side_value_of_one_timeline_never_shows_in_another() -> None:
+    """Timelines without side values share nothing writable: one's side value stays its own."""
+    plain, wide = AssetTimeline("A", decimals=2), AssetTimeline("B", decimals=2)
+    fill(plain, [Decimal(1), Decimal(2)])
+    fill(wide, [Decimal(1), Decimal("1e40")])
+    fresh = AssetTimeline("C", decimals=2)
+    fill(fresh, [Decimal(3)])
+    assert (plain.exact_fallbacks, wide.exact_fallbacks, fresh.exact_fallbacks) == (0, 1, 0)
+    assert plain.float_series() is not None
+    assert fresh.float_series() is not None
+    assert wide.float_series() is None
 
 
 def test_more_than_max_scale_decimals_stay_exact() -> None:

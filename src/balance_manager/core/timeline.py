@@ -83,6 +83,10 @@ _COMPACT_RATIO = 4
 _SIDE_SLOT_BYTES = 64
 
 _SOURCES: tuple[Source, ...] = tuple(Source)
+#: The side table and its order of every timeline without side values: shared, never
+#: written (``_encode_slow`` gives a timeline its own before the first write).
+_NO_SIDE: dict[int, Decimal] = {}
+_NO_SIDE_ORDER: deque[int] = deque()
 _scaleb = EXACT_CONTEXT.scaleb
 #: Exact ``a - b`` (see ``core.changes.EXACT_CONTEXT``), bound once for the hot path.
 _subtract = EXACT_CONTEXT.subtract
@@ -171,8 +175,10 @@ class AssetTimeline:
         self._amounts = array("q")
         self._sources = array("b")
         self._start = 0  # physical index of the oldest live entry
-        self._side: dict[int, Decimal] = {}  # physical index -> exact value (sentinel cells)
-        self._side_order: deque[int] = deque()  # the side table's indexes, ascending
+        # physical index -> exact value (sentinel cells), and its indexes in order; both the
+        # shared empty ones until the first side value (most assets never have one)
+        self._side: dict[int, Decimal] = _NO_SIDE
+        self._side_order: deque[int] = _NO_SIDE_ORDER
         # Smallest scale a rescale was refused at since the last compaction (values only
         # grow meanwhile, so any scale at or above it would be refused again).
         self._refused_scale = MAX_SCALE + 1
@@ -424,6 +430,10 @@ class AssetTimeline:
                 return number
         # Physical index the entry is about to take (after any drop/compaction).
         index = len(self._amounts)
+        if self._side is _NO_SIDE:  # the first side value: a table of its own
+            self._side = {}
+        if self._side_order is _NO_SIDE_ORDER:
+            self._side_order = deque()
         self._side[index] = balance
         self._side_order.append(index)
         return _SENTINEL
