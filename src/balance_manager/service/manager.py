@@ -1016,7 +1016,9 @@ class SyncBalanceView:
             StaleBalanceError: the value was not known current within ``max_age`` seconds.
         """
         manager = self._manager
-        name = manager.canonical(asset)
+        name = manager._canonical.get(asset) if type(asset) is str else None
+        if name is None:  # a spelling not seen yet (or not a str): checked and remembered
+            name = manager.canonical(asset)
         value = manager._store.get(name)
         if max_age is not None:
             max_age = _checked_max_age(max_age)
