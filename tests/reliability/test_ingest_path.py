@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Context, Decimal
 
+import msgspec
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from balance_manager.config import BalanceManagerConfig
@@ -196,8 +197,8 @@ class Model:
             self._apply(asset, "snapshot", None)
 
 
-async def run_stream(steps: list[tuple[object, ...]]) -> None:
-    """Feed the steps through the real path and the model; compare everything."""
+def build() -> tuple[BalanceManager, KrakenWebSocketClient]:
+    """A manager and its stream client, subscribed, fed by hand (no socket, a manual clock)."""
     clock = ManualClock(start=T0)
     config = BalanceManagerConfig(history_db_path=None, subscribe_executions=False)
     rest = KrakenRestClient(
@@ -210,6 +211,13 @@ async def run_stream(steps: list[tuple[object, ...]]) -> None:
     session.connection_opened()
     session.token_received("token")
     session.data_to_send()
+    return manager, client
+
+
+async def run_stream(steps: list[tuple[object, ...]]) -> None:
+    """Feed the steps through the real path and the model; compare everything."""
+    manager, client = build()
+    session = client.session
 
     exchange = Exchange()
     model = Model()
@@ -273,8 +281,28 @@ async def run_stream(steps: list[tuple[object, ...]]) -> None:
     await manager.close()
 
 
+def test_an_entry_with_an_unreadable_timestamp_still_moves_the_balance() -> None:
+    """A ledger entry whose time cannot be read updates the balance (it was lost, served fresh)."""
+
+    async def scenario() -> None:
+        manager, client = build()
+        exchange = Exchange()
+        exchange.wallets["BTC"] = {WALLETS[0]: Decimal(1)}
+        client._receive(exchange.snapshot_frame())
+        _, entry = exchange.entry_frame("BTC", WALLETS[0], Decimal(1), Decimal(0), Decimal(0))
+        bad = msgspec.structs.replace(entry, timestamp="yesterday")
+        client._receive(wsm.encode_balances_update([bad], exchange.sequence))
+        held = manager.sync_view().get_balance("BTC")
+        assert held is not None
+        assert held.balance == Decimal(2)
+        assert client.session.state is SessionState.STREAMING
+        await manager.close()
+
+    asyncio.run(scenario())
+
+
 @settings(
-    max_examples=60,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
