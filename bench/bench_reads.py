@@ -66,7 +66,8 @@ from common import (
 
 __all__ = ["main"]
 
-GET_TARGET_NS = 1_000.0
+GET_TARGET_NS = 250.0  # issue 13 (issue 6 asked 1 µs)
+SYNC_TARGET_NS = 150.0
 CALLS = 200_000
 READER_TASKS = 100
 READER_THREADS = 4
@@ -186,8 +187,8 @@ async def bench_single(repeats: int, calls: int) -> None:
     report(
         "sync_view().get_balance('BTC')",
         sync.describe(ns),
-        target=f"<= {GET_TARGET_NS:,.0f} ns",
-        met=sync.median <= GET_TARGET_NS,
+        target=f"<= {SYNC_TARGET_NS:,.0f} ns",
+        met=sync.median <= SYNC_TARGET_NS,
     )
     report("  reference: dict.get", stats_of(samples["sync floor"]).describe(ns))
     report(

@@ -41,7 +41,6 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from balance_manager.config import BalanceManagerConfig
 from balance_manager.kraken.protocol import ws_messages as wsm
@@ -357,19 +356,18 @@ async def feed_like_the_client(client: KrakenWebSocketClient, frames: Sequence[b
 
     ``KrakenWebSocketClient._receive`` is the body of the read loop (count the
     frame, note its time, ``session.feed`` it, hand the events to the sink);
-    the loop then flushes what the session wants to send (nothing, on the hot
-    path; ``_flush`` returns before touching the socket).
+    the loop then flushes what the session wants to send, only when it has
+    something (never, on the hot path: a resync here is an error).
     """
     session = client.session
     receive = client._receive
-    flush = client._flush
     closed = SessionState.CLOSED
-    no_socket: Any = None  # _flush only touches the socket when there is something to send
     for frame in frames:
         receive(frame)
         if session.state is closed:
             raise RuntimeError("the session closed while feeding frames")
-        await flush(no_socket)
+        if session.has_data_to_send:
+            raise RuntimeError("the session wants to send (a resync?) while feeding frames")
 
 
 # ---------------------------------------------------------------------------

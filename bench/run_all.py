@@ -38,10 +38,69 @@ SCRIPTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("bench_cache.py", ()),
     ("bench_history.py", ()),
     ("bench_history_stores.py", ()),
+    ("bench_scaling.py", ()),
     ("bench_dashboard.py", ()),
     ("bench_shared.py", ()),
     ("bench_portfolio.py", ()),
 )
+
+
+#: Issue 13's figure table: (figure, the issue's "today", script, label the script prints).
+#: Printed at the end with this run's value of each, so "today vs target" reads in one place.
+ISSUE_13: tuple[tuple[str, str, str, str], ...] = (
+    ("whole path in-process / floor", "4.1x", "bench_ingest.py", "ingest, manager time / floor"),
+    (
+        "loopback 20k frames, fresh SQLite / floor (CPU)",
+        "2.3-3.1x",
+        "bench_ingest.py",
+        "loopback, manager CPU / floor CPU",
+    ),
+    (
+        "speed-up over python-kraken-sdk",
+        "11x",
+        "bench_peers.py",
+        "speed-up of balance-manager over python-kraken-sdk",
+    ),
+    ("speed-up over ccxt", "14x", "bench_peers.py", "speed-up of balance-manager over ccxt"),
+    (
+        "30-asset snapshot / bare decode",
+        "5.0x",
+        "bench_ingest.py",
+        "30-asset snapshot frame, applied / bare",
+    ),
+    (
+        "30-asset BalanceEx / bare decode",
+        "11.3x",
+        "bench_ingest.py",
+        "30-asset BalanceEx response, applied / bare",
+    ),
+    ("await get_balance", "502 ns", "bench_reads.py", "await get_balance('BTC')"),
+    ("sync_view().get_balance", "179 ns", "bench_reads.py", "sync_view().get_balance('BTC')"),
+    ("bytes per cached balance", "403 B", "bench_memory.py", "cache: bytes per cached Balance"),
+    ("whole manager, bytes per asset at 10,000", "1,646 B", "bench_scaling.py", "whole manager"),
+    (
+        "SQLite persistence, loop time per update",
+        "~2 µs",
+        "bench_ingest.py",
+        "SQLite history: loop CPU",
+    ),
+    ("10,000-asset snapshot, its loop step", "~81 ms", "bench_scaling.py", "10,000-asset snapshot"),
+)
+
+
+def issue_13_table(outputs: dict[str, list[str]]) -> list[str]:
+    """The lines of issue 13's table: figure, the issue's today, this run, the target."""
+    rows = []
+    for figure, today, script, label in ISSUE_13:
+        found = [line for line in outputs.get(script, []) if line.startswith(label)]
+        if not found:
+            rows.append(f"  {figure:<48} today {today:>9}   now (not run, or skipped)")
+            continue
+        head, _, target = found[0].partition("   [target ")
+        median = head.rsplit(": ", 1)[-1].split(" (")[0]  # the value's median, before its spread
+        verdict = f"   [target {target}" if target else ""
+        rows.append(f"  {figure:<48} today {today:>9}   now {median:>12}{verdict}")
+    return rows
 
 
 def run_one(script: str, args: tuple[str, ...]) -> tuple[int, list[str], float]:
@@ -70,9 +129,11 @@ def main() -> int:
     started = time.perf_counter()
     summary: list[str] = []
     failures: list[str] = []
+    outputs: dict[str, list[str]] = {}
     for script, args in selected:
         print(f"\n{'=' * 100}\n", flush=True)
         code, lines, seconds = run_one(script, args)
+        outputs[script] = lines
         if code != 0:
             failures.append(f"{script} (exit {code})")
         summary.extend(f"{script}: {line.strip()}" for line in lines if "[target" in line)
@@ -80,6 +141,9 @@ def main() -> int:
     print(f"\n{'=' * 100}\nSummary of targets:")
     for line in summary:
         print(f"  {line}")
+    print("\nIssue 13's figures (the issue's 'today' vs this run; ratios are per round):")
+    for line in issue_13_table(outputs):
+        print(line)
     print(f"(all benchmarks: {time.perf_counter() - started:.0f} s)")
     if failures:
         print(f"FAILED TO RUN: {', '.join(failures)}")

@@ -225,6 +225,36 @@ def test_expired_lru_entry_counts_as_expiration_not_eviction(
     assert (stats["expirations"], stats["evictions"], stats["size"]) == (1, 0, 3)
 
 
+def test_refresh_replaces_held_keys_and_fills_room_but_never_evicts(
+    cache: BalanceCache[str], clock: FakeTime
+) -> None:
+    """refresh() updates a held key (new TTL), adds while there is room, and never evicts."""
+    cache.refresh("A", "a")
+    cache.put("B", "b")
+    cache.put("C", "c")
+    clock.advance(5.0)
+    cache.refresh("A", "a2")  # held: replaced, TTL renewed, most recently used
+    cache.refresh("D", "d")  # full: not added, nothing evicted
+    assert cache.keys() == ["B", "C", "A"]
+    assert "D" not in cache
+    assert cache.ttl_remaining("A") == 10.0
+    stats = cache.get_statistics()
+    assert (stats["evictions"], stats["puts"], stats["size"]) == (0, 4, 3)
+    cache.put("D", "d")  # a read miss's put still brings a key in, evicting
+    assert cache.keys() == ["C", "A", "D"]
+
+
+def test_refresh_of_many_keys_into_a_small_cache_evicts_nothing(clock: FakeTime) -> None:
+    """Writing 10,000 keys through refresh() into a cache of 1,000 makes no eviction at all."""
+    cache: BalanceCache[int] = BalanceCache(1000, 10.0, time=clock)
+    for round_ in range(3):
+        for i in range(10_000):
+            cache.refresh(f"K{i}", round_)
+    stats = cache.get_statistics()
+    assert (stats["evictions"], stats["size"]) == (0, 1000)
+    assert cache.values() == [2] * 1000  # the held keys carry the newest writes
+
+
 def test_size_never_exceeds_max_size(clock: FakeTime) -> None:
     """However many keys are put, size stays at max_size."""
     cache: BalanceCache[int] = BalanceCache(5, 10.0, time=clock)

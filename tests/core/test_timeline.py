@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from array import array
+from collections.abc import Iterator
 from decimal import Decimal
 from fractions import Fraction
 
@@ -92,6 +94,78 @@ def test_rescale_is_refused_when_stored_values_would_overflow() -> None:
     assert timeline.scale == 0
     assert timeline.exact_fallbacks == 1
     assert [e.balance for e in timeline.entries()] == [Decimal(9 * 10**18), Decimal("0.5")]
+
+
+class _CountingArray(array):  # type: ignore[type-arg]  # array's parameter is its typecode
+    """An int64 column that counts how many times it is scanned whole."""
+
+    scans = 0
+
+    def __iter__(self) -> Iterator[int]:
+        type(self).scans += 1
+        return super().__iter__()
+
+
+class _CountingDict(dict[int, Decimal]):
+    """A side table that counts how many times it is scanned whole."""
+
+    scans = 0
+
+    def __iter__(self) -> Iterator[int]:
+        type(self).scans += 1
+        return super().__iter__()
+
+
+def test_a_refused_rescale_is_not_retried_on_every_add() -> None:
+    """Values needing a scale the column cannot take go to the side table without a rescan each."""
+    timeline = AssetTimeline("BIG")
+    fill(timeline, [Decimal(9 * 10**18)])
+    timeline._amounts = _CountingArray("q", timeline._amounts)  # white box: count the scans
+    _CountingArray.scans = 0
+    values = [Decimal("0.5"), Decimal("0.25"), *[Decimal(f"0.{i:03d}1") for i in range(500)]]
+    fill(timeline, values, start=T0 + 1)
+    assert _CountingArray.scans <= 2  # refused once at scale 1, once at 2; then remembered
+    assert timeline.scale == 0
+    assert [e.balance for e in timeline.entries()] == [Decimal(9 * 10**18), *values]
+
+
+def test_a_refused_rescale_is_tried_again_once_the_big_values_are_dropped() -> None:
+    """After the values that blocked it are dropped and compacted, the column rescales."""
+    timeline = AssetTimeline("BIG", max_entries=10)
+    fill(timeline, [Decimal(9 * 10**18), Decimal("0.5")])
+    assert timeline.exact_fallbacks == 1
+    fill(timeline, [Decimal(i) + Decimal("0.5") for i in range(1000)], start=T0 + 2)
+    assert timeline.scale == 1
+    assert [e.balance for e in timeline.entries()] == [
+        Decimal(i) + Decimal("0.5") for i in range(990, 1000)
+    ]
+
+
+def test_dropping_touches_only_the_dropped_side_values() -> None:
+    """A drop removes its own side values without scanning the whole side table."""
+    timeline = AssetTimeline("WIDE", max_entries=100, decimals=2)
+    timeline._side = _CountingDict()  # white box: count the scans (empty so far)
+    assert not timeline._side_order
+    _CountingDict.scans = 0
+    values = [Decimal(f"1e{30 + i % 5}") for i in range(250)]  # all in the side table
+    fill(timeline, values)
+    assert _CountingDict.scans == 0  # 150 drops, no compaction yet: no scan at all
+    assert type(timeline._side) is _CountingDict  # the one counted
+    assert timeline.exact_fallbacks == 100
+    assert [e.balance for e in timeline.entries()] == values[-100:]
+
+
+def test_a_side_value_of_one_timeline_never_shows_in_another() -> None:
+    """Timelines without side values share nothing writable: one's side value stays its own."""
+    plain, wide = AssetTimeline("A", decimals=2), AssetTimeline("B", decimals=2)
+    fill(plain, [Decimal(1), Decimal(2)])
+    fill(wide, [Decimal(1), Decimal("1e40")])
+    fresh = AssetTimeline("C", decimals=2)
+    fill(fresh, [Decimal(3)])
+    assert (plain.exact_fallbacks, wide.exact_fallbacks, fresh.exact_fallbacks) == (0, 1, 0)
+    assert plain.float_series() is not None
+    assert fresh.float_series() is not None
+    assert wide.float_series() is None
 
 
 def test_more_than_max_scale_decimals_stay_exact() -> None:
@@ -316,6 +390,7 @@ def test_timeline_behaves_like_a_bounded_list(
             assert timeline.prune_before(cutoff) == len(model) - len(kept)
             model = kept
     assert [(e.timestamp, e.balance) for e in timeline.entries()] == model
+    assert timeline.exact_fallbacks <= len(model)  # dropped entries left the side table
     assert timeline.last_balance == last
     if model:
         first = timeline.entries()[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 import threading
 from collections.abc import AsyncIterator
@@ -22,10 +23,14 @@ from balance_manager import (
     StaleBalanceError,
     UnknownEventError,
 )
+from balance_manager.core.sources import StreamLedgerUpdate
 from balance_manager.simulator import SimulatedKraken
 from balance_manager.testing import ManualClock, RecordingCallbacks, drive, wait_until
 
 pytestmark = [pytest.mark.network, pytest.mark.asyncio]
+
+#: A secret of the shape the REST client checks (base64 of 64 bytes), never sent anywhere.
+BENCH_LIKE_SECRET = base64.b64encode(b"test-secret-".ljust(64, b".")).decode()
 
 
 def make_config(**changes: object) -> BalanceManagerConfig:
@@ -338,3 +343,39 @@ async def test_close_leaves_nothing_behind(sim: SimulatedKraken, clock: ManualCl
     await wait_until(lambda: sim.connections == 0)
     # The simulator's server-side handlers of the closed connections end soon after.
     await wait_until(lambda: not [t for t in asyncio.all_tasks() - before if not t.done()])
+
+
+async def test_a_stream_of_more_assets_than_the_cache_holds_evicts_nothing(
+    clock: ManualClock,
+) -> None:
+    """10,000 streamed assets into the default cache (1,000) evict nothing; reads stay exact."""
+    config = make_config()
+    rest = KrakenRestClient(
+        api_key="key", api_secret=BENCH_LIKE_SECRET, base_url="http://127.0.0.1:9",
+        config=config, clock=clock,
+    )  # fmt: skip
+    manager = BalanceManager(rest_client=rest, config=config, clock=clock)
+    assert manager.cache.max_size == 1000
+    for round_ in range(2):
+        for i in range(10_000):
+            manager._on_stream_event(  # the stream client's sink, fed directly
+                StreamLedgerUpdate(
+                    f"A{i}",
+                    Decimal(i + round_),
+                    Decimal(0),
+                    Decimal(round_ or i),
+                    Decimal(0),
+                    f"L{round_}-{i}",
+                    "R",
+                    "deposit",
+                    None,
+                    clock.time(),
+                )
+            )
+    stats = manager.cache.get_statistics()
+    assert (stats["evictions"], stats["size"]) == (0, 1000)
+    for i in (0, 5_000, 9_999):  # an asset the cache does not hold is read from the store
+        value = await manager.get_balance(f"A{i}")
+        assert value is not None
+        assert value.balance == Decimal(i + 1)
+    await manager.close()

@@ -268,9 +268,24 @@ class BalanceCache(Generic[V]):
         Raises:
             ConfigError: ``ttl`` is not a positive number.
         """
+        lifetime = self._default_ttl if ttl is None else _check_ttl("ttl", ttl)
+        self._store(key, value, lifetime, evict=True)
+
+    def refresh(self, key: str, value: V) -> None:
+        """Like :meth:`put` with the default TTL, but never evicts: a write, not a read.
+
+        A held ``key`` gets ``value`` (and becomes the most recently used entry); a new
+        one is added only while the cache has room. So writes of many assets (a stream
+        of 10,000 assets into a cache of 1,000) keep what was *read* recently instead
+        of evicting an entry on every write; a later :meth:`put` on a read miss brings
+        the asset in. Nothing stale can be left behind: a key that is not added holds
+        no entry at all.
+        """
+        self._store(key, value, self._default_ttl, evict=False)
+
+    def _store(self, key: str, value: V, lifetime: float, *, evict: bool) -> None:
         if type(key) is not str:
             raise TypeError(f"cache keys are str (asset names), got {type(key).__name__}")
-        lifetime = self._default_ttl if ttl is None else _check_ttl("ttl", ttl)
         now = self._time()
         deadline = now + lifetime
         last = self._last_expiry
@@ -296,6 +311,8 @@ class BalanceCache(Generic[V]):
             data = self._data
             if key in data:
                 data.move_to_end(key)
+            elif not evict and len(data) >= self._max_size:
+                return  # refresh(): no room, and a write never evicts
             else:
                 while len(data) >= self._max_size:
                     old_key, old = data.popitem(last=False)

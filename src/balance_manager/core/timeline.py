@@ -21,6 +21,12 @@ still fits in int64.
 Exactness is never traded for space. A value that cannot be stored exactly as
 an int64 at the column's scale (more than 18 decimals, or too large) is kept as
 its ``Decimal`` in a sparse side table, and its amount cell holds a sentinel.
+The side table's indexes are kept in order beside it, so dropping the oldest
+entries removes only their own side values (O(1) per drop, however large the
+table). A rescale that cannot fit the stored values is remembered as refused
+until the next compaction, so a stream of values that need more decimals than
+the column can give goes to the side table in O(1) each instead of re-scanning
+the column on every add.
 What goes in comes out ``==`` (it may come back with more trailing zeros:
 ``Decimal("1.5")`` stored at scale 8 reads as ``Decimal("1.50000000")``).
 
@@ -34,7 +40,8 @@ Bounds: at most ``max_entries`` per asset; the oldest entries are dropped by
 moving a start offset, and the columns are compacted once the dead prefix is a
 quarter of them, so dropping is amortised O(1). The balance of the last dropped
 entry is kept as the *base*, so the first retained entry still reports its
-``change`` against its true predecessor.
+``change`` against its true predecessor: its slot stays readable until the
+compaction, which decodes it, so a drop itself decodes nothing.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ import math
 import sys
 from array import array
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import cast
@@ -75,6 +83,10 @@ _COMPACT_RATIO = 4
 _SIDE_SLOT_BYTES = 64
 
 _SOURCES: tuple[Source, ...] = tuple(Source)
+#: The side table and its order of every timeline without side values: shared, never
+#: written (``_encode_slow`` gives a timeline its own before the first write).
+_NO_SIDE: dict[int, Decimal] = {}
+_NO_SIDE_ORDER: deque[int] = deque()
 _scaleb = EXACT_CONTEXT.scaleb
 #: Exact ``a - b`` (see ``core.changes.EXACT_CONTEXT``), bound once for the hot path.
 _subtract = EXACT_CONTEXT.subtract
@@ -138,8 +150,10 @@ class AssetTimeline:
         "_base",
         "_last",
         "_last_ts",
+        "_refused_scale",
         "_scale",
         "_side",
+        "_side_order",
         "_sources",
         "_start",
         "_times",
@@ -161,9 +175,15 @@ class AssetTimeline:
         self._amounts = array("q")
         self._sources = array("b")
         self._start = 0  # physical index of the oldest live entry
-        self._side: dict[int, Decimal] = {}  # physical index -> exact value (sentinel cells)
+        # physical index -> exact value (sentinel cells), and its indexes in order; both the
+        # shared empty ones until the first side value (most assets never have one)
+        self._side: dict[int, Decimal] = _NO_SIDE
+        self._side_order: deque[int] = _NO_SIDE_ORDER
+        # Smallest scale a rescale was refused at since the last compaction (values only
+        # grow meanwhile, so any scale at or above it would be refused again).
+        self._refused_scale = MAX_SCALE + 1
         self._scale = -1  # -1: not chosen yet (no decimals given, no value seen)
-        self._base: Decimal | None = None  # balance of the last dropped entry
+        self._base: Decimal | None = None  # last dropped balance, once compacted away
         self._last: Decimal | None = None  # balance of the newest entry (as given)
         self._last_ts = float("-inf")
         if decimals is not None:
@@ -317,7 +337,7 @@ class AssetTimeline:
             use :meth:`series`, which handles any magnitude).
         """
         low, high = self._window(None, since)
-        if low >= high or (self._side and any(index >= low for index in self._side)):
+        if low >= high or (self._side_order and self._side_order[-1] >= low):
             return None
         divisor = 10**self._scale
         values = [number / divisor for number in self._amounts[low:high]]
@@ -345,7 +365,9 @@ class AssetTimeline:
     @property
     def exact_fallbacks(self) -> int:
         """Live entries held in the exact side table (not as int64)."""
-        return len(self._side)
+        order = self._side_order
+        base_kept = bool(order) and order[0] < self._start  # the last dropped one (the base)
+        return len(self._side) - base_kept
 
     def __repr__(self) -> str:
         return (
@@ -381,7 +403,8 @@ class AssetTimeline:
         return out
 
     def _value_before(self, index: int) -> Decimal | None:
-        return self._decode(index - 1) if index > self._start else self._base
+        # The last dropped slot stays readable until compaction (see _drop).
+        return self._decode(index - 1) if index > 0 else self._base
 
     def _entry(self, index: int) -> HistoryEntry:
         balance = self._decode(index)
@@ -406,15 +429,28 @@ class AssetTimeline:
             if number is not None:
                 return number
         # Physical index the entry is about to take (after any drop/compaction).
-        self._side[len(self._amounts)] = balance
+        index = len(self._amounts)
+        if self._side is _NO_SIDE:  # the first side value: a table of its own
+            self._side = {}
+        if self._side_order is _NO_SIDE_ORDER:
+            self._side_order = deque()
+        self._side[index] = balance
+        self._side_order.append(index)
         return _SENTINEL
 
     def _try_rescale(self, scale: int) -> bool:
-        """Rescale the live amounts to ``scale`` if they all still fit in int64."""
+        """Rescale the live amounts to ``scale`` if they all still fit in int64.
+
+        A refusal is remembered (``_refused_scale``) until the next compaction: O(1)
+        then, instead of a scan of the column on every add.
+        """
+        if scale >= self._refused_scale:
+            return False
         self._compact()
         factor = 10 ** (scale - self._scale)
         live = [number for number in self._amounts if number != _SENTINEL]
         if live and max(max(live), -min(live)) * factor > _INT64_MAX:
+            self._refused_scale = scale
             return False
         self._amounts = array(
             "q",
@@ -425,10 +461,11 @@ class AssetTimeline:
 
     def _drop(self, count: int) -> None:
         new_start = self._start + count
-        self._base = self._decode(new_start - 1)
-        if self._side:
-            for index in [index for index in self._side if index < new_start]:
-                del self._side[index]
+        order = self._side_order
+        # Only the dropped entries' own side values go, and not the last one's: the last
+        # dropped slot is the base of the first kept entry, decoded only at compaction.
+        while order and order[0] < new_start - 1:
+            del self._side[order.popleft()]
         self._start = new_start
         if self._start >= _COMPACT_MIN and self._start * _COMPACT_RATIO >= len(self._times):
             self._compact()
@@ -437,12 +474,15 @@ class AssetTimeline:
         start = self._start
         if not start:
             return
+        self._base = self._decode(start - 1)
         del self._times[:start]
         del self._amounts[:start]
         del self._sources[:start]
         if self._side:
-            self._side = {index - start: value for index, value in self._side.items()}
+            self._side = {i - start: value for i, value in self._side.items() if i >= start}
+            self._side_order = deque(self._side)
         self._start = 0
+        self._refused_scale = MAX_SCALE + 1  # values were dropped: a rescale may fit now
 
 
 class Timeline:

@@ -65,7 +65,6 @@ from balance_manager.kraken.protocol.ws_session import (
     ErrorReceived,
     HoldsChanged,
     KrakenSession,
-    LedgerUpdate,
     MessageRejected,
     Pong,
     ResyncStarted,
@@ -342,7 +341,8 @@ class KrakenWebSocketClient:
                     if self.session.state is SessionState.CLOSED:
                         reason = "subscription refused"
                         break
-                    await self._flush(ws)
+                    if self.session.has_data_to_send:  # rarely: a resync, a pong's answer
+                        await self._flush(ws)
                 elif message.type is aiohttp.WSMsgType.ERROR:
                     reason = f"socket error: {type(ws.exception()).__name__}"
                     break
@@ -466,28 +466,13 @@ class KrakenWebSocketClient:
         """Translate session events for the sink; returns whether a snapshot arrived."""
         snapshot_seen = False
         for event in events:
-            if type(event) is LedgerUpdate:
-                # The common case, kept short: one struct, one call.
-                entry = event.entry
+            if type(event) is StreamLedgerUpdate:
+                # The common case: the session's event is the sink's, handed on as it is.
                 sink = self._sink
                 if sink is None:
                     continue
                 try:
-                    sink(
-                        StreamLedgerUpdate(
-                            event.asset,
-                            event.tradable,
-                            event.earn,
-                            entry.amount,
-                            entry.fee,
-                            entry.ledger_id,
-                            entry.ref_id,
-                            entry.type,
-                            event.exchange_time,
-                            now,
-                            event.continuity_ok,
-                        )
-                    )
+                    sink(event)
                 except Exception:  # the last guard: a bug downstream never kills the stream
                     logger.exception("stream sink failed on a ledger update")
             elif isinstance(event, BalancesSnapshot):

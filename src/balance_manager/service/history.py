@@ -458,8 +458,8 @@ class BalanceHistory:
         for row in rows:
             if row.ledger_id is not None and row.ledger_id not in self._ledger_ids:
                 self._remember(row.ledger_id)
-            if row.asset not in in_memory:
-                self._timeline.append(row.asset, row.timestamp, row.balance, row.source)
+            if row.asset not in in_memory:  # add(): no entry object built per row
+                self._timeline.timeline_for(row.asset).add(row.timestamp, row.balance, row.source)
                 loaded += 1
         return loaded
 

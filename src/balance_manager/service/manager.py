@@ -951,7 +951,7 @@ class BalanceManager:
     ) -> None:
         """Hold ``new``, validate it, record it, and publish its events (the hot path)."""
         self._store.put(new)
-        self.cache.put(new.asset, new)
+        self.cache.refresh(new.asset, new)  # a write never evicts what was read
         self._last_update = new.received_at
         history = self.history
         if old is not None and same_amounts(old, new):
@@ -1141,7 +1141,9 @@ class SyncBalanceView:
             StaleBalanceError: the value was not known current within ``max_age`` seconds.
         """
         manager = self._manager
-        name = manager.canonical(asset)
+        name = manager._canonical.get(asset) if type(asset) is str else None
+        if name is None:  # a spelling not seen yet (or not a str): checked and remembered
+            name = manager.canonical(asset)
         value = manager._store.get(name)
         if max_age is not None:
             max_age = _checked_max_age(max_age)

@@ -326,28 +326,11 @@ class SQLiteHistoryStore:
         Raises:
             PersistenceError: the write failed; nothing was stored.
         """
-        account = self.account
-        data = [
-            (row.asset, row.timestamp, str(row.balance), row.source.value, row.ledger_id, account)
-            for row in rows
-        ]
-        values = [
-            (
-                account,
-                value.asset,
-                str(value.balance),
-                str(value.hold_trade),
-                str(value.earn),
-                str(value.credit),
-                str(value.credit_used),
-                value.source.value,
-                value.received_at,
-            )
-            for value in latest
-        ]
-        if not data and not values:
+        batch, values = list(rows), list(latest)
+        if not batch and not values:
             return 0
-        return await self._run(self._append_sync, data, values, what="write")
+        # Rows become SQL parameters in the store's thread: nothing per row on the loop.
+        return await self._run(self._write_sync, batch, values, what="write")
 
     async def load_latest(self) -> dict[str, Balance]:
         """The last known value of every asset of this account, every amount included.
@@ -604,6 +587,28 @@ class SQLiteHistoryStore:
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.close()
+
+    def _write_sync(self, rows: Sequence[StoredRow], latest: Sequence[Balance]) -> int:
+        account = self.account
+        data = [
+            (row.asset, row.timestamp, str(row.balance), row.source.value, row.ledger_id, account)
+            for row in rows
+        ]
+        values = [
+            (
+                account,
+                value.asset,
+                str(value.balance),
+                str(value.hold_trade),
+                str(value.earn),
+                str(value.credit),
+                str(value.credit_used),
+                value.source.value,
+                value.received_at,
+            )
+            for value in latest
+        ]
+        return self._append_sync(data, values)
 
     def _append_sync(
         self, data: Sequence[tuple[object, ...]], values: Sequence[tuple[object, ...]]

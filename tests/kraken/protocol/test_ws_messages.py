@@ -13,6 +13,7 @@ from hypothesis import given, settings, strategies as st
 
 from balance_manager.credentials import Secret
 from balance_manager.exceptions import ProtocolError
+from balance_manager.kraken.protocol import ws_messages as wsm
 from balance_manager.kraken.protocol.ws_messages import (
     HEARTBEAT,
     AssetBalance,
@@ -690,3 +691,57 @@ def test_executions_round_trip(items: list[Execution], kind: str) -> None:
     assert decode_message(frame) == ExecutionsMessage(kind, tuple(items), 5)
     for item in json.loads(frame)["data"]:
         assert None not in item.values()  # optional fields are omitted, not null
+
+
+# -- the one-pass decoding of updates ------------------------------------------------------
+
+_amounts = st.decimals(
+    allow_nan=False, allow_infinity=False, places=10, min_value=-(10**12), max_value=10**12
+)
+
+
+@settings(max_examples=60)
+@given(
+    entries=st.lists(
+        st.builds(
+            LedgerEntry,
+            ledger_id=st.text("ABCDEF-0123456789", min_size=1, max_size=19),
+            ref_id=st.text("ABCDEF-0123456789", min_size=1, max_size=19),
+            timestamp=st.just("2023-09-22T10:23:42.925034Z"),
+            type=st.sampled_from(["deposit", "trade", "staking"]),
+            asset=st.sampled_from(["BTC", "USD", "DOT"]),
+            asset_class=st.just("currency"),
+            category=st.sampled_from(["deposit", "trade"]),
+            wallet_type=st.sampled_from(["spot", "earn"]),
+            wallet_id=st.sampled_from(["main", "bonded", "flexible"]),
+            amount=_amounts,
+            fee=_amounts,
+            balance=_amounts,
+            subtype=st.none() | st.just("spottostaking"),
+        ),
+        max_size=3,
+    ),
+    sequence=st.integers(min_value=0, max_value=2**62),
+)
+def test_updates_decode_in_one_pass_as_the_general_path_does(
+    entries: list[LedgerEntry], sequence: int
+) -> None:
+    """A balances update decoded in one pass equals the envelope-first decoding of it."""
+    frame = encode_balances_update(entries, sequence)
+    one_pass = decode_message(frame)
+    assert one_pass == wsm._decode_other(frame)
+    assert one_pass == BalancesUpdateMessage(tuple(entries), sequence)
+
+
+def test_an_update_with_extra_keys_or_string_numbers_still_decodes_in_one_pass() -> None:
+    """Unknown keys are ignored and numbers written as strings are exact, as elsewhere."""
+    frame = (
+        '{"channel":"balances","type":"update","sequence":7,"extra":{"x":1},"data":[{'
+        '"ledger_id":"L","ref_id":"R","timestamp":"2023-09-22T10:23:42.925034Z",'
+        '"type":"deposit","asset":"BTC","asset_class":"currency","category":"deposit",'
+        '"wallet_type":"spot","wallet_id":"main","amount":"0.1","fee":0,"balance":"1.10"}]}'
+    )
+    message = decode_message(frame)
+    assert message == wsm._decode_other(frame)
+    assert isinstance(message, BalancesUpdateMessage)
+    assert (message.sequence, message.data[0].balance) == (7, Decimal("1.10"))

@@ -7,9 +7,11 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from balance_manager.core.sources import StreamLedgerUpdate
 from balance_manager.exceptions import AuthenticationError, ProtocolError
 from balance_manager.kraken.protocol.ws_messages import (
     AssetBalance,
@@ -32,7 +34,6 @@ from balance_manager.kraken.protocol.ws_session import (
     HoldsChanged,
     InvalidTransition,
     KrakenSession,
-    LedgerUpdate,
     MessageRejected,
     Pong,
     ResyncStarted,
@@ -251,11 +252,17 @@ def test_deposit_in_sequence_applies(fixture_bytes: FixtureBytes) -> None:
     session = streaming(snapshot_frame(1, BTC="0.01"))
     events = session.feed(fixture_bytes("ws_balances_update_deposit.json"), NOW)
     (update,) = events
-    assert isinstance(update, LedgerUpdate)
-    assert (update.asset, update.tradable, update.earn) == ("BTC", D("0.02"), D(0))
+    assert isinstance(update, StreamLedgerUpdate)
+    assert (update.asset, update.balance, update.earn) == ("BTC", D("0.02"), D(0))
     assert update.continuity_ok
-    assert update.sequence == 2
+    assert (update.ledger_id, update.kind, update.amount, update.fee) == (
+        "ADKKFF-WEA5A-CNUBHG",
+        "deposit",
+        D("0.01"),
+        D(0),
+    )
     assert update.exchange_time == 1695378222.925034
+    assert update.received_at == NOW
     assert session.sequence() == 2
     assert session.counters.updates == 1
 
@@ -265,12 +272,12 @@ def test_trade_legs_apply_in_order(fixture_bytes: FixtureBytes) -> None:
     session = streaming(snapshot_frame(8, BTC="0.01", USD="367.3463"))
     btc = session.feed(fixture_bytes("ws_balances_update_trade_btc_leg.json"), NOW)
     usd = session.feed(fixture_bytes("ws_balances_update_trade_usd_leg.json"), NOW)
-    assert isinstance(btc[0], LedgerUpdate)
-    assert isinstance(usd[0], LedgerUpdate)
-    assert (btc[0].tradable, btc[0].continuity_ok) == (D("0.005"), True)
+    assert isinstance(btc[0], StreamLedgerUpdate)
+    assert isinstance(usd[0], StreamLedgerUpdate)
+    assert (btc[0].balance, btc[0].continuity_ok) == (D("0.005"), True)
     # 367.3463 + 132.9995 - 0.3458 fee = 500
-    assert (usd[0].tradable, usd[0].continuity_ok) == (D(500), True)
-    assert btc[0].entry.ref_id == usd[0].entry.ref_id
+    assert (usd[0].balance, usd[0].continuity_ok) == (D(500), True)
+    assert btc[0].ref_id == usd[0].ref_id
     assert session.counters.continuity_breaks == 0
 
 
@@ -330,11 +337,11 @@ def test_continuity_break_applies_the_balance_and_resyncs(fixture_bytes: Fixture
     """Snapshot BTC 1.2 then deposit 'balance 0.02': 0.02 is kept, flagged, and resynced."""
     session = streaming(fixture_bytes("ws_balances_snapshot.json"))
     events = session.feed(fixture_bytes("ws_balances_update_deposit.json"), NOW)
-    assert kinds(events) == ["LedgerUpdate", "ResyncStarted"]
+    assert kinds(events) == ["StreamLedgerUpdate", "ResyncStarted"]
     update = events[0]
-    assert isinstance(update, LedgerUpdate)
+    assert isinstance(update, StreamLedgerUpdate)
     assert not update.continuity_ok
-    assert update.tradable == D("0.02")
+    assert update.balance == D("0.02")
     assert session.counters.continuity_breaks == 1
     assert state(session) is SessionState.RESYNCING
 
@@ -343,18 +350,18 @@ def test_per_wallet_balance_reading() -> None:
     """With several wallets, a balance equal to the wallet's new value is read per wallet."""
     session = streaming(snapshot_frame(1, MATIC=[("spot", "main", "300"), ("earn", "flex", "200")]))
     (update,) = session.feed(encode_balances_update([entry("MATIC", "10", "310")], 2), NOW)
-    assert isinstance(update, LedgerUpdate)
+    assert isinstance(update, StreamLedgerUpdate)
     assert update.continuity_ok
-    assert (update.tradable, update.earn) == (D(310), D(200))
+    assert (update.balance, update.earn) == (D(310), D(200))
 
 
 def test_all_wallet_total_reading() -> None:
     """A balance equal to the asset's new total is read as the total (the docs' wording)."""
     session = streaming(snapshot_frame(1, MATIC=[("spot", "main", "300"), ("earn", "flex", "200")]))
     (update,) = session.feed(encode_balances_update([entry("MATIC", "-5", "494", fee="1")], 2), NOW)
-    assert isinstance(update, LedgerUpdate)
+    assert isinstance(update, StreamLedgerUpdate)
     assert update.continuity_ok
-    assert (update.tradable, update.earn) == (D(294), D(200))
+    assert (update.balance, update.earn) == (D(294), D(200))
 
 
 def test_earn_wallet_update() -> None:
@@ -363,28 +370,48 @@ def test_earn_wallet_update() -> None:
     (update,) = session.feed(
         encode_balances_update([entry("DOT", "2", "2", wallet=("earn", "bonded"))], 2), NOW
     )
-    assert isinstance(update, LedgerUpdate)
+    assert isinstance(update, StreamLedgerUpdate)
     assert update.continuity_ok  # new wallet: 0 + 2 = 2 per wallet
-    assert (update.tradable, update.earn) == (D(1), D(2))
+    assert (update.balance, update.earn) == (D(1), D(2))
 
 
 def test_new_asset_after_the_snapshot() -> None:
     """A deposit of an asset absent from the snapshot starts from zero."""
     session = streaming(snapshot_frame(1, USD="1"))
     (update,) = session.feed(encode_balances_update([entry("SOL", "3", "3")], 2), NOW)
-    assert isinstance(update, LedgerUpdate)
-    assert (update.asset, update.tradable, update.continuity_ok) == ("SOL", D(3), True)
+    assert isinstance(update, StreamLedgerUpdate)
+    assert (update.asset, update.balance, update.continuity_ok) == ("SOL", D(3), True)
+
+
+def test_snapshot_wallets_keep_every_digit() -> None:
+    """A wallet of 29 significant digits is read exactly (the default context rounds at 28)."""
+    value = "100000000.99999999999999999999"
+    session = streaming(snapshot_frame(1, BTC=[("spot", "main", value), ("earn", "flex", "1")]))
+    assert session.wallets()["BTC"].tradable == D(value)
+    (update,) = session.feed(encode_balances_update([entry("BTC", "0", value)], 2), NOW)
+    assert isinstance(update, StreamLedgerUpdate)
+    assert update.continuity_ok  # no false break from a rounded wallet
+
+
+def test_an_unreadable_timestamp_still_applies_the_entry() -> None:
+    """An entry whose timestamp is not RFC 3339 is applied and emitted, its time unknown."""
+    session = streaming(snapshot_frame(1, BTC="1"))
+    bad = msgspec.structs.replace(entry("BTC", "1", "2"), timestamp="not a time")
+    (update,) = session.feed(encode_balances_update([bad], 2), NOW)
+    assert isinstance(update, StreamLedgerUpdate)
+    assert (update.balance, update.exchange_time, update.continuity_ok) == (D(2), None, True)
+    assert state(session) is SessionState.STREAMING
 
 
 def test_multi_entry_update_emits_one_event_per_entry_in_order() -> None:
-    """Each ledger entry of one update becomes its own LedgerUpdate, in order."""
+    """Each ledger entry of one update becomes its own StreamLedgerUpdate, in order."""
     session = streaming(snapshot_frame(1, BTC="1", USD="0"))
     entries = [
         entry("BTC", "-0.5", "0.5", ledger_id="A"),
         entry("USD", "100", "99.5", fee="0.5", ledger_id="B"),
     ]
     events = session.feed(encode_balances_update(entries, 2), NOW)
-    assert [e.entry.ledger_id for e in events if isinstance(e, LedgerUpdate)] == ["A", "B"]
+    assert [e.ledger_id for e in events if isinstance(e, StreamLedgerUpdate)] == ["A", "B"]
     assert session.counters.ledger_entries == 2
 
 
@@ -482,6 +509,17 @@ def test_request_resync() -> None:
         session.request_resync("x", channel="trades")
 
 
+def test_has_data_to_send_says_whether_frames_are_queued() -> None:
+    """The read loop's per-frame check: true exactly while data_to_send() would return frames."""
+    session = streaming(snapshot_frame(1, BTC="1"))
+    assert not session.has_data_to_send
+    assert session.data_to_send() == []
+    session.request_resync("REST disagrees")
+    assert session.has_data_to_send
+    assert session.data_to_send() != []
+    assert not session.has_data_to_send
+
+
 def test_no_token_in_reprs_or_events(fixture_bytes: FixtureBytes) -> None:
     """The token never shows in the session's repr or any event's repr."""
     session = KrakenSession(subscribe_executions=True)
@@ -564,7 +602,7 @@ def test_executions_gap_resyncs_only_executions() -> None:
         ("subscribe", "executions"),
     ]
     (update,) = session.feed(encode_balances_update([entry("BTC", "1", "2")], 2), NOW)
-    assert isinstance(update, LedgerUpdate)
+    assert isinstance(update, StreamLedgerUpdate)
     events = session.feed(encode_executions("snapshot", [order("O1", "buy", "1", "1")], 1), NOW)
     assert kinds(events) == ["HoldsChanged"]
     assert state(session) is SessionState.STREAMING
@@ -615,7 +653,7 @@ def test_sequence_rules_match_a_model(steps: list[tuple[int, str, Decimal]]) -> 
         )
         events = session.feed(frame, NOW)
         if sequence == last + 1:
-            assert kinds(events) == ["LedgerUpdate"]
+            assert kinds(events) == ["StreamLedgerUpdate"]
             expected["applied"] += 1
             seen[sequence] = ledger_id
             last = sequence

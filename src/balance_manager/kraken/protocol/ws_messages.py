@@ -547,13 +547,37 @@ def _sequence(env: _Envelope, frame: bytes | str) -> int:
     return env.sequence
 
 
+class _UpdateFrame(msgspec.Struct, frozen=True, gc=False):
+    # The stream's common frame, a balances update, decoded in one pass to the end.
+    channel: Literal["balances"]
+    type: Literal["update"]
+    data: tuple[LedgerEntry, ...]
+    sequence: int
+
+
+_update_decoder = msgspec.json.Decoder(_UpdateFrame)
+
+
 def decode_message(frame: bytes | str) -> WsMessage:
     """Decode one WebSocket v2 text frame.
+
+    A balances update (the stream's common frame) is decoded in one pass; any other
+    frame, and any frame that does not decode so, goes through :func:`_decode_other`,
+    which reads the envelope first and names what is wrong.
 
     Raises:
         ProtocolError: the frame is not JSON, or not a documented shape; the
             error's ``path`` names the offending field.
     """
+    try:
+        update = _update_decoder.decode(frame)
+    except _DECODE_ERRORS:
+        return _decode_other(frame)
+    return BalancesUpdateMessage(update.data, update.sequence)
+
+
+def _decode_other(frame: bytes | str) -> WsMessage:
+    """:func:`decode_message` for every frame but a well-formed balances update."""
     try:
         env = _envelope_decoder.decode(frame)
     except _DECODE_ERRORS as exc:

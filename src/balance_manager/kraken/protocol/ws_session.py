@@ -10,7 +10,7 @@ happened and sends what it asks::
     send(session.data_to_send())           # subscribe frames
     for frame in socket:
         for event in session.feed(frame, now=clock.time()):
-            ...                            # BalancesSnapshot, LedgerUpdate, HoldsChanged...
+            ...                            # BalancesSnapshot, StreamLedgerUpdate, HoldsChanged...
         send(session.data_to_send())       # resubscribes after a gap, pings
     session.connection_lost("reason")
 
@@ -56,6 +56,7 @@ from typing import TypeAlias
 import msgspec
 
 from balance_manager.core.amounts import EXACT_CONTEXT, ZERO
+from balance_manager.core.sources import StreamLedgerUpdate
 from balance_manager.credentials import Secret
 from balance_manager.exceptions import BalanceManagerError, ExchangeError, ProtocolError
 from balance_manager.kraken.protocol.assets import wallet_is_tradable
@@ -93,7 +94,6 @@ __all__ = [
     "HoldsChanged",
     "InvalidTransition",
     "KrakenSession",
-    "LedgerUpdate",
     "MessageRejected",
     "Pong",
     "ResyncStarted",
@@ -252,37 +252,6 @@ class BalancesSnapshot(msgspec.Struct, frozen=True):
     sequence: int
 
 
-class LedgerUpdate(msgspec.Struct, frozen=True, gc=False):
-    """One ledger entry applied (one per entry of an update, in order).
-
-    Attributes:
-        entry: the ledger entry as received.
-        asset: its asset.
-        tradable: the asset's tradable amount after the entry.
-        earn: the asset's non-tradable amount after the entry.
-        continuity_ok: whether ``previous + amount - fee == balance`` held (by
-            wallet or by total); ``False`` means a resync was started.
-        sequence: the update message's sequence.
-    """
-
-    entry: LedgerEntry
-    asset: str
-    tradable: Decimal
-    earn: Decimal
-    continuity_ok: bool
-    sequence: int
-
-    @property
-    def total(self) -> Decimal:
-        """Everything held of the asset after the entry."""
-        return self.tradable + self.earn
-
-    @property
-    def exchange_time(self) -> float:
-        """The entry's timestamp as Unix seconds."""
-        return self.entry.time
-
-
 class HoldsChanged(msgspec.Struct, frozen=True):
     """Funds held by open orders changed (from ``executions``).
 
@@ -347,7 +316,7 @@ SessionEvent: TypeAlias = (
     | Subscribed
     | SubscriptionFailed
     | BalancesSnapshot
-    | LedgerUpdate
+    | StreamLedgerUpdate
     | HoldsChanged
     | ResyncStarted
     | Pong
@@ -531,6 +500,11 @@ class KrakenSession:
 
     # -- outputs -----------------------------------------------------------------
 
+    @property
+    def has_data_to_send(self) -> bool:
+        """Whether :meth:`data_to_send` has frames (a read loop checks it per frame)."""
+        return bool(self._outgoing)
+
     def data_to_send(self) -> list[bytes]:
         """Frames to send, in order (clears the queue)."""
         frames, self._outgoing = self._outgoing, []
@@ -652,7 +626,7 @@ class KrakenSession:
         """
         self.counters.messages += 1
         if isinstance(message, BalancesUpdateMessage):
-            return self._on_update(message)
+            return self._on_update(message, now)
         if isinstance(message, HeartbeatMessage):
             self._heartbeats += 1
             return [HEARTBEAT_EVENT]
@@ -730,7 +704,7 @@ class KrakenSession:
         wallets: dict[WalletKey, Decimal] = {}
         for wallet in item.wallets:
             key = (wallet.type, wallet.id)
-            wallets[key] = wallets.get(key, ZERO) + wallet.balance
+            wallets[key] = _add(wallets.get(key, ZERO), wallet.balance)  # exact, any digits
         return wallets
 
     def _after_snapshot(self, channel: str) -> None:
@@ -758,7 +732,7 @@ class KrakenSession:
         how = "gap" if sequence > last else "out of order"
         return self._start_resync(channel, f"sequence {how}: got {sequence} after {last}")
 
-    def _on_update(self, message: BalancesUpdateMessage) -> list[SessionEvent]:
+    def _on_update(self, message: BalancesUpdateMessage, now: float) -> list[SessionEvent]:
         if BALANCES in self._awaiting or self._state not in _CONNECTED:
             # Before (or while waiting for) a snapshot an update has no base.
             self.counters.ignored += 1
@@ -772,7 +746,7 @@ class KrakenSession:
         events: list[SessionEvent] = []
         broken = False
         for entry in entries:
-            update = self._apply_entry(entry, message.sequence)
+            update = self._apply_entry(entry, now)
             broken = broken or not update.continuity_ok
             events.append(update)
         if broken:
@@ -781,7 +755,11 @@ class KrakenSession:
             )
         return events
 
-    def _apply_entry(self, entry: LedgerEntry, sequence: int) -> LedgerUpdate:
+    def _apply_entry(self, entry: LedgerEntry, now: float) -> StreamLedgerUpdate:
+        """Apply one entry to its wallet; the event carries the asset's amounts after it.
+
+        One object from here to the manager's store: the client hands it on as it is.
+        """
         self.counters.ledger_entries += 1
         asset = entry.asset
         wallets = self._wallets.get(asset)
@@ -816,10 +794,19 @@ class KrakenSession:
         wallets[key] = wallet_balance
         if len(wallets) == 1:  # the common case: one spot wallet
             if wallet_is_tradable(*key):
-                return LedgerUpdate(entry, asset, wallet_balance, ZERO, ok, sequence)
-            return LedgerUpdate(entry, asset, ZERO, wallet_balance, ok, sequence)
-        tradable, earn = _split(wallets)
-        return LedgerUpdate(entry, asset, tradable, earn, ok, sequence)
+                tradable, earn = wallet_balance, ZERO
+            else:
+                tradable, earn = ZERO, wallet_balance
+        else:
+            tradable, earn = _split(wallets)
+        try:
+            exchange_time: float | None = entry.time
+        except ProtocolError:  # the amounts are still the truth: applied, time unknown
+            exchange_time = None
+        return StreamLedgerUpdate(
+            asset, tradable, earn, entry.amount, entry.fee, entry.ledger_id, entry.ref_id,
+            entry.type, exchange_time, now, ok,
+        )  # fmt: skip
 
     # -- executions ------------------------------------------------------------------
 
