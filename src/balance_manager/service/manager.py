@@ -34,6 +34,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 from balance_manager.config import BalanceManagerConfig
+from balance_manager.core.alerts.model import Alert
 from balance_manager.core.amounts import ZERO
 from balance_manager.core.cache import BalanceCache
 from balance_manager.core.freshness import ServingMode, SourceTracker
@@ -69,6 +70,7 @@ from balance_manager.exceptions import (
 )
 from balance_manager.runtime.aio import cancel_and_wait
 from balance_manager.runtime.clock import Clock, SystemClock
+from balance_manager.service.alerts import AlertMonitor
 from balance_manager.service.dispatch import Callback, EventDispatcher
 from balance_manager.service.history import BalanceHistory
 from balance_manager.service.status import (
@@ -229,6 +231,12 @@ class BalanceManager:
         self._observers: list[BalanceObserver] = []
         self.simulator: SimulatedKraken | None = None
         """The simulator this manager talks to, when :func:`connect` started one."""
+        self.alerts: AlertMonitor | None = None
+        """The alert monitor (``config.alerts_enabled``; docs/alerts.md), or ``None``."""
+        if self.config.alerts_enabled:
+            self.alerts = AlertMonitor(self, self._events.publish)
+            self._observers.append(self.alerts)
+            self._events.register_callback("validation_failed", self.alerts.on_validation_failed)
 
     @property
     def simulated(self) -> bool:
@@ -288,6 +296,8 @@ class BalanceManager:
         self._spawn(self._monitor(), "balance-monitor")
         self._spawn(self._periodic_refresh(), "balance-periodic-refresh")
         self._spawn(self.history.run_maintenance(self._stop), "balance-history-maintenance")
+        if self.alerts is not None:
+            self._spawn(self.alerts.run(), "balance-alerts")
 
     async def close(self) -> None:
         """Stop the stream and every task, deliver pending events, flush history, release clients.
@@ -308,6 +318,8 @@ class BalanceManager:
             await asyncio.wait(maintenance, timeout=5.0)
         for task in tasks:
             await cancel_and_wait(task)
+        if self.alerts is not None:
+            await self.alerts.aclose()
         await self._events.aclose()
         await self.history.close()
         if self.rest_client is not None and self._initialized:
@@ -567,6 +579,13 @@ class BalanceManager:
         callback: Callable[[ConnectionState], Awaitable[object] | object],
     ) -> None: ...
 
+    @overload
+    def register_callback(
+        self,
+        event: Literal["alert_fired", "alert_resolved"],
+        callback: Callable[[Alert], Awaitable[object] | object],
+    ) -> None: ...
+
     def register_callback(self, event: EventName, callback: Callback) -> None:
         """Call ``callback(payload)`` (sync or async) on ``event`` (see :data:`EVENTS`).
 
@@ -575,7 +594,9 @@ class BalanceManager:
         payload's type follows the event (checked by mypy): a
         :class:`BalanceChange` for ``balance_update`` and ``balance_change``, a
         :class:`ValidationResult` for ``validation_failed``, a
-        :class:`SourceChanged` or a :class:`ConnectionState` dict for the others.
+        :class:`SourceChanged` or a :class:`ConnectionState` dict for those two,
+        an :class:`~balance_manager.core.alerts.model.Alert` for ``alert_fired``
+        and ``alert_resolved``.
 
         Raises:
             UnknownEventError: ``event`` is not one of :data:`EVENTS`.
