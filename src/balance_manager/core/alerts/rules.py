@@ -38,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import islice
 from typing import Protocol, TypeAlias
 
 from balance_manager.core.alerts.model import AlertContext, AlertRule, Condition
@@ -450,7 +451,10 @@ class BalanceAnomaly:
             at, delta = changes[-1]
             if ctx.now - at > self.hold:
                 continue
-            earlier = [change for _, change in changes[-1 - self.lookback : -1]]
+            # islice, not a slice: a deque (what the monitor keeps) has no slicing.
+            count = len(changes)
+            window = islice(changes, max(0, count - 1 - self.lookback), count - 1)
+            earlier = [change for _, change in window]
             scored = robust_score(delta, earlier)
             if scored is None or scored.score <= self.threshold:
                 continue
