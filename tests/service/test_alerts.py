@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 from collections.abc import AsyncIterator
@@ -10,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 import pytest_asyncio
+from aiohttp import web
 
 from balance_manager import (
     BalanceManager,
@@ -255,3 +257,48 @@ async def test_observe_keeps_bounded_change_history(manager: BalanceManager) -> 
     changes = monitor._changes["DOGE"]  # private: the bound is the point of this test
     assert len(changes) == 101
     assert changes[-1] == (500.0, D(1))
+
+
+async def test_alerts_reach_the_webhook_without_secrets(
+    sim: SimulatedKraken, clock: ManualClock
+) -> None:
+    """With alert_webhook_url set, fired and resolved alerts are POSTed: exact amounts as
+    strings, the account's fingerprint, never the key, the secret or the URL's token."""
+    bodies: list[bytes] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        bodies.append(await request.read())
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook/{token}", receive)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # started
+    url = f"http://127.0.0.1:{port}/hook/hook-sekrit"
+    try:
+        async with build(sim, clock, make_config(alert_webhook_url=url)) as started:
+            assert "hook-sekrit" not in repr(monitor_of(started))
+            sim.withdraw("USD", sim.balances()["USD"] - D("999.5"))
+            await drive(clock, 2.0, step=0.2, until=lambda: len(bodies) == 1)
+            sim.deposit("USD", "1")
+            await drive(clock, 2.0, step=0.2, until=lambda: len(bodies) == 2)
+    finally:
+        await runner.cleanup()
+    fired, resolved = (json.loads(body) for body in bodies)
+    assert fired["event"] == "alert_fired"
+    assert resolved["event"] == "alert_resolved"
+    details = fired["alert"]["details"]
+    assert isinstance(details["free"], str)  # the exact digits held, never a float
+    assert D(details["free"]) == D("999.5")
+    assert details["threshold"] == "1000"
+    assert fired["exchange"] == "simulator"
+    assert fired["account"] == started.account
+    assert resolved["alert"]["resolved_at"] is not None
+    for body in bodies:
+        text = body.decode()
+        assert sim.api_key not in text
+        assert sim.api_secret not in text
+        assert "hook-sekrit" not in text
