@@ -15,7 +15,8 @@ runs user code while it holds anything:
   soon after anything changed (at most every :data:`MIN_GAP` seconds) and every
   :data:`INTERVAL` seconds regardless, for the conditions that time alone
   creates (stale values, a stream down too long);
-* each alert that fires or resolves is logged, published to callbacks
+* each alert that fires or resolves is logged (fired: WARNING, or INFO for an
+  ``info`` alert; resolved: INFO), published to callbacks
   (``alert_fired``, ``alert_resolved``, through the manager's dispatcher: each
   callback in its own task) and, with ``alert_webhook_url``, queued for the
   webhook (:class:`~balance_manager.service.webhook.WebhookSender`).
@@ -64,7 +65,10 @@ _MAX_FAILURES = 10_000
 #: Returns the portfolio's current value, or ``None`` while it is unknown.
 PortfolioSource = Callable[[], Decimal | None]
 
-_LOG_LEVEL = {Severity.ERROR: logging.ERROR, Severity.WARNING: logging.WARNING}
+#: Log level of a fired alert by severity. An alert is news about the account, not a
+#: failure of this program: even an ``error`` alert is logged at WARNING (its text
+#: starts with its severity), so a command line that prints errors stays quiet.
+_LOG_LEVEL = {Severity.ERROR: logging.WARNING, Severity.WARNING: logging.WARNING}
 
 
 class AlertMonitorStatistics(TypedDict):
