@@ -213,6 +213,9 @@ class EventFeed:
         if manager.alerts is not None:
             manager.register_callback("alert_fired", self.on_alert_fired)
             manager.register_callback("alert_resolved", self.on_alert_resolved)
+            # Fired while the manager started, before these callbacks existed.
+            for alert in manager.alerts.active():
+                self.on_alert_fired(alert)
 
     def on_balance_update(self, change: BalanceChange) -> None:
         """A balance or hold changed (the first value of each asset is not logged)."""
