@@ -28,7 +28,6 @@ current value, or ``None`` when unknown); it is sampled at each evaluation.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -56,7 +55,7 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between two evaluations when nothing happens (time-based conditions).
 INTERVAL = 1.0
-#: Shortest time between two evaluations caused by changes: a busy stream
+#: How often the monitor wakes to look for changes: a busy stream
 #: costs at most ten evaluations a second.
 MIN_GAP = 0.1
 #: Validation failure times kept at most.
@@ -124,7 +123,7 @@ class AlertMonitor:
         self._portfolio_source: PortfolioSource | None = None
         self._portfolio_failing = False
         self._down_since: float | None = None
-        self._dirty = asyncio.Event()
+        self._dirty = False  # something changed since the last evaluation
         self._streams = manager.websocket_client is not None
 
     # -- inputs (the observer protocol and a callback) ---------------------------------------
@@ -140,7 +139,7 @@ class AlertMonitor:
             if changes is None:
                 changes = self._changes[asset] = deque(maxlen=self._keep_changes)
             changes.append((balance.received_at or self.clock.time(), amount - last))
-        self._dirty.set()
+        self._dirty = True
 
     def set_mode(self, mode: ServingMode) -> None:
         """The serving mode changed: a stream outage starts or ends."""
@@ -150,7 +149,7 @@ class AlertMonitor:
             self._down_since = None
         elif self._down_since is None:
             self._down_since = self.clock.time()
-        self._dirty.set()
+        self._dirty = True
 
     def close(self) -> None:
         """The manager closed (the webhook is closed by :meth:`aclose`)."""
@@ -159,7 +158,7 @@ class AlertMonitor:
         """A ``validation_failed`` callback: an invalid result counts as one failure."""
         if not result.is_valid:
             self._failures.append(self.clock.time())
-            self._dirty.set()
+            self._dirty = True
 
     def set_portfolio_source(self, source: PortfolioSource | None) -> None:
         """Sample ``source()`` (the portfolio's value) at each evaluation, for ``portfolio_drop``.
@@ -173,7 +172,7 @@ class AlertMonitor:
 
     def evaluate_now(self) -> AlertUpdate:
         """Evaluate every rule now and deliver what fired and resolved."""
-        self._dirty.clear()
+        self._dirty = False
         manager = self._manager
         now = self.clock.time()
         balances = manager.sync_view().get_all_balances()
@@ -236,7 +235,11 @@ class AlertMonitor:
             )
 
     async def run(self) -> None:
-        """Evaluate soon after each change and every :data:`INTERVAL` seconds, until cancelled."""
+        """Evaluate soon after a change and every :data:`INTERVAL` seconds, until cancelled.
+
+        One sleep on the clock per :data:`MIN_GAP`, no helper task: between two
+        evaluations the monitor costs a wake-up and a flag check.
+        """
         if (
             self._streams
             and self._down_since is None
@@ -244,15 +247,15 @@ class AlertMonitor:
         ):
             self._down_since = self.clock.time()
         clock = self.clock
+        due = clock.monotonic()
         while True:
-            try:
-                self.evaluate_now()
-            except Exception:  # a bug must not end alerting for good
-                logger.exception("alert evaluation failed")
-            due = clock.monotonic() + INTERVAL
+            if self._dirty or clock.monotonic() >= due:
+                due = clock.monotonic() + INTERVAL
+                try:
+                    self.evaluate_now()
+                except Exception:  # a bug must not end alerting for good
+                    logger.exception("alert evaluation failed")
             await clock.sleep(MIN_GAP)
-            if not self._dirty.is_set():
-                await _first(clock.sleep(due - clock.monotonic()), self._dirty.wait())
 
     async def aclose(self, grace: float = 5.0) -> None:
         """Deliver the webhook's waiting alerts (up to ``grace`` seconds), then stop it."""
@@ -281,15 +284,3 @@ class AlertMonitor:
         webhook = f", webhook={self.webhook.shown_url!r}" if self.webhook is not None else ""
         active = len(self.engine.active())
         return f"AlertMonitor(rules={len(self.engine.rules)}, active={active}{webhook})"
-
-
-async def _first(*awaitables: Any) -> None:
-    """Wait until the first of ``awaitables`` completes; cancel the others."""
-    tasks = [asyncio.ensure_future(each) for each in awaitables]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            if not task.done():
-                task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
