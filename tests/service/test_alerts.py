@@ -250,13 +250,16 @@ async def test_disabled_alert_rules_do_not_fire(sim: SimulatedKraken, clock: Man
 
 
 async def test_observe_keeps_bounded_change_history(manager: BalanceManager) -> None:
-    """Changes kept per asset are bounded by the anomaly rule's lookback (plus the newest)."""
+    """Amounts kept per asset are bounded by the anomaly rule's lookback; hold-only changes
+    (same balance) add nothing; the changes are the differences of consecutive amounts."""
     monitor = monitor_of(manager)
     for i in range(500):
         monitor.observe(Balance("DOGE", D(i), received_at=1.0 + i))
-    changes = monitor._changes["DOGE"]  # private: the bound is the point of this test
+        monitor.observe(Balance("DOGE", D(i), D(1) if i else D(0), received_at=1.5 + i))
+    changes = monitor._changes()["DOGE"]  # private: the bound is the point of this test
     assert len(changes) == 101
     assert changes[-1] == (500.0, D(1))
+    assert monitor._changes()["DOGE"] is changes  # worked out once per new amount
 
 
 async def test_alerts_reach_the_webhook_without_secrets(

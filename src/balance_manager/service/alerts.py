@@ -32,6 +32,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 from decimal import Decimal
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from balance_manager.config import BalanceManagerConfig
@@ -115,9 +116,13 @@ class AlertMonitor:
         self.webhook = webhook
         """Where alerts are POSTed, or ``None``."""
         anomaly = next((r for r in self.engine.rules if isinstance(r, BalanceAnomaly)), None)
-        self._keep_changes = (anomaly.lookback if anomaly is not None else 100) + 1
-        self._last: dict[str, Decimal] = {}
-        self._changes: dict[str, deque[tuple[float, Decimal]]] = {}
+        # The anomaly rule looks at ``lookback`` earlier changes and the newest:
+        # that many changes need one amount more.
+        self._keep_values = (anomaly.lookback if anomaly is not None else 100) + 2
+        self._values: dict[str, deque[tuple[float, Decimal]]] = {}
+        self._change_cache: dict[
+            str, tuple[tuple[float, Decimal], list[tuple[float, Decimal]]]
+        ] = {}
         self._failures: deque[float] = deque(maxlen=_MAX_FAILURES)
         self._portfolio: deque[tuple[float, Decimal]] = deque()
         self._portfolio_source: PortfolioSource | None = None
@@ -129,17 +134,36 @@ class AlertMonitor:
     # -- inputs (the observer protocol and a callback) ---------------------------------------
 
     def observe(self, balance: Balance) -> None:
-        """A new value of one asset (called on the ingest path: kept to a few dict operations)."""
-        asset = balance.asset
-        amount = balance.balance
-        last = self._last.get(asset)
-        self._last[asset] = amount
-        if last is not None and last != amount:
-            changes = self._changes.get(asset)
-            if changes is None:
-                changes = self._changes[asset] = deque(maxlen=self._keep_changes)
-            changes.append((balance.received_at or self.clock.time(), amount - last))
+        """A new value of one asset (called on the ingest path: a lookup and an append).
+
+        Only the amounts are kept here; the changes are worked out when the
+        rules run, off the ingest path.
+        """
         self._dirty = True
+        amount = balance.balance
+        values = self._values.get(balance.asset)
+        if values is None:
+            values = self._values[balance.asset] = deque(maxlen=self._keep_values)
+        elif values[-1][1] == amount:
+            return  # a hold moved, not the balance
+        values.append((balance.received_at, amount))
+
+    def _changes(self) -> dict[str, list[tuple[float, Decimal]]]:
+        """Each asset's recent balance changes, from the amounts observed (cached per asset)."""
+        out: dict[str, list[tuple[float, Decimal]]] = {}
+        cache = self._change_cache
+        for asset, values in self._values.items():
+            if len(values) < 2:
+                continue
+            newest = values[-1]
+            cached = cache.get(asset)
+            if cached is not None and cached[0] is newest:
+                out[asset] = cached[1]
+                continue
+            changes = [(at, amount - before) for (_, before), (at, amount) in pairwise(values)]
+            cache[asset] = (newest, changes)
+            out[asset] = changes
+        return out
 
     def set_mode(self, mode: ServingMode) -> None:
         """The serving mode changed: a stream outage starts or ends."""
@@ -188,7 +212,7 @@ class AlertMonitor:
             confirmed,
             self._down_since,
             tuple(self._failures),
-            self._changes,
+            self._changes(),
             tuple(self._portfolio),
         )
         update = self.engine.evaluate(ctx)
