@@ -107,7 +107,13 @@ async def test_earn_wallet_updates_do_not_replace_the_tradable_balance(
 ) -> None:
     """A staking transfer moves funds to earn: balance and earn both follow the simulator."""
     sim.transfer("ETH", "2", to_wallet=("earn", "bonded"))
-    await wait_until(lambda: tradable(manager) == truth(sim))
+    # Two ledger entries, two updates: the spot debit, then the earn credit.
+    await wait_until(
+        lambda: (
+            tradable(manager) == truth(sim)
+            and getattr(manager.sync_view().get_balance("ETH"), "earn", None) == Decimal(2)
+        )
+    )
     eth = manager.sync_view().get_balance("ETH")
     assert eth is not None
     assert eth.earn == sim.earn()["ETH"] == Decimal(2)
