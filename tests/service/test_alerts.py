@@ -305,3 +305,38 @@ async def test_alerts_reach_the_webhook_without_secrets(
         assert sim.api_key not in text
         assert sim.api_secret not in text
         assert "hook-sekrit" not in text
+
+
+async def test_stale_price_from_a_price_source(manager: BalanceManager, clock: ManualClock) -> None:
+    """Price confirmations come from a source read at each evaluation; while it fails, its
+    last confirmations keep ageing (an alert is never resolved by a broken source)."""
+    monitor = monitor_of(manager)
+    confirmed = {"BTC/USD": clock.time(), "ETH/USD": clock.time() - 10}
+    monitor.set_price_source(lambda: confirmed)
+    assert not prices(monitor.evaluate_now().fired)
+    clock.advance(295)
+    (fired,) = prices(monitor.evaluate_now().fired)
+    assert fired.key == ("stale_price", "ETH/USD")
+
+    def broken() -> dict[str, float]:
+        raise RuntimeError("no prices")
+
+    monitor.set_price_source(lambda: confirmed)
+    monitor.evaluate_now()
+    monitor._price_source = broken  # private: break the source without forgetting its news
+    assert not prices(monitor.evaluate_now().resolved)
+    clock.advance(10)  # (balances go stale too, unconfirmed while time jumps: not looked at)
+    (later,) = prices(monitor.evaluate_now().fired)
+    assert later.key == ("stale_price", "BTC/USD")
+    assert monitor.engine.is_active("stale_price", "ETH/USD")
+
+    confirmed.update({"BTC/USD": clock.time(), "ETH/USD": clock.time()})
+    monitor.set_price_source(lambda: confirmed)
+    assert len(prices(monitor.evaluate_now().resolved)) == 2
+    monitor.set_price_source(None)
+    assert not prices(monitor.evaluate_now().fired)
+
+
+def prices(alerts: tuple[Alert, ...]) -> list[Alert]:
+    """The stale_price alerts among ``alerts``."""
+    return [alert for alert in alerts if alert.rule == "stale_price"]

@@ -21,16 +21,19 @@ runs user code while it holds anything:
   callback in its own task) and, with ``alert_webhook_url``, queued for the
   webhook (:class:`~balance_manager.service.webhook.WebhookSender`).
 
-The ``portfolio_drop`` rule needs portfolio values: give the monitor a source
-with :meth:`AlertMonitor.set_portfolio_source` (a callable returning the
-current value, or ``None`` when unknown); it is sampled at each evaluation.
+The ``portfolio_drop`` and ``stale_price`` rules need prices: give the monitor
+a source of portfolio values with :meth:`AlertMonitor.set_portfolio_source` (a
+callable returning the current value, or ``None`` when unknown; sampled at each
+evaluation) and one of price confirmations with
+:meth:`AlertMonitor.set_price_source` (a callable returning pair → when its
+price was last confirmed). Until then both rules stay silent.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -50,7 +53,14 @@ from balance_manager.service.webhook import WebhookSender, WebhookStatistics
 if TYPE_CHECKING:
     from balance_manager.service.manager import BalanceManager
 
-__all__ = ["INTERVAL", "MIN_GAP", "AlertMonitor", "AlertMonitorStatistics", "PortfolioSource"]
+__all__ = [
+    "INTERVAL",
+    "MIN_GAP",
+    "AlertMonitor",
+    "AlertMonitorStatistics",
+    "PortfolioSource",
+    "PriceSource",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +74,8 @@ _MAX_FAILURES = 10_000
 
 #: Returns the portfolio's current value, or ``None`` while it is unknown.
 PortfolioSource = Callable[[], Decimal | None]
+#: Returns pair → the wall-clock time its price was last confirmed by a live source.
+PriceSource = Callable[[], Mapping[str, float]]
 
 #: Log level of a fired alert by severity. An alert is news about the account, not a
 #: failure of this program: even an ``error`` alert is logged at WARNING (its text
@@ -127,6 +139,9 @@ class AlertMonitor:
         self._portfolio: deque[tuple[float, Decimal]] = deque()
         self._portfolio_source: PortfolioSource | None = None
         self._portfolio_failing = False
+        self._price_source: PriceSource | None = None
+        self._price_failing = False
+        self._last_prices: dict[str, float] = {}
         self._down_since: float | None = None
         self._dirty = False  # something changed since the last evaluation
         self._streams = manager.websocket_client is not None
@@ -192,6 +207,12 @@ class AlertMonitor:
         self._portfolio_source = source
         self._portfolio.clear()
 
+    def set_price_source(self, source: PriceSource | None) -> None:
+        """Read ``source()`` (pair → when its price was last confirmed) at each evaluation,
+        for ``stale_price``; ``None`` stops it (and forgets the last confirmations)."""
+        self._price_source = source
+        self._last_prices = {}
+
     # -- evaluation -------------------------------------------------------------------------
 
     def evaluate_now(self) -> AlertUpdate:
@@ -214,6 +235,7 @@ class AlertMonitor:
             tuple(self._failures),
             self._changes(),
             tuple(self._portfolio),
+            self._price_confirmations(),
         )
         update = self.engine.evaluate(ctx)
         for alert in update.resolved:
@@ -239,6 +261,21 @@ class AlertMonitor:
         window = drop.window if drop is not None else self.config.alert_portfolio_window
         while self._portfolio and self._portfolio[0][0] < now - window:
             self._portfolio.popleft()
+
+    def _price_confirmations(self) -> Mapping[str, float]:
+        source = self._price_source
+        if source is None:
+            return {}
+        try:
+            confirmed = dict(source())
+        except Exception:
+            if not self._price_failing:
+                logger.exception("the price source failed; its last confirmations age on")
+            self._price_failing = True
+            return self._last_prices  # no news is no confirmation: they only get older
+        self._price_failing = False
+        self._last_prices = confirmed
+        return confirmed
 
     def _deliver(self, event: str, alert: Alert) -> None:
         if event == "alert_fired":
