@@ -40,6 +40,7 @@ SCRIPTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("bench_history_stores.py", ()),
     ("bench_dashboard.py", ()),
     ("bench_shared.py", ()),
+    ("bench_portfolio.py", ()),
 )
 
 

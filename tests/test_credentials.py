@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from balance_manager.config import BalanceManagerConfig
 from balance_manager.credentials import (
     Credentials,
     Secret,
@@ -345,6 +346,13 @@ def test_a_malformed_secret_in_the_environment_is_refused_at_load() -> None:
         ("postgresql://postgres@127.0.0.1:5432/test", "postgresql://postgres@127.0.0.1:5432/test"),
         ("/var/lib/bm/history.sqlite3", "/var/lib/bm/history.sqlite3"),
         ("postgresql://a:hunter2@[::1/db", "<unparsable URL>"),
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ("redis://:hunter2@host:6379", "redis://:***@host:6379"),
+        ("rediss://user:hunter2@host/1", "rediss://user:***@host/1"),
+        # Redis URLs are often written with the password alone before the @: masked too
+        ("redis://hunter2@host", "redis://***@host"),
+        ("unix:///tmp/r.sock?password=hunter2&db=1", "unix:///tmp/r.sock?password=***&db=1"),
+        ("unix:///tmp/r.sock?db=1", "unix:///tmp/r.sock?db=1"),
     ],
 )
 def test_redact_url_masks_every_password(url: str, shown: str) -> None:
@@ -366,3 +374,17 @@ def test_redact_url_masks_every_password(url: str, shown: str) -> None:
 def test_redact_webhook_url_keeps_only_the_host(url: str, shown: str) -> None:
     """redact_webhook_url hides the path, query and user part, where tokens live."""
     assert redact_webhook_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://hunter2@host", "redis://:hunter2@host:6379", "unix:///r.sock?password=hunter2"]
+)
+def test_config_never_shows_a_redis_password(url: str) -> None:
+    """The configuration's repr and as_dict mask a Redis password as the shared layer does.
+
+    Two maskers once disagreed: ``redis://hunter2@host`` was masked in the shared
+    layer's messages but shown whole in the configuration's repr.
+    """
+    config = BalanceManagerConfig(redis_url=url)
+    assert "hunter2" not in repr(config)
+    assert "hunter2" not in str(config.as_dict())

@@ -45,13 +45,23 @@ def test_the_command_line_starts_without_redis() -> None:
     assert "--redis URL" in done.stdout
 
 
-def test_reservations_without_redis_is_a_usage_error_naming_the_extra() -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["reservations", "--redis", "redis://:hunter2@127.0.0.1:1/0"],
+        ["demo", "--shared", "--redis", "redis://:hunter2@127.0.0.1:1/0"],
+    ],
+    ids=["reservations", "demo-shared"],
+)
+def test_shared_commands_without_redis_are_a_usage_error_naming_the_extra(
+    argv: list[str],
+) -> None:
     done = run_without(
         "redis",
-        """
+        f"""
         import sys
         from balance_manager.cli.main import main
-        sys.exit(main(["reservations", "--redis", "redis://:hunter2@127.0.0.1:1/0"]))
+        sys.exit(main({argv!r}))
         """,
     )
     assert done.returncode == 2, done.stderr

@@ -16,6 +16,7 @@ from balance_manager.core.amounts import display_amount
 from balance_manager.core.cache import BalanceCache
 from balance_manager.core.freshness import ServingMode
 from balance_manager.core.models import Balance, BalanceChange, BalanceDict, Source
+from balance_manager.core.prices import PairInfo, PairPrice, PriceSource, pair_price
 from balance_manager.core.sources import RestSource, StreamSource
 from balance_manager.core.timeline import HistoryEntry
 from balance_manager.core.trends import TrendAnalysis
@@ -28,6 +29,8 @@ from balance_manager.core.validation.rules import (
     rule,
 )
 from balance_manager.core.validation.validator import BalanceValidator, ValidationResult
+from balance_manager.core.valuation import AssetValue, Portfolio, Rate
+from balance_manager.core.value_history import Flow, ValueChange, ValuePoint
 from balance_manager.credentials import Credentials, Secret
 from balance_manager.exceptions import (
     AuthenticationError,
@@ -51,12 +54,15 @@ from balance_manager.exceptions import (
     UnknownAssetError,
     UnknownEventError,
 )
+from balance_manager.kraken.price_client import KrakenPriceFeed
 from balance_manager.kraken.rest_client import KrakenRestClient
 from balance_manager.kraken.ws_client import KrakenWebSocketClient
 from balance_manager.runtime.clock import Clock, SystemClock
 from balance_manager.service.alerts import AlertMonitor
 from balance_manager.service.history import BalanceHistory
 from balance_manager.service.manager import BalanceManager, BalanceObserver, SyncBalanceView
+from balance_manager.service.portfolio import PortfolioChange, PortfolioTracker
+from balance_manager.service.prices import PriceService
 from balance_manager.service.status import (
     EVENTS,
     ConnectionState,
@@ -75,6 +81,7 @@ __all__ = [
     "AlertMonitor",
     "AlertRule",
     "AlertUpdate",
+    "AssetValue",
     "AuthenticationError",
     "Balance",
     "BalanceCache",
@@ -98,17 +105,27 @@ __all__ = [
     "ExchangeError",
     "ExchangeUnavailableError",
     "FloatAmountError",
+    "Flow",
     "HistoryEntry",
     "InvalidAmountError",
     "InvalidNonceError",
     "Issue",
+    "KrakenPriceFeed",
     "KrakenRestClient",
     "KrakenWebSocketClient",
     "LockoutError",
     "ManagerStatistics",
     "ManagerStatus",
+    "PairInfo",
+    "PairPrice",
     "PersistenceError",
+    "Portfolio",
+    "PortfolioChange",
+    "PortfolioTracker",
+    "PriceService",
+    "PriceSource",
     "ProtocolError",
+    "Rate",
     "RateLimitedError",
     "RequestTimeoutError",
     "RestSource",
@@ -129,11 +146,14 @@ __all__ = [
     "UnknownAssetError",
     "UnknownEventError",
     "ValidationResult",
+    "ValueChange",
+    "ValuePoint",
     "__version__",
     "alert_rule",
     "connect",
     "default_alert_rules",
     "default_rules",
     "display_amount",
+    "pair_price",
     "rule",
 ]

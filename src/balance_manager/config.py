@@ -25,7 +25,7 @@ from typing import Any, Literal, get_args
 from balance_manager.core.alerts.rules import ALERT_RULE_NAMES, DEFAULT_ALERT_OPTIONS
 from balance_manager.core.bounds import DAY, HOUR, MAX_DECIMALS, YEAR, Bound, amount
 from balance_manager.core.validation.rules import DEFAULT_RULE_OPTIONS
-from balance_manager.credentials import Credentials, redact_url, redact_webhook_url
+from balance_manager.credentials import REDIS_SCHEMES, Credentials, redact_url, redact_webhook_url
 from balance_manager.exceptions import ConfigError
 
 __all__ = [
@@ -495,8 +495,7 @@ def _shown_option(name: str, value: Any) -> Any:
 def _optional_redis_url(name: str, value: Any) -> str | None:
     if value is None:
         return None
-    schemes = ("redis", "rediss", "unix")
-    if not isinstance(value, str) or not value.startswith(tuple(f"{s}://" for s in schemes)):
+    if not isinstance(value, str) or not value.startswith(tuple(f"{s}://" for s in REDIS_SCHEMES)):
         shown = redact_url(value) if isinstance(value, str) else value
         raise ConfigError(
             name, shown, "must be None or a URL starting with redis://, rediss:// or unix://"

@@ -44,6 +44,7 @@ from balance_manager.config import BalanceManagerConfig
 from balance_manager.core.sources import RestSource, StreamSource
 from balance_manager.credentials import Credentials, Secret, load_credentials, redact_url
 from balance_manager.exceptions import ConfigError
+from balance_manager.kraken.price_client import KRAKEN_PUBLIC_WS_URL, KrakenPriceFeed
 from balance_manager.kraken.rest_client import KrakenRestClient
 from balance_manager.kraken.ws_client import KrakenWebSocketClient
 from balance_manager.runtime.clock import Clock
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from balance_manager.core.sources import RestSource, StreamSource
     from balance_manager.shared.follower import SharedFollower
     from balance_manager.shared.leader import SourceFactory
+    from balance_manager.simulator import SimulatedKraken
 
 __all__ = ["connect", "kraken_sources"]
 
@@ -305,6 +307,11 @@ async def _manager(
             )
         manager = BalanceManager(stream, rest, config, clock=clock)
         manager.simulator = sim
+        if not via_ccxt:
+            # Prices for portfolio(): nothing is read or connected until it is asked for;
+            # without the WebSocket, prices come from REST alone too.
+            public = _public_ws_url(sim, ws_url) if websocket else None
+            manager.use_prices(KrakenPriceFeed(kraken, public, config=config))
         try:
             await manager.initialize()
             if config.metrics_enabled:
@@ -321,6 +328,15 @@ async def _manager(
     finally:
         if sim is not None:
             await sim.stop()
+
+
+def _public_ws_url(sim: SimulatedKraken | None, ws_url: str | None) -> str:
+    """Where public prices stream: the simulator's endpoint, a given non-auth URL, or Kraken's."""
+    if sim is not None:
+        return sim.ws_url
+    if ws_url and "ws-auth." not in ws_url:
+        return ws_url
+    return KRAKEN_PUBLIC_WS_URL
 
 
 def _ccxt_sources(

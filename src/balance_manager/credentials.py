@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from balance_manager.exceptions import ConfigError
 
 __all__ = [
+    "REDIS_SCHEMES",
     "SECRET_BYTES",
     "SIMULATED_KEY_PREFIX",
     "Credentials",
@@ -270,19 +271,27 @@ def _read_credentials_file(path: Path) -> Credentials:
     return Credentials.of(key, secret)
 
 
-#: Query parameters of a database URL whose value is a secret (libpq's names).
+#: Query parameters of a database URL whose value is a secret (libpq's and redis-py's names).
 _SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
+
+#: The URL schemes redis-py understands (``redis_url``).
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 def redact_url(url: str) -> str:
     """``url`` with any password replaced by ``***``, fit for a message or a log line.
 
-    Masks the password of the user part (``postgresql://user:pw@host/db``) and
-    of the ``password`` / ``sslpassword`` query parameters; anything else is
-    kept. Text that is not a URL is returned unchanged.
+    The one masker of every URL the package is given (``history_url``,
+    ``redis_url``): masks the password of the user part
+    (``postgresql://user:pw@host/db``), the ``password`` / ``sslpassword`` query
+    parameters and, in a Redis URL, a user part without a colon (often the
+    password alone: ``redis://pw@host``); anything else is kept. Text that is
+    not a URL is returned unchanged.
 
     >>> redact_url("postgresql://bot:hunter2@db.example/history?sslmode=require")
     'postgresql://bot:***@db.example/history?sslmode=require'
+    >>> redact_url("redis://hunter2@127.0.0.1:6379/0")
+    'redis://***@127.0.0.1:6379/0'
     """
     try:
         parts = urlsplit(url)
@@ -293,6 +302,8 @@ def redact_url(url: str) -> str:
         userinfo, _, host = netloc.rpartition("@")
         if ":" in userinfo:
             userinfo = f"{userinfo.split(':', 1)[0]}:***"
+        elif parts.scheme in REDIS_SCHEMES:
+            userinfo = "***"
         netloc = f"{userinfo}@{host}"
     query = parts.query
     if query:
@@ -302,6 +313,9 @@ def redact_url(url: str) -> str:
                 [(k, "***" if k.lower() in _SECRET_PARAMETERS else v) for k, v in pairs],
                 safe="*/:",
             )
+    if not netloc and url.startswith(f"{parts.scheme}://"):  # unix:///path keeps its slashes
+        shown = f"{parts.scheme}://{parts.path}"
+        return f"{shown}?{query}" if query else shown
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

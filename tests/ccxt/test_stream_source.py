@@ -107,16 +107,15 @@ async def test_earn_wallet_updates_do_not_replace_the_tradable_balance(
 ) -> None:
     """A staking transfer moves funds to earn: balance and earn both follow the simulator."""
     sim.transfer("ETH", "2", to_wallet=("earn", "bonded"))
-    # Two ledger entries, two updates: the spot debit, then the earn credit.
-    await wait_until(
-        lambda: (
-            tradable(manager) == truth(sim)
-            and getattr(manager.sync_view().get_balance("ETH"), "earn", None) == Decimal(2)
-        )
-    )
-    eth = manager.sync_view().get_balance("ETH")
-    assert eth is not None
-    assert eth.earn == sim.earn()["ETH"] == Decimal(2)
+
+    def earn_of_eth() -> Decimal | None:
+        eth = manager.sync_view().get_balance("ETH")
+        return None if eth is None else eth.earn
+
+    # The spot debit and the earn credit are two ledger entries, two updates: wait for both.
+    await wait_until(lambda: tradable(manager) == truth(sim) and earn_of_eth() == Decimal(2))
+    assert sim.earn()["ETH"] == Decimal(2)
+    assert tradable(manager) == truth(sim)
 
 
 async def test_a_dropped_connection_reconnects_and_resnapshots(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import csv
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ from tests.markdown_blocks import python_blocks
 from tests.storage.backends import Backend
 
 from balance_manager import __version__
-from balance_manager.cli.main import CSV_COLUMNS, main
+from balance_manager.cli.main import CSV_COLUMNS, build_parser, main
+from balance_manager.core.amounts import EXACT_CONTEXT
 from balance_manager.core.models import Balance, Source
 from balance_manager.core.trends import volatility
 from balance_manager.credentials import Credentials
@@ -161,7 +163,7 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     """--help names the five commands and the exit codes."""
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for command in ("demo", "watch", "balances", "history", "simulator"):
+    for command in ("demo", "watch", "balances", "portfolio", "history", "simulator"):
         assert command in out
     assert "130 interrupted" in out
 
@@ -234,6 +236,57 @@ async def test_balances_table(
     assert f"{sim_keys.free()['USD'].normalize():f}" in captured.out
     assert_no_secret(captured.out + captured.err, [sim_keys.api_secret])
     assert captured.err == ""
+
+
+@pytest.mark.network
+@pytest.mark.asyncio
+async def test_portfolio_table_values_every_asset(
+    sim_keys: SimulatedKraken, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`portfolio` shows each asset's value, allocation and price path, and the total."""
+    argv = ("portfolio", "--rest-url", sim_keys.rest_url, "--ws-url", sim_keys.ws_url)
+    assert await run_cli(*argv) == 0
+    out = capsys.readouterr().out
+    assert "Portfolio on simulator in USD" in out
+    btc = next(line for line in out.splitlines() if line.startswith("│ BTC"))
+    cells = [cell.strip() for cell in btc.split("│")[1:-1]]
+    value = sim_keys.balances()["BTC"] * sim_keys.price("BTC/USD")
+    assert cells[3] == f"{value:.2f}"
+    assert cells[5] == "BTC→USD"
+    assert "EUR→BTC→USD" in out
+    assert "total " in out
+
+
+@pytest.mark.network
+@pytest.mark.asyncio
+async def test_portfolio_json_is_exact_and_names_unvalued(
+    sim_keys: SimulatedKraken, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`portfolio --quote EUR --json`: exact strings, and assets without a path are unvalued."""
+    argv = ("portfolio", "--quote", "eur", "--json", "--rest-url", sim_keys.rest_url)
+    assert await run_cli(*argv) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["quote"] == "EUR"
+    assert set(data["unvalued"]) == {"DOT", "USDT"}
+    rows = {row["asset"]: row for row in data["assets"]}
+    btc = rows["BTC"]
+    assert Decimal(btc["value"]) == sim_keys.balances()["BTC"] * sim_keys.price("BTC/EUR")
+    assert rows["DOT"]["value"] is None
+    values = [Decimal(row["value"]) for row in data["assets"] if row["value"] is not None]
+    with localcontext(EXACT_CONTEXT):
+        assert Decimal(data["total"]) == sum(values, Decimal(0))
+    assert "E" not in btc["value"]
+
+
+@pytest.mark.network
+@pytest.mark.asyncio
+async def test_portfolio_unknown_quote_exits_2(
+    sim_keys: SimulatedKraken, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A quote currency no pair prices is one line naming it, exit code 2."""
+    argv = ("portfolio", "--quote", "XYZ", "--rest-url", sim_keys.rest_url)
+    assert await run_cli(*argv) == 2
+    assert_one_line_error(capsys.readouterr().err, "'XYZ'")
 
 
 @pytest.mark.network
@@ -691,6 +744,30 @@ def test_docs_describe_every_command_and_exit_code() -> None:
     for name in (*CREDENTIAL_VARS, "BALANCE_MANAGER_CONFIG"):
         assert name in doc
     assert python_blocks(Path(__file__).resolve().parents[2] / "docs" / "cli.md")
+
+
+@pytest.mark.parametrize(
+    ("command", "heading"),
+    [
+        ("dashboard", "## `balance-manager dashboard`"),
+        ("serve", "## `balance-manager serve` and `balance-manager reservations`"),
+    ],
+)
+def test_the_options_tables_list_every_option(command: str, heading: str) -> None:
+    """The options table of the command's section in docs/cli.md names its options, all of them."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
+    section = doc.split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0]
+    documented = {
+        option
+        for first in re.findall(r"^\| (`--[^|]*) \|", section, re.M)
+        for option in re.findall(r"--[\w-]+", first)
+    }
+    subcommands = next(
+        a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    parser = subcommands.choices[command]
+    options = {o for a in parser._actions for o in a.option_strings if o.startswith("--")}
+    assert documented == options - {"--help"}
 
 
 # -- errors that name their cause, in a real process with warnings as errors --------------------

@@ -24,11 +24,13 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from tests.dashboard.helpers import build_manager, streaming_manager
+from tests.dashboard.test_shared_block import Funds
 
 from balance_manager import BalanceManager
 from balance_manager.core.alerts.rules import LowBalance
 from balance_manager.core.freshness import ServingMode
-from balance_manager.dashboard import Dashboard
+from balance_manager.dashboard import Dashboard, LeaderSharedStatus
+from balance_manager.exceptions import SharedStateError
 from balance_manager.simulator import SimulatedKraken
 from balance_manager.testing import ManualClock, drive, wait_until
 
@@ -195,6 +197,7 @@ async def test_the_page_loads_every_balance_exactly(
     await expect(page.locator("#exchange")).to_contain_text("simulator")
     await expect(page.locator("#serving")).to_have_attribute("data-source", "websocket")
     await expect(page.locator("#shared")).to_contain_text("single process")
+    await expect(page.locator("#reservation-table")).to_be_hidden()
     await shot(page, "01-loaded")
 
 
@@ -317,7 +320,7 @@ async def test_keyboard_and_screen_reader_basics(
     await open_page(page, dashboard, sim)
     table = page.get_by_role("table", name=re.compile("Every asset held"))
     await expect(table).to_have_count(1)
-    await expect(page.locator("caption")).to_contain_text("exact")
+    await expect(table.locator("caption")).to_contain_text("exact")
     for name in ("Asset", "Balance", "Free", "Held", "Earn", "Source", "Age", "State"):
         await expect(table.get_by_role("columnheader", name=name, exact=True)).to_have_count(1)
     for asset in sim.balances():
@@ -400,6 +403,58 @@ async def test_a_silent_server_is_noticed_by_the_page(
         await expect(page.locator('#balance-rows tr[data-state="unknown"]')).to_have_count(
             len(sim.balances())
         )
+
+
+async def test_a_shared_leader_shows_its_epoch_and_the_reservations_per_strategy(
+    page: Page, manager: BalanceManager, sim: SimulatedKraken
+) -> None:
+    """The leader, its epoch and a table of exact reservations per strategy; when they cannot
+    be read, the table says they are not known rather than keep the old ones.
+
+    The shared block comes from a provider that answers from memory here (the dashboard
+    reads a provider, never Redis): tests/shared/test_dashboard_serve.py runs the real one.
+    """
+    leader = {"role": "leader", "owner": "530e332a87634bba", "epoch": 7, "generation": "4660a1"}
+    listing: list[Any] = [
+        Funds("strategy-b", "USD", Decimal("100"), "held"),
+        Funds("strategy-a", "USD", Decimal("250.123456789"), "committed"),
+        Funds("strategy-a", "USD", Decimal("0.000000001"), "held"),
+        Funds("strategy-a", "BTC", Decimal("0.01000000"), "held"),
+    ]
+
+    async def reservations() -> list[Any]:
+        if not listing:
+            raise SharedStateError("list", "Redis at redis://127.0.0.1:6379/0 unreachable")
+        return listing
+
+    provider = LeaderSharedStatus(lambda: leader, reservations, clock=manager.clock.time)
+    async with Dashboard(manager, stall_after=0, shared_status=provider) as dashboard:
+        await open_page(page, dashboard, sim)
+        shared = page.locator("#shared")
+        await expect(shared).to_contain_text("shared leader")
+        await expect(shared).to_contain_text("530e332a87634bba")
+        await expect(shared).to_contain_text("7")
+        table = page.get_by_role("table", name=re.compile("Reservations per strategy"))
+        await expect(table).to_be_visible()
+        for name in ("Strategy", "Asset", "Reserved", "Reservations", "Committed"):
+            await expect(table.get_by_role("columnheader", name=name, exact=True)).to_have_count(1)
+        await expect(table.get_by_role("rowheader", name="strategy-a", exact=True)).to_have_count(2)
+        usd = table.locator('tr[data-owner="strategy-a"][data-asset="USD"]')
+        await expect(usd.locator('[data-field="reserved"]')).to_have_text("250.123456790")
+        await expect(usd.locator('[data-field="count"]')).to_have_text("2")
+        await expect(usd.locator('[data-field="committed"]')).to_have_text("1")
+        btc = table.locator('tr[data-owner="strategy-a"][data-asset="BTC"]')
+        await expect(btc.locator('[data-field="reserved"]')).to_have_text("0.01000000")
+        await expect(table.locator('tr[data-owner="strategy-b"]')).to_have_count(1)
+        await shot(page, "10-shared-leader")
+
+        listing.clear()  # Redis unreachable from now on
+        await dashboard.refresh_shared()
+        await expect(table).to_have_attribute("data-state", "unknown")
+        await expect(table.locator("tr[data-owner]")).to_have_count(0)
+        await expect(table).to_contain_text("Not known now")
+        await expect(shared).to_contain_text("unreachable")
+        await shot(page, "11-shared-reservations-unknown")
 
 
 # -- the README's picture ----------------------------------------------------------------------

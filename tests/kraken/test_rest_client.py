@@ -87,6 +87,17 @@ async def test_add_order_refuses_a_float_and_a_bad_side_before_any_call(
     assert sim.rest_calls["AddOrder"] == 0
 
 
+async def test_add_order_sends_the_client_order_id(
+    rest: KrakenRestClient, sim: SimulatedKraken
+) -> None:
+    """cl_ord_id reaches the exchange with the order (shared reservations settle on it)."""
+    placed = await rest.add_order(
+        pair="XBTUSD", side="buy", order_type="limit", volume="0.01", price="1000", cl_ord_id="r-1"
+    )
+    (txid,) = placed.txid
+    assert sim.account().order(txid).cl_ord_id == "r-1"
+
+
 async def test_public_calls(rest: KrakenRestClient) -> None:
     """Time, SystemStatus and Assets decode; Assets teaches decimals."""
     assert (await rest.system_status()).status == "online"

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
-import redis.asyncio as aioredis
 
 from balance_manager.config import BalanceManagerConfig
 from balance_manager.core.models import Balance
@@ -26,7 +25,7 @@ from balance_manager.shared.batch import PublishQueue
 from balance_manager.shared.connection import SharedRedis
 from balance_manager.shared.keys import AccountKeys
 from balance_manager.shared.leader import SourceFactory
-from balance_manager.shared.testing import RedisServer, machine_redis_url
+from balance_manager.shared.testing import RedisServer, delete_namespace, machine_redis_url
 from balance_manager.simulator import SimulatedKraken
 
 
@@ -53,18 +52,6 @@ def namespace() -> str:
 def keys(namespace: str) -> AccountKeys:
     """The keys of account ``acct`` in this test's namespace."""
     return AccountKeys(namespace, "acct")
-
-
-async def delete_namespace(url: str, namespace: str) -> None:
-    """Delete every key under ``namespace`` (and only those)."""
-    client = aioredis.Redis.from_url(url)
-    try:
-        pattern = "{" + namespace + ":*"
-        escaped = pattern.replace("{", "\\{")
-        async for key in client.scan_iter(match=escaped, count=500):
-            await client.delete(key)
-    finally:
-        await client.aclose()
 
 
 @pytest_asyncio.fixture

@@ -108,6 +108,25 @@ def test_serve_needs_redis_and_credentials(
     assert "KRAKEN_API_KEY" in err
 
 
+def test_serve_dashboard_options_are_checked_before_any_io(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--dashboard-port alone, or a dashboard beyond loopback without a token: usage errors."""
+    monkeypatch.delenv("BALANCE_MANAGER_DASHBOARD_TOKEN", raising=False)
+    monkeypatch.setenv("KRAKEN_API_KEY", "key")
+    monkeypatch.setenv("KRAKEN_API_SECRET", "c2VjcmV0")
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"
+    code, _, err = run_cli(["serve", "--redis", unreachable, "--dashboard-port", "9000"], capsys)
+    assert code == EXIT_USAGE
+    assert "--dashboard" in err
+    code, out, err = run_cli(
+        ["serve", "--redis", unreachable, "--dashboard", "--dashboard-host", "192.0.2.1"], capsys
+    )
+    assert code == EXIT_USAGE
+    assert "BALANCE_MANAGER_DASHBOARD_TOKEN" in err
+    assert "leader candidate" not in out  # refused before it became one
+
+
 @pytest.mark.asyncio
 async def test_connect_with_redis_url_gives_a_follower(
     shared: SharedRedis, redis_url: str, namespace: str

@@ -1,4 +1,4 @@
-"""Tests of shared/keys.py and shared/urls.py: one cluster slot per account, no password shown."""
+"""Tests of shared/keys.py: one cluster slot per account (URL masking: test_credentials.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import pytest
 
 from balance_manager.exceptions import ConfigError
 from balance_manager.shared.keys import KEY_NAMES, AccountKeys
-from balance_manager.shared.urls import mask_url
 
 
 def test_every_key_carries_the_account_hash_tag() -> None:
@@ -37,17 +36,22 @@ def test_scan_pattern_escapes_the_braces() -> None:
     assert AccountKeys("bm", "main").pattern() == "\\{bm:main\\}:*"
 
 
-@pytest.mark.parametrize(
-    ("url", "shown"),
-    [
-        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
-        ("redis://:hunter2@host:6379", "redis://:***@host:6379"),
-        ("rediss://user:hunter2@host/1", "rediss://user:***@host/1"),
-        ("redis://hunter2@host", "redis://***@host"),
-        ("unix:///tmp/r.sock?password=hunter2&db=1", "unix:///tmp/r.sock?password=***&db=1"),
-    ],
-)
-def test_mask_url_never_shows_a_password(url: str, shown: str) -> None:
-    """The password of a Redis URL is replaced by *** wherever it is."""
-    assert mask_url(url) == shown
-    assert "hunter2" not in mask_url(url)
+@pytest.mark.asyncio
+async def test_delete_namespace_deletes_that_namespace_only(redis_url: str, namespace: str) -> None:
+    """Every account's keys under the namespace go; a namespace it prefixes stays (no flush)."""
+    import redis.asyncio as aioredis
+
+    from balance_manager.shared.testing import delete_namespace
+
+    client = aioredis.Redis.from_url(redis_url)
+    mine = [AccountKeys(namespace, "a").key("meta"), AccountKeys(namespace, "b").key("lease")]
+    neighbour = AccountKeys(namespace + "x", "a").key("meta")
+    try:
+        for key in (*mine, neighbour):
+            await client.set(key, "1")
+        await delete_namespace(redis_url, namespace)
+        assert await client.exists(*mine) == 0
+        assert await client.exists(neighbour) == 1
+    finally:
+        await client.delete(*mine, neighbour)
+        await client.aclose()

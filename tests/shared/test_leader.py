@@ -13,6 +13,7 @@ from tests.shared.conftest import delete_namespace, kraken_sources, shared_confi
 
 from balance_manager.core.models import Source
 from balance_manager.exceptions import InsufficientFundsError, ReservationLostError
+from balance_manager.service.manager import BalanceManager
 from balance_manager.shared.connection import SharedRedis
 from balance_manager.shared.follower import SharedFollower
 from balance_manager.shared.keys import AccountKeys
@@ -187,3 +188,51 @@ async def test_a_leader_whose_lease_was_taken_is_fenced_and_stops(
         await client.client.delete(keys.key("lease"))
     finally:
         await client.close()
+
+
+async def test_while_leading_runs_beside_each_term_and_ends_before_the_manager_closes(
+    redis_url: str, keys: AccountKeys, namespace: str, sim: SimulatedKraken
+) -> None:
+    """Entered with the term's manager before ``leading``; exited while that manager is open."""
+    seen: list[tuple[str, bool, bool]] = []
+
+    @contextlib.asynccontextmanager
+    async def beside(manager: BalanceManager) -> AsyncIterator[None]:
+        seen.append(("enter", leader.leading.is_set(), manager.get_status()["initialized"]))
+        yield
+        seen.append(("exit", leader.leading.is_set(), manager.get_status()["initialized"]))
+
+    config = shared_config()
+    leader = SharedLeader(
+        SharedRedis(redis_url, keys), kraken_sources(sim, config), config, while_leading=beside
+    )
+    running = Running(leader)
+    try:
+        await asyncio.wait_for(leader.leading.wait(), 10)
+        assert seen == [("enter", False, True)]
+    finally:
+        await running.close()
+        await delete_namespace(redis_url, namespace)
+    assert seen == [("enter", False, True), ("exit", False, True)]
+
+
+async def test_a_failing_while_leading_never_ends_the_term(
+    redis_url: str, keys: AccountKeys, namespace: str, sim: SimulatedKraken
+) -> None:
+    """A hook that cannot start (say, its port is taken) is logged; the candidate leads on."""
+
+    def broken(manager: BalanceManager) -> contextlib.AbstractAsyncContextManager[object]:
+        raise OSError("address already in use")
+
+    config = shared_config()
+    leader = SharedLeader(
+        SharedRedis(redis_url, keys), kraken_sources(sim, config), config, while_leading=broken
+    )
+    running = Running(leader)
+    try:
+        await asyncio.wait_for(leader.leading.wait(), 10)
+        assert leader.timer.state is LeaseState.LEADING
+        assert leader.manager is not None
+    finally:
+        await running.close()
+        await delete_namespace(redis_url, namespace)

@@ -53,7 +53,12 @@ class Serve:
 
     @classmethod
     async def start(
-        cls, sim: SimulatedKraken, redis_url: str, namespace: str, history: str = "none"
+        cls,
+        sim: SimulatedKraken,
+        redis_url: str,
+        namespace: str,
+        history: str = "none",
+        *extra: str,
     ) -> Serve:
         env = {
             **os.environ,
@@ -70,7 +75,7 @@ class Serve:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "balance_manager", "serve",
             "--redis", redis_url, "--namespace", namespace, "--account", "acct",
-            "--rest-url", sim.rest_url, "--ws-url", sim.ws_url,
+            "--rest-url", sim.rest_url, "--ws-url", sim.ws_url, *extra,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env,
         )  # fmt: skip
         assert process.stdout is not None
@@ -325,7 +330,10 @@ async def test_redis_killed_and_restarted_under_a_leader_process(sim: SimulatedK
             )
             await wait_until(lambda: same_as_exchange(follower, sim), within=10)
             assert follower.get_status()["generation"] != generation
-            assert follower.get_status()["source"] == "websocket"
+            # Fresh again once the new leader's stream confirms the values (a beat can come
+            # later than shared_stale_after on a loaded machine: the follower then honestly
+            # says cache for a moment, so this waits for it rather than sampling one instant).
+            await wait_until(lambda: follower.get_status()["source"] == "websocket", within=10)
         finally:
             await follower.close()
             await leader.close()

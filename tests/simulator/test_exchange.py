@@ -184,3 +184,24 @@ def test_names_that_are_not_text_are_refused(name: object) -> None:
         exchange.set_price(name, "1", now=1.0)  # type: ignore[arg-type]  # bad on purpose
     with pytest.raises(ExchangeError, match="Unknown order"):
         account.cancel_order(name, now=1.0)  # type: ignore[arg-type]  # bad on purpose
+
+
+def test_price_listeners_hear_real_moves_only() -> None:
+    """A move is told once with the rounded price; the same price again tells nothing."""
+    exchange, _ = make_exchange()
+    heard: list[tuple[str, Decimal]] = []
+    stop = exchange.on_price(lambda symbol, price: heard.append((symbol, price)))
+    exchange.move_price("XBTUSD", "61000.04")
+    exchange.move_price("BTC/USD", "61000.0")
+    stop()
+    exchange.move_price("BTC/USD", "1000")
+    assert heard == [("BTC/USD", Decimal("61000.0"))]
+
+
+def test_quote_is_one_tick_around_the_price() -> None:
+    """Bid and ask are one tick either side, so the mid is the price; one tick has no room."""
+    exchange, _ = make_exchange()
+    exchange.move_price("BTC/USD", "60000.0")
+    assert exchange.quote("BTC/USD") == (Decimal("59999.9"), Decimal("60000.1"))
+    exchange.move_price("BTC/USD", "0.1")
+    assert exchange.quote("BTC/USD") == (Decimal("0.1"), Decimal("0.1"))

@@ -297,3 +297,52 @@ async def test_restart_keeps_state_and_port(
     assert (await kraken.private("Balance"))["result"]["XXBT"] == "3.2435000000"
     async with session.ws_connect(sim.ws_url) as connection:
         assert (await WsTestClient(connection).recv())["channel"] == "status"
+
+
+async def test_ticker_answers_each_pair_then_moves_with_the_market(
+    sim: SimulatedKraken, ws: WsTestClient
+) -> None:
+    """A ticker subscription acks per pair, sends each snapshot, then an update per price move."""
+    await ws.send(
+        {
+            "method": "subscribe",
+            "params": {
+                "channel": "ticker",
+                "symbol": ["BTC/USD", "XBT/USD"],
+                "event_trigger": "bbo",
+            },
+            "req_id": 5,
+        }
+    )
+    ack = await ws.recv()
+    assert ack["result"] == {"channel": "ticker", "symbol": "BTC/USD", "snapshot": True}
+    assert ack["req_id"] == 5
+    snapshot = await ws.recv()
+    assert (snapshot["channel"], snapshot["type"]) == ("ticker", "snapshot")
+    (item,) = snapshot["data"]
+    price = sim.price("BTC/USD")
+    assert item["symbol"] == "BTC/USD"
+    assert item["last"] == price
+    assert (item["bid"] + item["ask"]) / 2 == price
+    refused = await ws.recv()
+    assert refused["success"] is False
+    assert refused["error"] == "Currency pair not supported XBT/USD"
+    sim.set_price("ETH/USD", "2000")  # not subscribed: nothing comes
+    sim.set_price("BTC/USD", "50000.5")
+    update = await ws.recv()
+    assert update["type"] == "update"
+    assert update["data"][0]["symbol"] == "BTC/USD"
+    assert update["data"][0]["last"] == Decimal("50000.5")
+
+
+async def test_ticker_unsubscribe_stops_updates(sim: SimulatedKraken, ws: WsTestClient) -> None:
+    """After unsubscribing a pair, its moves send nothing; a second subscribe is refused."""
+    first = await ws.request("subscribe", channel="ticker", symbol=["DOT/USD"], snapshot=False)
+    assert first["success"] is True
+    again = await ws.request("subscribe", channel="ticker", symbol=["DOT/USD"])
+    assert again["error"] == "Already subscribed"
+    gone = await ws.request("unsubscribe", channel="ticker", symbol=["DOT/USD"])
+    assert gone["result"] == {"channel": "ticker", "symbol": "DOT/USD"}
+    sim.set_price("DOT/USD", "8")
+    pong = await ws.request("ping")
+    assert pong["method"] == "pong"  # the next frame is the pong: no ticker update came

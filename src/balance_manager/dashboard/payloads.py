@@ -13,6 +13,12 @@ can be trusted:
 A zero balance is a value like any other (``"0"``), and an asset the manager
 does not hold is absent, never shown as zero.
 
+The status's ``shared`` block says ``single process`` (:data:`SHARED_MODE`), or,
+for the manager of a shared-balances leader, who leads with which epoch and
+what each strategy has reserved (:func:`shared_leader_block`, read through a
+:data:`SharedStatus` provider the dashboard is given: this package never talks
+to Redis itself).
+
 Sans-I/O apart from reading the manager: these functions only compute.
 """
 
@@ -21,12 +27,12 @@ from __future__ import annotations
 import json
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from balance_manager.core.alerts.model import Alert
-from balance_manager.core.amounts import display_amount
+from balance_manager.core.amounts import EXACT_CONTEXT, ZERO, display_amount
 from balance_manager.core.models import Balance, BalanceChange, Source
 from balance_manager.core.validation.validator import ValidationResult
 from balance_manager.exceptions import ConfigError
@@ -38,6 +44,8 @@ __all__ = [
     "COUNTERS",
     "SHARED_MODE",
     "FreeSeries",
+    "ReservedFunds",
+    "SharedStatus",
     "alert_event",
     "alerts_payload",
     "amount_text",
@@ -47,7 +55,10 @@ __all__ = [
     "connection_event",
     "dumps",
     "history_payload",
+    "reservations_by_owner",
     "row_state",
+    "shared_leader_block",
+    "shared_unknown_block",
     "source_event",
     "status_payload",
     "validation_event",
@@ -65,14 +76,39 @@ COUNTERS = (
     "callback_errors",
 )
 
-#: The shared-mode block of the status: one process owns its balances. A leader,
-#: its epoch and per-strategy reservations appear here once shared mode exists.
+#: The shared-mode block of a manager that owns its balances alone (no leader,
+#: no epoch, no reservations). A shared-balances leader's is :func:`shared_leader_block`.
 SHARED_MODE: Mapping[str, Any] = {
     "mode": "single process",
     "leader": None,
     "epoch": None,
     "reservations": None,
 }
+
+#: Reads the status's shared-mode block now (a :func:`shared_leader_block`); the
+#: dashboard calls it on its status tick, bounded in time, and serves the last answer.
+SharedStatus: TypeAlias = Callable[[], Awaitable[Mapping[str, Any]]]
+
+
+class ReservedFunds(Protocol):
+    """What the dashboard reads of one fund reservation (a shared reservation is one)."""
+
+    @property
+    def owner(self) -> str:
+        """Who reserved it (a strategy's name)."""
+
+    @property
+    def asset(self) -> str:
+        """The asset."""
+
+    @property
+    def amount(self) -> Decimal:
+        """The amount set aside (exact)."""
+
+    @property
+    def state(self) -> str:
+        """``held``, or ``committed`` once its order was sent."""
+
 
 _AMOUNTS = ("balance", "free", "hold_trade", "earn", "total", "credit", "credit_used")
 
@@ -163,10 +199,80 @@ def balances_payload(manager: BalanceManager, *, event_id: str, now: float) -> d
     }
 
 
-def status_payload(
-    manager: BalanceManager, *, now: float, dashboard: Mapping[str, Any]
+def reservations_by_owner(
+    reservations: Iterable[ReservedFunds],
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Owner → asset → ``reserved`` (exact total), ``count`` and ``committed``, sorted by name."""
+    totals: dict[str, dict[str, list[Any]]] = {}
+    for item in reservations:
+        slot = totals.setdefault(item.owner, {}).setdefault(item.asset, [ZERO, 0, 0])
+        slot[0] = EXACT_CONTEXT.add(slot[0], item.amount)
+        slot[1] += 1
+        slot[2] += item.state == "committed"
+    return {
+        owner: {
+            asset: {"reserved": amount_text(reserved), "count": count, "committed": committed}
+            for asset, (reserved, count, committed) in sorted(assets.items())
+        }
+        for owner, assets in sorted(totals.items())
+    }
+
+
+def shared_leader_block(
+    leader: Mapping[str, Any],
+    reservations: Iterable[ReservedFunds] | None,
+    *,
+    listed_at: float | None,
+    error: str | None = None,
 ) -> dict[str, Any]:
-    """``/api/status``: sources, breaker, freshness, counters, shared mode, and the dashboard."""
+    """The shared-mode block of a leader candidate's manager.
+
+    Args:
+        leader: the candidate's status (``role``, ``owner``, ``epoch``,
+            ``generation``; nothing else of it is shown).
+        reservations: every live reservation of the account, or ``None`` when
+            they could not be read (then ``error`` says why).
+        listed_at: when they were last read successfully (Unix seconds), if ever.
+        error: why they could not be read this time, in words without a password.
+    """
+    leading = leader.get("role") == "leader"
+    return {
+        "mode": "shared leader" if leading else "shared candidate, not leading",
+        "leader": leader.get("owner") if leading else None,
+        "owner": leader.get("owner"),
+        "epoch": leader.get("epoch") if leading else None,
+        "generation": leader.get("generation") if leading else None,
+        "reservations": None if reservations is None else reservations_by_owner(reservations),
+        "reservations_listed_at": listed_at,
+        "reservations_error": error,
+    }
+
+
+def shared_unknown_block(error: str) -> dict[str, Any]:
+    """The shared-mode block when the shared status itself could not be read."""
+    return {
+        "mode": "shared",
+        "leader": None,
+        "owner": None,
+        "epoch": None,
+        "generation": None,
+        "reservations": None,
+        "reservations_listed_at": None,
+        "reservations_error": error,
+    }
+
+
+def status_payload(
+    manager: BalanceManager,
+    *,
+    now: float,
+    dashboard: Mapping[str, Any],
+    shared: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``/api/status``: sources, breaker, freshness, counters, shared mode, and the dashboard.
+
+    ``shared`` is the shared-mode block (:data:`SHARED_MODE` when ``None``).
+    """
     status: dict[str, Any] = dict(manager.get_status())
     stats: Mapping[str, Any] = manager.get_statistics()
     status.pop("account", None)  # a fingerprint of the key: the page has no use for it
@@ -187,7 +293,7 @@ def status_payload(
         **status,
         "stale_after": manager.config.stale_after,
         "counters": {name: stats.get(name, 0) for name in COUNTERS},
-        "shared": dict(SHARED_MODE),
+        "shared": dict(SHARED_MODE if shared is None else shared),
         "freshness": ages,
         "alerts": alerts_payload(manager),
         "dashboard": dict(dashboard),

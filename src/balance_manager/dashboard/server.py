@@ -25,6 +25,12 @@ reconnects sends the last event id it saw (``Last-Event-ID``, or
 ``tick_interval`` seconds of the manager's clock and at once when the source or
 the stream changes.
 
+In shared mode the dashboard is given a ``shared_status`` provider (see
+:mod:`balance_manager.dashboard.shared_status`): it is read once on start and
+then on each status tick in the background, bounded by
+:data:`SHARED_STATUS_TIMEOUT`, and the status serves its last answer, so a slow
+or unreachable Redis never holds up a page or the event loop.
+
 Nothing is written through the API (every route is ``GET``, but the login
 form); no key, secret or token ever reaches a response. See
 :mod:`balance_manager.dashboard.security` for who may connect.
@@ -49,17 +55,20 @@ from balance_manager.core.validation.validator import ValidationResult
 from balance_manager.dashboard.journal import DEFAULT_CAPACITY, EventJournal, JournalEvent
 from balance_manager.dashboard.payloads import (
     FreeSeries,
+    SharedStatus,
     alert_event,
     balance_event,
     balances_payload,
     connection_event,
     dumps,
     history_payload,
+    shared_unknown_block,
     source_event,
     status_payload,
     validation_event,
 )
 from balance_manager.dashboard.security import COOKIE_NAME, AccessPolicy
+from balance_manager.dashboard.shared_status import describe_failure
 from balance_manager.exceptions import ConfigError, UnknownAssetError
 from balance_manager.service.history import ANALYSIS_HOURS
 from balance_manager.service.status import ConnectionState, SourceChanged
@@ -67,7 +76,7 @@ from balance_manager.service.status import ConnectionState, SourceChanged
 if TYPE_CHECKING:
     from balance_manager.service.manager import BalanceManager
 
-__all__ = ["DEFAULT_PORT", "STATIC", "Dashboard", "serve_dashboard"]
+__all__ = ["DEFAULT_PORT", "SHARED_STATUS_TIMEOUT", "STATIC", "Dashboard", "serve_dashboard"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +86,8 @@ STATIC = Path(__file__).resolve().parent / "static"
 DEFAULT_PORT = 8765
 #: Most history points one request returns (the newest).
 MAX_HISTORY_POINTS = 20_000
+#: Real seconds a reading of the shared-mode block may take before it counts as failed.
+SHARED_STATUS_TIMEOUT = 5.0
 
 _CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -145,6 +156,9 @@ class Dashboard:
             ``0`` turns the page's watchdog off).
         replay_capacity: events kept for pages that reconnect.
         max_clients: most event streams open at once.
+        shared_status: reads the status's shared-mode block (a shared-balances
+            leader's: leader, epoch, reservations per strategy); ``None``: a
+            single process.
 
     Raises:
         ConfigError: an option is out of range, or ``host`` is not loopback and
@@ -168,6 +182,7 @@ class Dashboard:
         stall_after: float | None = None,
         replay_capacity: int = DEFAULT_CAPACITY,
         max_clients: int = 32,
+        shared_status: SharedStatus | None = None,
     ) -> None:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65_535:
             raise ConfigError("port", port, "must be an int from 0 to 65535")
@@ -203,6 +218,11 @@ class Dashboard:
         self._status_version = 0
         self._holds_live = False  # as of the last status or connection event
         self._stopping = False
+        self.shared_status = shared_status
+        self._shared: dict[str, Any] | None = (
+            None if shared_status is None else shared_unknown_block("not read yet")
+        )
+        self._shared_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -224,6 +244,7 @@ class Dashboard:
         manager.register_callback("validation_failed", self._on_validation)
         manager.register_callback("alert_fired", self._on_alert)
         manager.register_callback("alert_resolved", self._on_alert)
+        await self.refresh_shared()
         self._refresh_status()
         runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=1.0)
         await runner.setup()
@@ -244,11 +265,12 @@ class Dashboard:
         self._stopping = True
         self._unregister()
         self._wake_all()
-        tick, self._tick = self._tick, None
-        if tick is not None:
-            tick.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await tick
+        for task in (self._tick, self._shared_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._tick = self._shared_task = None
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
@@ -352,7 +374,42 @@ class Dashboard:
 
     def status(self) -> dict[str, Any]:
         """What ``/api/status`` returns now."""
-        return status_payload(self.manager, now=self._now(), dashboard=self._dashboard_info())
+        return status_payload(
+            self.manager, now=self._now(), dashboard=self._dashboard_info(), shared=self._shared
+        )
+
+    async def refresh_shared(self) -> None:
+        """Read the shared-mode block now (what each status tick starts in the background).
+
+        A reading that fails or takes longer than :data:`SHARED_STATUS_TIMEOUT`
+        leaves a block that says so, with nothing in it shown as current.
+        """
+        provider = self.shared_status
+        if provider is None:
+            return
+        try:
+            block = dict(await asyncio.wait_for(provider(), SHARED_STATUS_TIMEOUT))
+        except TimeoutError:
+            block = shared_unknown_block(
+                f"the shared status did not answer within {SHARED_STATUS_TIMEOUT:g} s"
+            )
+        except Exception as exc:  # never let the shared state take the dashboard down
+            logger.exception("dashboard: reading the shared status failed")
+            block = shared_unknown_block(f"the shared status failed: {describe_failure(exc)}")
+        before, self._shared = self._shared, block
+        if _news(before, block) and self._runner is not None and not self._stopping:
+            try:
+                self._refresh_status()
+            except Exception:  # as on a tick: a status that cannot be built ends nothing
+                logger.exception("dashboard: building the status failed")
+
+    def _start_shared_refresh(self) -> None:
+        if self.shared_status is None or self._stopping:
+            return
+        if self._shared_task is None or self._shared_task.done():
+            self._shared_task = asyncio.create_task(
+                self.refresh_shared(), name="dashboard-shared-status"
+            )
 
     def _refresh_status(self) -> None:
         status = self.status()
@@ -365,6 +422,7 @@ class Dashboard:
         clock = self.manager.clock
         while not self._stopping:
             await clock.sleep(self.tick_interval)
+            self._start_shared_refresh()  # in the background: pushed when it changes
             try:
                 self._refresh_status()
             except Exception:  # a status that cannot be built must not end the pushes
@@ -550,6 +608,16 @@ class Dashboard:
     def __repr__(self) -> str:
         state = "serving" if self._runner is not None else "stopped"
         return f"Dashboard({state}, url={self.url!r}, clients={len(self._clients)})"
+
+
+def _news(before: dict[str, Any] | None, after: dict[str, Any]) -> bool:
+    """Whether a new shared block says more than when it was read."""
+    if before is None:
+        return True
+    moment = "reservations_listed_at"
+    return {k: v for k, v in before.items() if k != moment} != {
+        k: v for k, v in after.items() if k != moment
+    }
 
 
 def _limit(text: str | None, maximum: int, *, default: int | None = None) -> int:

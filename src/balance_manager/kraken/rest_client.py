@@ -238,6 +238,7 @@ class KrakenRestClient:
         volume: AmountLike,
         price: AmountLike | None = None,
         userref: int | None = None,
+        cl_ord_id: str | None = None,
         validate: bool = False,
     ) -> rest.AddOrderResult:
         """``AddOrder``: place one order (never retried: it is not idempotent).
@@ -253,6 +254,8 @@ class KrakenRestClient:
             volume: base quantity (``Decimal``, ``int`` or ``str``; a ``float`` is refused).
             price: the limit price (for ``limit`` orders).
             userref: a numeric reference of your own.
+            cl_ord_id: a client order id of your own (unique among your open orders;
+                shared reservations settle on it, see ``Reservations.hold``).
             validate: ask Kraken to check the order without placing it.
 
         Returns:
@@ -275,6 +278,8 @@ class KrakenRestClient:
             params["price"] = f"{to_amount(price, name='price'):f}"
         if userref is not None:
             params["userref"] = userref
+        if cl_ord_id is not None:
+            params["cl_ord_id"] = cl_ord_id
         if validate:
             params["validate"] = "true"
         return rest.decode_add_order(await self.private("AddOrder", params, retry=False))

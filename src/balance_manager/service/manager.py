@@ -28,9 +28,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 from balance_manager.config import BalanceManagerConfig
@@ -82,6 +82,13 @@ from balance_manager.service.status import (
     SourceChanged,
 )
 from balance_manager.storage.memory import BalanceStore, InMemoryBalanceStore
+
+if TYPE_CHECKING:
+    from balance_manager.core.prices import PriceSource
+    from balance_manager.core.valuation import Portfolio
+    from balance_manager.service.portfolio import PortfolioTracker
+    from balance_manager.service.prices import PriceService
+    from balance_manager.storage.base import ValueStore
 
 if TYPE_CHECKING:
     from balance_manager.simulator import SimulatedKraken
@@ -231,6 +238,12 @@ class BalanceManager:
         self._observers: list[BalanceObserver] = []
         self.simulator: SimulatedKraken | None = None
         """The simulator this manager talks to, when :func:`connect` started one."""
+        self.prices: PriceService | None = None
+        """Prices for valuations (:meth:`use_prices`; :func:`connect` sets one up)."""
+        self._trackers: dict[str, PortfolioTracker] = {}
+        self._trackers_lock = asyncio.Lock()  # one tracker per quote, however many ask at once
+        # Told each ledger entry (its type tells deposits from trades); empty unless valued.
+        self._ledger_listeners: list[Callable[[StreamLedgerUpdate], None]] = []
         self.alerts: AlertMonitor | None = None
         """The alert monitor (``config.alerts_enabled``; docs/alerts.md), or ``None``."""
         if self.config.alerts_enabled:
@@ -318,6 +331,10 @@ class BalanceManager:
             await asyncio.wait(maintenance, timeout=5.0)
         for task in tasks:
             await cancel_and_wait(task)
+        for tracker in list(self._trackers.values()):
+            await tracker.close()
+        if self.prices is not None:
+            await self.prices.close()
         if self.alerts is not None:
             await self.alerts.aclose()
         await self._events.aclose()
@@ -620,6 +637,111 @@ class BalanceManager:
         """
         self._observers.append(observer)
 
+    # -- portfolio (docs/portfolio.md) -------------------------------------------------
+
+    def use_prices(self, source: PriceSource) -> PriceService:
+        """Value balances with ``source``'s prices (a venue's price client).
+
+        Nothing is read or connected until a portfolio is asked for. REST is
+        polled every ``rest_poll_interval`` while the price stream is down.
+
+        Raises:
+            ConfigError: prices are already set up.
+        """
+        from balance_manager.service.prices import PriceService
+
+        if self.prices is not None:
+            raise ConfigError("prices", source, "this manager already has a price source")
+        self.prices = PriceService(
+            source, clock=self.clock, poll_interval=self.config.rest_poll_interval
+        )
+        return self.prices
+
+    @property
+    def max_price_age(self) -> float:
+        """Age beyond which a price is stale: as long as a REST read keeps balances fresh."""
+        return max(
+            2 * self.config.rest_poll_interval + self.config.rest_api_timeout,
+            self.config.websocket_timeout,
+        )
+
+    async def portfolio_tracker(
+        self, quote: str = "USD", *, threshold_pct: Decimal | int | str = Decimal(1)
+    ) -> PortfolioTracker:
+        """The started tracker of the portfolio in ``quote`` (one per quote currency).
+
+        ``threshold_pct`` applies when the tracker is made (the first call for
+        ``quote``). See :class:`~balance_manager.service.portfolio.PortfolioTracker`.
+
+        Raises:
+            ConfigError: the manager has no price source (see :meth:`use_prices`).
+            UnknownAssetError: no pair of the exchange prices ``quote``.
+        """
+        from balance_manager.service.portfolio import PortfolioTracker
+
+        prices = self.prices
+        if prices is None:
+            raise ConfigError(
+                "prices",
+                None,
+                "no price source: connect() sets one up for Kraken and the simulator; "
+                "otherwise call use_prices()",
+            )
+        name = self.canonical(quote)
+        async with self._trackers_lock:
+            tracker = self._trackers.get(name)
+            if tracker is None:
+                tracker = PortfolioTracker(
+                    name,
+                    balances=self._portfolio_balances,
+                    prices=prices,
+                    clock=self.clock,
+                    threshold_pct=threshold_pct,
+                    max_price_age=self.max_price_age,
+                    retention=self.config.history_retention_hours * 3600.0,
+                    store=self._value_store(),
+                )
+                await tracker.start()
+                self._trackers[name] = tracker
+                self._events.register_callback("balance_update", tracker.on_balance)
+                self._ledger_listeners.append(tracker.on_ledger)
+        return tracker
+
+    @property
+    def portfolio_trackers(self) -> Mapping[str, PortfolioTracker]:
+        """The started trackers by quote currency (read-only, no I/O).
+
+        For code that must not await, such as an alert rule: ``trackers.get("USD")``
+        then ``tracker.change_over(window)``.
+        """
+        return MappingProxyType(self._trackers)
+
+    async def portfolio(self, quote: str = "USD") -> Portfolio:
+        """Every balance valued in ``quote``: total, per-asset values and allocation.
+
+        An asset without a price is listed in ``unvalued``, never counted as
+        zero; a rate older than :attr:`max_price_age`, or a balance served
+        from cache, is listed in ``stale`` (``Portfolio.fresh`` is then false).
+
+        Raises:
+            ConfigError: the manager has no price source (see :meth:`use_prices`).
+            UnknownAssetError: no pair of the exchange prices ``quote``.
+        """
+        tracker = await self.portfolio_tracker(quote)
+        return await tracker.value()
+
+    def _value_store(self) -> ValueStore | None:
+        """The history database, when it keeps portfolio values too (both stores do)."""
+        from balance_manager.storage.base import ValueStore
+
+        store = self.history.store
+        return store if isinstance(store, ValueStore) else None
+
+    def _portfolio_balances(self) -> dict[str, Balance]:
+        """Every held balance, marked ``cache`` when no source is live (no I/O)."""
+        self._update_mode()
+        return SyncBalanceView(self).get_all_balances()
+
     # -- status ------------------------------------------------------------------------
 
     @property
@@ -747,6 +869,9 @@ class BalanceManager:
                 event.received_at, old.credit, old.credit_used, event.earn,
             )  # fmt: skip
         self._apply(new, old, "update", event.ledger_id)
+        if self._ledger_listeners:
+            for listener in self._ledger_listeners:
+                listener(event)
 
     def _on_snapshot(self, event: StreamSnapshot) -> None:
         self._counters.incr("snapshots")

@@ -15,12 +15,13 @@ after a minute of retries, and a leader learns in time that it cannot renew.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from balance_manager.credentials import redact_url
 from balance_manager.exceptions import SharedStateError
 from balance_manager.shared import lua
 from balance_manager.shared.keys import AccountKeys
-from balance_manager.shared.urls import mask_url
 
 try:
     import redis.asyncio as aioredis
@@ -58,6 +59,20 @@ def scrub(message: str, url: str) -> str:
     return " ".join(message.split())
 
 
+def _still_cancelled() -> None:
+    """Raise ``CancelledError`` if this task was cancelled while Redis was answering.
+
+    redis-py may finish a command that a cancellation interrupted (to keep the
+    connection in step) and return its reply, or turn the cancellation into a
+    connection error: either way the cancellation would be lost, a loop that
+    goes on after a reply or an error would never end, and whoever cancelled it
+    (a leader ending its term) would wait for it forever.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class SharedRedis:
     """A Redis client for one account's keys and scripts.
 
@@ -72,7 +87,7 @@ class SharedRedis:
         self, url: str, keys: AccountKeys, *, timeout: float = 1.0, max_connections: int = 64
     ) -> None:
         self.url = url
-        self.shown_url = mask_url(url)
+        self.shown_url = redact_url(url)
         self.keys = keys
         self.timeout = timeout
         # A bounded pool that makes callers wait for a free connection (rather
@@ -97,11 +112,12 @@ class SharedRedis:
             SharedStateError: Redis could not be reached or refused the script.
         """
         try:
-            return await self._scripts[name](keys=self.keys.all(), args=list(args))
-        except RedisError as exc:
+            reply = await self._scripts[name](keys=self.keys.all(), args=list(args))
+        except (RedisError, OSError) as exc:
+            _still_cancelled()
             raise self.error(operation or name, exc) from None
-        except OSError as exc:
-            raise self.error(operation or name, exc) from None
+        _still_cancelled()
+        return reply
 
     async def time_ms(self) -> int:
         """Redis's clock now, in ms.
@@ -112,7 +128,9 @@ class SharedRedis:
         try:
             seconds, micros = await self.client.time()
         except (RedisError, OSError) as exc:
+            _still_cancelled()
             raise self.error("TIME", exc) from None
+        _still_cancelled()
         return int(seconds) * 1000 + int(micros) // 1000
 
     def error(self, operation: str, exc: BaseException) -> SharedStateError:

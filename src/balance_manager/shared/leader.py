@@ -29,6 +29,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from typing import Any, TypedDict
 
@@ -65,12 +66,16 @@ __all__ = [
     "SharedLeader",
     "SourceFactory",
     "TappedStream",
+    "TermHook",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: Makes a fresh REST client and stream (or ``None``) for each term of leadership.
 SourceFactory = Callable[[], tuple[RestSource, StreamSource | None]]
+#: Makes what runs beside each term's manager while it leads (entered before
+#: :attr:`SharedLeader.leading` is set, exited before the manager is closed).
+TermHook = Callable[[BalanceManager], AbstractAsyncContextManager[object]]
 
 #: Rows kept in the ``ledger`` stream for the history writer (approximately).
 LEDGER_MAX_LENGTH = 1_000_000
@@ -257,6 +262,11 @@ class SharedLeader:
         history: where a :class:`~balance_manager.shared.history_writer.HistoryWriter`
             writes the ``ledger`` stream while this candidate leads (opened by the
             caller); ``None``: no history is written by this process.
+        while_leading: an async context manager of each term's manager, entered
+            once its values are published and before :attr:`leading` is set,
+            exited when the term ends and before the manager is closed (e.g. to
+            serve a dashboard of it only while leading). Its failures are logged
+            and never end the term.
     """
 
     def __init__(
@@ -269,6 +279,7 @@ class SharedLeader:
         owner: str | None = None,
         on_manager: Callable[[BalanceManager], None] | None = None,
         history: HistoryStore | None = None,
+        while_leading: TermHook | None = None,
     ) -> None:
         self.redis = redis
         self.history = history
@@ -287,6 +298,7 @@ class SharedLeader:
         self._sources = sources
         self._next: tuple[RestSource, StreamSource | None] | None = None
         self._on_manager = on_manager
+        self._while_leading = while_leading
         self._lost = asyncio.Event()
         self._published = asyncio.Event()
         self._terms = 0
@@ -373,6 +385,7 @@ class SharedLeader:
         beater: asyncio.Task[None] | None = None
         writer: asyncio.Task[None] | None = None
         manager: BalanceManager | None = None
+        term = contextlib.AsyncExitStack()
         try:
             rest, stream = self._next or self._sources()
             self._next = None
@@ -415,6 +428,7 @@ class SharedLeader:
                     history_writer.run(asyncio.Event()), name="shared-history-writer"
                 )
             if await self._first_publish():
+                await self._enter_term(term, manager)
                 self.leading.set()
                 self.changed.set()
                 if self._on_manager is not None:
@@ -432,6 +446,10 @@ class SharedLeader:
                 self.changed.set()
             for task in (writer, beater, publisher, renewer):
                 await cancel_and_wait(task)
+            try:
+                await term.aclose()
+            except Exception:  # what ran beside the term must not keep the manager open
+                logger.exception("shared: ending what ran while leading failed")
             if manager is not None:
                 self.manager = None
                 await manager.close()  # closes the stream and releases the REST client
@@ -440,6 +458,15 @@ class SharedLeader:
                     await self.redis.run("resign", str(self.timer.token), operation="resign")
             if self.timer.state is LeaseState.LOST:
                 logger.warning("stopped leading %s (lease lost)", self.redis.keys.prefix)
+
+    async def _enter_term(self, term: contextlib.AsyncExitStack, manager: BalanceManager) -> None:
+        """Enter ``while_leading`` for this term's manager; a failure is logged, not raised."""
+        if self._while_leading is None:
+            return
+        try:
+            await term.enter_async_context(self._while_leading(manager))
+        except Exception:
+            logger.exception("shared: starting what runs while leading failed")
 
     async def _first_publish(self) -> bool:
         """Wait until the republish went through (or the lease was lost)."""

@@ -22,7 +22,13 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["RedisServer", "free_port", "machine_redis_url", "redis_server_binary"]
+__all__ = [
+    "RedisServer",
+    "delete_namespace",
+    "free_port",
+    "machine_redis_url",
+    "redis_server_binary",
+]
 
 
 def redis_server_binary() -> str | None:
@@ -33,6 +39,19 @@ def redis_server_binary() -> str | None:
         if bundled.exists():
             return str(bundled)
     return shutil.which("redis-server")
+
+
+async def delete_namespace(url: str, namespace: str) -> None:
+    """Delete every key under ``namespace`` (every account's), and only those: never a flush."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(url)
+    try:
+        escaped = "\\{" + namespace.replace("*", "\\*") + ":*"
+        async for key in client.scan_iter(match=escaped, count=500):
+            await client.delete(key)
+    finally:
+        await client.aclose()
 
 
 def free_port() -> int:

@@ -48,6 +48,7 @@ from decimal import Decimal
 from typing import NamedTuple, Protocol, Self, runtime_checkable
 
 from balance_manager.core.models import Balance, Source
+from balance_manager.core.value_history import ValuePoint
 from balance_manager.credentials import redact_url
 from balance_manager.exceptions import PersistenceError
 
@@ -57,6 +58,7 @@ __all__ = [
     "HistoryStore",
     "HistoryWriter",
     "StoredRow",
+    "ValueStore",
     "history_store_for",
     "is_postgres_url",
     "sqlite_path",
@@ -194,6 +196,27 @@ class HistoryStore(HistoryWriter, Protocol):
 
     async def schema_version(self) -> int:
         """The schema version of the database."""
+        ...
+
+
+@runtime_checkable
+class ValueStore(Protocol):
+    """Where a portfolio's value over time is kept (both history stores implement it).
+
+    Points are kept per account and quote currency, amounts exact, times to the
+    microsecond; reads are oldest first.
+    """
+
+    async def append_values(self, quote: str, points: Iterable[ValuePoint]) -> int:
+        """Store value points of ``quote`` in one transaction; return how many."""
+        ...
+
+    async def load_values(self, quote: str, since: float = float("-inf")) -> list[ValuePoint]:
+        """The points of ``quote`` with ``at >= since``, oldest first."""
+        ...
+
+    async def prune_values_before(self, timestamp: float) -> int:
+        """Delete this account's points older than ``timestamp``; return how many."""
         ...
 
 

@@ -12,7 +12,7 @@ Every call borrows a connection from a :class:`psycopg_pool.AsyncConnectionPool`
 a stuck store), runs one transaction and gives it back. Nothing blocks the
 event loop: psycopg's async connections wait on the socket with asyncio.
 
-Schema (version 1, in the ``balance_manager`` schema by default; every name
+Schema (version 2, in the ``balance_manager`` schema by default; every name
 below is qualified by it)::
 
     CREATE TABLE schema_version (
@@ -39,6 +39,13 @@ below is qualified by it)::
         source text NOT NULL, received_at timestamptz NOT NULL,
         PRIMARY KEY (account, asset)
     );
+    CREATE TABLE portfolio_value (           -- version 2: the portfolio's value over time
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, account text NOT NULL,
+        quote text NOT NULL, recorded_at timestamptz NOT NULL, total numeric NOT NULL,
+        complete boolean NOT NULL, fresh boolean NOT NULL, flows numeric NOT NULL,
+        flow_count integer NOT NULL, unvalued_flows integer NOT NULL
+    );
+    CREATE INDEX portfolio_value_by_time ON portfolio_value (account, quote, recorded_at, id);
 
 Rows go in with one ``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO
 NOTHING`` per batch: one statement, however large the batch, and the partial
@@ -74,6 +81,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
 from balance_manager.core.models import Balance, Source
+from balance_manager.core.value_history import ValuePoint
 from balance_manager.credentials import redact_url
 from balance_manager.exceptions import BalanceManagerError, ConfigError, PersistenceError
 from balance_manager.storage.base import StoredRow
@@ -140,6 +148,27 @@ MIGRATIONS: tuple[Migration, ...] = (
                 PRIMARY KEY (account, asset)
             )
             """,
+        ),
+    ),
+    Migration(
+        "the portfolio's value over time, per account and quote currency",
+        (
+            """
+            CREATE TABLE {schema}.portfolio_value (
+                id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                account        text NOT NULL,
+                quote          text NOT NULL,
+                recorded_at    timestamptz NOT NULL,
+                total          numeric NOT NULL,
+                complete       boolean NOT NULL,
+                fresh          boolean NOT NULL,
+                flows          numeric NOT NULL,
+                flow_count     integer NOT NULL,
+                unvalued_flows integer NOT NULL
+            )
+            """,
+            "CREATE INDEX portfolio_value_by_time "
+            "ON {schema}.portfolio_value (account, quote, recorded_at, id)",
         ),
     ),
 )
@@ -231,6 +260,24 @@ _PRUNE = (
     "WHERE account = %(account)s AND recorded_at < to_timestamp(%(before)s)"
 )
 _COUNT = "SELECT count(*) FROM {schema}.history WHERE account = %(account)s"
+_VALUES_INSERT = (
+    "INSERT INTO {schema}.portfolio_value (account, quote, recorded_at, total, complete, fresh, "
+    "flows, flow_count, unvalued_flows) "
+    "SELECT %(account)s, %(quote)s, to_timestamp(t), total, complete, fresh, flows, n, u "
+    "FROM unnest(%(times)s::float8[], %(totals)s::numeric[], %(completes)s::boolean[], "
+    "%(freshes)s::boolean[], %(flows)s::numeric[], %(counts)s::integer[], "
+    "%(unvalued)s::integer[]) AS p(t, total, complete, fresh, flows, n, u)"
+)
+_VALUES_SELECT = (
+    "SELECT extract(epoch FROM recorded_at)::float8, total, complete, fresh, flows, "
+    "flow_count, unvalued_flows FROM {schema}.portfolio_value "
+    "WHERE account = %(account)s AND quote = %(quote)s AND recorded_at >= to_timestamp(%(since)s) "
+    "ORDER BY recorded_at, id"
+)
+_VALUES_PRUNE = (
+    "DELETE FROM {schema}.portfolio_value "
+    "WHERE account = %(account)s AND recorded_at < to_timestamp(%(before)s)"
+)
 _ACCOUNTS = """
 WITH RECURSIVE accounts(account) AS (
     (SELECT account FROM {schema}.history ORDER BY account LIMIT 1)
@@ -251,8 +298,9 @@ JOIN pg_class c ON c.oid = i.indrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = %(schema)s
 """
-#: Indexes of schema version 1: three primary keys, the ledger guard and two lookups.
-_EXPECTED_INDEXES = 6
+#: Indexes of the schema: version 1's three primary keys, the ledger guard and two lookups;
+#: version 2's primary key of ``portfolio_value`` and its time index.
+_EXPECTED_INDEXES = 8
 
 
 class PostgresHistoryStore:
@@ -452,6 +500,54 @@ class PostgresHistoryStore:
         async def transaction(connection: psycopg.AsyncConnection[Any]) -> int:
             parameters = {"account": self.account, "before": float(timestamp)}
             cursor = await connection.execute(self._sql(_PRUNE), parameters)
+            return max(0, cursor.rowcount)
+
+        return await self._transaction(transaction, "prune")
+
+    # -- portfolio value (storage.base.ValueStore) -----------------------------------
+
+    async def append_values(self, quote: str, points: Iterable[ValuePoint]) -> int:
+        """Store value points of ``quote`` in one transaction; return how many.
+
+        Raises:
+            PersistenceError: the write failed; nothing was stored.
+        """
+        batch = list(points)
+        if not batch:
+            return 0
+        parameters = {
+            "account": self.account,
+            "quote": quote,
+            "times": [float(p.at) for p in batch],
+            "totals": [p.total for p in batch],
+            "completes": [p.complete for p in batch],
+            "freshes": [p.fresh for p in batch],
+            "flows": [p.flows for p in batch],
+            "counts": [p.flow_count for p in batch],
+            "unvalued": [p.unvalued_flows for p in batch],
+        }
+
+        async def transaction(connection: psycopg.AsyncConnection[Any]) -> int:
+            await connection.execute(self._sql(_VALUES_INSERT), parameters)
+            return len(batch)
+
+        return await self._transaction(transaction, "write")
+
+    async def load_values(self, quote: str, since: float = float("-inf")) -> list[ValuePoint]:
+        """The points of ``quote`` with ``at >= since``, oldest first."""
+        parameters = {"account": self.account, "quote": quote, "since": float(since)}
+        records = await self._fetch(_VALUES_SELECT, parameters, "read")
+        return [
+            ValuePoint(at, total, complete, fresh, flows, count, unvalued)
+            for at, total, complete, fresh, flows, count, unvalued in records
+        ]
+
+    async def prune_values_before(self, timestamp: float) -> int:
+        """Delete this account's points older than ``timestamp``; return how many."""
+
+        async def transaction(connection: psycopg.AsyncConnection[Any]) -> int:
+            parameters = {"account": self.account, "before": float(timestamp)}
+            cursor = await connection.execute(self._sql(_VALUES_PRUNE), parameters)
             return max(0, cursor.rowcount)
 
         return await self._transaction(transaction, "prune")

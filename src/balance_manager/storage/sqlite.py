@@ -17,7 +17,7 @@ append. ``FULL`` makes SQLite fsync the WAL at every commit, so a batch that
 :meth:`SQLiteHistoryStore.write` has acknowledged survives not only a killed
 process (WAL alone gives that) but also an OS crash or power loss.
 
-Schema (version 3, tracked in ``PRAGMA user_version``)::
+Schema (version 4, tracked in ``PRAGMA user_version``)::
 
     CREATE TABLE history (
         id        INTEGER PRIMARY KEY,   -- insertion order, breaks timestamp ties
@@ -45,6 +45,13 @@ Schema (version 3, tracked in ``PRAGMA user_version``)::
         received_at REAL NOT NULL,
         PRIMARY KEY (account, asset)
     );
+    CREATE TABLE portfolio_value (       -- the portfolio's value over time (v4)
+        id INTEGER PRIMARY KEY, account TEXT NOT NULL, quote TEXT NOT NULL,
+        at REAL NOT NULL, total TEXT NOT NULL, complete INTEGER NOT NULL,
+        fresh INTEGER NOT NULL, flows TEXT NOT NULL, flow_count INTEGER NOT NULL,
+        unvalued_flows INTEGER NOT NULL
+    );
+    CREATE INDEX portfolio_value_by_time ON portfolio_value (account, quote, at);
 
 Every row belongs to one account (a fingerprint of its API key, never the key):
 a store reads and prunes only its own account's rows, so a file that holds
@@ -57,6 +64,10 @@ every amount of a value, hold included, so a restart while the exchange is
 unreachable shows complete last-known values. Later schema versions are added
 to :data:`MIGRATIONS`; :meth:`SQLiteHistoryStore.open` applies the missing ones in
 order, each in its own transaction.
+
+Version 4 adds ``portfolio_value``: the portfolio's value over time (one row
+per recorded point, per account and quote currency; amounts as exact text), read
+back by :meth:`SQLiteHistoryStore.load_values`.
 
 Version 3 adds ``history_by_asset``: the newest rows of one asset are read
 straight from that index (newest first, ``LIMIT`` n), so the reload on start
@@ -80,6 +91,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from balance_manager.core.models import Balance, Source
+from balance_manager.core.value_history import ValuePoint
 from balance_manager.exceptions import BalanceManagerError, ConfigError, PersistenceError
 from balance_manager.storage.base import StoredRow
 
@@ -147,11 +159,35 @@ def _migrate_to_3(connection: sqlite3.Connection) -> None:
     connection.execute("CREATE INDEX history_by_asset ON history (account, asset, timestamp)")
 
 
+def _migrate_to_4(connection: sqlite3.Connection) -> None:
+    """Version 4: the portfolio's value over time, per account and quote currency."""
+    connection.execute(
+        """
+        CREATE TABLE portfolio_value (
+            id             INTEGER PRIMARY KEY,
+            account        TEXT NOT NULL,
+            quote          TEXT NOT NULL,
+            at             REAL NOT NULL,
+            total          TEXT NOT NULL,
+            complete       INTEGER NOT NULL,
+            fresh          INTEGER NOT NULL,
+            flows          TEXT NOT NULL,
+            flow_count     INTEGER NOT NULL,
+            unvalued_flows INTEGER NOT NULL
+        )
+        """
+    )
+    connection.execute(
+        "CREATE INDEX portfolio_value_by_time ON portfolio_value (account, quote, at)"
+    )
+
+
 #: Schema migrations: ``MIGRATIONS[i]`` takes a database from version ``i`` to ``i + 1``.
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _migrate_to_1,
     _migrate_to_2,
     _migrate_to_3,
+    _migrate_to_4,
 )
 
 #: The schema version this code writes.
@@ -396,6 +432,102 @@ class SQLiteHistoryStore:
     def __repr__(self) -> str:
         state = "open" if self.is_open else "closed"
         return f"SQLiteHistoryStore(path={self._path!r}, {state})"
+
+    # -- portfolio value (storage.base.ValueStore) ------------------------------------
+
+    async def append_values(self, quote: str, points: Iterable[ValuePoint]) -> int:
+        """Store value points of ``quote`` in one transaction; return how many.
+
+        Raises:
+            PersistenceError: the write failed; nothing was stored.
+        """
+        data = [
+            (
+                self.account,
+                quote,
+                p.at,
+                str(p.total),
+                int(p.complete),
+                int(p.fresh),
+                str(p.flows),
+                p.flow_count,
+                p.unvalued_flows,
+            )
+            for p in points
+        ]
+        if not data:
+            return 0
+        return await self._run(self._values_append_sync, data, what="write")
+
+    async def load_values(self, quote: str, since: float = float("-inf")) -> list[ValuePoint]:
+        """The points of ``quote`` with ``at >= since``, oldest first.
+
+        Raises:
+            PersistenceError: the read failed or a row is not valid.
+        """
+        return await self._run(self._values_load_sync, quote, since, what="read")
+
+    async def prune_values_before(self, timestamp: float) -> int:
+        """Delete this account's points older than ``timestamp``; return how many."""
+        return await self._run(self._values_prune_sync, timestamp, what="prune")
+
+    def _values_append_sync(self, data: list[tuple[object, ...]]) -> int:
+        connection = self._db()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.executemany(
+                "INSERT INTO portfolio_value (account, quote, at, total, complete, fresh, "
+                "flows, flow_count, unvalued_flows) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                data,
+            )
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        return len(data)
+
+    def _values_load_sync(self, quote: str, since: float) -> list[ValuePoint]:
+        query = (
+            "SELECT at, total, complete, fresh, flows, flow_count, unvalued_flows "
+            "FROM portfolio_value WHERE account = ? AND quote = ? AND at >= ? ORDER BY at, id"
+        )
+        points = []
+        for at, total, complete, fresh, flows, count, unvalued in self._db().execute(
+            query, (self.account, quote, since)
+        ):
+            try:
+                points.append(
+                    ValuePoint(
+                        float(at),
+                        Decimal(total),
+                        bool(complete),
+                        bool(fresh),
+                        Decimal(flows),
+                        int(count),
+                        int(unvalued),
+                    )
+                )
+            except (InvalidOperation, ValueError, TypeError) as exc:
+                raise PersistenceError(
+                    f"history database holds an invalid value point ({total!r})", path=self._path
+                ) from exc
+        return points
+
+    def _values_prune_sync(self, timestamp: float) -> int:
+        connection = self._db()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            deleted = connection.execute(
+                "DELETE FROM portfolio_value WHERE account = ? AND at < ?",
+                (self.account, timestamp),
+            ).rowcount
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        return int(deleted)
 
     # -- plumbing (event-loop side) --------------------------------------------------
 

@@ -324,16 +324,78 @@
         history.persistence_error ? "bad" : null),
     ];
     $("sources").replaceChildren(...facts);
-    const shared = status.shared || {};
-    $("shared").replaceChildren(
-      ...fact("Mode", shared.mode || "single process"),
-      ...fact("Leader", shared.leader ?? "— (not in shared mode)"),
-      ...fact("Epoch", shared.epoch ?? "—"),
-      ...fact("Reservations", shared.reservations ? JSON.stringify(shared.reservations) : "—"),
-    );
+    renderShared(status);
     const counters = status.counters || {};
     $("counters").replaceChildren(...Object.entries(counters).flatMap(
       ([name, value]) => fact(name.replaceAll("_", " "), String(value))));
+  }
+
+  // -- shared mode ----------------------------------------------------------------------
+  // One process owning its balances says "single process"; a shared-balances leader names
+  // itself, its epoch and generation, and lists what each strategy has reserved. When the
+  // reservations could not be read the table says so: old ones are never shown as current.
+
+  function renderShared(status) {
+    const shared = status.shared || {};
+    const single = !shared.mode || shared.mode === "single process";
+    const facts = [...fact("Mode", shared.mode || "single process",
+      !single && shared.mode !== "shared leader" ? "bad" : null)];
+    if (single) {
+      facts.push(...fact("Leader", "— (not in shared mode)"), ...fact("Epoch", "—"));
+    } else {
+      facts.push(
+        ...fact("Leader", shared.leader ??
+          (shared.mode === "shared" ? "— (not known)" : "— (this candidate no longer leads)"),
+          shared.leader ? null : "bad"),
+        ...fact("Epoch", shared.epoch ?? "—"),
+        ...fact("Generation", shared.generation ?? "—"),
+        ...fact("Reservations", reservationsState(shared, status.as_of),
+          shared.reservations_error ? "bad" : null),
+      );
+    }
+    $("shared").replaceChildren(...facts);
+    renderReservations(single ? null : shared);
+  }
+
+  function reservationsState(shared, asOf) {
+    const listed = shared.reservations_listed_at;
+    const age = listed !== null && listed !== undefined && asOf ? Math.max(0, asOf - listed) : null;
+    if (shared.reservations_error) {
+      return shared.reservations_error +
+        (age !== null ? ` (last read ${formatAge(age)} ago)` : "");
+    }
+    return age !== null ? `read ${formatAge(age)} ago` : "—";
+  }
+
+  function renderReservations(shared) {
+    const table = $("reservation-table");
+    const body = $("reservation-rows");
+    table.hidden = !shared;
+    if (!shared) {
+      body.replaceChildren();
+      return;
+    }
+    const byOwner = shared.reservations;
+    table.dataset.state = byOwner ? "known" : "unknown";
+    if (!byOwner) {
+      body.replaceChildren(el("tr", {}, el("td", { colspan: 5, class: "bad",
+        text: "Not known now: the reservations could not be read." })));
+      return;
+    }
+    const rows = [];
+    for (const owner of Object.keys(byOwner).sort()) {
+      for (const asset of Object.keys(byOwner[owner]).sort()) {
+        const slot = byOwner[owner][asset];
+        rows.push(el("tr", { "data-owner": owner, "data-asset": asset },
+          el("th", { scope: "row", text: owner }),
+          el("td", { "data-field": "asset", text: asset }),
+          el("td", { class: "num", "data-field": "reserved", text: slot.reserved }),
+          el("td", { class: "num", "data-field": "count", text: String(slot.count) }),
+          el("td", { class: "num", "data-field": "committed", text: String(slot.committed) })));
+      }
+    }
+    if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 5, text: "No reservation held." })));
+    body.replaceChildren(...rows);
   }
 
   function addLog(event) {

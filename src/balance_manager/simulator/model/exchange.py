@@ -31,7 +31,7 @@ from balance_manager.kraken.protocol.holds import DEFAULT_FEE_RATE
 from balance_manager.simulator.model.instruments import Instruments
 from balance_manager.simulator.model.ledger import Account, Order, Trade, check_digits
 
-__all__ = ["SYSTEM_STATUSES", "SimExchange", "StatusListener", "SystemStatus"]
+__all__ = ["SYSTEM_STATUSES", "PriceListener", "SimExchange", "StatusListener", "SystemStatus"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ SystemStatus: TypeAlias = Literal["online", "maintenance", "cancel_only", "post_
 SYSTEM_STATUSES: tuple[SystemStatus, ...] = ("online", "maintenance", "cancel_only", "post_only")
 #: Called with the new status whenever it changes.
 StatusListener: TypeAlias = Callable[[SystemStatus], None]
+#: Called with a pair's v2 symbol and new price whenever the price moves.
+PriceListener: TypeAlias = Callable[[str, Decimal], None]
 
 
 class SimExchange:
@@ -71,6 +73,7 @@ class SimExchange:
             self._prices[self.instruments.pair(symbol).symbol] = to_amount(price, name="price")
         self._status: SystemStatus = "online"
         self._status_listeners: list[StatusListener] = []
+        self._price_listeners: list[PriceListener] = []
 
     # -- accounts --------------------------------------------------------------
 
@@ -154,8 +157,35 @@ class SimExchange:
             raise ExchangeError("EGeneral:Invalid arguments:price")
         # Rounded to the pair's decimals below: only its size must fit.
         check_digits("price", value, pair.pair_decimals, rounded=True)
-        self._prices[pair.symbol] = round_to(value, pair.pair_decimals, ROUND_HALF_UP)
-        return self._prices[pair.symbol]
+        new = round_to(value, pair.pair_decimals, ROUND_HALF_UP)
+        old = self._prices[pair.symbol]
+        self._prices[pair.symbol] = new
+        if new != old:
+            for listener in list(self._price_listeners):
+                listener(pair.symbol, new)
+        return new
+
+    def quote(self, symbol: str) -> tuple[Decimal, Decimal]:
+        """Best bid and ask of a pair: one tick either side of its price (the mid is the price).
+
+        A price of one tick has no room below it: bid and ask are then the price.
+        """
+        pair = self.instruments.pair(symbol)
+        price = self._prices[pair.symbol]
+        tick = pair.tick_size
+        if price <= tick:
+            return price, price
+        return price - tick, price + tick
+
+    def on_price(self, listener: PriceListener) -> Callable[[], None]:
+        """Call ``listener(symbol, price)`` on every price move; returns an unsubscriber."""
+        self._price_listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._price_listeners:
+                self._price_listeners.remove(listener)
+
+        return unsubscribe
 
     def crossed(self, symbol: str | None = None) -> list[tuple[Account, Order]]:
         """Resting limit orders that the current price has reached."""

@@ -17,9 +17,10 @@ Two frames have no encoder there and are built here: the public
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from balance_manager.kraken.protocol import ws_messages as wsm
+from balance_manager.kraken.protocol.ticker import encode_ticker
 from balance_manager.kraken.protocol.timefmt import format_rfc3339
 from balance_manager.simulator.model.instruments import Instruments
 from balance_manager.simulator.model.ledger import Account, LedgerEntry, Order, OrderEvent
@@ -38,6 +39,7 @@ __all__ = [
     "pong_frame",
     "response_frame",
     "status_frame",
+    "ticker_frame",
 ]
 
 #: The heartbeat frame (fixture ``ws_heartbeat.json``).
@@ -274,3 +276,16 @@ def instrument_snapshot_frame(instruments: Instruments) -> bytes:
     return encode_json(
         {"channel": "instrument", "type": "snapshot", "data": {"assets": assets, "pairs": pairs}}
     )
+
+
+def ticker_frame(
+    kind: Literal["snapshot", "update"],
+    symbol: str,
+    *,
+    bid: Decimal,
+    ask: Decimal,
+    last: Decimal,
+    now: float,
+) -> bytes:
+    """A public ``ticker`` frame of one pair (docs/kraken.md, 'The ticker channel')."""
+    return encode_ticker(kind, symbol, bid=bid, ask=ask, last=last, timestamp=now)

@@ -151,11 +151,12 @@ def _ticker(ctx: SimContext, query: Mapping[str, str]) -> dict[str, Any]:
     pairs = [instruments.pair(name) for name in wanted] if wanted else list(instruments.pairs)
     result = {}
     for pair in pairs:
-        price = f"{ctx.exchange.price(pair.symbol):f}"
+        price = ctx.exchange.price(pair.symbol)
+        bid, ask = ctx.exchange.quote(pair.symbol)
         result[pair.rest_name] = {
-            "a": [price, "1", "1.000"],
-            "b": [price, "1", "1.000"],
-            "c": [price, "0.00100000"],
+            "a": [f"{ask:f}", "1", "1.000"],
+            "b": [f"{bid:f}", "1", "1.000"],
+            "c": [f"{price:f}", "0.00100000"],
         }
     return result
 

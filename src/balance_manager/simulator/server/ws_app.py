@@ -6,14 +6,17 @@ requests (the shapes are in docs/kraken.md, 'WebSocket v2'):
 * ``ping`` → ``pong`` with the ``req_id``;
 * ``subscribe`` / ``unsubscribe`` to ``balances`` and ``executions`` (private:
   ``params.token`` from ``GetWebSocketsToken`` is required) and to
-  the public ``instrument`` channel; acknowledged with ``time_in``/``time_out``
-  and the ``req_id``;
+  the public ``instrument`` and ``ticker`` channels; acknowledged with
+  ``time_in``/``time_out`` and the ``req_id`` (``ticker``: one answer per pair);
 * anything else → ``success: false`` with ``EGeneral:Invalid arguments``.
 
 After a ``balances`` subscription the connection gets a snapshot
 (``sequence`` 1, unless ``snapshot: false``) and then one ``update`` per
 ledger entry, each with the next ``sequence`` of that subscription.
-``executions`` works the same way with order events. Heartbeats go out about
+``executions`` works the same way with order events. A ``ticker``
+subscription (v2 pair names in ``params.symbol``) gets each pair's snapshot and
+then an ``update`` whenever the market moves the pair's price; best bid and ask
+are one tick either side of it (``SimExchange.quote``). Heartbeats go out about
 every ``heartbeat_interval`` seconds (on the injected clock) when no other
 channel data has flowed, once the connection has subscribed to something.
 
@@ -28,7 +31,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -54,6 +57,7 @@ from balance_manager.simulator.model.frames import (
     pong_frame,
     response_frame,
     status_frame,
+    ticker_frame,
 )
 from balance_manager.simulator.model.ledger import Account, AccountEvent, LedgerEntry, OrderEvent
 from balance_manager.simulator.server.context import SimContext
@@ -65,7 +69,7 @@ logger = logging.getLogger(__name__)
 #: Channels that need a token (served only on Kraken's auth host).
 PRIVATE_CHANNELS = frozenset({"balances", "executions"})
 #: Public channels the simulator serves.
-PUBLIC_CHANNELS = frozenset({"instrument"})
+PUBLIC_CHANNELS = frozenset({"instrument", "ticker"})
 #: The error of a request the server cannot accept.
 INVALID_ARGUMENTS = "EGeneral:Invalid arguments"
 
@@ -115,6 +119,9 @@ class WsConnection:
         self._held: dict[str | None, list[bytes]] = {}
         self._last_data = ctx.monotonic()
         self._tasks: list[asyncio.Task[None]] = []
+        # The public ticker channel: subscribed pairs, and the price listener feeding them.
+        self.ticker_symbols: set[str] = set()
+        self._ticker_detach: Callable[[], None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -145,6 +152,7 @@ class WsConnection:
             if sub.detach is not None:
                 sub.detach()
         self.subscriptions.clear()
+        self._stop_ticker()
         current = asyncio.current_task()
         for task in self._tasks:
             if task is not current:
@@ -323,6 +331,9 @@ class WsConnection:
     def _subscribe(self, request: ClientRequest, time_in: float) -> None:
         channel = self._channel(request)
         snapshot = True if request.snapshot is None else request.snapshot
+        if channel == "ticker":
+            self._subscribe_ticker(request, time_in, snapshot)
+            return
         if channel == "executions":
             snapshot = self._flag(request, "snap_orders", snapshot)
         account = self._account(request) if channel in PRIVATE_CHANNELS else None
@@ -361,8 +372,83 @@ class WsConnection:
 
         return on_event
 
+    # -- the public ticker channel (docs/kraken.md, 'The ticker channel') ----------------
+
+    def _ticker_symbols(self, request: ClientRequest) -> list[str]:
+        """The pair names of a ticker request (strings, at least one, without repeats)."""
+        symbols = request.params.get("symbol")
+        if not isinstance(symbols, list) or not symbols:
+            raise _RequestError(INVALID_ARGUMENTS)
+        if not all(isinstance(symbol, str) for symbol in symbols):
+            raise _RequestError(INVALID_ARGUMENTS)
+        return list(dict.fromkeys(symbols))
+
+    def _known_pair(self, symbol: str) -> bool:
+        """Whether ``symbol`` is a pair's v2 name (other spellings are refused, as Kraken does)."""
+        try:
+            return self.ctx.exchange.instruments.pair(symbol).symbol == symbol
+        except ExchangeError:
+            return False
+
+    def _subscribe_ticker(self, request: ClientRequest, time_in: float, snapshot: bool) -> None:
+        symbols = self._ticker_symbols(request)
+        trigger = request.params.get("event_trigger", "trades")
+        if trigger not in ("trades", "bbo"):
+            raise _RequestError(INVALID_ARGUMENTS)
+        self._ever_subscribed = True
+        for symbol in symbols:
+            refused = None
+            if not self._known_pair(symbol):
+                refused = f"Currency pair not supported {symbol}"
+            elif symbol in self.ticker_symbols:
+                refused = "Already subscribed"
+            if refused is not None:
+                result = {"channel": "ticker", "symbol": symbol}
+                self._respond("subscribe", time_in, request.req_id, result=result, error=refused)
+                continue
+            self.ticker_symbols.add(symbol)
+            acked: dict[str, Any] = {"channel": "ticker", "symbol": symbol, "snapshot": snapshot}
+            self._respond("subscribe", time_in, request.req_id, result=acked)
+            if snapshot:
+                self._send_ticker("snapshot", symbol)
+        if self._ticker_detach is None and self.ticker_symbols:
+            self._ticker_detach = self.ctx.exchange.on_price(self._on_price)
+
+    def _on_price(self, symbol: str, price: object) -> None:
+        if symbol in self.ticker_symbols:
+            self._send_ticker("update", symbol)
+
+    def _send_ticker(self, kind: Literal["snapshot", "update"], symbol: str) -> None:
+        exchange = self.ctx.exchange
+        bid, ask = exchange.quote(symbol)
+        frame = ticker_frame(
+            kind, symbol, bid=bid, ask=ask, last=exchange.price(symbol), now=self.ctx.now()
+        )
+        self.send(frame, channel="ticker")
+
+    def _unsubscribe_ticker(self, request: ClientRequest, time_in: float) -> None:
+        for symbol in self._ticker_symbols(request):
+            if symbol not in self.ticker_symbols:
+                self._respond(
+                    "unsubscribe", time_in, request.req_id, error="Subscription Not Found"
+                )
+                continue
+            self.ticker_symbols.discard(symbol)
+            result = {"channel": "ticker", "symbol": symbol}
+            self._respond("unsubscribe", time_in, request.req_id, result=result)
+        if not self.ticker_symbols:
+            self._stop_ticker()
+
+    def _stop_ticker(self) -> None:
+        detach, self._ticker_detach = self._ticker_detach, None
+        if detach is not None:
+            detach()
+
     def _unsubscribe(self, request: ClientRequest, time_in: float) -> None:
         channel = self._channel(request)
+        if channel == "ticker":
+            self._unsubscribe_ticker(request, time_in)
+            return
         if channel in PRIVATE_CHANNELS and (request.token is None or not request.token.reveal()):
             raise _RequestError(INVALID_ARGUMENTS)
         sub = self.subscriptions.pop(channel, None)
