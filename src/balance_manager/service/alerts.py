@@ -52,6 +52,7 @@ from balance_manager.service.webhook import WebhookSender, WebhookStatistics
 
 if TYPE_CHECKING:
     from balance_manager.service.manager import BalanceManager
+    from balance_manager.service.portfolio import PortfolioTracker
 
 __all__ = [
     "INTERVAL",
@@ -212,6 +213,33 @@ class AlertMonitor:
         for ``stale_price``; ``None`` stops it (and forgets the last confirmations)."""
         self._price_source = source
         self._last_prices = {}
+
+    def watch_portfolio(self, tracker: PortfolioTracker) -> None:
+        """Feed ``portfolio_drop`` and ``stale_price`` from a portfolio tracker.
+
+        The value sampled is the tracker's latest total **net of deposits and
+        withdrawals** (``total - flows``: what market moves and trading made of
+        it), and only while that valuation is complete, fresh and every flow is
+        valued (``None`` otherwise: no sample rather than a wrong one). Price
+        confirmations are those of the pairs the tracker's prices follow. The
+        manager calls this for its first tracker.
+        """
+        history = tracker.history
+        prices = tracker.prices
+
+        def market_value() -> Decimal | None:
+            point = history.latest()
+            if point is None or not (point.complete and point.fresh) or point.unvalued_flows:
+                return None
+            return point.total - point.flows
+
+        def confirmations() -> dict[str, float]:
+            book = prices.book
+            known = ((symbol, book.known_current_at(symbol)) for symbol in prices.wanted)
+            return {symbol: at for symbol, at in known if at is not None}
+
+        self.set_portfolio_source(market_value)
+        self.set_price_source(confirmations)
 
     # -- evaluation -------------------------------------------------------------------------
 

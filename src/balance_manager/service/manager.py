@@ -705,6 +705,8 @@ class BalanceManager:
                 self._trackers[name] = tracker
                 self._events.register_callback("balance_update", tracker.on_balance)
                 self._ledger_listeners.append(tracker.on_ledger)
+                if self.alerts is not None and len(self._trackers) == 1:
+                    self.alerts.watch_portfolio(tracker)  # portfolio_drop, stale_price
         return tracker
 
     @property
