@@ -687,3 +687,67 @@ def test_history_url_from_the_environment() -> None:
     for off in ("off", "none", ""):
         env = {"BALANCE_MANAGER_HISTORY_URL": off}
         assert BalanceManagerConfig.from_env(env).history_url is None
+
+
+# -- alerts ------------------------------------------------------------------------------------
+
+
+def test_alert_thresholds_from_a_mapping_pairs_or_the_environment(tmp_path: Path) -> None:
+    """Low-balance thresholds are exact Decimals, however they are given."""
+    expected = (("USD", Decimal("100")), ("BTC", Decimal("0.01")))
+    given: Any = {"USD": "100", "BTC": "0.01"}  # normalised to the pairs the field holds
+    assert BalanceManagerConfig(alert_low_balance=given).alert_low_balance == expected
+    given = [("USD", 100), ("BTC", "0.01")]
+    assert BalanceManagerConfig(alert_low_balance=given).alert_low_balance == expected
+    env = {"BALANCE_MANAGER_ALERT_LOW_BALANCE": "USD=100, BTC=0.01"}
+    assert BalanceManagerConfig.from_env(env).alert_low_balance == expected
+    path = tmp_path / "config.toml"
+    path.write_text("[balance_manager.alert_low_balance]\nUSD = 100\nBTC = 0.01\n")
+    assert BalanceManagerConfig.from_toml(path).alert_low_balance == expected
+    hash(BalanceManagerConfig(alert_low_balance=given))  # still a hashable value
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ({"USD": "-1"}, "alert_low_balance[USD]"),
+        ({"USD": "lots"}, "alert_low_balance[USD]"),
+        ("USD=1", "alert_low_balance"),
+        ({"": "1"}, "alert_low_balance"),
+        (["USD"], "alert_low_balance"),
+    ],
+)
+def test_bad_alert_thresholds_name_the_option(value: object, shown: str) -> None:
+    """A bad threshold is a ConfigError naming the option (and the asset)."""
+    with pytest.raises(ConfigError) as info:
+        BalanceManagerConfig(alert_low_balance=value)  # type: ignore[arg-type]
+    assert info.value.option == shown
+
+
+def test_unknown_alert_rule_lists_the_known_ones() -> None:
+    """disabled_alerts takes the built-in alert rules' names only."""
+    assert BalanceManagerConfig(disabled_alerts=["stale_price"]).disabled_alerts == ("stale_price",)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="balance_anomaly"):
+        BalanceManagerConfig(disabled_alerts=("no_such_alert",))
+
+
+def test_webhook_url_token_never_shows() -> None:
+    """The webhook URL's path and query may hold a token: repr, as_dict and errors hide them."""
+    url = "https://hooks.example.com/services/T0/B0/sekrit-token?key=sekrit2"
+    config = BalanceManagerConfig(alert_webhook_url=url)
+    assert config.alert_webhook_url == url
+    for text in (repr(config), str(config.as_dict())):
+        assert "sekrit" not in text
+        assert "https://hooks.example.com/***" in text
+    with pytest.raises(ConfigError) as info:
+        BalanceManagerConfig(alert_webhook_url="ftp://hooks.example.com/sekrit")
+    assert "sekrit" not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        BalanceManagerConfig(alert_webhook_url="https://hooks.example.com/sekrit token")
+    assert "sekrit" not in str(info.value)
+    assert (
+        BalanceManagerConfig.from_env(
+            {"BALANCE_MANAGER_ALERT_WEBHOOK_URL": "none"}
+        ).alert_webhook_url
+        is None
+    )

@@ -16,6 +16,7 @@ from balance_manager.credentials import (
     load_credentials,
     mask_key,
     redact_url,
+    redact_webhook_url,
 )
 from balance_manager.exceptions import ConfigError
 
@@ -358,6 +359,21 @@ def test_redact_url_masks_every_password(url: str, shown: str) -> None:
     """redact_url hides the password of the user part and of the query, and nothing else."""
     assert redact_url(url) == shown
     assert "hunter2" not in redact_url(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://hooks.example.com/services/T0/B0/XXXX", "https://hooks.example.com/***"),
+        ("http://127.0.0.1:8080/hook?token=abc", "http://127.0.0.1:8080/***"),
+        ("https://user:pw@hooks.example.com/", "https://***@hooks.example.com/"),
+        ("https://hooks.example.com", "https://hooks.example.com"),
+        ("http://[::1/x", "<unparsable URL>"),
+    ],
+)
+def test_redact_webhook_url_keeps_only_the_host(url: str, shown: str) -> None:
+    """redact_webhook_url hides the path, query and user part, where tokens live."""
+    assert redact_webhook_url(url) == shown
 
 
 @pytest.mark.parametrize(

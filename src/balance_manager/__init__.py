@@ -9,6 +9,9 @@ simulator (:mod:`balance_manager.simulator`) for demos and tests.
 from balance_manager._version import __version__
 from balance_manager.config import BalanceManagerConfig
 from balance_manager.connect import connect
+from balance_manager.core.alerts.engine import AlertEngine, AlertUpdate
+from balance_manager.core.alerts.model import Alert, AlertContext, AlertRule, Condition
+from balance_manager.core.alerts.rules import alert_rule, default_alert_rules
 from balance_manager.core.amounts import display_amount
 from balance_manager.core.cache import BalanceCache
 from balance_manager.core.freshness import ServingMode
@@ -55,6 +58,7 @@ from balance_manager.kraken.price_client import KrakenPriceFeed
 from balance_manager.kraken.rest_client import KrakenRestClient
 from balance_manager.kraken.ws_client import KrakenWebSocketClient
 from balance_manager.runtime.clock import Clock, SystemClock
+from balance_manager.service.alerts import AlertMonitor
 from balance_manager.service.history import BalanceHistory
 from balance_manager.service.manager import BalanceManager, BalanceObserver, SyncBalanceView
 from balance_manager.service.portfolio import PortfolioChange, PortfolioTracker
@@ -71,6 +75,12 @@ from balance_manager.storage.memory import BalanceStore
 
 __all__ = [
     "EVENTS",
+    "Alert",
+    "AlertContext",
+    "AlertEngine",
+    "AlertMonitor",
+    "AlertRule",
+    "AlertUpdate",
     "AssetValue",
     "AuthenticationError",
     "Balance",
@@ -87,6 +97,7 @@ __all__ = [
     "BalanceValidator",
     "CircuitOpenError",
     "Clock",
+    "Condition",
     "ConfigError",
     "ConnectionState",
     "Credentials",
@@ -138,7 +149,9 @@ __all__ = [
     "ValueChange",
     "ValuePoint",
     "__version__",
+    "alert_rule",
     "connect",
+    "default_alert_rules",
     "default_rules",
     "display_amount",
     "pair_price",

@@ -22,9 +22,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, get_args
 
-from balance_manager.core.bounds import DAY, HOUR, MAX_DECIMALS, YEAR, Bound
+from balance_manager.core.alerts.rules import ALERT_RULE_NAMES, DEFAULT_ALERT_OPTIONS
+from balance_manager.core.bounds import DAY, HOUR, MAX_DECIMALS, YEAR, Bound, amount
 from balance_manager.core.validation.rules import DEFAULT_RULE_OPTIONS
-from balance_manager.credentials import REDIS_SCHEMES, Credentials, redact_url
+from balance_manager.credentials import REDIS_SCHEMES, Credentials, redact_url, redact_webhook_url
 from balance_manager.exceptions import ConfigError
 
 __all__ = [
@@ -81,6 +82,16 @@ OPTION_BOUNDS: Mapping[str, Bound] = MappingProxyType(
         "shared_stream_max_len": Bound("count", 1000, 100_000_000),
         "reservation_ttl": Bound("seconds", 0.1, DAY),
         "reservation_settle_timeout": Bound("seconds", 0.1, DAY),
+        "alert_cooldown": Bound("seconds", 0, DAY),
+        "alert_stale_after": Bound("seconds", 0.01, YEAR),
+        "alert_stream_down_after": Bound("seconds", 0.01, DAY),
+        "alert_validation_failures": Bound("count", 1, 1_000_000),
+        "alert_validation_window": Bound("seconds", 0.01, DAY),
+        "alert_anomaly_threshold": Bound("amount", 1, 1000),
+        "alert_anomaly_min_samples": Bound("count", 3, 10_000),
+        "alert_portfolio_drop_percent": Bound("amount", Decimal("0.01"), 100, "%"),
+        "alert_portfolio_window": Bound("seconds", 1, YEAR),
+        "alert_webhook_timeout": Bound("seconds", 0.1, 300),
     }
 )
 
@@ -179,6 +190,30 @@ class BalanceManagerConfig:
         reservation_ttl: seconds a reservation lives before it is committed.
         reservation_settle_timeout: seconds a committed reservation waits for its
             order's hold before it is reaped.
+        alerts_enabled: run the alert rules (``manager.alerts``; docs/alerts.md).
+        alert_cooldown: seconds after an alert resolved before the same condition
+            (rule and asset) may fire again.
+        alert_low_balance: ``low_balance`` thresholds: asset → the free amount
+            below which it fires (a mapping, or ``"USD=100,BTC=0.01"`` in the
+            environment); empty: the rule watches nothing.
+        alert_stale_after: ``stale_balance`` / ``stale_price`` fire for a value not
+            confirmed by a live source for this many seconds.
+        alert_stream_down_after: ``stream_down`` fires when the stream has not
+            served for this many seconds.
+        alert_validation_failures: ``validation_failures`` fires at this many
+            failed validations...
+        alert_validation_window: ...within this many seconds.
+        alert_anomaly_threshold: ``balance_anomaly`` fires for a change whose
+            robust score (MAD-based deviations from the median change) exceeds this.
+        alert_anomaly_min_samples: earlier changes of an asset needed before
+            ``balance_anomaly`` judges one.
+        alert_portfolio_drop_percent: ``portfolio_drop`` fires when the portfolio
+            value falls more than this percent...
+        alert_portfolio_window: ...from its highest value within this many seconds.
+        disabled_alerts: names of alert rules to turn off.
+        alert_webhook_url: where alerts are POSTed as JSON (``http(s)://``);
+            ``None``: no webhook. Only its host is ever shown (it may hold a token).
+        alert_webhook_timeout: seconds one webhook POST may take.
     """
 
     # -- the original specification's options --------------------------------------------------
@@ -231,6 +266,21 @@ class BalanceManagerConfig:
     shared_stream_max_len: int = 100_000
     reservation_ttl: float = 30.0
     reservation_settle_timeout: float = 120.0
+    # -- alerts ---------------------------------------------------------------------
+    alerts_enabled: bool = True
+    alert_cooldown: float = 300.0
+    alert_low_balance: tuple[tuple[str, Decimal], ...] = DEFAULT_ALERT_OPTIONS.alert_low_balance
+    alert_stale_after: float = DEFAULT_ALERT_OPTIONS.alert_stale_after
+    alert_stream_down_after: float = DEFAULT_ALERT_OPTIONS.alert_stream_down_after
+    alert_validation_failures: int = DEFAULT_ALERT_OPTIONS.alert_validation_failures
+    alert_validation_window: float = DEFAULT_ALERT_OPTIONS.alert_validation_window
+    alert_anomaly_threshold: Decimal = DEFAULT_ALERT_OPTIONS.alert_anomaly_threshold
+    alert_anomaly_min_samples: int = DEFAULT_ALERT_OPTIONS.alert_anomaly_min_samples
+    alert_portfolio_drop_percent: Decimal = DEFAULT_ALERT_OPTIONS.alert_portfolio_drop_percent
+    alert_portfolio_window: float = DEFAULT_ALERT_OPTIONS.alert_portfolio_window
+    disabled_alerts: tuple[str, ...] = ()
+    alert_webhook_url: str | None = None
+    alert_webhook_timeout: float = 5.0
 
     def __post_init__(self) -> None:
         for spec in dataclasses.fields(self):
@@ -287,8 +337,9 @@ class BalanceManagerConfig:
         """Build from a mapping of option names (unknown names are refused)."""
         merged = {**values, **overrides}
         _reject_unknown(merged)
-        if "disabled_rules" in merged and isinstance(merged["disabled_rules"], list):
-            merged["disabled_rules"] = tuple(merged["disabled_rules"])
+        for name in ("disabled_rules", "disabled_alerts"):
+            if name in merged and isinstance(merged[name], list):
+                merged[name] = tuple(merged[name])
         return cls(**merged)
 
     @classmethod
@@ -436,6 +487,8 @@ def _shown_option(name: str, value: Any) -> Any:
         return repr(value)
     if name in ("history_url", "redis_url") and isinstance(value, str):
         return redact_url(value)
+    if name == "alert_webhook_url" and isinstance(value, str):
+        return redact_webhook_url(value)
     return value
 
 
@@ -483,6 +536,56 @@ def _rules(name: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _alert_names(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, tuple | list):
+        raise ConfigError(name, value, "must be a list of alert rule names")
+    for rule in value:
+        if not isinstance(rule, str) or rule not in ALERT_RULE_NAMES:
+            raise ConfigError(
+                name, rule, f"unknown alert rule; known rules: {', '.join(ALERT_RULE_NAMES)}"
+            )
+    return tuple(value)
+
+
+def _thresholds(name: str, value: Any) -> tuple[tuple[str, Decimal], ...]:
+    """Asset → amount, from a mapping, pairs, or ``"ASSET=amount"`` texts (the environment)."""
+    if isinstance(value, Mapping):
+        items = list(value.items())
+    elif isinstance(value, tuple | list):
+        items = []
+        for item in value:
+            if isinstance(item, str) and "=" in item:
+                asset, _, text = item.partition("=")
+                items.append((asset.strip(), text.strip()))
+            elif isinstance(item, tuple | list) and len(item) == 2:
+                items.append((item[0], item[1]))
+            else:
+                raise ConfigError(name, item, "must be ASSET=amount or an (asset, amount) pair")
+    else:
+        raise ConfigError(name, value, "must map asset names to amounts, e.g. {'USD': '100'}")
+    out: dict[str, Decimal] = {}
+    for asset, limit in items:
+        if not isinstance(asset, str) or not asset or len(asset) > 64 or not _is_token(asset):
+            raise ConfigError(name, asset, "asset names are 1 to 64 printable characters")
+        out[asset] = amount(f"{name}[{asset}]", limit, minimum=Decimal(0), maximum=Decimal(10**30))
+    return tuple(out.items())
+
+
+def _optional_webhook_url(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        shown = redact_webhook_url(value) if isinstance(value, str) else type(value).__name__
+        raise ConfigError(name, shown, "must be None or a URL starting with http:// or https://")
+    if len(value) > MAX_URL_LENGTH or not _is_token(value):
+        raise ConfigError(
+            name,
+            redact_webhook_url(value),
+            f"must be at most {MAX_URL_LENGTH} printable characters without spaces",
+        )
+    return value
+
+
 def _credentials(name: str, value: Any) -> Credentials | None:
     if value is not None and not isinstance(value, Credentials):
         raise ConfigError(name, "***", "must be a Credentials (see Credentials.of)")
@@ -520,6 +623,10 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "redis_url": _optional_redis_url,
     "redis_namespace": _label,
     "shared_account": _label,
+    "alerts_enabled": _boolean,
+    "alert_low_balance": _thresholds,
+    "disabled_alerts": _alert_names,
+    "alert_webhook_url": _optional_webhook_url,
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -552,7 +659,7 @@ def _from_text(name: str, raw: str) -> Any:
         return text
     if isinstance(default, tuple):
         return tuple(part.strip() for part in text.split(",") if part.strip())
-    nullable = ("history_db_path", "history_url", "redis_url")
+    nullable = ("history_db_path", "history_url", "redis_url", "alert_webhook_url")
     if name in nullable and text.lower() in {"", "none", "off"}:
         return None
     return text

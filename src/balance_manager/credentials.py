@@ -30,6 +30,7 @@ __all__ = [
     "load_credentials",
     "mask_key",
     "redact_url",
+    "redact_webhook_url",
 ]
 
 logger = logging.getLogger(__name__)
@@ -316,3 +317,24 @@ def redact_url(url: str) -> str:
         shown = f"{parts.scheme}://{parts.path}"
         return f"{shown}?{query}" if query else shown
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def redact_webhook_url(url: str) -> str:
+    """A webhook ``url`` with everything that may carry a token hidden: ``https://host/***``.
+
+    Webhook services put their token in the path (``/services/T0/B0/XXXX``) or
+    the query (``?token=...``): only the scheme, the host and the port are
+    kept; a user part becomes ``***@``.
+
+    >>> redact_webhook_url("https://hooks.example.com/services/T0/B0/secret?x=1")
+    'https://hooks.example.com/***'
+    """
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return "<unparsable URL>"
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"***@{host}" if "@" in parts.netloc else host
+    hidden = parts.path.strip("/") or parts.query or parts.fragment
+    return urlunsplit((parts.scheme, netloc, "/***" if hidden else parts.path, "", ""))

@@ -417,7 +417,8 @@ async def test_a_stopped_demo_still_checks_and_exits_130() -> None:
 
 @pytest.mark.network
 def test_demo_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
-    """`demo --duration 4 --plain` injects every fault, recovers, and matches the exchange."""
+    """`demo --duration 4 --plain` injects every fault, recovers, fires and resolves its
+    low-balance alert, and matches the exchange."""
     assert main(["demo", "--duration", "4", "--seed", "1", "--plain"]) == 0
     out = capsys.readouterr().out
     for expected in (
@@ -430,6 +431,9 @@ def test_demo_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
         "strategy: ",
         "Summary (ran for ",
         "OK: ",
+        "script: withdraw EUR to below its low-balance alert threshold (1000)",
+        "alert: warning low_balance EUR: EUR free 500 is below 1000",
+        "alert resolved: low_balance EUR",
     ):
         assert expected in out, expected
     assert "Traceback" not in out

@@ -10,6 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from balance_manager.cli.demo_plan import (
     EXIT_INTERRUPTED,
+    AlertScript,
     CancelOrder,
     DemoSummary,
     EventLog,
@@ -19,6 +20,7 @@ from balance_manager.cli.demo_plan import (
     OrderStrategy,
     PairInfo,
     PlaceOrder,
+    alert_script,
     compare_with_exchange,
     consistent_counters,
     exit_code_for,
@@ -360,3 +362,33 @@ def test_amounts_are_written_without_exponent() -> None:
     """Zero with ten decimals is written out, not as 0E-10."""
     assert format_amount(Decimal("0E-10")) == "0.0000000000"
     assert format_amount(Decimal("1.2435")) == "1.2435"
+
+
+# -- the alert script ---------------------------------------------------------------------------
+
+
+def test_alert_script_drains_then_refills_before_the_first_fault() -> None:
+    """Drain at 5 %, refill at 15 % (22 % at the latest): both before the faults at 25 %."""
+    drain, refill = alert_script(40.0, asset="EUR", threshold=Decimal(1000))
+    assert (drain.at, drain.action) == (2.0, "drain")
+    assert (refill.at, refill.action, refill.latest) == (6.0, "refill", pytest.approx(8.8))
+    assert "EUR" in drain.description
+    assert "1000" in drain.description
+    first_fault = fault_schedule(40.0, websocket_timeout=2.0)[0].at
+    assert refill.latest is not None
+    assert refill.latest < first_fault
+
+
+def test_the_refill_waits_for_the_alert_until_its_latest_time() -> None:
+    """The refill is held back while the alert has not fired, then goes anyway at ``latest``."""
+    script = AlertScript(alert_script(40.0, asset="EUR", threshold=Decimal(1000)))
+    assert script.due(1.0, alert_active=False) == []
+    assert [s.action for s in script.due(2.0, alert_active=False)] == ["drain"]
+    assert script.due(6.0, alert_active=False) == []
+    assert script.due(8.7, alert_active=False) == []
+    assert [s.action for s in script.due(8.8, alert_active=False)] == ["refill"]
+    assert [s.action for s in script.done] == ["drain", "refill"]
+
+    quick = AlertScript(alert_script(40.0, asset="EUR", threshold=Decimal(1000)))
+    assert [s.action for s in quick.due(6.0, alert_active=True)] == ["drain", "refill"]
+    assert quick.due(100.0, alert_active=True) == []

@@ -13,6 +13,7 @@ from rich.live_render import LiveRender
 from balance_manager.cli.demo_view import (
     COUNTER_LABELS,
     SPARK_BARS,
+    AlertLine,
     AssetRow,
     Frame,
     LiveView,
@@ -331,3 +332,21 @@ def test_a_long_account_gives_way_to_the_events_and_says_how_many_assets_are_hid
 
 def _fields(frame: Frame) -> dict[str, object]:
     return {name: getattr(frame, name) for name in frame.__dataclass_fields__}
+
+
+def test_active_alerts_show_under_the_header_and_in_the_status_line() -> None:
+    """Each active alert is one ALERT line in the panel; the plain status line counts them."""
+    alerts = (
+        AlertLine("warning", "low_balance EUR: EUR free 500 is below 1000 (for 3 s)"),
+        AlertLine("error", "stream_down: the stream has been down for 61.0 s (bound 60 s)"),
+    )
+    text = rendered(make_frame(alerts=alerts))
+    lines = [line for line in text.splitlines() if line.startswith("ALERT ")]
+    assert lines == [
+        "ALERT low_balance EUR: EUR free 500 is below 1000 (for 3 s)",
+        "ALERT stream_down: the stream has been down for 61.0 s (bound 60 s)",
+    ]
+    assert text.index("ALERT") < text.index("USD")  # above the balances
+    assert status_line(make_frame(alerts=alerts)).endswith(" alerts=2")
+    assert "ALERT" not in rendered(make_frame())
+    assert "alerts=" not in status_line(make_frame())

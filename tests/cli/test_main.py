@@ -1017,3 +1017,36 @@ def test_history_of_an_unreachable_postgres_is_one_line_without_the_password(
     assert_one_line_error(err, "history database")
     assert "hunter2" not in err
     assert "bot:***@127.0.0.1" in err
+
+
+@pytest.mark.network
+@pytest.mark.asyncio
+async def test_watch_shows_alerts_firing_and_resolving(
+    sim: SimulatedKraken,
+    kraken_shaped_keys: Credentials,
+    tokens: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With a low-balance threshold above the BTC held, `watch` shows the alert as active,
+    then resolved once a deposit lifts BTC above it."""
+    monkeypatch.setenv("BALANCE_MANAGER_ALERT_LOW_BALANCE", "XBT=2")
+    args = ("watch", "--rest-url", sim.rest_url, "--ws-url", sim.ws_url, "--duration", "4")
+    watching = asyncio.create_task(run_cli(*args, "--plain"))
+    printed: list[str] = []
+    errors: list[str] = []
+
+    def printed_so_far() -> str:
+        captured = capsys.readouterr()
+        printed.append(captured.out)
+        errors.append(captured.err)
+        return "".join(printed)
+
+    await wait_until(lambda: "alerts=1" in printed_so_far(), within=10)
+    sim.deposit("BTC", "1")
+    assert await watching == 0
+    out = printed_so_far()
+    assert "alert: warning low_balance BTC: BTC free 1.2435 is below 2" in out
+    assert re.search(r"^\[ *[\d.]+s\] serving=.* alerts=1$", out, re.M)
+    assert "alert resolved: low_balance BTC" in out
+    assert "".join(errors) == ""

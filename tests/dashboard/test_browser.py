@@ -27,6 +27,7 @@ from tests.dashboard.helpers import build_manager, streaming_manager
 from tests.dashboard.test_shared_block import Funds
 
 from balance_manager import BalanceManager
+from balance_manager.core.alerts.rules import LowBalance
 from balance_manager.core.freshness import ServingMode
 from balance_manager.dashboard import Dashboard, LeaderSharedStatus
 from balance_manager.exceptions import SharedStateError
@@ -488,3 +489,35 @@ async def test_overview_of_a_busy_account(
     if os.environ.get("BALANCE_MANAGER_UPDATE_SCREENSHOT") == "1":
         README_IMAGE.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, README_IMAGE)
+
+
+async def test_an_alert_shows_at_the_top_until_it_resolves(
+    page: Page, dashboard: Dashboard, sim: SimulatedKraken, manager: BalanceManager
+) -> None:
+    """A firing alert is listed above the balances and logged; once resolved the list hides."""
+    await open_page(page, dashboard, sim)
+    monitor = manager.alerts
+    assert monitor is not None
+    await expect(page.locator("#alerts")).to_be_hidden()
+    monitor.engine.remove_rule("low_balance")
+    monitor.engine.add_rule(LowBalance({"DOT": "1000"}))
+    try:
+        monitor.evaluate_now()
+        alerts = page.locator("#alert-list li")
+        await expect(alerts).to_have_count(1)
+        await expect(alerts.first).to_contain_text(
+            "warning low_balance DOT: DOT free 250 is below 1000"
+        )
+        await expect(alerts.first).to_have_attribute("data-severity", "warning")
+        await expect(page.locator("#event-log li").first).to_contain_text(
+            "alert: warning low_balance DOT"
+        )
+        await shot(page, "10-alert")
+    finally:
+        monitor.engine.remove_rule("low_balance")
+        monitor.engine.add_rule(LowBalance({}))
+        monitor.evaluate_now()
+    await expect(page.locator("#alerts")).to_be_hidden()
+    await expect(page.locator("#event-log li").first).to_contain_text(
+        "alert resolved: low_balance DOT"
+    )

@@ -12,6 +12,7 @@ import pytest
 from tests.dashboard.helpers import EventReader
 
 from balance_manager import BalanceManager
+from balance_manager.core.alerts.rules import LowBalance
 from balance_manager.core.freshness import ServingMode
 from balance_manager.dashboard import Dashboard, serve_dashboard
 from balance_manager.dashboard.security import COOKIE_NAME
@@ -500,3 +501,40 @@ async def test_concurrent_pages_each_get_every_event(
     ids = [[f.id for f in frames] for frames in got]
     assert ids[0] == ids[1] == ids[2]
     assert [f.data["asset"] for f in got[0]] == ["BTC", "ETH"]
+
+
+async def test_alerts_are_in_the_status_and_pushed_as_events(
+    dashboard: Dashboard,
+    manager: BalanceManager,
+    sim: SimulatedKraken,
+    open_stream: Any,
+    http: aiohttp.ClientSession,
+) -> None:
+    """An alert that fires is pushed as a numbered ``alert`` event and listed in the status
+    until it resolves, which is pushed too; amounts stay exact strings."""
+    monitor = manager.alerts
+    assert monitor is not None
+    monitor.engine.remove_rule("low_balance")  # the built-in one watches nothing here
+    monitor.engine.add_rule(LowBalance({"ETH": "20"}))
+    reader: EventReader = await open_stream(dashboard.journal.last_id)
+    sim.withdraw("ETH", "1")
+    assert (await reader.next()).event == "balance"
+    monitor.evaluate_now()
+    fired = await reader.next()
+    assert fired.event == "alert"
+    assert fired.data["text"] == "alert: warning low_balance ETH: ETH free 11.5 is below 20"
+    assert Decimal(fired.data["alert"]["details"]["free"]) == Decimal("11.5")
+    status = await get_json(http, f"{dashboard.url}api/status")
+    (listed,) = status["alerts"]
+    assert (listed["rule"], listed["asset"], listed["active"]) == ("low_balance", "ETH", True)
+    assert listed["details"]["threshold"] == "20"
+
+    sim.deposit("ETH", "10")
+    assert (await reader.next()).event == "balance"
+    monitor.evaluate_now()
+    resolved = await reader.next()
+    assert resolved.event == "alert"
+    assert resolved.data["text"] == "alert resolved: low_balance ETH"
+    assert resolved.data["alert"]["resolved_at"] is not None
+    assert number(resolved.id) == number(fired.id) + 2
+    assert (await get_json(http, f"{dashboard.url}api/status"))["alerts"] == []

@@ -300,3 +300,33 @@ async def test_value_history_survives_a_restart(
         assert change.flows == Decimal(500)
         assert change.market == 0
         assert again.last_store_error is None
+
+
+async def test_the_alert_monitor_watches_the_first_tracker(
+    manager: BalanceManager, sim: SimulatedKraken
+) -> None:
+    """portfolio_drop samples the value net of deposits and withdrawals: a large withdrawal
+    fires nothing, a market fall past 5 % fires; stale_price sees the pairs followed."""
+    monitor = manager.alerts
+    assert monitor is not None
+    tracker = await manager.portfolio_tracker("USD")
+    before = tracker.latest
+    assert before is not None
+    monitor.evaluate_now()
+    assert set(monitor._price_confirmations()) == tracker.prices.wanted  # private: the wiring
+    assert tracker.prices.wanted
+
+    sim.withdraw("USD", "20000")  # far more than 5 % of the value, but a flow
+    await wait_until(lambda: len(tracker.flows()) == 1)
+    await wait_until(lambda: tracker.latest is not None and tracker.latest.total < before.total)
+    assert not [a for a in monitor.evaluate_now().fired if a.rule == "portfolio_drop"]
+
+    low = tracker.latest
+    assert low is not None
+    sim.set_price("ETH/USD", sim.price("ETH/USD") / 4)
+    await wait_until(lambda: tracker.latest is not None and tracker.latest.total < low.total)
+    (fired,) = [a for a in monitor.evaluate_now().fired if a.rule == "portfolio_drop"]
+    assert fired.details["drop_percent"] > 5
+    point = tracker.history.latest()
+    assert point is not None
+    assert fired.details["value"] == point.total - point.flows

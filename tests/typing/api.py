@@ -9,6 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from balance_manager import (
+    Alert,
     Balance,
     BalanceChange,
     BalanceManager,
@@ -98,6 +99,16 @@ async def typed_events_and_status(manager: BalanceManager) -> None:
     manager.register_callback("source_changed", on_source)
     manager.register_callback("connection_state", on_state)
     manager.register_callback("validation_failed", on_failed)
+
+    def on_alert(alert: Alert) -> None:
+        print(alert.rule, alert.severity.value, alert.asset, alert.details.get("free"))
+
+    manager.register_callback("alert_fired", on_alert)
+    manager.register_callback("alert_resolved", on_alert)
+    manager.register_callback("alert_fired", on_failed)  # type: ignore[call-overload]
+    if manager.alerts is not None:
+        active: list[Alert] = manager.alerts.active()
+        print(active)
     # Wrong payload for the event, and a misspelt event: both refused by mypy
     # (the ignores would be reported as unused if the overloads let them through).
     manager.register_callback("balance_update", on_source)  # type: ignore[call-overload]

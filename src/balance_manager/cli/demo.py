@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from balance_manager.cli.dashboard_command import optional_dashboard
 from balance_manager.cli.demo_plan import (
+    AlertScript,
     CancelOrder,
     DemoSummary,
     EventLog,
@@ -35,13 +36,16 @@ from balance_manager.cli.demo_plan import (
     OrderStrategy,
     PairInfo,
     PlaceOrder,
+    ScriptStep,
+    alert_script,
     compare_with_exchange,
     consistent_counters,
     fault_schedule,
 )
-from balance_manager.cli.demo_view import AssetRow, DemoView, Frame
+from balance_manager.cli.demo_view import AlertLine, AssetRow, DemoView, Frame
 from balance_manager.config import BalanceManagerConfig
 from balance_manager.connect import connect
+from balance_manager.core.alerts.model import Alert
 from balance_manager.core.amounts import ZERO, display_amount
 from balance_manager.core.bounds import seconds
 from balance_manager.core.freshness import ServingMode
@@ -54,6 +58,8 @@ from balance_manager.simulator import SimulatedKraken
 from balance_manager.simulator.model.faults import Faults
 
 __all__ = [
+    "DEMO_ALERT_ASSET",
+    "DEMO_ALERT_THRESHOLD",
     "DEMO_OVERRIDES",
     "DEMO_PAIRS",
     "LOG_LINES",
@@ -63,6 +69,7 @@ __all__ = [
     "SimulatorOrderPort",
     "StrategyRunner",
     "apply_fault",
+    "apply_script_step",
     "collect_frame",
     "demo_config",
     "run_demo",
@@ -72,9 +79,15 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: The asset of the demo's low-balance alert (the bot does not trade it), and its threshold.
+DEMO_ALERT_ASSET = "EUR"
+DEMO_ALERT_THRESHOLD = Decimal(1000)
+
 #: Options the demo sets on top of the user's configuration: short timings so a
 #: fallback shows within seconds, history in memory, validation on, and the
-#: simulator's "pro" call-counter tier so REST polls are never paced for long.
+#: simulator's "pro" call-counter tier so REST polls are never paced for long; a
+#: low-balance alert on EUR (the script drains and refills it) and a stream-down
+#: alert short enough for the faults to show it.
 DEMO_OVERRIDES: Mapping[str, Any] = {
     "history_db_path": None,
     "enable_validation": True,
@@ -91,6 +104,10 @@ DEMO_OVERRIDES: Mapping[str, Any] = {
     "stale_after": 3.0,
     "kraken_tier": "pro",
     "credentials": None,
+    "alerts_enabled": True,
+    "alert_low_balance": ((DEMO_ALERT_ASSET, DEMO_ALERT_THRESHOLD),),
+    "alert_stream_down_after": 2.5,
+    "alert_cooldown": 5.0,
 }
 
 #: Event lines kept for the live view; it shows the newest that fit the terminal.
@@ -193,6 +210,12 @@ class EventFeed:
         manager.register_callback("source_changed", self.on_source_changed)
         manager.register_callback("connection_state", self.on_connection_state)
         manager.register_callback("validation_failed", self.on_validation_failed)
+        if manager.alerts is not None:
+            manager.register_callback("alert_fired", self.on_alert_fired)
+            manager.register_callback("alert_resolved", self.on_alert_resolved)
+            # Fired while the manager started, before these callbacks existed.
+            for alert in manager.alerts.active():
+                self.on_alert_fired(alert)
 
     def on_balance_update(self, change: BalanceChange) -> None:
         """A balance or hold changed (the first value of each asset is not logged)."""
@@ -258,6 +281,17 @@ class EventFeed:
         for issue in result.issues[:2]:
             self.note(f"validation: {issue}")
 
+    def on_alert_fired(self, alert: Alert) -> None:
+        """An alert fired."""
+        where = f" {alert.asset}" if alert.asset else ""
+        self.note(f"alert: {alert.severity.value} {alert.rule}{where}: {alert.message}")
+
+    def on_alert_resolved(self, alert: Alert) -> None:
+        """An alert's condition cleared."""
+        where = f" {alert.asset}" if alert.asset else ""
+        lasted = (alert.resolved_at or alert.fired_at) - alert.fired_at
+        self.note(f"alert resolved: {alert.rule}{where} (after {lasted:.1f} s)")
+
     def validation_report(self, result: ValidationResult) -> None:
         """Log a periodic ``validate_all_balances`` result when its findings change."""
         found = frozenset((i.rule, i.severity.value, i.asset) for i in result.issues)
@@ -275,6 +309,10 @@ class EventFeed:
         self.note(f"validation: {text}")
 
 
+#: The alert monitor's logger: its lines duplicate the alert events.
+_ALERTS_LOGGER = "balance_manager.service.alerts"
+
+
 class _LogHandler(logging.Handler):
     """Sends the package's warnings to the event log instead of the terminal."""
 
@@ -283,6 +321,8 @@ class _LogHandler(logging.Handler):
         self.feed = feed
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.name == _ALERTS_LOGGER:
+            return  # alerts reach the log through their callbacks, worded for people
         try:
             self.feed.note(f"{record.levelname.lower()}: {record.getMessage()}")
         except Exception:  # a log line must never break the run
@@ -343,6 +383,17 @@ async def collect_frame(
             )
         )
     counters = consistent_counters(stats)
+    alerts: list[AlertLine] = []
+    if manager.alerts is not None:
+        now = manager.clock.time()
+        for alert in manager.alerts.active():
+            where = f" {alert.asset}" if alert.asset else ""
+            alerts.append(
+                AlertLine(
+                    alert.severity.value,
+                    f"{alert.rule}{where}: {alert.message} (for {now - alert.fired_at:.0f} s)",
+                )
+            )
     return Frame(
         title=title,
         elapsed=elapsed,
@@ -358,6 +409,7 @@ async def collect_frame(
         log=tuple(log.lines()),
         phase=phase,
         hidden_assets=hidden,
+        alerts=tuple(alerts),
     )
 
 
@@ -485,6 +537,22 @@ def _pairs(simulator: SimulatedKraken) -> list[PairInfo]:
         spec = instruments.pair(symbol)
         out.append(PairInfo(spec.symbol, spec.base, spec.quote, spec.ordermin, spec.pair_decimals))
     return out
+
+
+def apply_script_step(
+    simulator: SimulatedKraken, step: ScriptStep, drained: dict[str, Decimal]
+) -> None:
+    """Do ``step`` of the alert script on the simulator (``drained`` remembers the amount)."""
+    asset = DEMO_ALERT_ASSET
+    if step.action == "drain":
+        amount = simulator.free().get(asset, ZERO) - DEMO_ALERT_THRESHOLD / 2
+        if amount > 0:
+            simulator.withdraw(asset, amount)
+            drained[asset] = amount
+    else:
+        amount = drained.pop(asset, ZERO)
+        if amount > 0:
+            simulator.deposit(asset, amount)
 
 
 def apply_fault(faults: Faults, step: FaultStep) -> None:
@@ -641,9 +709,18 @@ async def _demo_body(
     stop: asyncio.Event,
 ) -> DemoSummary:
     next_decision = 0.0
+    script = AlertScript(
+        alert_script(options.duration, asset=DEMO_ALERT_ASSET, threshold=DEMO_ALERT_THRESHOLD)
+    )
+    drained: dict[str, Decimal] = {}
+    alerts = run.manager.alerts
 
     async def on_tick(elapsed: float) -> str:
         nonlocal next_decision
+        active = alerts is not None and alerts.engine.is_active("low_balance", DEMO_ALERT_ASSET)
+        for action in script.due(elapsed, alert_active=active):
+            apply_script_step(simulator, action, drained)
+            run.feed.note(action.description)
         for step in scheduler.due(elapsed):
             apply_fault(simulator.faults, step)
             run.feed.note(step.description)

@@ -7,6 +7,8 @@ tested without a terminal, a socket or a clock:
 * :func:`fault_schedule` and :class:`FaultScheduler`: which fault is injected
   at which point of the run (drop the WebSocket, make it silent, take REST
   down too, clear everything);
+* :func:`alert_script` and :class:`AlertScript`: a withdrawal that takes an
+  asset below its low-balance alert threshold, and the deposit that restores it;
 * :class:`OrderStrategy`: a small market-making bot that places limit orders
   near the price and cancels them, so holds and free amounts move;
 * :class:`EventLog`: the bounded, timestamped log shown under the tables;
@@ -31,6 +33,7 @@ from balance_manager.core.models import Balance
 __all__ = [
     "EXIT_INTERRUPTED",
     "SUMMARY_COUNTERS",
+    "AlertScript",
     "CancelOrder",
     "DemoSummary",
     "EventLog",
@@ -41,7 +44,10 @@ __all__ = [
     "OrderStrategy",
     "PairInfo",
     "PlaceOrder",
+    "ScriptAction",
+    "ScriptStep",
     "StrategyAction",
+    "alert_script",
     "compare_with_exchange",
     "consistent_counters",
     "exit_code_for",
@@ -162,6 +168,86 @@ class FaultScheduler:
     def remaining(self) -> int:
         """Steps not handed out yet."""
         return len(self._pending)
+
+
+# -- the alert script -------------------------------------------------------------------------
+
+#: What a step of the alert script does.
+ScriptAction = Literal["drain", "refill"]
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptStep:
+    """One step of the alert script.
+
+    Attributes:
+        at: seconds after the start of the run.
+        action: ``drain`` (withdraw below the threshold) or ``refill`` (deposit it back).
+        description: one line for the event log.
+        latest: for ``refill``: it waits for the alert to have fired, until this time.
+    """
+
+    at: float
+    action: ScriptAction
+    description: str
+    latest: float | None = None
+
+
+def alert_script(duration: float, *, asset: str, threshold: Decimal) -> list[ScriptStep]:
+    """The demo's low-balance story for a run of ``duration`` seconds, before the first fault.
+
+    * at 5 %: most of ``asset`` is withdrawn, leaving half of ``threshold``:
+      the ``low_balance`` alert fires;
+    * at 15 %, once the alert has fired (at 22 % at the latest, so a slow
+      start cannot push it into the faults at 25 %): the amount is deposited
+      back and the alert resolves.
+
+    Raises:
+        ConfigError: ``duration`` is not a number of seconds from 1 ms to a year.
+    """
+    duration = seconds("duration", duration)
+    shown = display_amount(threshold)
+    return [
+        ScriptStep(
+            0.05 * duration,
+            "drain",
+            f"script: withdraw {asset} to below its low-balance alert threshold ({shown})",
+        ),
+        ScriptStep(
+            0.15 * duration,
+            "refill",
+            f"script: deposit the {asset} back (its alert resolves)",
+            latest=0.22 * duration,
+        ),
+    ]
+
+
+class AlertScript:
+    """Hands out each :class:`ScriptStep` once, when its time (and the alert) has come.
+
+    Args:
+        steps: the script (any order).
+    """
+
+    __slots__ = ("_pending", "done")
+
+    def __init__(self, steps: Iterable[ScriptStep]) -> None:
+        self._pending: deque[ScriptStep] = deque(sorted(steps, key=lambda step: step.at))
+        self.done: list[ScriptStep] = []
+        """Steps handed out so far, in order."""
+
+    def due(self, elapsed: float, *, alert_active: bool) -> list[ScriptStep]:
+        """Steps due at ``elapsed``; a ``refill`` also waits for the alert, until ``latest``."""
+        out = []
+        while self._pending and self._pending[0].at <= elapsed:
+            step = self._pending[0]
+            waiting = step.action == "refill" and not alert_active
+            if waiting and (step.latest is None or elapsed < step.latest):
+                break
+            self._pending.popleft()
+            self.done.append(step)
+            out.append(step)
+        return out
 
 
 # -- the trading strategy -------------------------------------------------------------------

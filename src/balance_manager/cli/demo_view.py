@@ -30,11 +30,13 @@ from rich.text import Text
 from balance_manager.core.amounts import display_amount
 
 __all__ = [
+    "ALERT_STYLES",
     "COUNTER_LABELS",
     "MIN_EVENTS",
     "SIDE_BY_SIDE_WIDTH",
     "SPARK_BARS",
     "TREND_ARROWS",
+    "AlertLine",
     "AssetRow",
     "DemoView",
     "Frame",
@@ -127,6 +129,23 @@ class AssetRow:
     decimals: int | None = None
 
 
+#: Colour of an active alert by severity.
+ALERT_STYLES: Mapping[str, str] = {"error": "bold red", "warning": "bold yellow", "info": "cyan"}
+
+
+@dataclass(frozen=True, slots=True)
+class AlertLine:
+    """One active alert, as the view shows it.
+
+    Attributes:
+        severity: ``error``, ``warning`` or ``info``.
+        text: ``low_balance EUR: EUR free 500 is below 1000 (for 3 s)``.
+    """
+
+    severity: str
+    text: str
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
     """Everything one redraw shows.
@@ -146,6 +165,7 @@ class Frame:
         log: recent event lines, oldest first.
         phase: the demo's current fault phase (``None`` outside the demo).
         hidden_assets: assets not shown because they hold nothing.
+        alerts: the alerts firing now, oldest first.
     """
 
     title: str
@@ -162,6 +182,7 @@ class Frame:
     log: tuple[str, ...] = ()
     phase: str | None = None
     hidden_assets: int = 0
+    alerts: tuple[AlertLine, ...] = ()
 
 
 def _age(age: float | None) -> str:
@@ -184,6 +205,8 @@ def status_line(frame: Frame) -> str:
     ]
     if frame.phase is not None:
         parts.append(f"phase={frame.phase}")
+    if frame.alerts:
+        parts.append(f"alerts={len(frame.alerts)}")
     return " ".join(parts)
 
 
@@ -243,6 +266,9 @@ def _header(frame: Frame, width: int) -> Text:
     if frame.rest_error:
         text.append("\nlast REST error: ", style="red")
         text.append(" ".join(frame.rest_error.split()))
+    for alert in frame.alerts:
+        text.append("\nALERT ", style=ALERT_STYLES.get(alert.severity, "bold"))
+        text.append(alert.text)
     return text
 
 

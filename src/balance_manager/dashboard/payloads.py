@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
+from balance_manager.core.alerts.model import Alert
 from balance_manager.core.amounts import EXACT_CONTEXT, ZERO, display_amount
 from balance_manager.core.models import Balance, BalanceChange, Source
 from balance_manager.core.validation.validator import ValidationResult
@@ -45,6 +46,8 @@ __all__ = [
     "FreeSeries",
     "ReservedFunds",
     "SharedStatus",
+    "alert_event",
+    "alerts_payload",
     "amount_text",
     "balance_event",
     "balance_row",
@@ -292,6 +295,7 @@ def status_payload(
         "counters": {name: stats.get(name, 0) for name in COUNTERS},
         "shared": dict(SHARED_MODE if shared is None else shared),
         "freshness": ages,
+        "alerts": alerts_payload(manager),
         "dashboard": dict(dashboard),
     }
 
@@ -462,6 +466,22 @@ def connection_event(payload: Mapping[str, Any], *, now: float) -> dict[str, Any
         "holds_live": bool(payload.get("holds_live")),
         "system": payload.get("system"),
     }
+
+
+def alerts_payload(manager: BalanceManager) -> list[dict[str, Any]]:
+    """The alerts firing now, oldest first, as JSON (amounts as exact strings)."""
+    monitor = manager.alerts
+    return [alert.as_json() for alert in monitor.active()] if monitor is not None else []
+
+
+def alert_event(alert: Alert, *, now: float) -> dict[str, Any]:
+    """An ``alert`` event: one alert fired or resolved."""
+    where = f" {alert.asset}" if alert.asset else ""
+    if alert.active:
+        text = f"alert: {alert.severity.value} {alert.rule}{where}: {alert.message}"
+    else:
+        text = f"alert resolved: {alert.rule}{where}"
+    return {"time": now, "text": text, "alert": alert.as_json()}
 
 
 def validation_event(result: ValidationResult, *, now: float) -> dict[str, Any]:

@@ -8,11 +8,13 @@ using only its public API (``sync_view``, ``get_status``, ``get_statistics``,
 ====================================  ==========================================================
 ``GET /``                             the page (HTML, CSS and JS served from the package)
 ``GET /api/balances``                 every held asset: exact amounts, source, age, state
-``GET /api/status``                   sources, stream, REST and breaker, counters, shared mode
+``GET /api/status``                   sources, stream, REST and breaker, counters, shared mode,
+                                      the alerts firing now
 ``GET /api/history/{asset}``          the asset's balance history (``?hours=24``), free and held
 ``GET /api/events``                   the newest events (``?limit=200``), as the log shows them
 ``GET /api/stream``                   Server-Sent Events: ``balance``, ``source``, ``connection``,
-                                      ``validation`` (numbered), ``status`` (every tick), ``reset``
+                                      ``validation``, ``alert`` (numbered), ``status`` (every
+                                      tick), ``reset``
 ====================================  ==========================================================
 
 Events come from the manager's callbacks (which run off its ingest path) into
@@ -47,12 +49,14 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from balance_manager.core.alerts.model import Alert
 from balance_manager.core.models import BalanceChange
 from balance_manager.core.validation.validator import ValidationResult
 from balance_manager.dashboard.journal import DEFAULT_CAPACITY, EventJournal, JournalEvent
 from balance_manager.dashboard.payloads import (
     FreeSeries,
     SharedStatus,
+    alert_event,
     balance_event,
     balances_payload,
     connection_event,
@@ -238,6 +242,8 @@ class Dashboard:
         manager.register_callback("source_changed", self._on_source)
         manager.register_callback("connection_state", self._on_connection)
         manager.register_callback("validation_failed", self._on_validation)
+        manager.register_callback("alert_fired", self._on_alert)
+        manager.register_callback("alert_resolved", self._on_alert)
         await self.refresh_shared()
         self._refresh_status()
         runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=1.0)
@@ -275,6 +281,8 @@ class Dashboard:
         manager.unregister_callback("source_changed", self._on_source)
         manager.unregister_callback("connection_state", self._on_connection)
         manager.unregister_callback("validation_failed", self._on_validation)
+        manager.unregister_callback("alert_fired", self._on_alert)
+        manager.unregister_callback("alert_resolved", self._on_alert)
 
     async def __aenter__(self) -> Dashboard:
         await self.start()
@@ -341,6 +349,10 @@ class Dashboard:
 
     def _on_validation(self, result: ValidationResult) -> None:
         self.journal.append("validation", validation_event(result, now=self._now()))
+
+    def _on_alert(self, alert: Alert) -> None:
+        self.journal.append("alert", alert_event(alert, now=self._now()))
+        self._refresh_status()
 
     def _is_stopping(self) -> bool:
         return self._stopping

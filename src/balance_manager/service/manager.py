@@ -34,6 +34,7 @@ from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 from balance_manager.config import BalanceManagerConfig
+from balance_manager.core.alerts.model import Alert
 from balance_manager.core.amounts import ZERO
 from balance_manager.core.cache import BalanceCache
 from balance_manager.core.freshness import ServingMode, SourceTracker
@@ -69,6 +70,7 @@ from balance_manager.exceptions import (
 )
 from balance_manager.runtime.aio import cancel_and_wait
 from balance_manager.runtime.clock import Clock, SystemClock
+from balance_manager.service.alerts import AlertMonitor
 from balance_manager.service.dispatch import Callback, EventDispatcher
 from balance_manager.service.history import BalanceHistory
 from balance_manager.service.status import (
@@ -242,6 +244,12 @@ class BalanceManager:
         self._trackers_lock = asyncio.Lock()  # one tracker per quote, however many ask at once
         # Told each ledger entry (its type tells deposits from trades); empty unless valued.
         self._ledger_listeners: list[Callable[[StreamLedgerUpdate], None]] = []
+        self.alerts: AlertMonitor | None = None
+        """The alert monitor (``config.alerts_enabled``; docs/alerts.md), or ``None``."""
+        if self.config.alerts_enabled:
+            self.alerts = AlertMonitor(self, self._events.publish)
+            self._observers.append(self.alerts)
+            self._events.register_callback("validation_failed", self.alerts.on_validation_failed)
 
     @property
     def simulated(self) -> bool:
@@ -301,6 +309,8 @@ class BalanceManager:
         self._spawn(self._monitor(), "balance-monitor")
         self._spawn(self._periodic_refresh(), "balance-periodic-refresh")
         self._spawn(self.history.run_maintenance(self._stop), "balance-history-maintenance")
+        if self.alerts is not None:
+            self._spawn(self.alerts.run(), "balance-alerts")
 
     async def close(self) -> None:
         """Stop the stream and every task, deliver pending events, flush history, release clients.
@@ -325,6 +335,8 @@ class BalanceManager:
             await tracker.close()
         if self.prices is not None:
             await self.prices.close()
+        if self.alerts is not None:
+            await self.alerts.aclose()
         await self._events.aclose()
         await self.history.close()
         if self.rest_client is not None and self._initialized:
@@ -584,6 +596,13 @@ class BalanceManager:
         callback: Callable[[ConnectionState], Awaitable[object] | object],
     ) -> None: ...
 
+    @overload
+    def register_callback(
+        self,
+        event: Literal["alert_fired", "alert_resolved"],
+        callback: Callable[[Alert], Awaitable[object] | object],
+    ) -> None: ...
+
     def register_callback(self, event: EventName, callback: Callback) -> None:
         """Call ``callback(payload)`` (sync or async) on ``event`` (see :data:`EVENTS`).
 
@@ -592,7 +611,9 @@ class BalanceManager:
         payload's type follows the event (checked by mypy): a
         :class:`BalanceChange` for ``balance_update`` and ``balance_change``, a
         :class:`ValidationResult` for ``validation_failed``, a
-        :class:`SourceChanged` or a :class:`ConnectionState` dict for the others.
+        :class:`SourceChanged` or a :class:`ConnectionState` dict for those two,
+        an :class:`~balance_manager.core.alerts.model.Alert` for ``alert_fired``
+        and ``alert_resolved``.
 
         Raises:
             UnknownEventError: ``event`` is not one of :data:`EVENTS`.
@@ -684,6 +705,8 @@ class BalanceManager:
                 self._trackers[name] = tracker
                 self._events.register_callback("balance_update", tracker.on_balance)
                 self._ledger_listeners.append(tracker.on_ledger)
+                if self.alerts is not None and len(self._trackers) == 1:
+                    self.alerts.watch_portfolio(tracker)  # portfolio_drop, stale_price
         return tracker
 
     @property

@@ -3,7 +3,7 @@
 Typed so that a wrong event name, a callback for the wrong payload or a typo in
 a status key fails in ``mypy --strict`` rather than at run time:
 
-* :data:`EventName` is the ``Literal`` of the five event names; the manager's
+* :data:`EventName` is the ``Literal`` of the seven event names; the manager's
   ``register_callback`` is overloaded per name with the payload it delivers
   (a :class:`~balance_manager.core.models.BalanceChange`, a
   :class:`~balance_manager.core.validation.validator.ValidationResult`, a
@@ -39,6 +39,8 @@ EventName = Literal[
     "validation_failed",
     "source_changed",
     "connection_state",
+    "alert_fired",
+    "alert_resolved",
 ]
 
 #: Every event name, in the order of :data:`EventName`.
@@ -48,6 +50,8 @@ EVENTS: tuple[EventName, ...] = (
     "validation_failed",
     "source_changed",
     "connection_state",
+    "alert_fired",
+    "alert_resolved",
 )
 
 

@@ -125,7 +125,7 @@
         setConnection("reconnecting");
       }
     };
-    for (const kind of ["balance", "source", "connection", "validation"]) {
+    for (const kind of ["balance", "source", "connection", "validation", "alert"]) {
       es.addEventListener(kind, (message) => onEvent(JSON.parse(message.data)));
     }
     es.addEventListener("status", (message) => {
@@ -239,6 +239,18 @@
     }
     renderTable();
     renderSources(status);
+    renderAlerts(status.alerts || []);
+  }
+
+  function renderAlerts(alerts) {
+    // The alerts firing now (from /api/status and each status push), oldest first.
+    $("alerts").hidden = alerts.length === 0;
+    $("alert-list").replaceChildren(...alerts.map((alert) => el(
+      "li",
+      { "data-severity": alert.severity, "data-rule": alert.rule },
+      el("strong", { text: `${alert.severity} ${alert.rule}${alert.asset ? ` ${alert.asset}` : ""}` }),
+      `: ${alert.message} (since ${formatTime(alert.fired_at)})`,
+    )));
   }
 
   // -- rendering -------------------------------------------------------------------------
