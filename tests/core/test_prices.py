@@ -47,12 +47,50 @@ def test_mid_is_exactly_half_the_sum(bid: Decimal, ask: Decimal) -> None:
 
 
 def test_last_trade_price_is_used_only_without_both_sides_and_is_flagged() -> None:
-    """Without a bid, the price is the last trade, flagged as such."""
+    """Without a bid, the price is the last trade (never above the ask), flagged as such."""
     price = pair_price("A/B", ask="2", last="1.5")
     assert price.mid is None
     assert price.price == Decimal("1.5")
     assert price.from_last_trade
     assert pair_price("A/B").price is None
+
+
+@pytest.mark.parametrize(
+    ("bid", "ask", "last", "price", "from_last"),
+    [
+        ("0.5", None, "5", "0.5", False),  # a stale last trade far above the only bid: the bid
+        ("0.5", None, None, "0.5", False),
+        (None, "2", "3", "2", False),  # never above what buying costs now
+        (None, "2", "1.5", "1.5", True),
+        (None, "2", None, "2", False),
+        (None, None, "7", "7", True),  # no book at all: the last trade, flagged
+    ],
+)
+def test_with_one_side_of_the_book_the_price_never_leaves_it(
+    bid: str | None, ask: str | None, last: str | None, price: str, from_last: bool
+) -> None:
+    """One side known: the bid values a holding (what it sells for now); with only an ask,
+    the last trade but never above the ask. A last trade used is flagged: it may be old."""
+    value = pair_price("A/B", bid=bid, ask=ask, last=last)
+    assert value.price == Decimal(price)
+    assert value.from_last_trade is from_last
+
+
+def test_a_rest_read_never_replaces_a_price_the_live_stream_follows() -> None:
+    """A REST answer stamped at arrival can carry an older price than the stream's: while the
+    stream follows the pair and is trusted, its price stays; once it is lost, REST counts."""
+    book = PriceBook()
+    book.apply([pair_price("A/B", bid="199", ask="201", source=Source.WEBSOCKET, received_at=100)])
+    book.stream_heard(100.0)
+    assert book.apply([pair_price("A/B", last="100", source=Source.REST, received_at=101)]) == []
+    held = book.get("A/B")
+    assert held is not None
+    assert held.price == Decimal(200)
+    book.stream_lost(102.0)
+    assert book.apply([pair_price("A/B", last="150", source=Source.REST, received_at=103)]) == [
+        "A/B"
+    ]
+    assert book.age("A/B", 104.0) == 1.0
 
 
 def test_rest_prices_are_current_as_of_their_arrival() -> None:

@@ -203,3 +203,25 @@ def test_to_dict_writes_amounts_as_exact_strings() -> None:
     (asset,) = data["assets"]  # type: ignore[misc]  # a list of one dict
     assert asset["path"] == ["BTC", "USD"]
     assert asset["allocation"] == "100.0000"
+
+
+def test_a_last_trade_price_makes_the_asset_stale_even_when_just_received() -> None:
+    """No bid: the value rests on a last trade that may be days old: stale, not fresh."""
+    prices = PriceIndex([pair_price("XYZ/USD", last="5", source=Source.WEBSOCKET, received_at=NOW)])
+    portfolio = value_portfolio(
+        {"XYZ": Balance("XYZ", Decimal(1000))}, prices, quote="USD", now=NOW, max_price_age=60
+    )
+    assert portfolio.stale == ("XYZ",)
+    assert not portfolio.fresh
+
+
+def test_a_bid_alone_values_at_the_bid_not_at_an_old_last_trade() -> None:
+    """A last trade ten times the only bid is not what the holding sells for."""
+    prices = PriceIndex(
+        [pair_price("XYZ/USD", bid="0.5", last="5", source=Source.WEBSOCKET, received_at=NOW)]
+    )
+    portfolio = value_portfolio(
+        {"XYZ": Balance("XYZ", Decimal(1000))}, prices, quote="USD", now=NOW, max_price_age=60
+    )
+    assert portfolio.total == Decimal("500.0")
+    assert portfolio.fresh

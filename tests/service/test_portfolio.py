@@ -226,7 +226,11 @@ class SimPrices:
         if self.failing:
             raise TransportError("prices unreachable")
         now = self.clock.time()
-        return [pair_price(s, last=self.sim.price(s), received_at=now) for s in symbols]
+        # A book, as Kraken's Ticker gives (a last trade alone would count as stale).
+        return [
+            pair_price(s, bid=self.sim.price(s), ask=self.sim.price(s), received_at=now)
+            for s in symbols
+        ]
 
     async def start(self, sink: PriceSink) -> None:
         del sink

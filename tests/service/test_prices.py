@@ -175,3 +175,51 @@ async def test_pairs_the_stream_does_not_price_are_polled(clock: ManualClock) ->
         await drive(clock, 1.0, step=1.0)
     assert source.rest_calls == [["ETH/BTC"]]
     await service.close()
+
+
+async def test_a_poll_answer_never_replaces_the_live_streams_price(clock: ManualClock) -> None:
+    """A REST read of a pair the live stream follows keeps the stream's (newer) price."""
+    source = ScriptedSource(clock)
+    service = PriceService(source, clock=clock, poll_interval=3.0)
+    await service.want(["BTC/USD"])  # REST first: 100
+    source.push("BTC/USD", "200")  # then the stream's snapshot
+    source.rest_price = Decimal(100)  # a REST answer that was in flight, stamped later
+    # the fallback's own read (private), as it races the stream
+    await service._read_rest(["BTC/USD"])
+    price = service.book.get("BTC/USD")
+    assert price is not None
+    assert (price.price, price.source) == (Decimal(200), Source.WEBSOCKET)
+    await service.close()
+
+
+async def test_a_tracker_whose_prices_stop_turns_stale_without_any_event(
+    clock: ManualClock,
+) -> None:
+    """Stream down and REST failing: nothing announces that prices got old, yet the tracker's
+    latest valuation and value history say not fresh once max_price_age has passed."""
+    from balance_manager.core.models import Balance
+    from balance_manager.service.portfolio import PortfolioTracker
+
+    source = ScriptedSource(clock)
+    service = PriceService(source, clock=clock, poll_interval=10.0)
+    balances = {"BTC": Balance("BTC", Decimal(1), source=Source.WEBSOCKET)}
+    tracker = PortfolioTracker(
+        "USD", balances=lambda: balances, prices=service, clock=clock, max_price_age=30.0
+    )
+    await tracker.start()
+    source.push("BTC/USD", "100")
+    await drive(clock, 1.0, step=0.5)
+    latest = tracker.latest
+    assert latest is not None
+    assert latest.fresh
+    source.rest_fails = True
+    source.drop()
+    await drive(clock, 60.0, step=1.0)
+    latest = tracker.latest
+    assert latest is not None
+    assert not latest.fresh
+    change = tracker.change_over(600)
+    assert change is not None
+    assert not change.end.fresh
+    await tracker.close()
+    await service.close()

@@ -56,6 +56,8 @@ def portfolio_table(portfolio: Portfolio, *, decimals: dict[str, int | None]) ->
             table.add_row(value.asset, amount, "-", "unvalued", "-", "no price", "-")
             continue
         source = "-" if rate.source is None else f"{rate.source} {rate.age(now):.0f}s"
+        if rate.from_last_trade:
+            source += " last trade"
         if value.stale:
             source += " STALE"
         table.add_row(
@@ -72,7 +74,8 @@ def portfolio_table(portfolio: Portfolio, *, decimals: dict[str, int | None]) ->
     if portfolio.unvalued:
         notes.append(f"not included, no price: {', '.join(portfolio.unvalued)}")
     if portfolio.stale:
-        notes.append(f"stale (old price or cached balance): {', '.join(portfolio.stale)}")
+        stale = ", ".join(portfolio.stale)
+        notes.append(f"stale (old or last-trade price, or cached balance): {stale}")
     if not portfolio.assets:
         notes.append("the account holds nothing")
     table.caption = "; ".join(notes)

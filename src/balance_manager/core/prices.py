@@ -101,17 +101,34 @@ class PairPrice(msgspec.Struct, frozen=True, gc=False):
 
     @property
     def price(self) -> Decimal | None:
-        """The price used to value: the mid, else the last trade price, else ``None``."""
+        """The price used to value (``None``: none known).
+
+        Both sides known: the mid. Only the bid: the bid (what a holding sells for
+        now; a last trade above it is not to be had). Only the ask: the last trade,
+        but never above the ask. No side: the last trade (:attr:`from_last_trade`).
+        """
         mid = self.mid
         if mid is not None:
             return mid
-        last = self.last
-        return last if last is not None and last > 0 else None
+        bid, ask, last = _positive(self.bid), _positive(self.ask), _positive(self.last)
+        if bid is not None:
+            return bid
+        if ask is not None:
+            return ask if last is None else min(last, ask)
+        return last
 
     @property
     def from_last_trade(self) -> bool:
-        """Whether :attr:`price` is the last trade price (no bid/ask): it may be old."""
-        return self.mid is None and self.price is not None
+        """Whether :attr:`price` is a last trade price (no bid: it may be old; a
+        valuation counts it as stale)."""
+        if self.mid is not None or _positive(self.bid) is not None:
+            return False
+        last = _positive(self.last)
+        return last is not None and self.price == last
+
+
+def _positive(value: Decimal | None) -> Decimal | None:
+    return value if value is not None and value > 0 else None
 
 
 def pair_price(
@@ -251,9 +268,21 @@ class PriceBook:
         return symbol in self._prices
 
     def apply(self, prices: Iterable[PairPrice]) -> list[str]:
-        """Hold new prices; returns the symbols whose price changed."""
+        """Hold new prices; returns the symbols whose price changed.
+
+        A REST price never replaces the price of a pair the trusted live stream
+        follows: a REST answer is stamped when it arrives, after any stream message
+        that came in while it was in flight, so it may be the older of the two.
+        """
         changed = []
+        trusted_stream = self._stream_confirmed is not None
         for price in prices:
+            if (
+                price.source is not Source.WEBSOCKET
+                and trusted_stream
+                and price.symbol in self._streamed
+            ):
+                continue
             old = self._prices.get(price.symbol)
             self._prices[price.symbol] = price
             confirmed = self._confirmed.get(price.symbol)

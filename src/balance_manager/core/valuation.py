@@ -8,8 +8,10 @@ held and earn) with those rates and adds up the total and each asset's share.
 
 Rules:
 
-* A pair's price is its mid ``(bid + ask) / 2``; without both sides, its last
-  trade price, flagged (:attr:`Rate.from_last_trade`): it may be old.
+* A pair's price is its mid ``(bid + ask) / 2``; with only a bid, the bid; with only
+  an ask, the last trade price but never above the ask; without a side, the last
+  trade price. A rate using a last trade price is flagged
+  (:attr:`Rate.from_last_trade`) and counts as stale: it may be old.
 * Products and sums are exact (``EXACT_CONTEXT``). Only a path with an inverse
   pair divides: its rate is the product of its direct prices over the product of
   its inverted ones, one division rounded to :data:`RATE_DIGITS` significant digits.
@@ -139,8 +141,8 @@ class Portfolio(msgspec.Struct, frozen=True):
         total: the sum of the valued assets' ``value_total`` (unvalued ones excluded).
         assets: asset → its value, largest value first, unvalued last.
         unvalued: assets held but without a rate (not in ``total``).
-        stale: assets whose rate is older than the allowed age, or whose balance is
-            served from cache.
+        stale: assets whose rate is older than the allowed age or uses a last trade
+            price, or whose balance is served from cache.
         valued_at: wall-clock time of the valuation.
         max_price_age: the age beyond which a rate was stale.
     """
@@ -360,7 +362,11 @@ def value_portfolio(
                 value_free=balance.free * r,
                 value_held=balance.hold_trade * r,
                 value_earn=balance.earn * r,
-                stale=rate.source is Source.CACHE or balance.source is Source.CACHE,
+                stale=(
+                    rate.source is Source.CACHE
+                    or balance.source is Source.CACHE
+                    or rate.from_last_trade
+                ),
             )
             total += value.value_total or ZERO
             valued.append(value)

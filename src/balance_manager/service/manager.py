@@ -704,6 +704,7 @@ class BalanceManager:
                 await tracker.start()
                 self._trackers[name] = tracker
                 self._events.register_callback("balance_update", tracker.on_balance)
+                self._events.register_callback("source_changed", tracker.on_source)
                 self._ledger_listeners.append(tracker.on_ledger)
                 if self.alerts is not None and len(self._trackers) == 1:
                     self.alerts.watch_portfolio(tracker)  # portfolio_drop, stale_price

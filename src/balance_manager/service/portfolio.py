@@ -62,6 +62,9 @@ __all__ = ["PORTFOLIO_EVENTS", "PortfolioChange", "PortfolioTracker"]
 
 logger = logging.getLogger(__name__)
 
+#: How far past a rate's age limit the tracker wakes to value it again (seconds).
+_PAST_THE_LIMIT = 0.001
+
 #: The events a tracker publishes.
 PORTFOLIO_EVENTS = ("portfolio_change",)
 
@@ -340,9 +343,49 @@ class PortfolioTracker:
     def _on_prices(self, changed: frozenset[str]) -> None:
         self._moved.set()
 
+    def on_source(self, changed: object) -> None:
+        """The manager's serving source changed (``source_changed``): balances may now be
+        served from cache, which no ``balance_update`` announces: value again."""
+        self._moved.set()
+
+    def _stale_at(self) -> float | None:
+        """When the latest valuation's first still-fresh rate is stale (wall clock): just
+        past ``max_price_age``, as a rate exactly that old is still current."""
+        latest = self._latest
+        if latest is None:
+            return None
+        moments = [
+            value.rate.known_current_at + self.max_price_age + _PAST_THE_LIMIT
+            for value in latest.assets.values()
+            if value.rate is not None and not value.stale and value.rate.known_current_at
+        ]
+        return min(moments, default=None)
+
+    async def _next_change(self) -> None:
+        """Until something moved, or a rate of the latest valuation turns stale.
+
+        Nothing announces that a price got old: without this wake-up, a tracker
+        whose prices stopped arriving (stream down, REST failing) would keep its
+        last valuation, and every value point, ``fresh`` forever.
+        """
+        stale_at = self._stale_at()
+        if stale_at is None:
+            await self._moved.wait()
+            return
+        delay = stale_at - self.clock.time()
+        if delay <= 0 or self._moved.is_set():
+            return
+        moved = asyncio.ensure_future(self._moved.wait())
+        timer = asyncio.ensure_future(self.clock.sleep(delay))
+        try:
+            await asyncio.wait({moved, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            moved.cancel()
+            timer.cancel()
+
     async def _run(self) -> None:
         while True:
-            await self._moved.wait()
+            await self._next_change()
             self._moved.clear()
             try:
                 await self._want_prices()

@@ -231,6 +231,7 @@ class PriceService:
             return False
         self._counters.incr("rest_reads")
         self.last_error = None
+        self.confirm()  # so the book knows which pairs the live stream covers right now
         changed = self.book.apply(prices)
         self._tell(frozenset(changed))
         return True
