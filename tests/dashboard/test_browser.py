@@ -475,10 +475,11 @@ def usd(value: Decimal) -> str:
 
 
 async def test_the_portfolio_panel_shows_the_total_and_follows_a_deposit(
-    page: Page, priced: BalanceManager, sim: SimulatedKraken
+    page: Page, priced: BalanceManager, sim: SimulatedKraken, clock: ManualClock
 ) -> None:
     """The panel shows the total (live), each asset's value and share, and the chart; a deposit
-    on the exchange changes the total without a reload, counted as a deposit, not the market."""
+    on the exchange changes the total without a reload, counted as a deposit, not the market;
+    with the stream and REST down the total and the rows are marked stale."""
     before = await priced.portfolio("USD")
     async with Dashboard(priced, stall_after=0) as dashboard:
         await open_page(page, dashboard, sim)
@@ -513,6 +514,20 @@ async def test_the_portfolio_panel_shows_the_total_and_follows_a_deposit(
         )
         await page.locator("#portfolio").scroll_into_view_if_needed()
         await shot(page, "12-portfolio-deposit")
+
+        # Stream and REST down: the total and every valued row are marked stale, never fresh.
+        sim.faults.http_error(times=None)
+        sim.faults.drop_websocket(times=None)
+        try:
+            await drive(clock, 120, until=lambda: priced.serving_mode is ServingMode.CACHE)
+            clock.advance(dashboard.tick_interval)  # the next status push
+            await expect(total).to_have_attribute("data-state", "stale")
+            await expect(page.locator("#portfolio-state")).to_contain_text("not fresh")
+            await expect(table.locator('tr[data-state="live"]')).to_have_count(0)
+            await expect(btc).to_have_attribute("data-state", "stale")
+            await shot(page, "13-portfolio-stale")
+        finally:
+            sim.faults.clear()
 
 
 # -- the README's picture ----------------------------------------------------------------------
