@@ -506,11 +506,11 @@ async def test_the_portfolio_panel_shows_the_total_and_follows_a_deposit(
         await page.evaluate("window.__notReloaded = true")
         sim.deposit("BTC", "0.5")
         after = before.total + Decimal("0.5") * Decimal(60000)
-        await expect(total).to_have_text(f"{usd(after)} USD", timeout=2000)
+        await expect(total).to_have_text(f"{usd(after)} USD", timeout=5000)
         await expect(total).to_have_attribute("data-state", "live")
         assert await page.evaluate("window.__notReloaded === true")
         await expect(page.locator("#portfolio-chart-summary")).to_contain_text(
-            "1 deposit or withdrawal +30000.00, market 0.00", timeout=2000
+            "1 deposit or withdrawal +30000.00, market 0.00", timeout=5000
         )
         await page.locator("#portfolio").scroll_into_view_if_needed()
         await shot(page, "12-portfolio-deposit")

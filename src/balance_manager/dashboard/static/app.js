@@ -30,7 +30,7 @@
     history: { asset: null, hours: 24, raw: null, chart: null, zoomed: false },
     portfolio: {
       quote: "USD", available: null, reason: null, data: null, error: null,
-      lastFetch: 0, busy: false, again: false, historyAt: 0, historyWanted: false,
+      lastFetch: 0, fetchedSource: null, busy: false, again: false, historyAt: 0, historyWanted: false,
       hours: 24, raw: null, chart: null, zoomed: false,
     },
   };
@@ -202,6 +202,7 @@
     if (id.run !== state.run || id.number <= state.lastSeen) return; // already handled
     state.lastSeen = id.number;
     addLog(event);
+    if (event.type === "source" || event.type === "connection") portfolioOnSource();
     if (event.type === "balance") {
       state.recentRows.push([id.number, event.row]);
       if (state.recentRows.length > RECENT_ROWS) state.recentRows.shift();
@@ -590,8 +591,9 @@
   // The balances valued in one quote currency (/api/portfolio) and the value over time
   // (/api/portfolio/history), for a manager that has a price source (the status's
   // "portfolio" block says whether it has one; without, the panel says why and asks for
-  // nothing). Fetched when the page loads, after each balance event, and on the status push
-  // when the server valued again or PORTFOLIO_REFRESH_MS went by (ages and staleness move
+  // nothing). Fetched when the page loads, after each balance, source or connection event,
+  // and on the status push when the server valued again, the serving source moved, or
+  // PORTFOLIO_REFRESH_MS went by (ages and staleness move
   // without events), one request at a time. A stale price or a cached balance is marked
   // stale, an asset without a price says "no price" (never 0), and the whole panel says it
   // is not current when this page is not receiving updates or a refresh failed.
@@ -613,8 +615,14 @@
     }
     const valuedAt = (block.valued_at || {})[p.quote];
     const newer = p.data && valuedAt !== undefined && valuedAt > p.data.valued_at;
-    if (!p.data || newer || Date.now() - p.lastFetch >= PORTFOLIO_REFRESH_MS) refreshPortfolio();
+    const moved = status.source !== p.fetchedSource; // served from elsewhere: value again
+    if (!p.data || newer || moved || Date.now() - p.lastFetch >= PORTFOLIO_REFRESH_MS) refreshPortfolio();
     else renderPortfolio();
+  }
+
+  function portfolioOnSource() {
+    // The serving source or the stream changed: what is fresh may not be any more.
+    if (state.portfolio.available) refreshPortfolio();
   }
 
   function portfolioOnBalance() {
@@ -635,6 +643,7 @@
       do {
         p.again = false;
         p.lastFetch = Date.now();
+        p.fetchedSource = state.status ? state.status.source : null;
         try {
           const data = await getJSON(`/api/portfolio?quote=${encodeURIComponent(p.quote)}`);
           p.data = data;
