@@ -11,7 +11,7 @@ import pytest
 
 from balance_manager import BalanceManager
 from balance_manager.core.freshness import ServingMode
-from balance_manager.dashboard import Dashboard
+from balance_manager.dashboard import Dashboard, server
 from balance_manager.simulator import SimulatedKraken
 from balance_manager.testing import ManualClock, drive, wait_until
 
@@ -108,6 +108,20 @@ async def test_a_bad_quote_is_400_naming_the_field(
     assert error["field"] == "quote"
     assert error["message"]
     assert valued.manager.portfolio_trackers.keys() <= {"USD"}  # nothing started for it
+
+
+async def test_the_quote_currencies_valued_are_bounded(
+    valued: Dashboard, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only API cannot grow the manager without bound: beyond MAX_QUOTES, a new quote
+    currency is refused (400 naming it); one valued already is still served."""
+    monkeypatch.setattr(server, "MAX_QUOTES", 1)
+    await get_json(http, f"{valued.url}api/portfolio?quote=USD")
+    error = await get_error(http, f"{valued.url}api/portfolio?quote=EUR", 400)
+    assert error["field"] == "quote"
+    assert "at most 1 quote" in error["message"]
+    assert "EUR" not in valued.manager.portfolio_trackers
+    await get_json(http, f"{valued.url}api/portfolio/history?quote=USD")
 
 
 @pytest.mark.parametrize("query", ["hours=soon", "hours=0", "hours=nan", "limit=0"])

@@ -3,7 +3,8 @@
 :class:`Dashboard` serves a started
 :class:`~balance_manager.service.manager.BalanceManager` over HTTP (aiohttp),
 using only its public API (``sync_view``, ``get_status``, ``get_statistics``,
-``age_of``, ``history``, ``register_callback``):
+``age_of``, ``history``, ``register_callback``; for the portfolio ``prices``,
+``portfolio``, ``portfolio_tracker``, ``portfolio_trackers``):
 
 ====================================  ==========================================================
 ``GET /``                             the page (HTML, CSS and JS served from the package)
