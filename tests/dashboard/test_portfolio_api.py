@@ -215,3 +215,26 @@ async def test_stale_values_are_marked_stale_never_fresh(
     history = await get_json(http, f"{valued.url}api/portfolio/history")
     assert history["points"][-1]["fresh"] is False
     sim.faults.clear()
+
+
+async def test_the_portfolio_routes_need_the_token_and_never_show_a_secret(
+    priced: BalanceManager, sim: SimulatedKraken
+) -> None:
+    """Behind a token the routes answer 401 without it; with it, no key, secret or token."""
+    token = "a-long-dashboard-token-1234"
+    async with Dashboard(priced, token=token, stall_after=0) as guarded:
+        async with aiohttp.ClientSession() as anonymous:
+            for path in ("api/portfolio", "api/portfolio/history"):
+                assert (await get_error(anonymous, f"{guarded.url}{path}", 401))["field"] == "token"
+        texts = []
+        headers = {"Authorization": f"Bearer {token}"}
+        async with aiohttp.ClientSession(headers=headers) as http:
+            for path in ("api/portfolio", "api/portfolio/history?hours=1", "api/status"):
+                async with http.get(f"{guarded.url}{path}") as response:
+                    assert response.status == 200
+                    texts.append(await response.text())
+                    texts.append(str(dict(response.headers)))
+    text = "\n".join(texts)
+    assert '"total"' in text
+    for secret in (sim.api_key, sim.api_secret, token):
+        assert secret not in text

@@ -30,7 +30,8 @@
     history: { asset: null, hours: 24, raw: null, chart: null, zoomed: false },
     portfolio: {
       quote: "USD", available: null, reason: null, data: null, error: null,
-      lastFetch: 0, fetchedSource: null, busy: false, again: false, historyAt: 0, historyWanted: false,
+      lastFetch: 0, fetchedSource: null, busy: false, again: false,
+      historyAt: 0, historyWanted: false, historyTimer: null,
       hours: 24, raw: null, chart: null, zoomed: false,
     },
   };
@@ -601,6 +602,7 @@
   const PORTFOLIO_REFRESH_MS = 5000;
   const PORTFOLIO_HISTORY_MS = 15000; // the window's summary (flows vs market) is reloaded
   const PORTFOLIO_POINTS = 1500; // points of the chart (the server thins evenly)
+  const PORTFOLIO_GAP_MS = 250; // shortest time between two requests of the portfolio
 
   function portfolioOnStatus(status) {
     const p = state.portfolio;
@@ -641,6 +643,9 @@
     p.busy = true;
     try {
       do {
+        // Events in a burst are coalesced: at most one request in flight, PORTFOLIO_GAP_MS apart.
+        const wait = PORTFOLIO_GAP_MS - (Date.now() - p.lastFetch);
+        if (wait > 0) await new Promise((resolve) => window.setTimeout(resolve, wait));
         p.again = false;
         p.lastFetch = Date.now();
         p.fetchedSource = state.status ? state.status.source : null;
@@ -653,13 +658,25 @@
           p.error = error.message;
         }
         renderPortfolio();
-        if (!p.error && (!p.raw || p.historyWanted || Date.now() - p.historyAt >= PORTFOLIO_HISTORY_MS)) {
-          await loadPortfolioHistory();
+        if (!p.error) {
+          const since = Date.now() - p.historyAt;
+          if (!p.raw || since >= PORTFOLIO_HISTORY_MS) await loadPortfolioHistory();
+          else if (p.historyWanted) laterPortfolioHistory(PORTFOLIO_GAP_MS * 4 - since);
         }
       } while (p.again);
     } finally {
       p.busy = false;
     }
+  }
+
+  function laterPortfolioHistory(delay) {
+    // The window's summary after a burst of events: reloaded once, a little later.
+    const p = state.portfolio;
+    if (p.historyTimer) return;
+    p.historyTimer = window.setTimeout(() => {
+      p.historyTimer = null;
+      if (p.historyWanted) loadPortfolioHistory();
+    }, Math.max(0, delay));
   }
 
   async function loadPortfolioHistory() {
