@@ -40,6 +40,20 @@ async def dashboard(manager: BalanceManager) -> AsyncIterator[Dashboard]:
 
 
 @pytest_asyncio.fixture
+async def priced(sim: SimulatedKraken, clock: ManualClock) -> AsyncIterator[BalanceManager]:
+    """A started manager, streaming with live holds, that values from the simulator's prices."""
+    async with streaming_manager(sim, clock, prices=True) as started:
+        yield started
+
+
+@pytest_asyncio.fixture
+async def valued(priced: BalanceManager) -> AsyncIterator[Dashboard]:
+    """A dashboard of the priced manager, its page watchdog off."""
+    async with Dashboard(priced, stall_after=0) as served:
+        yield served
+
+
+@pytest_asyncio.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     """An HTTP client session."""
     async with aiohttp.ClientSession() as session:

@@ -15,6 +15,7 @@ import aiohttp
 from balance_manager import (
     BalanceManager,
     BalanceManagerConfig,
+    KrakenPriceFeed,
     KrakenRestClient,
     KrakenWebSocketClient,
 )
@@ -44,7 +45,10 @@ def make_config(**changes: object) -> BalanceManagerConfig:
     return BalanceManagerConfig.from_mapping(base)
 
 
-def build_manager(sim: SimulatedKraken, clock: ManualClock, **changes: object) -> BalanceManager:
+def build_manager(
+    sim: SimulatedKraken, clock: ManualClock, *, prices: bool = False, **changes: object
+) -> BalanceManager:
+    """A manager of ``sim`` on ``clock``; with ``prices``, it values from the simulator's market."""
     config = make_config(**changes)
     rest = KrakenRestClient(
         api_key=sim.api_key,
@@ -55,15 +59,18 @@ def build_manager(sim: SimulatedKraken, clock: ManualClock, **changes: object) -
         rng=random.Random(1),
     )
     ws = KrakenWebSocketClient(rest_client=rest, url=sim.ws_url, rng=random.Random(2))
-    return BalanceManager(websocket_client=ws, rest_client=rest, config=config, clock=clock)
+    manager = BalanceManager(websocket_client=ws, rest_client=rest, config=config, clock=clock)
+    if prices:
+        manager.use_prices(KrakenPriceFeed(rest, sim.ws_url, config=config, rng=random.Random(3)))
+    return manager
 
 
 @asynccontextmanager
 async def streaming_manager(
-    sim: SimulatedKraken, clock: ManualClock
+    sim: SimulatedKraken, clock: ManualClock, *, prices: bool = False
 ) -> AsyncIterator[BalanceManager]:
     """A started manager of ``sim``, once it streams with live holds and its callbacks ran."""
-    async with build_manager(sim, clock) as started:
+    async with build_manager(sim, clock, prices=prices) as started:
         await wait_until(
             lambda: (
                 started.serving_mode is ServingMode.WEBSOCKET

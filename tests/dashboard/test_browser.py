@@ -28,6 +28,7 @@ from tests.dashboard.test_shared_block import Funds
 
 from balance_manager import BalanceManager
 from balance_manager.core.alerts.rules import LowBalance
+from balance_manager.core.amounts import display_amount, round_to
 from balance_manager.core.freshness import ServingMode
 from balance_manager.dashboard import Dashboard, LeaderSharedStatus
 from balance_manager.exceptions import SharedStateError
@@ -198,6 +199,10 @@ async def test_the_page_loads_every_balance_exactly(
     await expect(page.locator("#serving")).to_have_attribute("data-source", "websocket")
     await expect(page.locator("#shared")).to_contain_text("single process")
     await expect(page.locator("#reservation-table")).to_be_hidden()
+    # This manager has no price source: the portfolio panel says so, greyed, and shows no total.
+    await expect(page.locator("#portfolio")).to_have_attribute("data-state", "unavailable")
+    await expect(page.locator("#portfolio-note")).to_contain_text("no price source")
+    await expect(page.locator("#portfolio-body")).to_be_hidden()
     await shot(page, "01-loaded")
 
 
@@ -455,6 +460,74 @@ async def test_a_shared_leader_shows_its_epoch_and_the_reservations_per_strategy
         await expect(table).to_contain_text("Not known now")
         await expect(shared).to_contain_text("unreachable")
         await shot(page, "11-shared-reservations-unknown")
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def priced(sim: SimulatedKraken, clock: ManualClock) -> AsyncIterator[BalanceManager]:
+    """A started manager that values from the simulator's prices (on the module's loop)."""
+    async with streaming_manager(sim, clock, prices=True) as started:
+        yield started
+
+
+def usd(value: Decimal) -> str:
+    """A value as the panel shows it: rounded to cents."""
+    return display_amount(round_to(value, 2), 2)
+
+
+async def test_the_portfolio_panel_shows_the_total_and_follows_a_deposit(
+    page: Page, priced: BalanceManager, sim: SimulatedKraken, clock: ManualClock
+) -> None:
+    """The panel shows the total (live), each asset's value and share, and the chart; a deposit
+    on the exchange changes the total without a reload, counted as a deposit, not the market;
+    with the stream and REST down the total and the rows are marked stale."""
+    before = await priced.portfolio("USD")
+    async with Dashboard(priced, stall_after=0) as dashboard:
+        await open_page(page, dashboard, sim)
+        total = page.locator("#portfolio-total")
+        await expect(page.locator("#portfolio-title")).to_have_text("Portfolio (USD)")
+        await expect(total).to_have_text(f"{usd(before.total)} USD")
+        await expect(total).to_have_attribute("data-state", "live")
+        assert await total.get_attribute("title") == f"{before.total:f} USD (exact)"
+        table = page.get_by_role("table", name=re.compile("What each asset held is worth"))
+        for name in ("Asset", "Amount", "Price", "Value", "Allocation", "Price path", "State"):
+            await expect(table.get_by_role("columnheader", name=name, exact=True)).to_have_count(1)
+        btc = table.locator('tr[data-asset="BTC"]')
+        await expect(btc.locator('[data-field="value"]')).to_have_text(
+            usd(before.assets["BTC"].value_total or Decimal(0))
+        )
+        await expect(btc.locator('[data-field="path"]')).to_have_text("BTC→USD")
+        await expect(btc).to_have_attribute("data-state", "live")
+        await expect(table.locator('tr[data-asset="EUR"] [data-field="path"]')).to_have_text(
+            "EUR→BTC→USD"
+        )
+        await expect(page.locator("#portfolio-chart canvas")).to_be_visible()
+        await expect(page.get_by_role("img", name=re.compile("Portfolio value"))).to_have_count(1)
+
+        await page.evaluate("window.__notReloaded = true")
+        sim.deposit("BTC", "0.5")
+        after = before.total + Decimal("0.5") * Decimal(60000)
+        await expect(total).to_have_text(f"{usd(after)} USD", timeout=5000)
+        await expect(total).to_have_attribute("data-state", "live")
+        assert await page.evaluate("window.__notReloaded === true")
+        await expect(page.locator("#portfolio-chart-summary")).to_contain_text(
+            "1 deposit or withdrawal +30000.00, market 0.00", timeout=5000
+        )
+        await page.locator("#portfolio").scroll_into_view_if_needed()
+        await shot(page, "12-portfolio-deposit")
+
+        # Stream and REST down: the total and every valued row are marked stale, never fresh.
+        sim.faults.http_error(times=None)
+        sim.faults.drop_websocket(times=None)
+        try:
+            await drive(clock, 120, until=lambda: priced.serving_mode is ServingMode.CACHE)
+            clock.advance(dashboard.tick_interval)  # the next status push
+            await expect(total).to_have_attribute("data-state", "stale")
+            await expect(page.locator("#portfolio-state")).to_contain_text("not fresh")
+            await expect(table.locator('tr[data-state="live"]')).to_have_count(0)
+            await expect(btc).to_have_attribute("data-state", "stale")
+            await shot(page, "13-portfolio-stale")
+        finally:
+            sim.faults.clear()
 
 
 # -- the README's picture ----------------------------------------------------------------------

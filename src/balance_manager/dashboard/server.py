@@ -3,7 +3,8 @@
 :class:`Dashboard` serves a started
 :class:`~balance_manager.service.manager.BalanceManager` over HTTP (aiohttp),
 using only its public API (``sync_view``, ``get_status``, ``get_statistics``,
-``age_of``, ``history``, ``register_callback``):
+``age_of``, ``history``, ``register_callback``; for the portfolio ``prices``,
+``portfolio``, ``portfolio_tracker``, ``portfolio_trackers``):
 
 ====================================  ==========================================================
 ``GET /``                             the page (HTML, CSS and JS served from the package)
@@ -11,6 +12,8 @@ using only its public API (``sync_view``, ``get_status``, ``get_statistics``,
 ``GET /api/status``                   sources, stream, REST and breaker, counters, shared mode,
                                       the alerts firing now
 ``GET /api/history/{asset}``          the asset's balance history (``?hours=24``), free and held
+``GET /api/portfolio``                the balances valued in one quote currency (``?quote=USD``)
+``GET /api/portfolio/history``        its value over a window (``?hours=24``), flows vs market
 ``GET /api/events``                   the newest events (``?limit=200``), as the log shows them
 ``GET /api/stream``                   Server-Sent Events: ``balance``, ``source``, ``connection``,
                                       ``validation``, ``alert`` (numbered), ``status`` (every
@@ -67,16 +70,31 @@ from balance_manager.dashboard.payloads import (
     status_payload,
     validation_event,
 )
+from balance_manager.dashboard.portfolio import (
+    DEFAULT_QUOTE,
+    NO_PRICES,
+    in_window,
+    portfolio_history_payload,
+    portfolio_payload,
+    portfolio_status,
+)
 from balance_manager.dashboard.security import COOKIE_NAME, AccessPolicy
 from balance_manager.dashboard.shared_status import describe_failure
-from balance_manager.exceptions import ConfigError, UnknownAssetError
+from balance_manager.exceptions import BalanceManagerError, ConfigError, UnknownAssetError
 from balance_manager.service.history import ANALYSIS_HOURS
 from balance_manager.service.status import ConnectionState, SourceChanged
 
 if TYPE_CHECKING:
     from balance_manager.service.manager import BalanceManager
 
-__all__ = ["DEFAULT_PORT", "SHARED_STATUS_TIMEOUT", "STATIC", "Dashboard", "serve_dashboard"]
+__all__ = [
+    "DEFAULT_PORT",
+    "MAX_QUOTES",
+    "SHARED_STATUS_TIMEOUT",
+    "STATIC",
+    "Dashboard",
+    "serve_dashboard",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +104,9 @@ STATIC = Path(__file__).resolve().parent / "static"
 DEFAULT_PORT = 8765
 #: Most history points one request returns (the newest).
 MAX_HISTORY_POINTS = 20_000
+#: Most quote currencies valued at once: a quote not yet valued beyond these is refused (a
+#: read-only API must not grow the manager's state without bound).
+MAX_QUOTES = 8
 #: Real seconds a reading of the shared-mode block may take before it counts as failed.
 SHARED_STATUS_TIMEOUT = 5.0
 
@@ -374,9 +395,11 @@ class Dashboard:
 
     def status(self) -> dict[str, Any]:
         """What ``/api/status`` returns now."""
-        return status_payload(
+        status = status_payload(
             self.manager, now=self._now(), dashboard=self._dashboard_info(), shared=self._shared
         )
+        status["portfolio"] = portfolio_status(self.manager)
+        return status
 
     async def refresh_shared(self) -> None:
         """Read the shared-mode block now (what each status tick starts in the background).
@@ -439,6 +462,8 @@ class Dashboard:
         app.router.add_get("/api/balances", self._balances)
         app.router.add_get("/api/status", self._status)
         app.router.add_get("/api/history/{asset}", self._history)
+        app.router.add_get("/api/portfolio", self._portfolio)
+        app.router.add_get("/api/portfolio/history", self._portfolio_history)
         app.router.add_get("/api/events", self._events)
         app.router.add_get("/api/stream", self._stream)
         app.router.add_static("/static/", STATIC, follow_symlinks=False)
@@ -537,6 +562,76 @@ class Dashboard:
         return _json(
             history_payload(
                 self.manager, asset, hours=hours, now=self._now(), limit=limit, free=self.free
+            )
+        )
+
+    def _quote(self, request: web.Request) -> str | web.Response:
+        """The ``quote`` asked for (canonical), or the error to answer."""
+        if self.manager.prices is None:
+            return _error(409, "prices", None, NO_PRICES)
+        raw = request.query.get("quote", DEFAULT_QUOTE)
+        try:
+            quote = self.manager.canonical(raw)
+        except UnknownAssetError as exc:
+            return _error(400, "quote", raw, str(exc))
+        trackers = self.manager.portfolio_trackers
+        if quote not in trackers and len(trackers) >= MAX_QUOTES:
+            return _error(
+                400, "quote", raw, f"at most {MAX_QUOTES} quote currencies are valued at once"
+            )
+        return quote
+
+    async def _portfolio(self, request: web.Request) -> web.StreamResponse:
+        quote = self._quote(request)
+        if isinstance(quote, web.Response):
+            return quote
+        try:
+            portfolio = await self.manager.portfolio(quote)
+        except UnknownAssetError as exc:
+            return _error(400, "quote", request.query.get("quote", DEFAULT_QUOTE), str(exc))
+        except BalanceManagerError as exc:  # prices could not be read: say so, never a zero
+            return _error(503, "prices", None, f"the portfolio could not be valued: {exc}")
+        return _json(
+            portfolio_payload(
+                portfolio, decimals=self.manager.names.display_decimals, now=self._now()
+            )
+        )
+
+    async def _portfolio_history(self, request: web.Request) -> web.StreamResponse:
+        quote = self._quote(request)
+        if isinstance(quote, web.Response):
+            return quote
+        text = request.query.get("hours", "24")
+        try:
+            hours = float(ANALYSIS_HOURS.check("hours", float(text)))
+        except (ValueError, ConfigError):
+            return _error(
+                400,
+                "hours",
+                text,
+                f"must be hours from {ANALYSIS_HOURS.minimum:g} to {ANALYSIS_HOURS.maximum:g}",
+            )
+        try:
+            limit = _limit(request.query.get("limit"), MAX_HISTORY_POINTS)
+        except ValueError as exc:
+            return _error(400, "limit", request.query.get("limit"), str(exc))
+        try:
+            tracker = await self.manager.portfolio_tracker(quote)
+        except UnknownAssetError as exc:
+            return _error(400, "quote", request.query.get("quote", DEFAULT_QUOTE), str(exc))
+        except BalanceManagerError as exc:
+            return _error(503, "prices", None, f"the portfolio could not be valued: {exc}")
+        now = self._now()
+        since = now - hours * 3600.0
+        return _json(
+            portfolio_history_payload(
+                in_window(tracker.value_history(), since),
+                tracker.flows(since),
+                tracker.change_over(hours * 3600.0),
+                quote=quote,
+                hours=hours,
+                now=now,
+                limit=limit,
             )
         )
 

@@ -28,6 +28,12 @@
     es: null,
     loading: null,
     history: { asset: null, hours: 24, raw: null, chart: null, zoomed: false },
+    portfolio: {
+      quote: "USD", available: null, reason: null, data: null, error: null,
+      lastFetch: 0, fetchedSource: null, busy: false, again: false,
+      historyAt: 0, historyWanted: false, historyTimer: null,
+      hours: 24, raw: null, chart: null, zoomed: false,
+    },
   };
 
   const $ = (id) => document.getElementById(id);
@@ -104,6 +110,7 @@
     badge.textContent = CONNECTION_TEXT[value] + (detail ? ` (${detail})` : "");
     $("balance-table").dataset.connection = value;
     renderTable();
+    renderPortfolio();
   }
 
   function connect(eventId) {
@@ -196,6 +203,7 @@
     if (id.run !== state.run || id.number <= state.lastSeen) return; // already handled
     state.lastSeen = id.number;
     addLog(event);
+    if (event.type === "source" || event.type === "connection") portfolioOnSource();
     if (event.type === "balance") {
       state.recentRows.push([id.number, event.row]);
       if (state.recentRows.length > RECENT_ROWS) state.recentRows.shift();
@@ -204,6 +212,7 @@
         renderTable();
         updateAssetChoices();
         appendHistoryPoint(event);
+        portfolioOnBalance();
       }
     }
   }
@@ -216,6 +225,7 @@
       await loadSnapshot();
       state.lastSeen = Math.max(state.lastSeen, id.number);
       loadHistory();
+      state.portfolio.historyWanted = true;
     } catch (error) {
       setConnection("lost", error.message);
       window.setTimeout(() => start(), 2000);
@@ -240,6 +250,7 @@
     renderTable();
     renderSources(status);
     renderAlerts(status.alerts || []);
+    portfolioOnStatus(status);
   }
 
   function renderAlerts(alerts) {
@@ -531,6 +542,21 @@
     }
     if (chart) chart.destroy();
     holder.replaceChildren();
+    const made = stepChart(holder, state.history, [
+      { label: `${raw.asset} balance`, stroke: "#1f5fd1" },
+      { label: "free", stroke: "#16803a", dash: [6, 4] },
+    ], data);
+    made.asset = raw.asset;
+    state.history.chart = made;
+  }
+
+  // -- charts (shared) -------------------------------------------------------------------
+  // Every chart of the page is made here: time on x, each value holding until the next
+  // (steps), drag across to zoom (view.zoomed), double-click for the whole window, and the
+  // visible time range readable from the holder (data-x-min, data-x-max: tests, and whoever
+  // inspects the page).
+
+  function stepChart(holder, view, lines, data) {
     const stepped = uPlot.paths.stepped({ align: 1 });
     const opts = {
       width: Math.max(300, holder.clientWidth || 800),
@@ -538,15 +564,15 @@
       // One moment alone would get a range of years: show a minute either side instead.
       scales: { x: { time: true, range: (u, min, max) => (max - min < 1 ? [min - 60, max + 60] : [min, max]) } },
       cursor: { drag: { x: true, y: false } },
-      series: [
-        {},
-        { label: `${raw.asset} balance`, stroke: "#1f5fd1", width: 2, paths: stepped, spanGaps: true },
-        { label: "free", stroke: "#16803a", width: 2, dash: [6, 4], paths: stepped, spanGaps: true },
-      ],
+      series: [{}, ...lines.map((line) => {
+        const spec = { label: line.label, stroke: line.stroke, width: line.width || 2, paths: stepped,
+          spanGaps: line.spanGaps !== false };
+        if (line.dash) spec.dash = line.dash;
+        return spec;
+      })],
       axes: [{}, { size: 90 }],
       hooks: {
-        setSelect: [(u) => { if (u.select.width > 0) state.history.zoomed = true; }],
-        // The visible time range, readable from the page (tests, and whoever inspects it).
+        setSelect: [(u) => { if (u.select.width > 0) view.zoomed = true; }],
         setScale: [(u, key) => {
           if (key !== "x") return;
           holder.dataset.xMin = String(u.scales.x.min);
@@ -554,14 +580,293 @@
         }],
       },
     };
-    const made = new uPlot(opts, data, holder);
-    made.asset = raw.asset;
-    state.history.chart = made;
+    return new uPlot(opts, data, holder);
   }
 
   function resetZoom() {
     state.history.zoomed = false;
     drawChart(true);
+  }
+
+  // -- portfolio -------------------------------------------------------------------------
+  // The balances valued in one quote currency (/api/portfolio) and the value over time
+  // (/api/portfolio/history), for a manager that has a price source (the status's
+  // "portfolio" block says whether it has one; without, the panel says why and asks for
+  // nothing). Fetched when the page loads, after each balance, source or connection event,
+  // and on the status push when the server valued again, the serving source moved, or
+  // PORTFOLIO_REFRESH_MS went by (ages and staleness move
+  // without events), one request at a time. A stale price or a cached balance is marked
+  // stale, an asset without a price says "no price" (never 0), and the whole panel says it
+  // is not current when this page is not receiving updates or a refresh failed.
+
+  const PORTFOLIO_REFRESH_MS = 5000;
+  const PORTFOLIO_HISTORY_MS = 15000; // the window's summary (flows vs market) is reloaded
+  const PORTFOLIO_POINTS = 1500; // points of the chart (the server thins evenly)
+  const PORTFOLIO_GAP_MS = 250; // shortest time between two requests of the portfolio
+
+  function portfolioOnStatus(status) {
+    const p = state.portfolio;
+    const block = status.portfolio;
+    if (!block) return;
+    p.available = Boolean(block.available);
+    p.reason = block.reason;
+    if (block.quote) p.quote = block.quote;
+    if (!p.available) {
+      renderPortfolio();
+      return;
+    }
+    const valuedAt = (block.valued_at || {})[p.quote];
+    const newer = p.data && valuedAt !== undefined && valuedAt > p.data.valued_at;
+    const moved = status.source !== p.fetchedSource; // served from elsewhere: value again
+    if (!p.data || newer || moved || Date.now() - p.lastFetch >= PORTFOLIO_REFRESH_MS) refreshPortfolio();
+    else renderPortfolio();
+  }
+
+  function portfolioOnSource() {
+    // The serving source or the stream changed: what is fresh may not be any more.
+    if (state.portfolio.available) refreshPortfolio();
+  }
+
+  function portfolioOnBalance() {
+    const p = state.portfolio;
+    if (!p.available) return;
+    p.historyWanted = true; // a deposit or a withdrawal moves the flows of the window
+    refreshPortfolio();
+  }
+
+  async function refreshPortfolio() {
+    const p = state.portfolio;
+    if (p.busy) {
+      p.again = true;
+      return;
+    }
+    p.busy = true;
+    try {
+      do {
+        // Events in a burst are coalesced: at most one request in flight, PORTFOLIO_GAP_MS apart.
+        const wait = PORTFOLIO_GAP_MS - (Date.now() - p.lastFetch);
+        if (wait > 0) await new Promise((resolve) => window.setTimeout(resolve, wait));
+        p.again = false;
+        p.lastFetch = Date.now();
+        p.fetchedSource = state.status ? state.status.source : null;
+        try {
+          const data = await getJSON(`/api/portfolio?quote=${encodeURIComponent(p.quote)}`);
+          p.data = data;
+          p.error = null;
+          appendPortfolioPoint(data);
+        } catch (error) {
+          p.error = error.message;
+        }
+        renderPortfolio();
+        if (!p.error) {
+          const since = Date.now() - p.historyAt;
+          if (!p.raw || since >= PORTFOLIO_HISTORY_MS) await loadPortfolioHistory();
+          else if (p.historyWanted) laterPortfolioHistory(PORTFOLIO_GAP_MS * 4 - since);
+        }
+      } while (p.again);
+    } finally {
+      p.busy = false;
+    }
+  }
+
+  function laterPortfolioHistory(delay) {
+    // The window's summary after a burst of events: reloaded once, a little later.
+    const p = state.portfolio;
+    if (p.historyTimer) return;
+    p.historyTimer = window.setTimeout(() => {
+      p.historyTimer = null;
+      if (p.historyWanted) loadPortfolioHistory();
+    }, Math.max(0, delay));
+  }
+
+  async function loadPortfolioHistory() {
+    const p = state.portfolio;
+    const { quote, hours } = p;
+    p.historyWanted = false;
+    p.historyAt = Date.now();
+    try {
+      const data = await getJSON(
+        `/api/portfolio/history?quote=${encodeURIComponent(quote)}&hours=${hours}&limit=${PORTFOLIO_POINTS}`);
+      if (quote !== p.quote || hours !== p.hours) return;
+      p.raw = data;
+      drawPortfolioChart(!p.zoomed);
+    } catch (error) {
+      $("portfolio-chart-summary").textContent = `Could not load the value over time: ${error.message}`;
+    }
+  }
+
+  function appendPortfolioPoint(data) {
+    const raw = state.portfolio.raw;
+    if (!raw || raw.quote !== data.quote) return;
+    const point = { t: data.valued_at, total: data.total, complete: data.complete, fresh: data.fresh };
+    const last = raw.points[raw.points.length - 1];
+    if (last && last.t >= point.t) raw.points[raw.points.length - 1] = { ...point, t: last.t };
+    else raw.points.push(point);
+    raw.until = Math.max(raw.until, data.as_of);
+    drawPortfolioChart(!state.portfolio.zoomed);
+  }
+
+  function portfolioState(data) {
+    // [state, reason] of the whole panel: live, stale or unknown (never fresh by default).
+    const p = state.portfolio;
+    if (state.connection !== "live" && state.connection !== "connecting") {
+      return ["unknown", "this page is not receiving updates"];
+    }
+    if (p.error) return ["unknown", `could not refresh: ${p.error}`];
+    if (data.state !== "live") {
+      return ["stale", `not fresh: ${data.stale.join(", ")} (old price or balance not confirmed)`];
+    }
+    const asOf = state.status ? state.status.as_of : null;
+    if (asOf && asOf - data.valued_at > data.max_price_age) {
+      return ["stale", `valued ${formatAge(asOf - data.valued_at)} ago`];
+    }
+    return ["live", ""];
+  }
+
+  function renderPortfolio() {
+    const p = state.portfolio;
+    const section = $("portfolio");
+    $("portfolio-title").textContent = `Portfolio (${p.quote})`;
+    const note = $("portfolio-note");
+    if (p.available === false) {
+      section.dataset.state = "unavailable";
+      $("portfolio-body").hidden = true;
+      note.hidden = false;
+      note.textContent = `Not available: ${p.reason || "nothing can be valued"}`;
+      return;
+    }
+    const data = p.data;
+    if (!data) {
+      section.dataset.state = p.error ? "unknown" : "loading";
+      note.hidden = false;
+      note.textContent = p.error ? `Could not value the portfolio: ${p.error}` : "Loading…";
+      $("portfolio-body").hidden = true;
+      return;
+    }
+    note.hidden = true;
+    $("portfolio-body").hidden = false;
+    const [stateName, reason] = portfolioState(data);
+    section.dataset.state = stateName;
+    const total = $("portfolio-total");
+    total.textContent = `${data.display.total} ${data.quote}`;
+    total.title = `${data.total} ${data.quote} (exact)`;
+    total.dataset.state = stateName;
+    total.dataset.valuedAt = String(data.valued_at);
+    $("portfolio-state").replaceChildren(...[
+      el("span", { class: `state state-${stateName}`, text: stateName }),
+      reason ? el("span", { class: "reason", text: reason }) : null,
+      el("span", { class: "reason", text: `valued at ${formatTime(data.valued_at)}` }),
+    ].filter(Boolean));
+    const unvalued = $("portfolio-unvalued");
+    unvalued.hidden = !data.unvalued.length;
+    unvalued.textContent = data.unvalued.length
+      ? `Not in the total, no price: ${data.unvalued.join(", ")}.` : "";
+    renderPortfolioRows(data, stateName === "unknown");
+  }
+
+  function renderPortfolioRows(data, unknown) {
+    const body = $("portfolio-rows");
+    if (!data.assets.length) {
+      body.replaceChildren(el("tr", {}, el("td", { colspan: 8, text: "The account holds nothing." })));
+      return;
+    }
+    body.replaceChildren(...data.assets.map((asset) => {
+      let stateName = asset.state;
+      let reason = asset.reason;
+      if (unknown && stateName !== "unvalued") {
+        stateName = "unknown";
+        reason = "not current: see the total";
+      }
+      const unpriced = asset.state === "unvalued";
+      const source = unpriced || !asset.price_source ? "—"
+        : `${asset.price_source}, ${formatAge(asset.price_age)} old` + (asset.from_last_trade ? " (last trade)" : "");
+      return el("tr", { class: `row-${stateName}`, "data-asset": asset.asset, "data-state": stateName },
+        el("th", { scope: "row", text: asset.asset }),
+        el("td", { class: "num", "data-field": "amount", title: asset.total, text: asset.display.total }),
+        el("td", { class: "num", "data-field": "rate", title: asset.rate, text: unpriced ? "—" : asset.display.rate }),
+        el("td", { class: "num", "data-field": "value", title: asset.value,
+          text: unpriced ? "no price" : asset.display.value }),
+        el("td", { class: "num", "data-field": "allocation", title: asset.allocation,
+          text: unpriced || asset.allocation === null ? "—" : `${asset.display.allocation} %` }),
+        el("td", { "data-field": "path", title: unpriced ? null : (asset.pairs || []).join(" then "),
+          text: unpriced ? "—" : asset.path_text }),
+        el("td", { "data-field": "price_source", text: source }),
+        el("td", { "data-field": "state" },
+          el("span", { class: `state state-${stateName}`, text: unpriced ? "no price" : stateName }),
+          reason ? el("span", { class: "reason", text: reason }) : null));
+    }));
+  }
+
+  // The value as steps, and beside it the stretches where it was not fresh or not complete.
+  function portfolioSeries(raw) {
+    const xs = [];
+    const value = [];
+    const doubtful = [];
+    for (const point of raw.points) {
+      const v = Number(point.total);
+      const bad = !point.fresh || !point.complete;
+      if (xs.length && xs[xs.length - 1] === point.t) {
+        value[value.length - 1] = v;
+        doubtful[doubtful.length - 1] = bad ? v : null;
+      } else {
+        xs.push(point.t);
+        value.push(v);
+        doubtful.push(bad ? v : null);
+      }
+    }
+    if (xs.length && xs[xs.length - 1] < raw.until) {
+      xs.push(raw.until);
+      value.push(value[value.length - 1]);
+      doubtful.push(doubtful[doubtful.length - 1]);
+    }
+    return [xs, value, doubtful];
+  }
+
+  function signed(text) {
+    return text && !text.startsWith("-") && !/^0(\.0*)?$/.test(text) ? `+${text}` : text;
+  }
+
+  function summarisePortfolio(raw) {
+    const span = raw.hours === 1 ? "the last hour" : raw.hours === 24 ? "the last 24 hours"
+      : raw.hours === 168 ? "the last 7 days" : `the last ${raw.hours} hours`;
+    const change = raw.change;
+    if (!change) return `No value of the portfolio recorded in ${span}.`;
+    const shown = raw.display;
+    const pct = change.change_pct !== null ? ` (${signed(change.change_pct)} %)` : "";
+    const flows = change.flow_count === 1 ? "1 deposit or withdrawal" : `${change.flow_count} deposits and withdrawals`;
+    let text = `Value in ${raw.quote} over ${span}: ${shown.start} → ${shown.end}, ` +
+      `change ${signed(shown.change)}${pct}; ${flows} ${signed(shown.flows)}, market ${signed(shown.market)}.`;
+    if (!change.complete) text += " Incomplete: an asset or a deposit had no price.";
+    if (raw.points.some((p) => !p.fresh || !p.complete)) text += " Orange: values that were not fresh or not complete.";
+    return text;
+  }
+
+  function drawPortfolioChart(resetScales) {
+    const p = state.portfolio;
+    const raw = p.raw;
+    const holder = $("portfolio-chart");
+    if (!raw) return;
+    const data = portfolioSeries(raw);
+    const summary = summarisePortfolio(raw);
+    $("portfolio-chart-summary").textContent = summary;
+    holder.setAttribute("aria-label", `Portfolio value: ${summary}`);
+    holder.dataset.points = String(data[0].length);
+    if (!data[0].length) {
+      if (p.chart) { p.chart.destroy(); p.chart = null; }
+      holder.replaceChildren(el("p", { class: "hint", text: "Nothing to draw yet." }));
+      return;
+    }
+    if (p.chart && p.chart.quote === raw.quote) {
+      p.chart.setData(data, resetScales);
+      return;
+    }
+    if (p.chart) p.chart.destroy();
+    holder.replaceChildren();
+    p.chart = stepChart(holder, p, [
+      { label: `value (${raw.quote})`, stroke: "#1f5fd1" },
+      { label: "not fresh or incomplete", stroke: "#b45309", width: 3, spanGaps: false },
+    ], data);
+    p.chart.quote = raw.quote;
   }
 
   // -- start ------------------------------------------------------------------------------
@@ -577,9 +882,17 @@
     });
     $("history-reset").addEventListener("click", resetZoom);
     $("chart").addEventListener("dblclick", () => { state.history.zoomed = false; });
+    $("portfolio-hours").addEventListener("change", (e) => {
+      state.portfolio.hours = Number(e.target.value);
+      state.portfolio.zoomed = false;
+      if (state.portfolio.available) loadPortfolioHistory();
+    });
+    $("portfolio-chart").addEventListener("dblclick", () => { state.portfolio.zoomed = false; });
     window.addEventListener("resize", () => {
       const chart = state.history.chart;
       if (chart) chart.setSize({ width: Math.max(300, $("chart").clientWidth), height: 300 });
+      const value = state.portfolio.chart;
+      if (value) value.setSize({ width: Math.max(300, $("portfolio-chart").clientWidth), height: 300 });
     });
     window.setInterval(watchdog, 1000);
   }
