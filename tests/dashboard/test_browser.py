@@ -535,9 +535,10 @@ async def test_the_portfolio_panel_shows_the_total_and_follows_a_deposit(
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def busy(clock: ManualClock) -> AsyncIterator[tuple[SimulatedKraken, BalanceManager]]:
-    """A simulator with market activity (its bot trades on the account), and a manager."""
+    """A simulator with market activity (its bot trades on the account), and a manager that
+    values the account from the simulator's prices (the picture shows the portfolio panel)."""
     simulator = SimulatedKraken(clock=clock, seed=3, market=True, market_interval=2.0)
-    async with simulator, build_manager(simulator, clock) as started:
+    async with simulator, build_manager(simulator, clock, prices=True) as started:
         await wait_until(lambda: started.serving_mode is ServingMode.WEBSOCKET)
         yield simulator, started
 
@@ -558,6 +559,13 @@ async def test_overview_of_a_busy_account(
         await page.get_by_label("Window").select_option("1")
         await expect(page.locator("#chart canvas")).to_be_visible()
         await expect(page.locator("#event-log li")).not_to_have_count(0)
+        # The value chart holds one moment: its time axis spans minutes, not years.
+        chart = page.locator("#portfolio-chart")
+        await expect(chart).to_have_attribute("data-points", re.compile(r"[1-9]"))
+        span = float(await chart.get_attribute("data-x-max") or "inf") - float(
+            await chart.get_attribute("data-x-min") or "0"
+        )
+        assert span <= 3600, span
         path = await shot(page, "00-overview")
     if os.environ.get("BALANCE_MANAGER_UPDATE_SCREENSHOT") == "1":
         README_IMAGE.parent.mkdir(parents=True, exist_ok=True)

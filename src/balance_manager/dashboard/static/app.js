@@ -561,8 +561,9 @@
     const opts = {
       width: Math.max(300, holder.clientWidth || 800),
       height: 300,
-      // One moment alone would get a range of years: show a minute either side instead.
-      scales: { x: { time: true, range: (u, min, max) => (max - min < 1 ? [min - 60, max + 60] : [min, max]) } },
+      // One moment alone: uPlot widens it to a day's worth of its time units (years, in
+      // seconds) before asking the range; judge by the data and show a minute either side.
+      scales: { x: { time: true, range: oneMomentRange } },
       cursor: { drag: { x: true, y: false } },
       series: [{}, ...lines.map((line) => {
         const spec = { label: line.label, stroke: line.stroke, width: line.width || 2, paths: stepped,
@@ -581,6 +582,12 @@
       },
     };
     return new uPlot(opts, data, holder);
+  }
+
+  function oneMomentRange(u, min, max) {
+    const xs = u.data && u.data[0];
+    if (xs && xs.length && xs[xs.length - 1] - xs[0] < 1) return [xs[0] - 60, xs[xs.length - 1] + 60];
+    return [min, max];
   }
 
   function resetZoom() {
