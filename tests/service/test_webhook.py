@@ -242,3 +242,36 @@ async def test_bounds_are_checked() -> None:
     for kwargs in ({"attempts": 0}, {"max_queue": 0}, {"timeout": 0}):
         with pytest.raises(ConfigError, match=next(iter(kwargs))):
             WebhookSender("http://127.0.0.1/x", **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "path", ["/services/T0/B0/" + "S3CRETTOKEN" * 20, "/hook/tok%7ES3CRET"], ids=["long", "encoded"]
+)
+async def test_an_error_naming_the_url_never_shows_its_token(
+    path: str, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A receiver that redirects (here, to itself) makes aiohttp raise with the whole URL in
+    the message; a long URL was cut before masking and a re-encoded one escaped the mask."""
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect(location=str(request.rel_url))
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", redirect)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # a started site
+    sender = WebhookSender(f"http://127.0.0.1:{port}{path}", clock=clock, attempts=1)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            sender.send({"event": "x"})
+            await wait_until(lambda: sender.get_statistics()["last_error"] is not None)
+        assert "S3CRET" not in str(sender.get_statistics())
+        ours = [r.getMessage() for r in caplog.records if r.name.startswith("balance_manager")]
+        assert ours  # the failure was logged...
+        assert not [line for line in ours if "S3CRET" in line]  # ...without the token
+    finally:
+        await sender.aclose(0.1)
+        await runner.cleanup()

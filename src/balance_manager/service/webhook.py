@@ -196,10 +196,15 @@ class WebhookSender:
             status = await with_timeout(self.clock, self.timeout, self._post(body), "webhook POST")
         except RequestTimeoutError:
             return f"no answer within {self.timeout:g} s"
-        except (aiohttp.ClientError, OSError) as exc:
-            return self._scrub(describe_network_error(exc))
+        except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError, OSError) as exc:
+            return self._scrub(describe_network_error(exc))  # says host and port, not path
+        except aiohttp.ClientError as exc:
+            # Its text may hold the whole URL, token included, cut or re-encoded: say the kind.
+            return f"{type(exc).__name__} (details withheld: they may show the URL)"
         if 200 <= status < 300:
             return None
+        if 300 <= status < 400:
+            return f"refused the alert: HTTP {status} (redirects are not followed)"
         if 400 <= status < 500 and status not in _RETRY_STATUSES:
             return f"refused the alert: HTTP {status}"
         return f"HTTP {status}"
@@ -211,7 +216,10 @@ class WebhookSender:
                 timeout=aiohttp.ClientTimeout(total=self.timeout * 2)
             )
         async with session.post(
-            self._url, data=body, headers={"Content-Type": "application/json"}
+            self._url,
+            data=body,
+            headers={"Content-Type": "application/json"},
+            allow_redirects=False,  # a redirect could loop, or carry the body elsewhere
         ) as response:
             await response.read()
             return response.status
