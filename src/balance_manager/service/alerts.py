@@ -266,10 +266,13 @@ class AlertMonitor:
             self._price_confirmations(),
         )
         update = self.engine.evaluate(ctx)
-        for alert in update.resolved:
-            self._deliver("alert_resolved", alert)
-        for alert in update.fired:
-            self._deliver("alert_fired", alert)
+        deliveries = [("alert_resolved", a) for a in update.resolved]
+        deliveries += [("alert_fired", a) for a in update.fired]
+        for event, alert in deliveries:
+            try:
+                self._deliver(event, alert)
+            except Exception:  # one alert's delivery must not lose the others
+                logger.exception("could not deliver %s %s", event, alert.key)
         return update
 
     def _sample_portfolio(self, now: float) -> None:

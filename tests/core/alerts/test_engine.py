@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -54,6 +55,29 @@ def test_fires_once_then_resolves() -> None:
     assert resolved.fired_at == NOW
     assert engine.active() == []
     assert engine.recent() == [resolved]
+
+
+def test_details_a_custom_rule_cannot_encode_become_their_repr() -> None:
+    """A rule's own object in ``details`` must not make the alert unencodable (it stopped the
+    delivery of the other alerts and made the dashboard's status a 500); Decimals stay exact."""
+    import msgspec
+
+    class Opaque:
+        def __repr__(self) -> str:
+            return "<opaque>"
+
+    class Odd:
+        name = "odd"
+        severity = Severity.WARNING
+        enabled = True
+
+        def __call__(self, ctx: AlertContext) -> Iterable[Condition]:
+            return [Condition("odd", Severity.WARNING, None, "odd", {"x": Opaque(), "d": D})]
+
+    D = Decimal("0.1000000000000000000000000001")
+    (alert,) = AlertEngine([Odd()]).evaluate(AlertContext(NOW)).fired
+    body = msgspec.json.decode(msgspec.json.encode(alert.as_json()))
+    assert body["details"] == {"x": "<opaque>", "d": str(D)}
 
 
 def test_a_flapping_condition_is_held_back_by_the_cooldown() -> None:

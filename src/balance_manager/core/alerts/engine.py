@@ -32,7 +32,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TypedDict
 
-from balance_manager.core.alerts.model import Alert, AlertContext, AlertKey, AlertRule, Condition
+from balance_manager.core.alerts.model import (
+    Alert,
+    AlertContext,
+    AlertKey,
+    AlertRule,
+    Condition,
+    json_safe,
+)
 from balance_manager.core.bounds import seconds
 from balance_manager.exceptions import ConfigError
 
@@ -191,7 +198,7 @@ class AlertEngine:
                 condition.message,
                 now,
                 None,
-                condition.details,
+                json_safe(condition.details),
             )
             self._active[key] = alert
             fired.append(alert)

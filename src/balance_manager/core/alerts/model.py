@@ -22,7 +22,7 @@ import msgspec
 from balance_manager.core.models import Balance
 from balance_manager.core.validation.rules import Severity
 
-__all__ = ["Alert", "AlertContext", "AlertKey", "AlertRule", "Condition", "Severity"]
+__all__ = ["Alert", "AlertContext", "AlertKey", "AlertRule", "Condition", "Severity", "json_safe"]
 
 #: What identifies one condition over time: the rule's name and the asset (or ``None``).
 AlertKey = tuple[str, str | None]
@@ -129,6 +129,18 @@ class Alert(msgspec.Struct, frozen=True):
         where = f" {self.asset}" if self.asset else ""
         state = "active" if self.active else "resolved"
         return f"{self.severity.value.upper()} {self.rule}{where} ({state}): {self.message}"
+
+
+def json_safe(details: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``details`` as JSON-ready data: a rule's own objects (a custom rule may put anything
+    there) become their ``repr``, so one alert can never stop the delivery of others or make
+    a status unreadable. Decimals stay exact (as strings, as :meth:`Alert.as_json` gives)."""
+    try:
+        msgspec.json.encode(details)
+    except (TypeError, ValueError, OverflowError):
+        safe: Any = msgspec.to_builtins(details, enc_hook=repr, str_keys=True)
+        return dict(safe)
+    return details
 
 
 class AlertRule(Protocol):
