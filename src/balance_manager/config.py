@@ -210,6 +210,8 @@ class BalanceManagerConfig:
         alert_portfolio_drop_percent: ``portfolio_drop`` fires when the portfolio
             value falls more than this percent...
         alert_portfolio_window: ...from its highest value within this many seconds.
+        alert_portfolio_quote: the quote currency whose portfolio value ``portfolio_drop``
+            and ``stale_price`` follow, once a tracker in it runs (``portfolio_tracker``).
         disabled_alerts: names of alert rules to turn off.
         alert_webhook_url: where alerts are POSTed as JSON (``http(s)://``);
             ``None``: no webhook. Only its host is ever shown (it may hold a token).
@@ -278,6 +280,7 @@ class BalanceManagerConfig:
     alert_anomaly_min_samples: int = DEFAULT_ALERT_OPTIONS.alert_anomaly_min_samples
     alert_portfolio_drop_percent: Decimal = DEFAULT_ALERT_OPTIONS.alert_portfolio_drop_percent
     alert_portfolio_window: float = DEFAULT_ALERT_OPTIONS.alert_portfolio_window
+    alert_portfolio_quote: str = "USD"
     disabled_alerts: tuple[str, ...] = ()
     alert_webhook_url: str | None = None
     alert_webhook_timeout: float = 5.0
@@ -623,6 +626,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "redis_url": _optional_redis_url,
     "redis_namespace": _label,
     "shared_account": _label,
+    "alert_portfolio_quote": _label,
     "alerts_enabled": _boolean,
     "alert_low_balance": _thresholds,
     "disabled_alerts": _alert_names,

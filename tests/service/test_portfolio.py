@@ -306,7 +306,25 @@ async def test_value_history_survives_a_restart(
         assert again.last_store_error is None
 
 
-async def test_the_alert_monitor_watches_the_first_tracker(
+async def test_the_alert_monitor_watches_the_configured_quote_not_the_first_tracker(
+    manager: BalanceManager,
+) -> None:
+    """A tracker in BTC started first (say by a dashboard request) does not decide what
+    portfolio_drop follows: the one in alert_portfolio_quote (USD) does."""
+    monitor = manager.alerts
+    assert monitor is not None
+    assert manager.config.alert_portfolio_quote == "USD"
+    await manager.portfolio_tracker("BTC")
+    assert monitor._portfolio_source is None  # private: nothing watched yet
+    usd = await manager.portfolio_tracker("USD")
+    source = monitor._portfolio_source
+    assert source is not None
+    point = usd.history.latest()
+    assert point is not None
+    assert source() == point.total - point.flows
+
+
+async def test_the_alert_monitor_samples_the_value_net_of_flows(
     manager: BalanceManager, sim: SimulatedKraken
 ) -> None:
     """portfolio_drop samples the value net of deposits and withdrawals: a large withdrawal

@@ -222,7 +222,7 @@ class AlertMonitor:
         it), and only while that valuation is complete, fresh and every flow is
         valued (``None`` otherwise: no sample rather than a wrong one). Price
         confirmations are those of the pairs the tracker's prices follow. The
-        manager calls this for its first tracker.
+        manager calls this for its tracker in ``alert_portfolio_quote``.
         """
         history = tracker.history
         prices = tracker.prices

@@ -67,6 +67,7 @@ from balance_manager.exceptions import (
     ProtocolError,
     SourceError,
     StaleBalanceError,
+    UnknownAssetError,
 )
 from balance_manager.runtime.aio import cancel_and_wait
 from balance_manager.runtime.clock import Clock, SystemClock
@@ -706,9 +707,17 @@ class BalanceManager:
                 self._events.register_callback("balance_update", tracker.on_balance)
                 self._events.register_callback("source_changed", tracker.on_source)
                 self._ledger_listeners.append(tracker.on_ledger)
-                if self.alerts is not None and len(self._trackers) == 1:
+                if self.alerts is not None and name == self._alert_quote():
                     self.alerts.watch_portfolio(tracker)  # portfolio_drop, stale_price
         return tracker
+
+    def _alert_quote(self) -> str | None:
+        """The quote currency the value alerts follow (``alert_portfolio_quote``), canonical;
+        not whichever tracker happens to start first (a dashboard request could pick it)."""
+        try:
+            return self.canonical(self.config.alert_portfolio_quote)
+        except UnknownAssetError:
+            return None
 
     @property
     def portfolio_trackers(self) -> Mapping[str, PortfolioTracker]:
