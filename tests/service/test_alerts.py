@@ -204,6 +204,28 @@ async def test_portfolio_drop_from_a_portfolio_source(
     assert fired.details["value"] == D(9_000)
 
 
+async def test_portfolio_drop_holds_while_the_value_is_unknown(
+    manager: BalanceManager, clock: ManualClock
+) -> None:
+    """No fresh valuation for an hour is no recovery: the drop stays active (it resolved once
+    the peak aged out of the window, announcing a recovery nobody saw)."""
+    monitor = monitor_of(manager)
+    value: dict[str, D | None] = {"now": D(100_000)}
+    monitor.set_portfolio_source(lambda: value["now"])
+    monitor.evaluate_now()
+    clock.advance(10)
+    value["now"] = D(90_000)
+    assert [a.rule for a in monitor.evaluate_now().fired] == ["portfolio_drop"]
+    value["now"] = None  # prices stale from here on: the value is unknown
+    for _ in range(400):
+        clock.advance(10)
+        assert not [a for a in monitor.evaluate_now().resolved if a.rule == "portfolio_drop"]
+    assert monitor.engine.is_active("portfolio_drop", None)
+    value["now"] = D(100_000)  # known again, and back up: now it resolves
+    clock.advance(10)
+    assert [a.rule for a in monitor.evaluate_now().resolved] == ["portfolio_drop"]
+
+
 async def test_a_stuck_alert_callback_never_blocks_ingest(
     manager: BalanceManager, sim: SimulatedKraken, clock: ManualClock
 ) -> None:

@@ -290,8 +290,12 @@ class AlertMonitor:
             self._portfolio_failing = True
         drop = next((r for r in self.engine.rules if isinstance(r, PortfolioDrop)), None)
         window = drop.window if drop is not None else self.config.alert_portfolio_window
-        while self._portfolio and self._portfolio[0][0] < now - window:
-            self._portfolio.popleft()
+        # The window ends at the newest known value, not at now: while the value is unknown
+        # (no fresh valuation), the last known window stays, so an active drop holds rather
+        # than resolving as if the portfolio had recovered.
+        samples = self._portfolio
+        while samples and samples[0][0] < samples[-1][0] - window:
+            samples.popleft()
 
     def _price_confirmations(self) -> Mapping[str, float]:
         source = self._price_source
