@@ -6,8 +6,10 @@ import asyncio
 import json
 import logging
 import random
+import types
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -362,3 +364,48 @@ async def test_stale_price_from_a_price_source(manager: BalanceManager, clock: M
 def prices(alerts: tuple[Alert, ...]) -> list[Alert]:
     """The stale_price alerts among ``alerts``."""
     return [alert for alert in alerts if alert.rule == "stale_price"]
+
+
+class _SteppedClock(ManualClock):
+    """A manual clock whose wall time can be stepped (as NTP does); monotonic time cannot."""
+
+    step = 0.0
+
+    def time(self) -> float:
+        return super().time() + self.step
+
+
+class _StreamOnlyManager:
+    """Just what the monitor reads of a manager that streams and holds nothing."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self.clock = clock
+        self.config = make_config()
+        self.websocket_client = object()
+        self.exchange, self.account, self.simulated = "kraken", "a", True
+        self.serving_mode = ServingMode.WEBSOCKET
+
+    def canonical(self, asset: str) -> str:
+        return asset
+
+    def sync_view(self) -> Any:
+        return types.SimpleNamespace(get_all_balances=dict)
+
+    def age_of(self, value: object) -> float:
+        return 0.0
+
+
+@pytest.mark.parametrize("step", [-3600.0, 3600.0])
+async def test_a_wall_clock_step_neither_hides_nor_invents_an_outage(step: float) -> None:
+    """The outage is timed on the monotonic clock: 2 s down with the wall clock stepped an
+    hour ahead is not an outage, and 122 s down with it stepped an hour back is one."""
+    clock = _SteppedClock()
+    monitor = AlertMonitor(_StreamOnlyManager(clock), lambda event, alert: None)  # type: ignore[arg-type]  # a stand-in
+    monitor.set_mode(ServingMode.REST)  # the stream is lost
+    clock.advance(2)
+    clock.step = step
+    monitor.evaluate_now()
+    assert not monitor.engine.is_active("stream_down")
+    clock.advance(120)
+    monitor.evaluate_now()
+    assert monitor.engine.is_active("stream_down")

@@ -143,7 +143,7 @@ class AlertMonitor:
         self._price_source: PriceSource | None = None
         self._price_failing = False
         self._last_prices: dict[str, float] = {}
-        self._down_since: float | None = None
+        self._down_since: float | None = None  # monotonic
         self._dirty = False  # something changed since the last evaluation
         self._streams = manager.websocket_client is not None
 
@@ -188,7 +188,7 @@ class AlertMonitor:
         if mode is ServingMode.WEBSOCKET:
             self._down_since = None
         elif self._down_since is None:
-            self._down_since = self.clock.time()
+            self._down_since = self.clock.monotonic()
         self._dirty = True
 
     def close(self) -> None:
@@ -255,11 +255,14 @@ class AlertMonitor:
             if age is not None:
                 confirmed[asset] = now - age
         self._sample_portfolio(now)
+        down = self._down_since
         ctx = AlertContext(
             now,
             balances,
             confirmed,
-            self._down_since,
+            # The outage is timed on the monotonic clock (a wall-clock step must neither hide
+            # nor invent one), shown to the rules as the wall time it began.
+            None if down is None else now - (self.clock.monotonic() - down),
             tuple(self._failures),
             self._changes(),
             tuple(self._portfolio),
@@ -341,7 +344,7 @@ class AlertMonitor:
             and self._down_since is None
             and self._manager.serving_mode is not ServingMode.WEBSOCKET
         ):
-            self._down_since = self.clock.time()
+            self._down_since = self.clock.monotonic()
         clock = self.clock
         due = clock.monotonic()
         while True:
