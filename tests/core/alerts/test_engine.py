@@ -96,6 +96,23 @@ def test_a_flapping_condition_is_held_back_by_the_cooldown() -> None:
     assert engine.get_statistics()["suppressed"] == 1
 
 
+def test_a_rule_of_events_is_not_held_back_by_the_cooldown() -> None:
+    """An anomaly, resolved, then a second anomaly within the cool-down: reported (it was
+    counted as suppressed flapping and never told)."""
+    from balance_manager.core.alerts.rules import BalanceAnomaly
+
+    rule = Switch("events")
+    rule.each_event = True  # type: ignore[attr-defined]  # as BalanceAnomaly declares it
+    engine = AlertEngine([rule], cooldown=300)
+    rule.on = {"USD"}
+    assert engine.evaluate(AlertContext(NOW)).fired
+    rule.on = set()
+    assert engine.evaluate(AlertContext(NOW + 10)).resolved
+    rule.on = {"USD"}
+    assert engine.evaluate(AlertContext(NOW + 60)).fired
+    assert BalanceAnomaly.each_event is True
+
+
 def test_each_asset_is_its_own_condition() -> None:
     """Two assets of one rule fire and resolve independently."""
     rule = Switch()

@@ -181,11 +181,14 @@ class AlertEngine:
         self._resolved += len(resolved)
         self._cooling &= seen.keys()
         fired: list[Alert] = []
+        # Rules whose every condition is a new event (an anomalous change) skip the
+        # cool-down: a second anomaly is no flapping of the first.
+        each_event = {r.name for r in self._rules if getattr(r, "each_event", False)}
         for key, condition in seen.items():
             if key in self._active:
                 continue
             last = self._resolved_at.get(key)
-            if last is not None and now - last < self.cooldown:
+            if last is not None and now - last < self.cooldown and key[0] not in each_event:
                 if key not in self._cooling:
                     self._cooling.add(key)
                     self._suppressed += 1

@@ -424,6 +424,10 @@ class BalanceAnomaly:
 
     __slots__ = ("enabled", "hold", "lookback", "min_samples", "name", "severity", "threshold")
 
+    #: Each condition is one change, an event of its own: the engine's cool-down (meant for
+    #: a lasting condition that flaps) does not hold a second anomaly back.
+    each_event = True
+
     def __init__(
         self,
         *,
