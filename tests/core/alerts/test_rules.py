@@ -131,6 +131,29 @@ def test_anomaly_flags_a_change_far_outside_recent_ones() -> None:
     assert "BTC changed by -300" in found.message
 
 
+def test_anomaly_scores_a_change_once_while_it_is_recent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Evaluated again and again with nothing new, a change is scored once (at 10,000 assets
+    every evaluation re-sorted every recent asset's history); a new change is scored."""
+    from balance_manager.core.alerts import rules
+
+    calls: list[Decimal] = []
+    real = rules.robust_score
+
+    def counting(value: Decimal, sample: Any) -> Any:
+        calls.append(value)
+        return real(value, sample)
+
+    monkeypatch.setattr(rules, "robust_score", counting)
+    rule = BalanceAnomaly(threshold=8, min_samples=20)
+    changes = [*ordinary_changes(30), (NOW - 5, D(-300))]
+    for later in range(5):
+        assert len(list(rule(AlertContext(NOW + later, changes={"BTC": changes})))) == 1
+    assert calls == [D(-300)]
+    changes.append((NOW + 6, D(-600)))
+    assert len(list(rule(AlertContext(NOW + 7, changes={"BTC": changes})))) == 1
+    assert calls == [D(-300), D(-600)]
+
+
 def test_anomaly_ignores_ordinary_changes_and_small_samples() -> None:
     """An ordinary change, or too few earlier changes, never fires."""
     rule = BalanceAnomaly(threshold=8, min_samples=20)

@@ -42,7 +42,7 @@ from itertools import islice
 from typing import Protocol, TypeAlias
 
 from balance_manager.core.alerts.model import AlertContext, AlertRule, Condition
-from balance_manager.core.alerts.robust import robust_score
+from balance_manager.core.alerts.robust import RobustScore, robust_score
 from balance_manager.core.amounts import ZERO, AmountLike, display_amount, to_amount
 from balance_manager.core.bounds import seconds
 from balance_manager.core.validation.rules import Severity
@@ -422,7 +422,16 @@ class BalanceAnomaly:
         enabled: whether the engine runs it.
     """
 
-    __slots__ = ("enabled", "hold", "lookback", "min_samples", "name", "severity", "threshold")
+    __slots__ = (
+        "_scored",
+        "enabled",
+        "hold",
+        "lookback",
+        "min_samples",
+        "name",
+        "severity",
+        "threshold",
+    )
 
     #: Each condition is one change, an event of its own: the engine's cool-down (meant for
     #: a lasting condition that flaps) does not hold a second anomaly back.
@@ -445,21 +454,34 @@ class BalanceAnomaly:
         self.hold = seconds("hold", hold)
         self.severity = severity
         self.enabled = enabled
+        # asset → (newest change's time, its score): a change is scored once, not at every
+        # evaluation while it is recent (changes are only ever appended).
+        self._scored: dict[str, tuple[tuple[float, Decimal], RobustScore | None, int]] = {}
 
     def __call__(self, ctx: AlertContext) -> Iterable[Condition]:
         """One condition per asset whose newest change scores above ``threshold``."""
         found: list[Condition] = []
+        memo = self._scored
+        if len(memo) > 2 * len(ctx.changes) + 64:  # assets no longer followed
+            for gone in memo.keys() - ctx.changes.keys():
+                del memo[gone]
         for asset, changes in ctx.changes.items():
             if len(changes) <= self.min_samples:
                 continue
             at, delta = changes[-1]
             if ctx.now - at > self.hold:
+                memo.pop(asset, None)
                 continue
-            # islice, not a slice: a deque (what the monitor keeps) has no slicing.
-            count = len(changes)
-            window = islice(changes, max(0, count - 1 - self.lookback), count - 1)
-            earlier = [change for _, change in window]
-            scored = robust_score(delta, earlier)
+            known = memo.get(asset)
+            if known is not None and known[0] == (at, delta):
+                scored, samples = known[1], known[2]
+            else:
+                # islice, not a slice: a deque (what the monitor keeps) has no slicing.
+                count = len(changes)
+                window = islice(changes, max(0, count - 1 - self.lookback), count - 1)
+                earlier = [change for _, change in window]
+                scored, samples = robust_score(delta, earlier), len(earlier)
+                memo[asset] = ((at, delta), scored, samples)
             if scored is None or scored.score <= self.threshold:
                 continue
             found.append(
@@ -469,14 +491,14 @@ class BalanceAnomaly:
                     asset,
                     f"{asset} changed by {display_amount(delta)}, {scored.score:.1f} robust "
                     f"deviations from its median change {display_amount(scored.median)} "
-                    f"over the last {len(earlier)} changes (bound {self.threshold})",
+                    f"over the last {samples} changes (bound {self.threshold})",
                     {
                         "change": delta,
                         "median": scored.median,
                         "scale": scored.scale,
                         "score": scored.score,
                         "method": scored.method,
-                        "samples": len(earlier),
+                        "samples": samples,
                         "threshold": self.threshold,
                         "changed_at": at,
                     },
