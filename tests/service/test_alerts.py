@@ -228,6 +228,41 @@ async def test_portfolio_drop_holds_while_the_value_is_unknown(
     assert [a.rule for a in monitor.evaluate_now().resolved] == ["portfolio_drop"]
 
 
+async def test_portfolio_samples_keep_only_possible_peaks_and_fire_as_all_would(
+    manager: BalanceManager, clock: ManualClock
+) -> None:
+    """A random walk of 5,000 valuations: the monitor keeps a handful of samples, and the rule
+    finds on them exactly the condition (peak, value, drop) it finds on every sample."""
+    from collections import deque
+
+    from balance_manager.core.alerts.model import AlertContext
+    from balance_manager.core.alerts.rules import PortfolioDrop
+
+    monitor = monitor_of(manager)
+    rng = random.Random(5)
+    value = {"now": D(100_000)}
+    monitor.set_portfolio_source(lambda: value["now"])
+    reference = PortfolioDrop(percent=manager.config.alert_portfolio_drop_percent, window=3600)
+    every: deque[tuple[float, D]] = deque()
+    longest = fired = 0
+    for _ in range(5_000):
+        clock.advance(1)
+        value["now"] += D(rng.randint(-400, 400))
+        monitor.evaluate_now()
+        now = clock.time()
+        every.append((now, value["now"]))
+        while every[0][0] < now - 3600:
+            every.popleft()
+        kept = tuple(monitor._portfolio)  # private: the samples the monitor keeps
+        assert list(reference(AlertContext(now, portfolio=kept))) == list(
+            reference(AlertContext(now, portfolio=tuple(every)))
+        )
+        fired += bool(list(reference(AlertContext(now, portfolio=kept))))
+        longest = max(longest, len(kept))
+    assert fired  # the walk did fall far enough to fire, at times
+    assert longest < 600  # of up to 3,601 in the window (one per evaluation) before
+
+
 async def test_a_stuck_alert_callback_never_blocks_ingest(
     manager: BalanceManager, sim: SimulatedKraken, clock: ManualClock
 ) -> None:

@@ -285,7 +285,14 @@ class AlertMonitor:
         try:
             value = source()
             if value is not None:
-                self._portfolio.append((now, to_amount(value, name="portfolio value")))
+                amount = to_amount(value, name="portfolio value")
+                # Only samples that can still be the window's highest are kept (each newer
+                # one at least as high replaces them): the drop from the peak is the same,
+                # and a busy portfolio no longer keeps ten samples a second for the window.
+                samples = self._portfolio
+                while samples and samples[-1][1] <= amount:
+                    samples.pop()
+                samples.append((now, amount))
             self._portfolio_failing = False
         except Exception:
             if not self._portfolio_failing:
