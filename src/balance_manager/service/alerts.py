@@ -267,6 +267,7 @@ class AlertMonitor:
             self._changes(),
             tuple(self._portfolio),
             self._price_confirmations(),
+            self.clock.monotonic(),
         )
         update = self.engine.evaluate(ctx)
         deliveries = [("alert_resolved", a) for a in update.resolved]

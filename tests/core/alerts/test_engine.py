@@ -113,6 +113,20 @@ def test_a_rule_of_events_is_not_held_back_by_the_cooldown() -> None:
     assert BalanceAnomaly.each_event is True
 
 
+def test_the_cooldown_is_timed_on_the_steady_clock_when_given() -> None:
+    """The wall clock stepped back an hour after a resolution: the cool-down still ends 60
+    steady seconds later (timed on the wall clock, it lasted an hour more)."""
+    rule = Switch()
+    engine = AlertEngine([rule], cooldown=60)
+    rule.on = {"USD"}
+    engine.evaluate(AlertContext(NOW, steady=10.0))
+    rule.on = set()
+    engine.evaluate(AlertContext(NOW + 1, steady=11.0))
+    rule.on = {"USD"}
+    assert not engine.evaluate(AlertContext(NOW - 3600 + 30, steady=41.0)).fired  # cooling
+    assert engine.evaluate(AlertContext(NOW - 3600 + 62, steady=73.0)).fired
+
+
 def test_each_asset_is_its_own_condition() -> None:
     """Two assets of one rule fire and resolve independently."""
     rule = Switch()

@@ -148,6 +148,7 @@ class AlertEngine:
         """Run the enabled rules on ``ctx``; fire, keep and resolve alerts (see the module docs)."""
         self._evaluations += 1
         now = ctx.now
+        steady = now if ctx.steady is None else ctx.steady  # what cool-downs are timed on
         seen: dict[AlertKey, Condition] = {}
         failed: set[str] = set()
         for each in self._rules:
@@ -175,7 +176,7 @@ class AlertEngine:
                 continue
             done = alert.resolve(now)
             del self._active[key]
-            self._resolved_at[key] = now
+            self._resolved_at[key] = steady
             self._recent.append(done)
             resolved.append(done)
         self._resolved += len(resolved)
@@ -188,7 +189,7 @@ class AlertEngine:
             if key in self._active:
                 continue
             last = self._resolved_at.get(key)
-            if last is not None and now - last < self.cooldown and key[0] not in each_event:
+            if last is not None and steady - last < self.cooldown and key[0] not in each_event:
                 if key not in self._cooling:
                     self._cooling.add(key)
                     self._suppressed += 1
@@ -207,7 +208,7 @@ class AlertEngine:
             fired.append(alert)
         self._fired += len(fired)
         if len(self._resolved_at) > 4 * (len(self._active) + 256):
-            self._forget_old(now)
+            self._forget_old(steady)
         return AlertUpdate(tuple(fired), tuple(resolved))
 
     def _forget_old(self, now: float) -> None:

@@ -46,6 +46,9 @@ class AlertContext:
             (empty until portfolio valuation is available).
         prices_confirmed_at: pair → the last moment its price was confirmed
             (empty until prices are available).
+        steady: a monotonic reading of the same moment, if the caller has one: the
+            engine times cool-downs on it, so a step of the wall clock neither
+            stretches nor cuts one (``None``: ``now`` is used).
     """
 
     now: float
@@ -56,6 +59,7 @@ class AlertContext:
     changes: Mapping[str, Sequence[tuple[float, Decimal]]] = field(default_factory=dict)
     portfolio: Sequence[tuple[float, Decimal]] = ()
     prices_confirmed_at: Mapping[str, float] = field(default_factory=dict)
+    steady: float | None = None
 
 
 class Condition(msgspec.Struct, frozen=True):
