@@ -84,8 +84,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TypeVar
@@ -228,6 +229,20 @@ _SELECT_LATEST = (
     "SELECT asset, balance, hold_trade, earn, credit, credit_used, source, received_at "
     "FROM latest WHERE account = ?"
 )
+
+
+@contextmanager
+def _immediate(connection: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction (``BEGIN IMMEDIATE``): committed at the end of the block, rolled
+    back if it raises (a failed migration keeps its old ``user_version`` too)."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
 
 
 class SQLiteHistoryStore:
@@ -456,18 +471,12 @@ class SQLiteHistoryStore:
 
     def _values_append_sync(self, data: list[tuple[object, ...]]) -> int:
         connection = self._db()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(connection):
             connection.executemany(
                 "INSERT INTO portfolio_value (account, quote, at, total, complete, fresh, "
                 "flows, flow_count, unvalued_flows) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 data,
             )
-            connection.execute("COMMIT")
-        except BaseException:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            raise
         return len(data)
 
     def _values_load_sync(self, quote: str, since: float) -> list[ValuePoint]:
@@ -499,17 +508,11 @@ class SQLiteHistoryStore:
 
     def _values_prune_sync(self, timestamp: float) -> int:
         connection = self._db()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(connection):
             deleted = connection.execute(
                 "DELETE FROM portfolio_value WHERE account = ? AND at < ?",
                 (self.account, timestamp),
             ).rowcount
-            connection.execute("COMMIT")
-        except BaseException:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            raise
         return int(deleted)
 
     # -- plumbing (event-loop side) --------------------------------------------------
@@ -572,16 +575,11 @@ class SQLiteHistoryStore:
                 schema_version=version,
             )
         for target in range(version, SCHEMA_VERSION):
-            connection.execute("BEGIN IMMEDIATE")
-            try:
+            with _immediate(connection):
                 MIGRATIONS[target](connection)
                 # user_version lives in the file header and changes within the
                 # transaction, so a failed migration leaves the old version.
                 connection.execute(f"PRAGMA user_version={target + 1}")
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
 
     def _close_sync(self) -> None:
         connection, self._connection = self._connection, None
@@ -614,17 +612,11 @@ class SQLiteHistoryStore:
         self, data: Sequence[tuple[object, ...]], values: Sequence[tuple[object, ...]]
     ) -> int:
         connection = self._db()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(connection):
             before = connection.total_changes
             connection.executemany(_INSERT, data)
             added = connection.total_changes - before
             connection.executemany(_UPSERT_LATEST, values)
-            connection.execute("COMMIT")
-        except BaseException:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            raise
         return added
 
     def _latest_sync(self) -> dict[str, Balance]:
@@ -707,17 +699,11 @@ class SQLiteHistoryStore:
 
     def _prune_sync(self, timestamp: float) -> int:
         connection = self._db()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(connection):
             deleted = connection.execute(
                 "DELETE FROM history WHERE account = ? AND timestamp < ?",
                 (self.account, timestamp),
             ).rowcount
-            connection.execute("COMMIT")
-        except BaseException:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            raise
         return int(deleted)
 
     def _accounts_sync(self) -> list[str]:
