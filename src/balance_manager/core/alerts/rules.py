@@ -215,6 +215,28 @@ class PortfolioDrop:
         return f"PortfolioDrop(percent={self.percent!r}, window={self.window!r})"
 
 
+def _unconfirmed(
+    rule: StaleBalance | StalePrice,
+    now: float,
+    confirmed: Iterable[tuple[str, float]],
+    what: str,
+) -> Iterable[Condition]:
+    """One condition per ``(key, confirmed at)`` older than the rule's ``max_age``; ``what``
+    names the key (``"{} price not confirmed"``)."""
+    found = [
+        Condition(
+            rule.name,
+            rule.severity,
+            key,
+            f"{what.format(key)} for {_age(now - at)} (bound {rule.max_age:g} s)",
+            {"age": now - at, "max_age": rule.max_age, "confirmed_at": at},
+        )
+        for key, at in confirmed
+        if now - at > rule.max_age
+    ]
+    return found or _NOTHING
+
+
 class StaleBalance:
     """``stale_balance``: no live source confirmed an asset's value for ``max_age`` seconds.
 
@@ -240,25 +262,12 @@ class StaleBalance:
 
     def __call__(self, ctx: AlertContext) -> Iterable[Condition]:
         """One condition per non-empty asset older than ``max_age``."""
-        found: list[Condition] = []
-        for asset, balance in ctx.balances.items():
-            if not (balance.balance or balance.hold_trade or balance.earn):
-                continue
-            confirmed = ctx.confirmed_at.get(asset, balance.received_at)
-            age = ctx.now - confirmed
-            if age <= self.max_age:
-                continue
-            found.append(
-                Condition(
-                    self.name,
-                    self.severity,
-                    asset,
-                    f"{asset} not confirmed by a live source for {_age(age)} "
-                    f"(bound {self.max_age:g} s)",
-                    {"age": age, "max_age": self.max_age, "confirmed_at": confirmed},
-                )
-            )
-        return found or _NOTHING
+        confirmed = (
+            (asset, ctx.confirmed_at.get(asset, balance.received_at))
+            for asset, balance in ctx.balances.items()
+            if balance.balance or balance.hold_trade or balance.earn
+        )
+        return _unconfirmed(self, ctx.now, confirmed, "{} not confirmed by a live source")
 
     def __repr__(self) -> str:
         return f"StaleBalance(max_age={self.max_age!r})"
@@ -288,20 +297,9 @@ class StalePrice:
 
     def __call__(self, ctx: AlertContext) -> Iterable[Condition]:
         """One condition per pair whose price is older than ``max_age``."""
-        found: list[Condition] = []
-        for pair, confirmed in ctx.prices_confirmed_at.items():
-            age = ctx.now - confirmed
-            if age > self.max_age:
-                found.append(
-                    Condition(
-                        self.name,
-                        self.severity,
-                        pair,
-                        f"{pair} price not confirmed for {_age(age)} (bound {self.max_age:g} s)",
-                        {"age": age, "max_age": self.max_age, "confirmed_at": confirmed},
-                    )
-                )
-        return found or _NOTHING
+        return _unconfirmed(
+            self, ctx.now, ctx.prices_confirmed_at.items(), "{} price not confirmed"
+        )
 
     def __repr__(self) -> str:
         return f"StalePrice(max_age={self.max_age!r})"
