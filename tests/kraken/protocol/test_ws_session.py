@@ -330,6 +330,22 @@ def test_same_sequence_with_other_ids_is_not_a_duplicate() -> None:
     assert session.counters.duplicates == 0
 
 
+def test_duplicate_window_remembers_the_last_64_messages() -> None:
+    """A replay of any of the last 64 updates is a duplicate; an older one is out of order."""
+    session = streaming(snapshot_frame(1, BTC="0"))
+    frames = {
+        seq: encode_balances_update([entry("BTC", "1", str(seq - 1), ledger_id=f"L{seq}")], seq)
+        for seq in range(2, 71)
+    }
+    for seq in range(2, 71):
+        assert kinds(session.feed(frames[seq], NOW)) == ["StreamLedgerUpdate"]
+    assert session.feed(frames[70 - 63], NOW) == []  # the 64th most recent: remembered
+    assert session.counters.duplicates == 1
+    events = session.feed(frames[70 - 64], NOW)  # one older: forgotten
+    assert kinds(events) == ["ResyncStarted"]
+    assert session.counters.duplicates == 1
+
+
 # -- continuity ---------------------------------------------------------------------------
 
 

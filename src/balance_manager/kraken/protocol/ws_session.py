@@ -361,6 +361,11 @@ _DUPLICATE_WINDOW = 64
 _PING_WINDOW = 32
 
 
+def _empty_window() -> list[tuple[int, tuple[str, ...]] | None]:
+    """A duplicate window with nothing remembered."""
+    return [None] * _DUPLICATE_WINDOW
+
+
 def _split(wallets: dict[WalletKey, Decimal]) -> tuple[Decimal, Decimal]:
     """``(tradable, earn)`` sums of an asset's wallets."""
     tradable = ZERO
@@ -403,7 +408,9 @@ class KrakenSession:
         self._pings: dict[int, float] = {}  # req_id → sent at
         self._awaiting: set[str] = set()  # channels waiting for a snapshot
         self._sequence: dict[str, int | None] = {}
-        self._recent: dict[str, dict[int, tuple[str, ...]]] = {}
+        # Per channel, the ids of the last _DUPLICATE_WINDOW messages, in a ring indexed
+        # by sequence (one store per message; nothing to evict).
+        self._recent: dict[str, list[tuple[int, tuple[str, ...]] | None]] = {}
         self._wallets: dict[str, dict[WalletKey, Decimal]] = {}
         self._balance_scope = "total"  # docs wording; learned from matching updates
         self._executions_live = False
@@ -531,7 +538,7 @@ class KrakenSession:
         self._outgoing.append(frame)
         self._awaiting.add(channel)
         self._sequence[channel] = None
-        self._recent[channel] = {}
+        self._recent[channel] = _empty_window()
 
     def _queue_unsubscribe(self, channel: str) -> None:
         req_id = self._next_req_id()
@@ -687,7 +694,7 @@ class KrakenSession:
             return []
         self._wallets = {item.asset: self._snapshot_wallets(item) for item in message.data}
         self._sequence[BALANCES] = message.sequence
-        self._recent[BALANCES] = {}
+        self._recent[BALANCES] = _empty_window()
         self._awaiting.discard(BALANCES)
         events: list[SessionEvent] = [
             BalancesSnapshot(self.wallets(), message.sequence),
@@ -719,15 +726,17 @@ class KrakenSession:
         """``None`` when the message is next in sequence; else the events to return."""
         last = self._sequence.get(channel)
         if last is None or sequence == last + 1:
-            recent = self._recent.setdefault(channel, {})
-            recent[sequence] = ids
-            if len(recent) > _DUPLICATE_WINDOW:
-                del recent[next(iter(recent))]
             self._sequence[channel] = sequence
+            window = self._recent.get(channel)
+            if window is None:
+                window = self._recent[channel] = _empty_window()
+            window[sequence % _DUPLICATE_WINDOW] = (sequence, ids)
             return None
-        if sequence <= last and self._recent.get(channel, {}).get(sequence) == ids:
-            self.counters.duplicates += 1
-            return []
+        if sequence <= last:
+            window = self._recent.get(channel)
+            if window is not None and window[sequence % _DUPLICATE_WINDOW] == (sequence, ids):
+                self.counters.duplicates += 1
+                return []
         self.counters.gaps += 1
         how = "gap" if sequence > last else "out of order"
         return self._start_resync(channel, f"sequence {how}: got {sequence} after {last}")
@@ -738,7 +747,8 @@ class KrakenSession:
             self.counters.ignored += 1
             return []
         entries = message.data
-        ids = tuple([entry.ledger_id for entry in entries])
+        # One entry is the common case: its ids without building a list first.
+        ids = (entries[0].ledger_id,) if len(entries) == 1 else tuple(e.ledger_id for e in entries)
         rejected = self._check_sequence(BALANCES, message.sequence, ids)
         if rejected is not None:
             return rejected
@@ -816,7 +826,7 @@ class KrakenSession:
             return []
         if message.type == "snapshot":
             self._sequence[EXECUTIONS] = message.sequence
-            self._recent[EXECUTIONS] = {}
+            self._recent[EXECUTIONS] = _empty_window()
             self._awaiting.discard(EXECUTIONS)
             self._executions_live = True
             # Always an event, even for an empty book: from this snapshot on the
