@@ -103,6 +103,15 @@ def test_thinning_keeps_both_ends_and_the_limit() -> None:
     assert thin(points[:5], 10) == points[:5]
 
 
+def test_a_limit_of_one_gives_one_point_the_newest() -> None:
+    """``limit=1`` is one point (the current value), not the two ends of the window."""
+    points = [ValuePoint(float(n), Decimal(n)) for n in range(5)]
+    assert thin(points, 1) == [points[-1]]
+    body = portfolio_history_payload(points, [], None, quote="USD", hours=1.0, now=10.0, limit=1)
+    assert [p["t"] for p in body["points"]] == [4.0]
+    assert body["thinned"] is True
+
+
 def test_the_window_starts_with_the_value_then() -> None:
     """The last point at or before the window's start leads it: the value at its start."""
     points = [ValuePoint(t, Decimal(t)) for t in (10.0, 20.0, 30.0)]

@@ -144,9 +144,14 @@ def in_window(points: Sequence[ValuePoint], since: float) -> list[ValuePoint]:
 
 
 def thin(points: Sequence[ValuePoint], limit: int) -> list[ValuePoint]:
-    """At most ``limit`` points (``limit >= 2``), evenly spread, the first and last kept."""
+    """At most ``limit`` points (``limit >= 1``), evenly spread, the first and last kept.
+
+    With ``limit == 1`` that one point is the last: the current value.
+    """
     if len(points) <= limit:
         return list(points)
+    if limit <= 1:
+        return list(points[-1:])
     last = len(points) - 1
     picked = sorted({round(n * last / (limit - 1)) for n in range(limit)})
     return [points[n] for n in picked]
@@ -173,7 +178,7 @@ def portfolio_history_payload(
         now: the manager's clock.
         limit: most points returned (thinned evenly beyond it).
     """
-    shown = thin(points, max(2, limit))
+    shown = thin(points, limit)
     return {
         "quote": quote,
         "hours": hours,
