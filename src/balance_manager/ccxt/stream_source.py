@@ -56,6 +56,7 @@ from balance_manager.exceptions import (
 )
 from balance_manager.runtime.aio import cancel_and_wait
 from balance_manager.runtime.clock import Clock
+from balance_manager.runtime.stream_task import StreamTask
 
 __all__ = ["CcxtStreamSource"]
 
@@ -79,7 +80,7 @@ _COUNTER_NAMES = (
 )
 
 
-class CcxtStreamSource:
+class CcxtStreamSource(StreamTask):
     """Streams one account's balances from a ccxt.pro venue (a ``StreamSource``).
 
     Args:
@@ -129,11 +130,7 @@ class CcxtStreamSource:
             else min(timeout * 0.9, max(timeout / 2, 1.5 * interval + TICK))
         )
         """Seconds of silence after which updates may have been lost."""
-        self._sink: StreamSink | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
-        self._state = StreamState.DISCONNECTED
-        self._last_message_at: float | None = None
+        self._init_stream_task()
         self._pulse: tuple[object, object] = (None, None)
         self._book: StreamBook | None = None
         self._pending: list[Reading] | None = None  # readings before the snapshot
@@ -224,33 +221,9 @@ class CcxtStreamSource:
         """Subscribed, snapshotted and streaming."""
         return self._state is StreamState.STREAMING
 
-    @property
-    def state(self) -> StreamState:
-        """The stream's state as last reported (``closed`` once its task has ended)."""
-        return StreamState.CLOSED if self.failed else self._state
-
-    @property
-    def failed(self) -> bool:
-        """Whether the streaming task ended without :meth:`stop` (a bug: see the log)."""
-        task = self._task
-        return task is not None and task.done() and not self._stop.is_set()
-
-    @property
-    def last_message_at(self) -> float | None:
-        """Monotonic time of the last message or pong heard, if any."""
-        return self._last_message_at
-
     async def start(self, sink: StreamSink) -> None:
         """Start streaming in a background task; events go to ``sink`` in order."""
-        if self._task is not None and not self._task.done():
-            raise ConfigError(
-                "websocket_client",
-                self,
-                "already streams for another consumer; give each BalanceManager its own source",
-            )
-        self._sink = sink
-        self._stop.clear()
-        self._task = asyncio.create_task(self._run(), name=f"{self.rest.venue}-ccxt-stream")
+        self._launch(sink, self._run(), name=f"{self.rest.venue}-ccxt-stream", consumer="source")
 
     async def stop(self) -> None:
         """End the task and close the WebSocket connections; idempotent."""

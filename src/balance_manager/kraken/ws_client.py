@@ -76,6 +76,7 @@ from balance_manager.kraken.protocol.ws_session import (
 from balance_manager.kraken.rest_client import KrakenRestClient
 from balance_manager.runtime.aio import cancel_and_wait, describe_network_error, with_timeout
 from balance_manager.runtime.clock import Clock
+from balance_manager.runtime.stream_task import StreamTask
 
 __all__ = ["QUIET_AFTER", "STABLE_AFTER", "KrakenWebSocketClient"]
 
@@ -107,7 +108,7 @@ _COUNTER_NAMES = (
 )
 
 
-class KrakenWebSocketClient:
+class KrakenWebSocketClient(StreamTask):
     """Streams one Kraken account's balances and holds (WebSocket v2, private endpoint).
 
     Args:
@@ -142,15 +143,11 @@ class KrakenWebSocketClient:
             subscribe_executions=self.config.subscribe_executions,
             asset_decimals=self._decimals,
         )
-        self._sink: StreamSink | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._init_stream_task()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._token: Secret | None = None
         self._send_lock = asyncio.Lock()
-        self._stop = asyncio.Event()
-        self._last_message_at: float | None = None
         self._holds_live = False
-        self._state = StreamState.DISCONNECTED
         self._last_error = ""
         self._last_rtt: float | None = None
         self._failure: BalanceManagerError | None = None
@@ -175,38 +172,13 @@ class KrakenWebSocketClient:
         return self.session.state is SessionState.STREAMING
 
     @property
-    def state(self) -> StreamState:
-        """The stream's state as last reported (``closed`` once its task has ended)."""
-        return StreamState.CLOSED if self.failed else self._state
-
-    @property
-    def failed(self) -> bool:
-        """Whether the streaming task ended without :meth:`stop` (a bug: see the log)."""
-        task = self._task
-        return task is not None and task.done() and not self._stop.is_set()
-
-    @property
-    def last_message_at(self) -> float | None:
-        """Monotonic time of the last frame received, if any."""
-        return self._last_message_at
-
-    @property
     def holds_live(self) -> bool:
         """Whether holds follow ``executions`` in real time right now."""
         return self._holds_live
 
     async def start(self, sink: StreamSink) -> None:
         """Start streaming in a background task; events go to ``sink`` in order."""
-        if self._task is not None and not self._task.done():
-            raise ConfigError(
-                "websocket_client",
-                self,
-                "already streams for another consumer; give each BalanceManager its own "
-                "KrakenWebSocketClient",
-            )
-        self._sink = sink
-        self._stop.clear()
-        self._task = asyncio.create_task(self._run(), name="kraken-ws")
+        self._launch(sink, self._run(), name="kraken-ws", consumer="KrakenWebSocketClient")
 
     async def stop(self) -> None:
         """Unsubscribe, close the socket, end the task; idempotent."""
