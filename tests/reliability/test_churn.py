@@ -19,7 +19,7 @@ Each round:
      (15 s); ``ws_malformed``; ``ws_skip_sequence``; ``ws_duplicate``; ``ws_reorder``;
      ``token_reject`` and ``token_expire`` (with what makes the client subscribe again);
      ``http_error``, ``html_page``, ``rate_limit``, ``service_unavailable``,
-     ``invalid_nonce``, ``lockout`` and ``slow_response`` (each followed by a bot's
+     ``invalid_nonce``, ``lockout``, ``slow_response`` and ``slow_answer`` (each followed by a bot's
      ``refresh_all_balances()`` every 5 s until a REST call meets it);
    * maintenance (orders refused for a few seconds); ``sim.restart()``; the exchange down
      for 5-20 s with activity meanwhile; the manager restarted (a new process on the same
@@ -192,6 +192,7 @@ MID_SCENARIOS = (
     "invalid_nonce",
     "lockout",
     "slow_response",
+    "slow_answer",
     "maintenance",
     "sim_restart",
     "exchange_down",
@@ -688,6 +689,8 @@ class Churn:
             fault, rest = faults.lockout(), True
         elif name == "slow_response":
             fault, rest = faults.slow_response(rng.choice([5.0, 20.0])), True
+        elif name == "slow_answer":
+            fault, rest = faults.slow_answer(rng.choice([2.0, 5.0])), True
         elif name == "maintenance":
             faults.maintenance()
             await self._busy(rng.uniform(2.0, 6.0))

@@ -601,3 +601,27 @@ async def test_a_rest_read_does_not_confirm_what_the_stream_changed_while_it_was
     finally:
         sim.faults.clear()
         await manager.close()
+
+
+async def test_a_rest_reading_is_current_when_its_request_left_not_when_it_arrived(
+    sim: SimulatedKraken, clock: ManualClock
+) -> None:
+    """REST answers read the account when the request arrived; an answer that travels 3 s
+    does not make its values current at arrival: ``max_age=1`` then reads again."""
+    manager = build_manager(sim, clock, reliability_config(None), websocket=False)
+    try:
+        await drive_until_done(clock, manager.initialize())
+        sim.faults.slow_answer(3.0, endpoint="BalanceEx")
+        refresh = asyncio.ensure_future(manager.refresh_all_balances())
+        await drive(clock, 0.5, step=0.25)  # the account was read; the answer travels
+        sim.withdraw("USD", "100")  # not in that answer
+        await drive_until_done(clock, refresh)
+        usd = await drive_until_done(clock, manager.get_balance("USD", max_age=1.0))
+        assert usd is not None
+        assert usd.balance == sim.balances()["USD"], "a 3 s old reading passed as 1 s fresh"
+        age = manager.age_of(usd)
+        assert age is not None
+        assert age <= 1.0
+    finally:
+        sim.faults.clear()
+        await manager.close()

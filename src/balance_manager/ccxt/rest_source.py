@@ -229,6 +229,9 @@ class CcxtRestSource:
             SourceError: the call failed (``TransportError``, ``ExchangeError``...).
             ProtocolError: the venue's answer does not have its documented shape.
         """
+        # Before the call: ccxt may wait for its rate limiter before sending, so this
+        # is no later than the request's departure (the reading is current from then).
+        requested_at = self.clock.time()
         result = await self._call("fetch_balance", self.client.fetch_balance())
         received_at = self.clock.time()
         if not isinstance(result, Mapping):
@@ -238,7 +241,9 @@ class CcxtRestSource:
             reading = self.shape.rest(result.get("info"), code)
         else:
             reading = self.shape.unified(result, code)
-        return RestSnapshot(balances=reading.balances, received_at=received_at)
+        return RestSnapshot(
+            balances=reading.balances, received_at=received_at, requested_at=requested_at
+        )
 
     def get_statistics(self) -> dict[str, Any]:
         """Call counters and the circuit breaker's state."""

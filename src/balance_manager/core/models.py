@@ -175,7 +175,9 @@ class Balance(_Readable, msgspec.Struct, frozen=True, gc=False):
         hold_trade: the part of ``balance`` held by open orders (>= 0).
         source: where this value came from.
         exchange_time: the exchange's timestamp of the value (Unix seconds), if it gave one.
-        received_at: local wall-clock time the value was received (Unix seconds).
+        received_at: local wall-clock time the value was received (Unix seconds); for a
+            REST reading, when its request left (the exchange read the account after
+            that: the value is known current from then, whatever the answer's travel).
         credit: credit line total (Kraken ``BalanceEx.credit``), 0 without one.
         credit_used: credit used (Kraken ``BalanceEx.credit_used``), 0 without one.
         earn: funds of this asset that are not tradable (staked, bonded, earn wallets).

@@ -184,7 +184,8 @@ def reconcile_rest(
         stream: what the stream claims now.
     """
     outcome = Outcome()
-    received = snapshot.received_at
+    # Current as of when the request left, not when the answer arrived.
+    received = snapshot.current_at
     listed = snapshot.balances
     for asset, amounts in listed.items():
         current = held.get(asset)

@@ -87,10 +87,25 @@ class RestSnapshot(msgspec.Struct, frozen=True):
     Attributes:
         balances: canonical asset → amounts (holds included).
         received_at: local wall-clock time the response arrived.
+        requested_at: local wall-clock time the request that read them left, if
+            known. The exchange read the account at some moment between the two:
+            the amounts are known current from ``requested_at`` on, not from
+            ``received_at`` (a slow answer says nothing about what happened while
+            it travelled). See :attr:`current_at`.
     """
 
     balances: Mapping[str, AssetAmounts]
     received_at: float
+    requested_at: float | None = None
+
+    @property
+    def current_at(self) -> float:
+        """The latest moment the amounts are known to have been current.
+
+        ``requested_at`` when the source knows it, else ``received_at``.
+        """
+        requested = self.requested_at
+        return self.received_at if requested is None else min(requested, self.received_at)
 
 
 class StreamState(enum.Enum):

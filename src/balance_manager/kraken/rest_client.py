@@ -143,6 +143,8 @@ class KrakenRestClient:
         self.breaker = CircuitBreaker.from_config(self.config, "kraken-rest")
         self._private_lock = asyncio.Lock()
         self._counters = Counters(_COUNTER_NAMES)
+        # Wall-clock time each method's last request left (a reading is current from then).
+        self._sent_at: dict[str, float] = {}
         self._closed = False
         self._locked_until: float | None = None
         self._users = 0
@@ -303,15 +305,19 @@ class KrakenRestClient:
         error is raised, never turned into more private calls.
         """
         holds_known = True
+        method = "BalanceEx"
         try:
             entries = await self.balance_ex()
         except ExchangeError as exc:
             if not exc.code.startswith(BALANCE_EX_UNAVAILABLE):
                 raise
             logger.warning("BalanceEx refused (%s); falling back to Balance", exc.code)
+            method = "Balance"
             entries = await self.balance()
             holds_known = False
         received_at = self.clock.time()
+        # When the answered request left (no await since it came back: this call's).
+        requested_at = self._sent_at.get(method)
         folded = fold_rest_balances(entries, self.names)
         balances = {
             asset: AssetAmounts(
@@ -324,7 +330,7 @@ class KrakenRestClient:
             )
             for asset, item in folded.items()
         }
-        return RestSnapshot(balances=balances, received_at=received_at)
+        return RestSnapshot(balances=balances, received_at=received_at, requested_at=requested_at)
 
     def get_statistics(self) -> dict[str, Any]:
         """Call counters, the rate limiter's and the circuit breaker's state."""
@@ -455,6 +461,7 @@ class KrakenRestClient:
         session = await self._session_for_request()
         self._counters.incr("rest_api_calls")
         url = request.url(self.base_url)
+        self._sent_at[method] = self.clock.time()
         try:
             status, content_type, body = await with_timeout(
                 self.clock,

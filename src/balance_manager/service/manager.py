@@ -531,7 +531,12 @@ class BalanceManager:
                 self._counters.incr("rest_failures")
                 self._last_rest_error = str(exc)
                 raise
-            self._tracker.rest_success(self.clock.monotonic())
+            # Known current from when the request left (its wall time, on the
+            # monotonic scale the tracker keeps).
+            current_at = snapshot.current_at
+            self._tracker.rest_success(
+                self.clock.monotonic() - max(0.0, self.clock.time() - current_at)
+            )
             self._last_rest_error = None
             self._counters.incr("rest_refreshes")
             view = StreamView(self._stream_live(), self._holds_live)
@@ -539,7 +544,7 @@ class BalanceManager:
             self._apply_outcome(reconcile_rest(before, held, snapshot, view))
             # What this read tells about: every asset not changed since it left
             # (those the stream changed meanwhile are newer than it).
-            read_at = snapshot.received_at
+            read_at = current_at
             for asset in snapshot.balances.keys() | held.keys():
                 if held.get(asset) is before.get(asset):
                     self._rest_read_at[asset] = read_at

@@ -39,6 +39,7 @@ kind                      effect
 ``invalid_nonce``         ``EAPI:Invalid nonce``
 ``lockout``               ``EGeneral:Temporary lockout``
 ``slow_response``         answer only after ``seconds`` (on the injected clock)
+``slow_answer``           read the account at once, deliver the answer ``seconds`` later
 ========================  ====================================================
 
 Maintenance is a status, not a fault: :meth:`Faults.set_status` (REST
@@ -98,6 +99,7 @@ class FaultKind(enum.Enum):
     INVALID_NONCE = "invalid_nonce"
     LOCKOUT = "lockout"
     SLOW_RESPONSE = "slow_response"
+    SLOW_ANSWER = "slow_answer"
 
 
 #: Kinds offered every outgoing WebSocket frame.
@@ -126,6 +128,7 @@ REST_KINDS = frozenset(
         FaultKind.INVALID_NONCE,
         FaultKind.LOCKOUT,
         FaultKind.SLOW_RESPONSE,
+        FaultKind.SLOW_ANSWER,
     }
 )
 
@@ -137,6 +140,8 @@ REST_ERROR_CODES = {
     FaultKind.LOCKOUT: "EGeneral:Temporary lockout",
 }
 
+#: Kinds that need ``seconds``.
+_DELAYS = frozenset({FaultKind.WS_DELAY, FaultKind.SLOW_RESPONSE, FaultKind.SLOW_ANSWER})
 _RANDOM_DEFAULT_KINDS = (
     FaultKind.WS_DROP,
     FaultKind.WS_DELAY,
@@ -308,7 +313,7 @@ class Faults:
             raise ConfigError("after", after, "must not be negative")
         if seconds is not None and (seconds < 0 or math.isnan(seconds)):
             raise ConfigError("seconds", seconds, "must not be negative")
-        if fault_kind in (FaultKind.WS_DELAY, FaultKind.SLOW_RESPONSE) and seconds is None:
+        if fault_kind in _DELAYS and seconds is None:
             raise ConfigError("seconds", seconds, f"{fault_kind.value} needs a delay")
         if fault_kind is FaultKind.HTTP_ERROR:
             status = 520 if status is None else status
@@ -410,6 +415,14 @@ class Faults:
         """Answer the next REST call only after ``seconds`` on the clock."""
         return self.inject(FaultKind.SLOW_RESPONSE, seconds=seconds, **trigger)
 
+    def slow_answer(self, seconds: float, **trigger: Unpack[Trigger]) -> Fault:
+        """Read the account for the next REST call at once, deliver the answer ``seconds`` later.
+
+        The answer describes the account as it was when the request arrived: what
+        happens meanwhile is not in it (a slow network on the way back).
+        """
+        return self.inject(FaultKind.SLOW_ANSWER, seconds=seconds, **trigger)
+
     def set_status(self, status: str) -> None:
         """Set the system status: ``online``, ``maintenance``, ``cancel_only``, ``post_only``."""
         self._hooks.set_status(status)
@@ -441,7 +454,7 @@ class Faults:
         for _ in range(count):
             kind = rng.choice(list(kinds))
             seconds = None
-            if kind in (FaultKind.WS_DELAY, FaultKind.SLOW_RESPONSE):
+            if kind in _DELAYS:
                 seconds = float(rng.randint(1, 5))
             plan.append(self.inject(kind, after=rng.randint(0, max_after), seconds=seconds))
         return plan

@@ -353,7 +353,19 @@ PRIVATE_METHODS: dict[str, Handler] = {
 
 
 _SLOW = frozenset({FaultKind.SLOW_RESPONSE})
-_ANSWERING = REST_KINDS - _SLOW
+_LATE = frozenset({FaultKind.SLOW_ANSWER})
+_ANSWERING = REST_KINDS - _SLOW - _LATE
+
+
+async def _answer_late(
+    ctx: SimContext, method: str, answer: Awaitable[web.Response]
+) -> web.Response:
+    """``answer``, computed now and delivered after any ``slow_answer`` fault's seconds."""
+    late = ctx.faults.take(_LATE, endpoint=method, limit=1)
+    response = await answer
+    for fault in late:
+        await ctx.clock.sleep(fault.seconds or 0.0)
+    return response
 
 
 async def _apply_faults(ctx: SimContext, method: str) -> web.Response | None:
@@ -386,6 +398,9 @@ def _public_handler(ctx: SimContext) -> Callable[[web.Request], Awaitable[web.Re
             return _json(encode_envelope(errors=["EGeneral:Unknown method"]), status=404)
         for listener in ctx.on_request:
             listener(method)
+        return await _answer_late(ctx, method, answer(request, method, handler))
+
+    async def answer(request: web.Request, method: str, handler: PublicHandler) -> web.Response:
         forced = await _apply_faults(ctx, method)
         if forced is not None:
             return forced
@@ -409,6 +424,11 @@ def _private_handler(ctx: SimContext) -> Callable[[web.Request], Awaitable[web.R
         body = await request.read()
         for listener in ctx.on_request:
             listener(method)
+        return await _answer_late(ctx, method, answer(request, method, handler, body))
+
+    async def answer(
+        request: web.Request, method: str, handler: Handler, body: bytes
+    ) -> web.Response:
         forced = await _apply_faults(ctx, method)
         if forced is not None:
             return forced
