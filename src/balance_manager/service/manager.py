@@ -901,7 +901,10 @@ class BalanceManager:
                 "snapshot omits held assets %s; confirming over REST", outcome.check_over_rest
             )
             self._spawn(self._refresh_quietly(), "balance-confirm-missing")
-        self._tracker.stream_up(self.clock.monotonic())
+        if self._stream_state is StreamState.STREAMING:
+            # Values, not a status: a snapshot read while the source says it resyncs
+            # (or connects) does not make it live; its ``streaming`` status will.
+            self._tracker.stream_up(self.clock.monotonic())
         self._update_mode()
 
     def _on_holds(self, event: StreamHolds) -> None:
