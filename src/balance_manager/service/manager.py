@@ -1144,8 +1144,11 @@ def _checked_max_age(max_age: object) -> float:
     return seconds
 
 
+# Read paths test these: ``ServingMode.CACHE`` is a class attribute lookup (~60 ns on 3.11).
 _WEBSOCKET = Source.WEBSOCKET
+_CACHE = Source.CACHE
 _LIVE = ServingMode.WEBSOCKET
+_STALE = ServingMode.CACHE
 
 
 def _report(task: asyncio.Task[None]) -> bool:
@@ -1162,10 +1165,14 @@ class SyncBalanceView:
     (immutable ``Balance`` objects, so never torn); no refresh is triggered.
     """
 
-    __slots__ = ("_manager",)
+    __slots__ = ("_held", "_manager", "_names")
 
     def __init__(self, manager: BalanceManager) -> None:
         self._manager = manager
+        # The manager's spelling → name dict and its store's lookup (neither is ever
+        # replaced), held to save two attribute lookups per read.
+        self._names = manager._canonical
+        self._held = manager._store.get
 
     def get_balance(self, asset: str, *, max_age: float | None = None) -> Balance | None:
         """The held balance of ``asset``, marked ``cache`` when no source is live.
@@ -1174,10 +1181,10 @@ class SyncBalanceView:
             StaleBalanceError: the value was not known current within ``max_age`` seconds.
         """
         manager = self._manager
-        name = manager._canonical.get(asset) if type(asset) is str else None
+        name = self._names.get(asset) if type(asset) is str else None
         if name is None:  # a spelling not seen yet (or not a str): checked and remembered
             name = manager.canonical(asset)
-        value = manager._store.get(name)
+        value = self._held(name)
         if max_age is not None:
             max_age = _checked_max_age(max_age)
         if value is None:
@@ -1186,8 +1193,8 @@ class SyncBalanceView:
             age = manager.age_of(value)
             if age is None or age > max_age:
                 raise StaleBalanceError(name, age, max_age, "no refresh from a thread")
-        if manager._mode is ServingMode.CACHE and value.source is not Source.CACHE:
-            return value.replace(source=Source.CACHE)
+        if manager._mode is _STALE and value.source is not _CACHE:
+            return value.replace(source=_CACHE)
         return value
 
     def get_all_balances(self) -> dict[str, Balance]:
