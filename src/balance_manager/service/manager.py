@@ -1181,21 +1181,17 @@ class SyncBalanceView:
             StaleBalanceError: the value was not known current within ``max_age`` seconds.
         """
         manager = self._manager
-        name = self._names.get(asset) if type(asset) is str else None
-        if name is None:  # a spelling not seen yet (or not a str): checked and remembered
-            name = manager.canonical(asset)
+        # A spelling not seen yet (or not a str) is checked, and remembered, by canonical().
+        name = (self._names.get(asset) if type(asset) is str else None) or manager.canonical(asset)
         value = self._held(name)
         if max_age is not None:
-            max_age = _checked_max_age(max_age)
-        if value is None:
-            return None
-        if max_age is not None:
+            max_age = _checked_max_age(max_age)  # checked even when nothing is held
             age = manager.age_of(value)
-            if age is None or age > max_age:
+            if value is not None and (age is None or age > max_age):
                 raise StaleBalanceError(name, age, max_age, "no refresh from a thread")
-        if manager._mode is _STALE and value.source is not _CACHE:
-            return value.replace(source=_CACHE)
-        return value
+        if value is None or manager._mode is not _STALE or value.source is _CACHE:
+            return value
+        return value.replace(source=_CACHE)
 
     def get_all_balances(self) -> dict[str, Balance]:
         """Every held balance (a consistent copy)."""
