@@ -37,6 +37,7 @@ from typing import Any
 import aiohttp
 
 from balance_manager.config import KRAKEN_WS_URL, BalanceManagerConfig
+from balance_manager.core.amounts import ZERO
 from balance_manager.core.sources import (
     AssetAmounts,
     StreamEvent,
@@ -507,7 +508,7 @@ class KrakenWebSocketClient(StreamTask):
         for asset, wallets in event.balances.items():
             hold: Decimal | None = None
             if holds is not None and asset not in uncertain:
-                hold = holds.get(asset, Decimal(0))
+                hold = holds.get(asset, ZERO)  # the shared zero: 104 bytes per asset otherwise
             balances[asset] = AssetAmounts(
                 asset=asset, balance=wallets.tradable, earn=wallets.earn, hold_trade=hold
             )

@@ -132,7 +132,9 @@ class AlertMonitor:
         # The anomaly rule looks at ``lookback`` earlier changes and the newest:
         # that many changes need one amount more.
         self._keep_values = (anomaly.lookback if anomaly is not None else 100) + 2
-        self._values: dict[str, deque[tuple[float, Decimal]]] = {}
+        # Lists, not ``deque(maxlen=...)``: an empty deque allocates a 64-slot block, about
+        # 620 bytes per asset before its first amount (1,000 B per tracked asset is the target).
+        self._values: dict[str, list[tuple[float, Decimal]]] = {}
         self._change_cache: dict[
             str, tuple[tuple[float, Decimal], list[tuple[float, Decimal]]]
         ] = {}
@@ -159,9 +161,11 @@ class AlertMonitor:
         amount = balance.balance
         values = self._values.get(balance.asset)
         if values is None:
-            values = self._values[balance.asset] = deque(maxlen=self._keep_values)
+            values = self._values[balance.asset] = []
         elif values[-1][1] == amount:
             return  # a hold moved, not the balance
+        elif len(values) >= self._keep_values:
+            del values[0]  # a memmove of ~100 pointers
         values.append((balance.received_at, amount))
 
     def _changes(self) -> dict[str, list[tuple[float, Decimal]]]:

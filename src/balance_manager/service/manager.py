@@ -1152,8 +1152,11 @@ def _checked_max_age(max_age: object) -> float:
     return seconds
 
 
+# Read paths test these: ``ServingMode.CACHE`` is a class attribute lookup (~60 ns on 3.11).
 _WEBSOCKET = Source.WEBSOCKET
+_CACHE = Source.CACHE
 _LIVE = ServingMode.WEBSOCKET
+_STALE = ServingMode.CACHE
 
 
 def _report(task: asyncio.Task[None]) -> bool:
@@ -1170,10 +1173,14 @@ class SyncBalanceView:
     (immutable ``Balance`` objects, so never torn); no refresh is triggered.
     """
 
-    __slots__ = ("_manager",)
+    __slots__ = ("_held", "_manager", "_names")
 
     def __init__(self, manager: BalanceManager) -> None:
         self._manager = manager
+        # The manager's spelling → name dict and its store's lookup (neither is ever
+        # replaced), held to save two attribute lookups per read.
+        self._names = manager._canonical
+        self._held = manager._store.get
 
     def get_balance(self, asset: str, *, max_age: float | None = None) -> Balance | None:
         """The held balance of ``asset``, marked ``cache`` when no source is live.
@@ -1182,21 +1189,17 @@ class SyncBalanceView:
             StaleBalanceError: the value was not known current within ``max_age`` seconds.
         """
         manager = self._manager
-        name = manager._canonical.get(asset) if type(asset) is str else None
-        if name is None:  # a spelling not seen yet (or not a str): checked and remembered
-            name = manager.canonical(asset)
-        value = manager._store.get(name)
+        # A spelling not seen yet (or not a str) is checked, and remembered, by canonical().
+        name = (self._names.get(asset) if type(asset) is str else None) or manager.canonical(asset)
+        value = self._held(name)
         if max_age is not None:
-            max_age = _checked_max_age(max_age)
-        if value is None:
-            return None
-        if max_age is not None:
+            max_age = _checked_max_age(max_age)  # checked even when nothing is held
             age = manager.age_of(value)
-            if age is None or age > max_age:
+            if value is not None and (age is None or age > max_age):
                 raise StaleBalanceError(name, age, max_age, "no refresh from a thread")
-        if manager._mode is ServingMode.CACHE and value.source is not Source.CACHE:
-            return value.replace(source=Source.CACHE)
-        return value
+        if value is None or manager._mode is not _STALE or value.source is _CACHE:
+            return value
+        return value.replace(source=_CACHE)
 
     def get_all_balances(self) -> dict[str, Balance]:
         """Every held balance (a consistent copy)."""

@@ -16,6 +16,7 @@ copies the dict with ``dict.copy()``, which runs without releasing the GIL.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from balance_manager.core.models import Balance
@@ -51,13 +52,13 @@ class BalanceStore(Protocol):
 class InMemoryBalanceStore:
     """A :class:`BalanceStore` in this process's memory (see the module docstring)."""
 
-    __slots__ = ("_balances",)
+    __slots__ = ("_balances", "get")
 
     def __init__(self) -> None:
         self._balances: dict[str, Balance] = {}
-
-    def get(self, asset: str) -> Balance | None:
-        return self._balances.get(asset)
+        # ``get`` is the dict's own method: every read (``get_balance``, the sync
+        # view) calls it, and a Python method around it would double its cost.
+        self.get: Callable[[str], Balance | None] = self._balances.get
 
     def put(self, balance: Balance) -> Balance | None:
         old = self._balances.get(balance.asset)
