@@ -37,6 +37,7 @@ from typing import Any
 import aiohttp
 
 from balance_manager.config import KRAKEN_WS_URL, BalanceManagerConfig
+from balance_manager.core.amounts import ZERO
 from balance_manager.core.sources import (
     AssetAmounts,
     StreamEvent,
@@ -535,10 +536,8 @@ class KrakenWebSocketClient:
         for asset, wallets in event.balances.items():
             hold: Decimal | None = None
             if holds is not None and asset not in uncertain:
-                hold = holds.get(asset, Decimal(0))
-            balances[asset] = AssetAmounts(
-                asset=asset, balance=wallets.tradable, earn=wallets.earn, hold_trade=hold
-            )
+                hold = holds.get(asset, ZERO)
+            balances[asset] = AssetAmounts(asset, wallets.tradable, wallets.earn, hold)
         return StreamSnapshot(balances=balances, received_at=now, sequence=event.sequence)
 
     def _emit_holds(
