@@ -25,7 +25,9 @@ benchmarks of the super-linear cases issue 13 found:
   cannot take (``_try_rescale`` used to scan the column and fail on every add:
   418 µs at 10k). The side-table rows stop at 100k unless ``--full``;
 * **a 10,000-asset snapshot**: the one loop step that decodes and applies it (target:
-  none longer than 10 ms), and the whole manager's bytes per tracked asset at 10,000
+  none longer than 10 ms), beside what bounds any split of it: the frame's decode alone
+  (bare msgspec and ``decode_message``) and the session's share (``KrakenSession.feed``,
+  decode included); and the whole manager's bytes per tracked asset at 10,000
   assets (client session, store, cache, history; ``tracemalloc``; target <= 1,000 B);
 * **reload on start**: an SQLite file of 1k / 100k (/ 1M with ``--full``) rows over 10
   assets, reloaded with ``history_max_entries`` at 30 % of them (the newest rows of
@@ -46,6 +48,8 @@ import tracemalloc
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
+
+import msgspec
 
 from balance_manager.core.models import Source
 from balance_manager.core.sources import StreamLedgerUpdate
@@ -197,16 +201,34 @@ async def bench_wide(repeats: int) -> None:
     a silence of the stream (which would start a resync).
     """
     steps = []
+    parts: dict[str, list[float]] = {"bare": [], "decode": [], "session": []}
+    bare_decode = msgspec.json.Decoder(float_hook=Decimal).decode
     for round_ in range(repeats):
         manager, client = await streaming_manager(
             snapshot=wide_snapshot(WIDE, 0), clock=ManualClock()
         )
         frame = wide_snapshot(WIDE, round_ + 1)  # every asset changes
+        # What no split of the step can go below: the frame's decode alone (msgspec
+        # holds the GIL: a worker thread would block the loop as long), bare and ours.
+        for name, decode in (("bare", bare_decode), ("decode", wsm.decode_message)):
+            gc.collect()
+            start = time.perf_counter()
+            decode(frame)
+            parts[name].append(time.perf_counter() - start)
         gc.collect()
         start = time.perf_counter()
         client._receive(frame)  # one read-loop step: decode, session, manager, all in one go
         steps.append(time.perf_counter() - start)
         await manager.close()
+        # The session's share alone (decode included), on a twin that has no manager.
+        twin_manager, twin = await streaming_manager(
+            snapshot=wide_snapshot(WIDE, 0), clock=ManualClock()
+        )
+        gc.collect()
+        start = time.perf_counter()
+        twin.session.feed(frame, twin.clock.time())
+        parts["session"].append(time.perf_counter() - start)
+        await twin_manager.close()
     step = stats_of(steps)
     report(
         f"{WIDE:,}-asset snapshot, the loop step that applies it",
@@ -214,6 +236,12 @@ async def bench_wide(repeats: int) -> None:
         target=f"no single loop step > {fmt_seconds(SNAPSHOT_STEP_TARGET)}",
         met=step.median <= SNAPSHOT_STEP_TARGET,
     )
+    for name, label in (
+        ("bare", "its frame's bare decode alone (msgspec, numbers to Decimal)"),
+        ("decode", "its frame's decode_message alone"),
+        ("session", "its frame through KrakenSession.feed (decode included)"),
+    ):
+        report(f"  {label}", stats_of(parts[name]).describe(fmt_seconds))
     sizes = []
     for _ in range(repeats):
         gc.collect()

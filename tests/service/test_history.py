@@ -16,6 +16,7 @@ from balance_manager.config import BalanceManagerConfig
 from balance_manager.core.models import Balance, Source
 from balance_manager.exceptions import ConfigError, PersistenceError
 from balance_manager.service.history import BalanceHistory
+from balance_manager.storage.base import HistoryRow
 from balance_manager.storage.sqlite import HistoryStore, StoredRow
 from balance_manager.testing import ManualClock
 
@@ -43,10 +44,11 @@ class FakeStore(HistoryStore):
     async def close(self) -> None:
         self.closed = True
 
-    async def write(self, rows: Iterable[StoredRow], latest: Iterable[Balance]) -> int:
+    async def write(self, rows: Iterable[HistoryRow], latest: Iterable[Balance]) -> int:
         self._maybe_fail()
         known = {(row.asset, row.ledger_id) for row in self.rows if row.ledger_id}
-        new = [row for row in rows if not row.ledger_id or (row.asset, row.ledger_id) not in known]
+        given = [StoredRow(*row) for row in rows]
+        new = [row for row in given if not row.ledger_id or (row.asset, row.ledger_id) not in known]
         self.rows.extend(new)
         self.latest.update({value.asset: value for value in latest})
         return len(new)
@@ -478,6 +480,31 @@ async def test_pending_queue_is_bounded_and_counts_drops(clock: ManualClock) -> 
     store.fail = None
     await history.flush()
     assert [row.balance for row in store.rows] == [Decimal(4), Decimal(5), Decimal(6)]
+
+
+@pytest.mark.asyncio
+async def test_dropped_rows_are_counted_once_across_reads_flushes_and_close(
+    clock: ManualClock,
+) -> None:
+    """The bounded queue's drops are counted exactly, however often statistics are read."""
+    store = FakeStore()
+    store.fail = PersistenceError("down")
+    history = BalanceHistory(clock=clock, store=store, max_pending=2)
+    for amount in range(1, 4):
+        history.record(usdt(str(amount), clock))
+    assert history.get_statistics()["dropped"] == 1
+    assert history.get_statistics()["dropped"] == 1  # reading again counts nothing twice
+    await history.flush()  # fails: the rows stay queued
+    for amount in range(4, 6):
+        history.record(usdt(str(amount), clock))
+    statistics = history.get_statistics()
+    assert (statistics["pending_writes"], statistics["dropped"]) == (2, 3)
+    store.fail = None
+    await history.close()
+    history.record(usdt("6", clock))  # recorded in memory only, never queued
+    statistics = history.get_statistics()
+    assert (statistics["pending_writes"], statistics["dropped"]) == (0, 3)
+    assert [row.balance for row in store.rows] == [Decimal(4), Decimal(5)]
 
 
 @pytest.mark.asyncio

@@ -39,6 +39,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import msgspec
+
 from balance_manager.core.amounts import ZERO
 from balance_manager.core.models import Balance, InexactBalance, Source
 from balance_manager.core.sources import (
@@ -60,9 +62,8 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One asset's new held value.
+class Change(msgspec.Struct, frozen=True):
+    """One asset's new held value (one per asset a reading changes: built in C).
 
     Attributes:
         new: the value to hold.

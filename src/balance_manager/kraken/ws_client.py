@@ -509,9 +509,7 @@ class KrakenWebSocketClient(StreamTask):
             hold: Decimal | None = None
             if holds is not None and asset not in uncertain:
                 hold = holds.get(asset, ZERO)  # the shared zero: 104 bytes per asset otherwise
-            balances[asset] = AssetAmounts(
-                asset=asset, balance=wallets.tradable, earn=wallets.earn, hold_trade=hold
-            )
+            balances[asset] = AssetAmounts(asset, wallets.tradable, wallets.earn, hold)
         return StreamSnapshot(balances=balances, received_at=now, sequence=event.sequence)
 
     def _emit_holds(

@@ -53,8 +53,8 @@ from balance_manager.core.trends import (
 from balance_manager.exceptions import ConfigError, PersistenceError
 from balance_manager.runtime.clock import Clock, SystemClock
 from balance_manager.storage.base import (
+    HistoryRow,
     HistoryStore,
-    StoredRow,
     history_store_for,
     is_postgres_url,
 )
@@ -185,7 +185,10 @@ class BalanceHistory:
         self._flush_interval = float(flush_interval)
         self._prune_interval = float(prune_interval)
         self._max_pending = max_pending
-        self._pending: deque[StoredRow] = deque()
+        # Plain tuples, in a deque that drops its oldest when full: add() queues a
+        # row with one append; _count_drops() counts what the bound let go.
+        self._pending: deque[HistoryRow] = deque(maxlen=max_pending)
+        self._counted_at = (0, 0)  # (self._recorded, len(self._pending)) when last counted
         self._latest: dict[str, Balance] = {}  # last value per asset, not yet stored
         self._last_known: dict[str, Balance] = {}  # as stored at load
         self._prune_cutoff: float | None = None  # store prune owed by the next flush
@@ -306,11 +309,8 @@ class BalanceHistory:
         timeline.add(timestamp, amount, balance.source)
         self._recorded += 1
         if self._store is not None and not self._closed:
-            if len(self._pending) >= self._max_pending:
-                self._pending.popleft()
-                self._dropped += 1
             self._pending.append(
-                StoredRow(balance.asset, timeline.last_timestamp, amount, balance.source, ledger_id)
+                (balance.asset, timeline.last_timestamp, amount, balance.source, ledger_id)
             )
         return True
 
@@ -483,10 +483,12 @@ class BalanceHistory:
         if store is None or self._closed:
             return 0
         async with self._flush_lock:
+            self._count_drops()
             if not self._pending and not self._latest and self._prune_cutoff is None:
                 return 0
             batch = list(self._pending)
             self._pending.clear()
+            self._counted_at = (self._recorded, 0)
             latest, self._latest = self._latest, {}
             try:
                 if not store.is_open:
@@ -561,6 +563,7 @@ class BalanceHistory:
 
     def get_statistics(self) -> HistoryStatistics:
         """Counters and sizes (see :class:`HistoryStatistics`)."""
+        queued = self._count_drops()  # first: it brings the drop count up to date
         return {
             "entries": self._timeline.total_entries(),
             "assets": len(self._timeline.assets()),
@@ -570,7 +573,7 @@ class BalanceHistory:
             "clamped": self._timeline.clamped,
             "pruned": self._pruned,
             "persistent": self._store is not None,
-            "pending_writes": len(self._pending),
+            "pending_writes": queued,
             "written": self._written,
             "write_errors": self._write_errors,
             "dropped": self._dropped,
@@ -592,14 +595,31 @@ class BalanceHistory:
         if len(self._ledger_order) > self._ledger_limit:
             self._ledger_ids.discard(self._ledger_order.popleft())
 
-    def _requeue(self, batch: list[StoredRow]) -> None:
+    def _requeue(self, batch: list[HistoryRow]) -> None:
         """Put a failed batch back in front of what was queued meanwhile (bounded)."""
+        self._count_drops()
         rows = [*batch, *self._pending]
         overflow = len(rows) - self._max_pending
         if overflow > 0:
             del rows[:overflow]
             self._dropped += overflow
-        self._pending = deque(rows)
+        self._pending = deque(rows, maxlen=self._max_pending)
+        self._counted_at = (self._recorded, len(rows))
+
+    def _count_drops(self) -> int:
+        """Count the rows the full queue let go since last counted; return how many are queued.
+
+        While open with a store, every recorded entry is queued: those recorded
+        since the last count, plus the rows queued then, minus the rows queued
+        now, were dropped (oldest first, by the queue's bound).
+        """
+        queued = len(self._pending)
+        if self._store is None or self._closed:
+            return queued  # nothing is queued any more: nothing more can drop
+        recorded, counted = self._counted_at
+        self._dropped += counted + (self._recorded - recorded) - queued
+        self._counted_at = (self._recorded, queued)
+        return queued
 
     def _note_error(self, exc: PersistenceError) -> None:
         self._write_errors += 1

@@ -84,7 +84,7 @@ from balance_manager.core.models import Balance, Source
 from balance_manager.core.value_history import ValuePoint
 from balance_manager.credentials import redact_url
 from balance_manager.exceptions import BalanceManagerError, ConfigError, PersistenceError
-from balance_manager.storage.base import StoredRow
+from balance_manager.storage.base import HistoryRow, StoredRow
 
 __all__ = [
     "DEFAULT_SCHEMA",
@@ -449,7 +449,7 @@ class PostgresHistoryStore:
         """Store ``rows`` in one transaction; return how many were new."""
         return await self.write(rows, ())
 
-    async def write(self, rows: Iterable[StoredRow], latest: Iterable[Balance]) -> int:
+    async def write(self, rows: Iterable[HistoryRow], latest: Iterable[Balance]) -> int:
         """Store history ``rows`` and the ``latest`` values in one transaction.
 
         Returns how many history rows were new (a ledger id already stored for
@@ -465,11 +465,11 @@ class PostgresHistoryStore:
             return 0
         history = {
             "account": self.account,
-            "assets": [row.asset for row in batch],
-            "times": [float(row.timestamp) for row in batch],
-            "balances": [row.balance for row in batch],
-            "sources": [row.source.value for row in batch],
-            "ledger_ids": [row.ledger_id for row in batch],
+            "assets": [row[0] for row in batch],
+            "times": [float(row[1]) for row in batch],
+            "balances": [row[2] for row in batch],
+            "sources": [row[3].value for row in batch],
+            "ledger_ids": [row[4] for row in batch],
         }
         last = {
             "account": self.account,

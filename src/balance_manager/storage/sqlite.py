@@ -94,7 +94,7 @@ from typing import Any, TypeVar
 from balance_manager.core.models import Balance, Source
 from balance_manager.core.value_history import ValuePoint
 from balance_manager.exceptions import BalanceManagerError, ConfigError, PersistenceError
-from balance_manager.storage.base import StoredRow
+from balance_manager.storage.base import HistoryRow, StoredRow
 
 __all__ = [
     "MIGRATIONS",
@@ -333,7 +333,7 @@ class SQLiteHistoryStore:
         """
         return await self.write(rows, ())
 
-    async def write(self, rows: Iterable[StoredRow], latest: Iterable[Balance]) -> int:
+    async def write(self, rows: Iterable[HistoryRow], latest: Iterable[Balance]) -> int:
         """Store history ``rows`` and the ``latest`` values in one transaction.
 
         Returns how many history rows were new (see :meth:`append_many`).
@@ -586,11 +586,11 @@ class SQLiteHistoryStore:
         if connection is not None:
             connection.close()
 
-    def _write_sync(self, rows: Sequence[StoredRow], latest: Sequence[Balance]) -> int:
+    def _write_sync(self, rows: Sequence[HistoryRow], latest: Sequence[Balance]) -> int:
         account = self.account
         data = [
-            (row.asset, row.timestamp, str(row.balance), row.source.value, row.ledger_id, account)
-            for row in rows
+            (asset, timestamp, str(balance), source.value, ledger_id, account)
+            for asset, timestamp, balance, source, ledger_id in rows
         ]
         values = [
             (

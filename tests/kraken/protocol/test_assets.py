@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given, strategies as st
 
+from balance_manager.core.amounts import ZERO
 from balance_manager.core.models import MAX_ASSET_NAME_LENGTH, check_asset_name
 from balance_manager.exceptions import UnknownAssetError
 from balance_manager.kraken.protocol.assets import (
@@ -197,6 +198,18 @@ def test_fold_adds_rewards_key_to_tradable_and_holds_up() -> None:
     btc = folded["BTC"]
     assert (btc.balance, btc.hold_trade, btc.earn) == (Decimal("1.0"), Decimal("0.5"), Decimal("2"))
     assert (folded["USD"].credit, folded["USD"].credit_used) == (Decimal("100"), Decimal("5"))
+
+
+def test_fold_keeps_a_lone_keys_amounts_as_they_are() -> None:
+    """An asset with one key gets its amounts themselves (no sum from zero, ZERO kept)."""
+    hold = Decimal("0.25000")
+    entries = {"XXBT": RestBalanceEntry(Decimal("1.50000"), hold_trade=hold)}
+    btc = fold_rest_balances(entries, AssetNames())["BTC"]
+    assert btc.balance is entries["XXBT"].balance
+    assert btc.hold_trade is hold
+    assert (btc.earn, btc.credit, btc.credit_used) == (ZERO, ZERO, ZERO)
+    assert all(amount is ZERO for amount in (btc.earn, btc.credit, btc.credit_used))
+    assert str(btc.balance) == "1.50000"  # the exchange's digits, unchanged
 
 
 @given(

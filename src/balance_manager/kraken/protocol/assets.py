@@ -306,10 +306,22 @@ def fold_rest_balances(
     keys: dict[str, list[str]] = {}
     for key, entry in entries.items():
         base, suffix = names.split(key)
-        sums = acc.setdefault(base, [ZERO, ZERO, ZERO, ZERO, ZERO])
-        keys.setdefault(base, []).append(key)
+        tradable = suffix is None or suffix in TRADABLE_SUFFIXES
+        sums = acc.get(base)
+        if sums is None:  # the asset's first key (usually its only one): its amounts as they are
+            balance = entry.balance
+            acc[base] = [
+                balance if tradable else ZERO,
+                entry.hold_trade,
+                entry.credit,
+                entry.credit_used,
+                ZERO if tradable else balance,
+            ]
+            keys[base] = [key]
+            continue
+        keys[base].append(key)
         # Exact sums: the ambient context would round beyond 28 digits.
-        if suffix is None or suffix in TRADABLE_SUFFIXES:
+        if tradable:
             sums[0] = _add(sums[0], entry.balance)
         else:
             sums[4] = _add(sums[4], entry.balance)

@@ -367,15 +367,15 @@ def _empty_window() -> list[tuple[int, tuple[str, ...]] | None]:
 
 
 def _split(wallets: dict[WalletKey, Decimal]) -> tuple[Decimal, Decimal]:
-    """``(tradable, earn)`` sums of an asset's wallets."""
-    tradable = ZERO
-    earn = ZERO
+    """``(tradable, earn)`` sums of an asset's wallets (a lone wallet's amount as it is)."""
+    tradable: Decimal | None = None
+    earn: Decimal | None = None
     for (wallet_type, wallet_id), amount in wallets.items():
         if wallet_is_tradable(wallet_type, wallet_id):
-            tradable = _add(tradable, amount)
+            tradable = amount if tradable is None else _add(tradable, amount)
         else:
-            earn = _add(earn, amount)
-    return tradable, earn
+            earn = amount if earn is None else _add(earn, amount)
+    return ZERO if tradable is None else tradable, ZERO if earn is None else earn
 
 
 def _wallets_view(asset: str, wallets: dict[WalletKey, Decimal]) -> AssetWallets:
@@ -711,7 +711,8 @@ class KrakenSession:
         wallets: dict[WalletKey, Decimal] = {}
         for wallet in item.wallets:
             key = (wallet.type, wallet.id)
-            wallets[key] = _add(wallets.get(key, ZERO), wallet.balance)  # exact, any digits
+            known = wallets.get(key)  # a wallet listed twice adds up (exact, any digits)
+            wallets[key] = wallet.balance if known is None else _add(known, wallet.balance)
         return wallets
 
     def _after_snapshot(self, channel: str) -> None:
