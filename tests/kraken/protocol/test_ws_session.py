@@ -346,6 +346,21 @@ def test_duplicate_window_remembers_the_last_64_messages() -> None:
     assert session.counters.duplicates == 1
 
 
+def test_every_asset_shares_one_key_tuple_per_wallet_kind() -> None:
+    """Wallet keys are shared, not one tuple (and two strings) per asset: from snapshots
+    and from updates that open a wallet alike."""
+    session = streaming(
+        snapshot_frame(
+            1,
+            **{f"A{n}": [("spot", "main", "1"), ("earn", "flexible", "2")] for n in range(50)},
+        )
+    )
+    session.feed(encode_balances_update([entry("NEW", "5", "5", ledger_id="L-NEW")], 2), NOW)
+    keys = [key for asset in session._wallets.values() for key in asset]
+    assert len(keys) == 101
+    assert len({id(key) for key in keys}) == 2  # ("spot", "main") and ("earn", "flexible")
+
+
 # -- continuity ---------------------------------------------------------------------------
 
 

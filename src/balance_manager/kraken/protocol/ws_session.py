@@ -361,6 +361,25 @@ _DUPLICATE_WINDOW = 64
 _PING_WINDOW = 32
 
 
+#: One key tuple per wallet kind, shared by every asset's wallets dict (each asset
+#: would otherwise keep its own tuple and two decoded strings: ~160 bytes). Bounded:
+#: beyond it (a server inventing wallet ids) keys are simply not shared.
+_SPOT_MAIN: WalletKey = ("spot", "main")
+_WALLET_KEYS: dict[WalletKey, WalletKey] = {_SPOT_MAIN: _SPOT_MAIN}
+_WALLET_KEY_LIMIT = 256
+
+
+def _wallet_key(wallet_type: str, wallet_id: str) -> WalletKey:
+    """The shared ``(wallet_type, wallet_id)`` tuple."""
+    key = (wallet_type, wallet_id)
+    shared = _WALLET_KEYS.get(key)
+    if shared is not None:
+        return shared
+    if len(_WALLET_KEYS) < _WALLET_KEY_LIMIT:
+        _WALLET_KEYS[key] = key
+    return key
+
+
 def _empty_window() -> list[tuple[int, tuple[str, ...]] | None]:
     """A duplicate window with nothing remembered."""
     return [None] * _DUPLICATE_WINDOW
@@ -707,10 +726,10 @@ class KrakenSession:
         if not item.wallets:
             # No wallet breakdown: the whole balance is spot (the only place a
             # plain balance can be traded from).
-            return {("spot", "main"): item.balance}
+            return {_SPOT_MAIN: item.balance}
         wallets: dict[WalletKey, Decimal] = {}
         for wallet in item.wallets:
-            key = (wallet.type, wallet.id)
+            key = _wallet_key(wallet.type, wallet.id)
             known = wallets.get(key)  # a wallet listed twice adds up (exact, any digits)
             wallets[key] = wallet.balance if known is None else _add(known, wallet.balance)
         return wallets
@@ -777,11 +796,14 @@ class KrakenSession:
         if wallets is None:
             wallets = self._wallets[asset] = {}
         key = (entry.wallet_type, entry.wallet_id)
+        previous = wallets.get(key)
         # Exact arithmetic (the ambient context rounds beyond 28 digits): a
         # rounded sum would be a false continuity break, or a wrong balance.
-        after = _sub(_add(wallets.get(key, ZERO), entry.amount), entry.fee)
+        after = _sub(_add(ZERO if previous is None else previous, entry.amount), entry.fee)
         others = ZERO
-        if len(wallets) > 1 or key not in wallets:
+        if previous is None:
+            key = _wallet_key(*key)  # a new wallet: the dict keeps this key
+        if len(wallets) > 1 or previous is None:
             for other, amount in wallets.items():
                 if other != key:
                     others = _add(others, amount)
