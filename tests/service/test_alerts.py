@@ -9,6 +9,7 @@ import random
 import types
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from balance_manager.core.models import Balance
 from balance_manager.core.validation.rules import Issue, Severity
 from balance_manager.core.validation.validator import ValidationResult
 from balance_manager.service.alerts import AlertMonitor
+from balance_manager.service.history import BalanceHistory
 from balance_manager.simulator import SimulatedKraken
 from balance_manager.testing import ManualClock, RecordingCallbacks, drive, wait_until
 
@@ -189,6 +191,31 @@ async def test_anomaly_from_the_stream_of_changes(
     assert alert.details["score"] > 8
 
 
+async def test_anomaly_judged_right_after_a_restart_from_the_stored_history(
+    sim: SimulatedKraken, clock: ManualClock, tmp_path: Path
+) -> None:
+    """The changes before a restart are in the history file: the anomaly rule of the next
+    manager judges the first change it sees against them (it used to start with none)."""
+    config = make_config(history_db_path=str(tmp_path / "history.sqlite3"))
+    async with build(sim, clock, config) as first:
+        await drive(clock, 0.5, step=0.25)
+        for step in range(24):
+            sim.deposit("ETH", "0.1") if step % 2 else sim.withdraw("ETH", "0.05")
+            await drive(clock, 0.2, step=0.2)
+        await drive(clock, 1.0, step=0.2)
+        assert not monitor_of(first).engine.is_active("balance_anomaly", "ETH")
+    async with build(sim, clock, config) as second:
+        monitor = monitor_of(second)
+        await drive(clock, 0.5, step=0.25)
+        sim.withdraw("ETH", "10")
+        await drive(
+            clock, 2.0, step=0.2, until=lambda: monitor.engine.is_active("balance_anomaly", "ETH")
+        )
+        (alert,) = [a for a in monitor.active() if a.rule == "balance_anomaly"]
+        assert alert.details["change"] == D("-10")
+        assert alert.details["samples"] >= 20
+
+
 async def test_portfolio_drop_from_a_portfolio_source(
     manager: BalanceManager, clock: ManualClock
 ) -> None:
@@ -308,17 +335,25 @@ async def test_disabled_alert_rules_do_not_fire(sim: SimulatedKraken, clock: Man
         assert monitor.active() == []
 
 
-async def test_observe_keeps_bounded_change_history(manager: BalanceManager) -> None:
-    """Amounts kept per asset are bounded by the anomaly rule's lookback; hold-only changes
-    (same balance) add nothing; the changes are the differences of consecutive amounts."""
+async def test_changes_come_from_the_history_bounded_by_the_lookback(
+    manager: BalanceManager,
+) -> None:
+    """The anomaly rule's changes are read from the manager's history (the one place they
+    are kept), at most ``lookback + 1`` of them; hold-only changes (same balance) are none;
+    a change is the difference of consecutive balances; read again only when the history
+    recorded something."""
     monitor = monitor_of(manager)
+    history = manager.history
     for i in range(500):
-        monitor.observe(Balance("DOGE", D(i), received_at=1.0 + i))
-        monitor.observe(Balance("DOGE", D(i), D(1) if i else D(0), received_at=1.5 + i))
-    changes = monitor._changes()["DOGE"]  # private: the bound is the point of this test
+        history.add(Balance("DOGE", D(i), received_at=1.0 + i))
+        history.add(Balance("DOGE", D(i), D(1) if i else D(0), received_at=1.5 + i))
+    changes = monitor._changes(["DOGE"])["DOGE"]  # private: the bound is the point
     assert len(changes) == 101
     assert changes[-1] == (500.0, D(1))
-    assert monitor._changes()["DOGE"] is changes  # worked out once per new amount
+    assert all(change == D(1) for _, change in changes)
+    assert monitor._changes(["DOGE"])["DOGE"] is changes  # nothing new recorded: not read again
+    history.add(Balance("DOGE", D(1000), received_at=600.0))
+    assert monitor._changes(["DOGE"])["DOGE"][-1] == (600.0, D(501))
 
 
 async def test_alerts_reach_the_webhook_without_secrets(
@@ -419,6 +454,7 @@ class _StreamOnlyManager:
         self.websocket_client = object()
         self.exchange, self.account, self.simulated = "kraken", "a", True
         self.serving_mode = ServingMode.WEBSOCKET
+        self.history = BalanceHistory(clock=clock)
 
     def canonical(self, asset: str) -> str:
         return asset

@@ -35,7 +35,6 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from itertools import pairwise
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from balance_manager.config import BalanceManagerConfig
@@ -129,12 +128,11 @@ class AlertMonitor:
         self.webhook = webhook
         """Where alerts are POSTed, or ``None``."""
         anomaly = next((r for r in self.engine.rules if isinstance(r, BalanceAnomaly)), None)
-        # The anomaly rule looks at ``lookback`` earlier changes and the newest:
-        # that many changes need one amount more.
-        self._keep_values = (anomaly.lookback if anomaly is not None else 100) + 2
-        # Lists, not ``deque(maxlen=...)``: an empty deque allocates a 64-slot block, about
-        # 620 bytes per asset before its first amount (1,000 B per tracked asset is the target).
-        self._values: dict[str, list[tuple[float, Decimal]]] = {}
+        # The anomaly rule looks at ``lookback`` earlier changes and the newest.
+        self._keep_changes = (anomaly.lookback if anomaly is not None else 100) + 1
+        # Each asset's recent changes as read from the manager's history (the one place
+        # they are kept), with the newest entry they were read at: read again only when
+        # the history recorded something since.
         self._change_cache: dict[
             str, tuple[tuple[float, Decimal], list[tuple[float, Decimal]]]
         ] = {}
@@ -152,37 +150,37 @@ class AlertMonitor:
     # -- inputs (the observer protocol and a callback) ---------------------------------------
 
     def observe(self, balance: Balance) -> None:
-        """A new value of one asset (called on the ingest path: a lookup and an append).
+        """A new value of one asset (called on the ingest path): evaluate soon.
 
-        Only the amounts are kept here; the changes are worked out when the
-        rules run, off the ingest path.
+        Nothing is kept here: the changes are read from the manager's history
+        when the rules run, off the ingest path.
         """
         self._dirty = True
-        amount = balance.balance
-        values = self._values.get(balance.asset)
-        if values is None:
-            values = self._values[balance.asset] = []
-        elif values[-1][1] == amount:
-            return  # a hold moved, not the balance
-        elif len(values) >= self._keep_values:
-            del values[0]  # a memmove of ~100 pointers
-        values.append((balance.received_at, amount))
 
-    def _changes(self) -> dict[str, list[tuple[float, Decimal]]]:
-        """Each asset's recent balance changes, from the amounts observed (cached per asset)."""
+    def _changes(self, assets: Iterable[str]) -> dict[str, list[tuple[float, Decimal]]]:
+        """Recent balance changes of ``assets``, from the manager's history (cached per asset).
+
+        The history is where changes are kept (in memory, reloaded from its store on
+        start): a monitor started after a restart judges with the changes before it.
+        """
+        history = self._manager.history
         out: dict[str, list[tuple[float, Decimal]]] = {}
         cache = self._change_cache
-        for asset, values in self._values.items():
-            if len(values) < 2:
+        for asset in assets:
+            newest = history.last_recorded(asset)
+            if newest is None:
                 continue
-            newest = values[-1]
             cached = cache.get(asset)
-            if cached is not None and cached[0] is newest:
-                out[asset] = cached[1]
-                continue
-            changes = [(at, amount - before) for (_, before), (at, amount) in pairwise(values)]
-            cache[asset] = (newest, changes)
-            out[asset] = changes
+            if cached is not None and cached[0] == newest:
+                changes = cached[1]
+            else:
+                changes = history.recent_changes(asset, self._keep_changes)
+                cache[asset] = (newest, changes)
+            if changes:
+                out[asset] = changes
+        if len(cache) > 2 * len(out) + 64:  # assets no longer held
+            for gone in cache.keys() - out.keys():
+                del cache[gone]
         return out
 
     def set_mode(self, mode: ServingMode) -> None:
@@ -268,7 +266,7 @@ class AlertMonitor:
             # nor invent one), shown to the rules as the wall time it began.
             None if down is None else now - (self.clock.monotonic() - down),
             tuple(self._failures),
-            self._changes(),
+            self._changes(balances),
             tuple(self._portfolio),
             self._price_confirmations(),
             self.clock.monotonic(),

@@ -342,6 +342,24 @@ class BalanceHistory:
         timeline = self._timeline.get(asset)
         return timeline.latest() if timeline is not None else None
 
+    def last_recorded(self, asset: str) -> tuple[float, Decimal] | None:
+        """``(timestamp, balance)`` of the newest entry of ``asset``, or ``None`` (no entry built).
+
+        Changes whenever an entry is recorded: a cheap way to know whether to read more.
+        """
+        timeline = self._timeline.get(asset)
+        if timeline is None or not len(timeline) or timeline.last_balance is None:
+            return None
+        return timeline.last_timestamp, timeline.last_balance
+
+    def recent_changes(self, asset: str, count: int) -> list[tuple[float, Decimal]]:
+        """The newest ``count`` (or fewer) changes of ``asset``: ``(timestamp, exact change)``,
+        oldest first. A change is the difference between two entries held, so the first
+        value ever recorded (a change from nothing) is never one.
+        """
+        entries = self.get_asset_history(asset, limit=count + 1)
+        return [(entry.timestamp, entry.change) for entry in entries[1:]]
+
     def assets(self) -> list[str]:
         """Assets with history in memory, sorted."""
         return self._timeline.assets()
