@@ -144,11 +144,49 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local function ms(x) return string.format('%d', x) end
-local function fenced(token, gen)
-  local held = redis.call('GET', K.lease)
-  if held ~= token then return 'lease is ' .. (held or 'free') end
+local function run_id()
+  return string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
+end
+-- Why the data set may not hold the last writes (nil: it does). A Redis restarted
+-- from its own persistence (RDB, AOF) or a replica promoted in a failover is another
+-- process than the one every leader write since the last acquisition went to (its
+-- run_id is in meta.run): what it holds may be older than what was written.
+local function restarted()
+  local was = redis.call('HGET', K.meta, 'run')
+  local now = run_id()
+  if was == now then return nil end
+  return 'Redis restarted or failed over (run_id ' .. (was or 'unknown') .. ' is now ' .. now ..
+    '): its data may be older than the last writes'
+end
+-- A data set that may have been rolled back is void, as one that was lost: no
+-- generation (a leader makes a new one and republishes), no lease (it may lead at
+-- once), no reservation, no value known current.
+local function void(why)
+  redis.call('DEL', K.gen, K.lease, K.known, K.reservations, K.expiry, K.reserved, K.owned,
+    K.orders)
+  redis.call('HDEL', K.meta, 'confirmed')
+  redis.call('HSET', K.meta, 'void', why)
+end
+-- A leader write: nil if it may go on, else {'FENCED', why} (not the lease holder of
+-- this generation) or {'ROLLEDBACK', why} (the data set is older than the leader's
+-- last write, or comes from another Redis process: voided here).
+local function fenced(token, gen, seq)
   local g = redis.call('GET', K.gen)
-  if g ~= gen then return 'generation is ' .. (g or 'gone: Redis lost its data') end
+  if g ~= gen then return {'FENCED', 'generation is ' .. (g or 'gone: Redis lost its data')} end
+  local why = restarted()
+  if not why then
+    local held = tonumber(redis.call('HGET', K.meta, 'seq') or '0')
+    if held < tonumber(seq or '0') then
+      why = 'the sequence went back from ' .. seq .. ' to ' .. held ..
+        ': Redis lost writes (restored from an older copy)'
+    end
+  end
+  if why then
+    void(why)
+    return {'ROLLEDBACK', why}
+  end
+  local lease = redis.call('GET', K.lease)
+  if lease ~= token then return {'FENCED', 'lease is ' .. (lease or 'free')} end
   return nil
 end
 local function shift(key, field, by, sign)
@@ -180,13 +218,19 @@ end
 )
 
 #: Take the lease if it is free. ARGV: owner, ttl_ms, new generation, account
-#: fingerprint, exchange. Returns ``{'OK', epoch, token, gen, fresh}`` (fresh:
-#: 1 when Redis had no generation: a new or lost data set, reservations void),
-#: ``{'HELD', token}`` or ``{'ACCOUNT', fingerprint}`` (the label is bound to
-#: another exchange account).
+#: fingerprint, exchange. Returns ``{'OK', epoch, token, gen, fresh, seq, why}``
+#: (fresh: 1 when Redis had no generation: a new, lost or voided data set,
+#: reservations void, ``why`` says why if it was voided; seq: the stream's sequence
+#: number now), ``{'HELD', token}`` or ``{'ACCOUNT', fingerprint}`` (the label is
+#: bound to another exchange account). A data set from another Redis process (a
+#: restart from persistence, a failover) is voided first, lease included.
 ACQUIRE = (
     _COMMON
     + r"""
+if redis.call('EXISTS', K.gen) == 1 then
+  local why = restarted()
+  if why then void(why) end
+end
 local held = redis.call('GET', K.lease)
 if held then return {'HELD', held} end
 local bound = redis.call('HGET', K.meta, 'fingerprint')
@@ -195,27 +239,33 @@ if bound and bound ~= '' and ARGV[4] ~= '' and bound ~= ARGV[4] then
 end
 local gen = redis.call('GET', K.gen)
 local fresh = 0
+local why = ''
 if not gen then
   gen = ARGV[3]
   fresh = 1
+  why = redis.call('HGET', K.meta, 'void') or ''
   redis.call('SET', K.gen, gen)
   redis.call('DEL', K.reservations, K.expiry, K.reserved, K.owned, K.orders)
+  redis.call('HDEL', K.meta, 'void', 'confirmed')
 end
 local epoch = redis.call('INCR', K.epoch)
 local token = epoch .. ':' .. ARGV[1]
 redis.call('SET', K.lease, token, 'PX', ARGV[2])
 redis.call('HSET', K.meta, 'epoch', epoch, 'leader', ARGV[1], 'since', ms(now_ms()),
-  'fingerprint', ARGV[4], 'exchange', ARGV[5], 'gen', gen)
-return {'OK', epoch, token, gen, fresh}
+  'fingerprint', ARGV[4], 'exchange', ARGV[5], 'gen', gen, 'run', run_id())
+local seq = redis.call('HGET', K.meta, 'seq') or '0'
+return {'OK', epoch, token, gen, fresh, seq, why}
 """
 )
 
-#: Extend the lease. ARGV: token, ttl_ms, gen. Returns ``{'OK'}`` or ``{'FENCED', why}``.
+#: Extend the lease. ARGV: token, ttl_ms, gen, the sequence number the leader last
+#: wrote (or saw at acquisition). Returns ``{'OK'}``, ``{'FENCED', why}`` or
+#: ``{'ROLLEDBACK', why}`` (the data set was voided: see ``fenced``).
 RENEW = (
     _COMMON
     + r"""
-local bad = fenced(ARGV[1], ARGV[3])
-if bad then return {'FENCED', bad} end
+local bad = fenced(ARGV[1], ARGV[3], ARGV[4])
+if bad then return bad end
 redis.call('PEXPIRE', K.lease, ARGV[2])
 return {'OK'}
 """
@@ -235,13 +285,14 @@ return 0
 
 #: The leader's one write. ARGV: token, gen, payload (JSON, see shared/batch.py),
 #: events max length, ledger max length, ledger ids remembered, ms to add to every
-#: age (the payload's time waiting for a retry). Returns
-#: ``{'OK', seq, reaped, settled}`` or ``{'FENCED', why}``.
+#: age (the payload's time waiting for a retry), the sequence number the leader last
+#: wrote (or saw at acquisition). Returns ``{'OK', seq, reaped, settled}``,
+#: ``{'FENCED', why}`` or ``{'ROLLEDBACK', why}`` (the data set was voided).
 PUBLISH = (
     _COMMON
     + r"""
-local bad = fenced(ARGV[1], ARGV[2])
-if bad then return {'FENCED', bad} end
+local bad = fenced(ARGV[1], ARGV[2], ARGV[8])
+if bad then return bad end
 local p = cjson.decode(ARGV[3])
 local gen = ARGV[2]
 local epoch = string.match(ARGV[1], '^(%d+):')
@@ -303,14 +354,18 @@ return {'OK', seq, reaped, settled}
 """
 )
 
-#: Everything a follower starts from, at one instant. Returns
-#: ``{gen, meta (flat), balances (flat), known (flat), last stream id, now_ms}``.
+#: Everything a follower starts from, at one instant. Returns ``{gen, meta (flat),
+#: balances (flat), known (flat), last stream id, now_ms, doubt}``; ``doubt`` is empty
+#: unless the data set comes from another Redis process than the leader's last writes
+#: (then it says why: nothing in it may be taken as current). Writes nothing.
 SNAPSHOT = (
     _COMMON
     + r"""
 local last = redis.call('XREVRANGE', K.events, '+', '-', 'COUNT', 1)
 local id = ''
 if #last > 0 then id = last[1][1] end
+local doubt = ''
+if redis.call('EXISTS', K.gen) == 1 then doubt = restarted() or '' end
 return {
   redis.call('GET', K.gen) or '',
   redis.call('HGETALL', K.meta),
@@ -318,6 +373,7 @@ return {
   redis.call('HGETALL', K.known),
   id,
   ms(now_ms()),
+  doubt,
 }
 """
 )
@@ -325,7 +381,10 @@ return {
 #: Set funds aside. ARGV: id, asset, amount, owner, ttl_ms, max_age_ms (how old
 #: the free amount may be). Returns ``{'OK', reservation, 'new'|'again'}``, or
 #: ``{'INSUFFICIENT', available}``, ``{'CAP', cap, owned}``, ``{'STALE', known}``,
-#: ``{'NOGEN'}`` (no leader since Redis started), ``{'CONFLICT', reservation}``.
+#: ``{'NOGEN'}`` (no leader since Redis started), ``{'CONFLICT', reservation}``, or
+#: ``{'ROLLEDBACK', why}``: Redis restarted or failed over since the leader last
+#: wrote, so its free amounts may be older than the leader's last ones (the data
+#: set is voided: refused until a leader republishes).
 RESERVE = (
     _COMMON
     + r"""
@@ -335,6 +394,11 @@ if not dcheck(amount) or dcmp(amount, '0') <= 0 then
 end
 local gen = redis.call('GET', K.gen)
 if not gen then return {'NOGEN'} end
+local why = restarted()
+if why then
+  void(why)
+  return {'ROLLEDBACK', why}
+end
 local now = now_ms()
 reap(now)
 local existing = redis.call('HGET', K.reservations, id)
@@ -371,11 +435,17 @@ return {'OK', r, 'new'}
 )
 
 #: The order is being sent. ARGV: id, client order id, ttl_ms (time to settle).
-#: Returns ``{'OK', reservation}``, ``{'LOST'}`` or ``{'CONFLICT', what}``.
+#: Returns ``{'OK', reservation}``, ``{'LOST'}`` or ``{'CONFLICT', what}``. In a
+#: data set from another Redis process than the leader's last writes every
+#: reservation is void (the data set is voided first): ``{'LOST'}``.
 COMMIT = (
     _COMMON
     + r"""
 local id, order = ARGV[1], ARGV[2]
+if redis.call('EXISTS', K.gen) == 1 then
+  local why = restarted()
+  if why then void(why) end
+end
 local now = now_ms()
 reap(now)
 local raw = redis.call('HGET', K.reservations, id)
