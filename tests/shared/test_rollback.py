@@ -136,7 +136,9 @@ async def test_nothing_is_reserved_against_an_older_snapshot_and_its_reservation
             await reservations.commit(early)  # from before the snapshot: void
         with pytest.raises(ReservationLostError):
             await reservations.commit(late.id, late.client_order_id)  # after it: lost
-        assert (await reservations.list()).reservations == {}
+        listing = await reservations.list()
+        assert listing.reservations == {}
+        assert listing.free == {}  # the older copy's free amounts are not shown either
 
         # The leader's next write is refused: it must lead again, under a new generation.
         refused = await leader.try_publish(usd(POOR))

@@ -7,7 +7,11 @@ blocking ``XREAD`` from that position: updates arrive by push, in order, each
 with a sequence number. A gap (entries trimmed while it was away), a reset (a
 new leader republished) or a new generation (Redis lost its data) makes it
 reload the whole account; a new generation is also told to callbacks as a
-``connection_state`` with state ``reset``.
+``connection_state`` with state ``reset``. A sequence number going back (Redis
+returned to an older copy of its data) makes it reload too, and a load from a
+Redis restarted since the leader last wrote takes nothing as current: the
+follower keeps what it had, with the times it had, or serves what it loaded as
+``cache`` until the leader has republished under a new generation.
 
 **Staleness is measured on Redis's clock.** Each value carries the Redis time
 (ms) up to which the leader knew it current; the leader's beats (every

@@ -20,6 +20,13 @@ key's nonce and call counter), republishes every value, and from then on:
 
 Redis's TTL runs on Redis's clock; the leader proves its lease on its own
 monotonic clock, conservatively (see :mod:`~balance_manager.shared.lease`).
+
+Every write carries the stream's sequence number after the leader's last
+write: a Redis back from an older copy (a restart from its RDB or AOF, a
+failover to a lagging replica) refuses it as *rolled back* and voids the data
+set (see :mod:`~balance_manager.shared.lua`); the leader then stops, leads
+again at once under a new generation (every reservation void) and republishes
+every value, so no older value is ever confirmed as current.
 """
 
 from __future__ import annotations

@@ -2,11 +2,23 @@
 
 Redis runs a script without interleaving any other command, so each of these
 is one indivisible step for every process and machine at once. The leader's
-writes (:data:`PUBLISH`, :data:`RENEW`) check the lease first (fencing: a write
-from a leader whose ``<epoch>:<owner>`` is no longer the lease's is refused),
-and the generation (a data set Redis lost is never written as if it were the
-old one). Reservations (:data:`RESERVE`, :data:`COMMIT`, :data:`RELEASE`) reap
-what expired first, so expiry is exact without a reaper.
+writes (:data:`PUBLISH`, :data:`RENEW`) check the generation (a data set Redis
+lost is never written as if it were the old one) and the lease (fencing: a write
+from a leader whose ``<epoch>:<owner>`` is no longer the lease's is refused).
+Reservations (:data:`RESERVE`, :data:`COMMIT`, :data:`RELEASE`) reap what
+expired first, so expiry is exact without a reaper.
+
+**A data set older than the last writes is void.** A Redis restarted from its
+RDB or AOF, or a replica promoted in a failover, still has the generation but
+may hold less than was written. Two checks find it: each acquisition records
+the Redis process's ``run_id`` (``INFO server``) in ``meta.run``, and the leader's
+writes, :data:`ACQUIRE`, :data:`RESERVE`, :data:`COMMIT`, :data:`RELEASE` and
+:data:`LIST` compare it (another process: possibly older data); and every leader
+write carries the stream's sequence number after its last write, which a copy
+that lost writes holds less of (this also finds keys put back on the same
+process). Either way the script voids the data set as if Redis had lost it (no
+generation, no lease, no reservation, no free amount, nothing known current;
+``meta.void`` says why) and the leader leads again and republishes.
 
 Amounts stay exact: Lua's numbers are doubles, so amounts are canonical
 decimal text (:mod:`balance_manager.shared.amounts`) and :data:`DECIMALS`
@@ -160,12 +172,18 @@ local function restarted()
 end
 -- A data set that may have been rolled back is void, as one that was lost: no
 -- generation (a leader makes a new one and republishes), no lease (it may lead at
--- once), no reservation, no value known current.
+-- once), no reservation, no free amount, no value known current.
 local function void(why)
-  redis.call('DEL', K.gen, K.lease, K.known, K.reservations, K.expiry, K.reserved, K.owned,
-    K.orders)
+  redis.call('DEL', K.gen, K.lease, K.free, K.known, K.reservations, K.expiry, K.reserved,
+    K.owned, K.orders)
   redis.call('HDEL', K.meta, 'confirmed')
   redis.call('HSET', K.meta, 'void', why)
+end
+-- Void the data set if it has a generation and comes from another Redis process.
+local function void_if_restarted()
+  if redis.call('EXISTS', K.gen) == 0 then return end
+  local why = restarted()
+  if why then void(why) end
 end
 -- A leader write: nil if it may go on, else {'FENCED', why} (not the lease holder of
 -- this generation) or {'ROLLEDBACK', why} (the data set is older than the leader's
@@ -227,10 +245,7 @@ end
 ACQUIRE = (
     _COMMON
     + r"""
-if redis.call('EXISTS', K.gen) == 1 then
-  local why = restarted()
-  if why then void(why) end
-end
+void_if_restarted()
 local held = redis.call('GET', K.lease)
 if held then return {'HELD', held} end
 local bound = redis.call('HGET', K.meta, 'fingerprint')
@@ -442,10 +457,7 @@ COMMIT = (
     _COMMON
     + r"""
 local id, order = ARGV[1], ARGV[2]
-if redis.call('EXISTS', K.gen) == 1 then
-  local why = restarted()
-  if why then void(why) end
-end
+void_if_restarted()
 local now = now_ms()
 reap(now)
 local raw = redis.call('HGET', K.reservations, id)
@@ -468,10 +480,12 @@ return {'OK', encoded}
 """
 )
 
-#: Give funds back. ARGV: id. Returns ``{'OK', reservation}`` or ``{'GONE'}``.
+#: Give funds back. ARGV: id. Returns ``{'OK', reservation}`` or ``{'GONE'}`` (also
+#: when the data set was voided, as in :data:`COMMIT`).
 RELEASE = (
     _COMMON
     + r"""
+void_if_restarted()
 reap(now_ms())
 local raw = drop(ARGV[1])
 if raw then return {'OK', raw} end
@@ -479,11 +493,13 @@ return {'GONE'}
 """
 )
 
-#: Every reservation and total, at one instant (expired ones reaped first).
-#: Returns ``{reservations (flat), reserved (flat), free (flat), caps (flat), now_ms}``.
+#: Every reservation and total, at one instant (expired ones reaped first; a data
+#: set from another Redis process voided first, as in :data:`COMMIT`). Returns
+#: ``{reservations (flat), reserved (flat), free (flat), caps (flat), now_ms}``.
 LIST = (
     _COMMON
     + r"""
+void_if_restarted()
 local now = now_ms()
 reap(now)
 return {
