@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -93,6 +93,16 @@ async def restore(raw: aioredis.Redis, copy: dict[str, tuple[bytes, int] | None]
             await raw.delete(key)
         else:
             await raw.restore(key, saved[1], saved[0], replace=True)
+
+
+async def eventually(predicate: Callable[[], Awaitable[bool]], *, within: float = 10.0) -> None:
+    """Return once the async ``predicate()`` is true; fail after ``within`` real seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not await predicate():
+        if loop.time() >= deadline:
+            raise TimeoutError(f"condition not met within {within:g} s: {predicate!r}")
+        await asyncio.sleep(0.01)
 
 
 def fresh_usd(follower: SharedFollower) -> Decimal | None:
@@ -246,6 +256,59 @@ async def test_a_follower_reloads_when_the_sequence_goes_back(
         await leader.shared.close()
 
 
+async def test_a_failover_to_a_lagging_replica_is_refused_and_voided(keys: AccountKeys) -> None:
+    """A replica promoted before it received the last writes: nothing is reserved
+    against it, a follower on it takes nothing as current, and its reservations
+    are void; the leader's write to it is refused as rolled back."""
+    config = shared_config(shared_stale_after=60.0)
+    with RedisServer() as primary, RedisServer() as replica:
+        replica_client = aioredis.Redis.from_url(replica.url, decode_responses=True)
+        leader = FakeLeader(SharedRedis(primary.url, keys))
+        on_primary = Reservations(SharedRedis(primary.url, keys), config)
+        on_replica = Reservations(SharedRedis(replica.url, keys), config)
+        follower: SharedFollower | None = None
+        try:
+            await replica_client.replicaof("127.0.0.1", primary.port)
+            await leader.lead()
+            await leader.publish(usd(RICH), reset="start")
+            held = await on_primary.reserve("USD", "10", owner="a")
+
+            async def caught_up() -> bool:
+                return bool(await replica_client.hexists(keys.key("reservations"), held.id))
+
+            await eventually(caught_up)
+            await replica_client.replicaof("NO", "ONE")  # promoted: later writes miss it
+            await leader.publish(usd(POOR))
+            assert await replica_client.hget(keys.key("free"), "USD") == RICH
+
+            # The deployment fails over: everybody now talks to the promoted replica.
+            follower = SharedFollower(SharedRedis(replica.url, keys, timeout=0.5), config)
+            await follower.initialize()
+            value = await follower.get_balance("USD")
+            assert value is not None
+            assert value.source is Source.CACHE
+            with pytest.raises(SharedStateError, match="failed over"):
+                await on_replica.reserve("USD", "5000", owner="c")
+            with pytest.raises(ReservationLostError):
+                await on_replica.commit(held)
+            await leader.shared.close()
+            leader.shared = SharedRedis(replica.url, keys)
+            assert (await leader.try_publish(usd(POOR)))[0] != "OK"
+            reply = await leader.lead()
+            assert int(str(reply[4])) == 1
+            await leader.publish(usd(POOR), reset="republish")
+            with pytest.raises(InsufficientFundsError):
+                await on_replica.reserve("USD", "5000", owner="c")
+            await wait_until(lambda: fresh_usd(follower) == Decimal(POOR), within=5.0)  # type: ignore[arg-type]
+        finally:
+            if follower is not None:
+                await follower.close()
+            await on_primary.redis.close()
+            await on_replica.redis.close()
+            await leader.shared.close()
+            await replica_client.aclose()
+
+
 class Running:
     """A leader candidate running in a task."""
 
@@ -310,11 +373,11 @@ async def test_a_leader_detects_the_rollback_voids_and_republishes(
             await raw.save()
         sim.withdraw("USD", rich - Decimal(POOR))
         poor = sim.free()["USD"]
-        for _ in range(200):
-            if await published_free() == poor:
-                break
-            await asyncio.sleep(0.05)
-        assert await published_free() == poor
+
+        async def poor_published() -> bool:
+            return await published_free() == poor
+
+        await eventually(poor_published)
         late = await reservations.commit(await reservations.reserve("USD", "50", owner="b"))
         await wait_until(lambda: follower.sync_view().get_balance("USD").free == poor)  # type: ignore[union-attr]
         sampler = asyncio.create_task(sample())
@@ -334,10 +397,7 @@ async def test_a_leader_detects_the_rollback_voids_and_republishes(
             confirmed = await text_of(raw, raw.hget(keys.key("meta"), "confirmed"))
             return confirmed is not None and int(confirmed) > rolled_back_at
 
-        for _ in range(200):  # the leader's next write (a beat every 0.75 s) lands
-            if await voided_or_confirmed():
-                break
-            await asyncio.sleep(0.05)
+        await eventually(voided_or_confirmed)  # the leader's next write (beats: 0.75 s)
         with pytest.raises((SharedStateError, InsufficientFundsError)):
             await reservations.reserve("USD", "5000", owner="c")
 
@@ -345,11 +405,7 @@ async def test_a_leader_detects_the_rollback_voids_and_republishes(
             lambda: leader.leader.leading.is_set() and leader.leader.generation != generation,
             within=20.0,
         )
-        for _ in range(200):
-            if await published_free() == poor:
-                break
-            await asyncio.sleep(0.05)
-        assert await published_free() == poor
+        await eventually(poor_published)
         with pytest.raises(InsufficientFundsError):
             await reservations.reserve("USD", "5000", owner="c")
         for lost in (early, late):
