@@ -309,6 +309,41 @@ async def test_a_failover_to_a_lagging_replica_is_refused_and_voided(keys: Accou
             await replica_client.aclose()
 
 
+async def test_a_data_set_of_an_earlier_leader_version_is_not_trusted_until_one_leads(
+    server: RedisServer, raw: aioredis.Redis, keys: AccountKeys
+) -> None:
+    """A leader of an earlier version records no run_id: reserve is refused and a
+    follower takes nothing as current (nothing can tell a restart), without voiding
+    at every call (no churn of leaders); a leader of this version voids it once."""
+    config = shared_config(shared_stale_after=60.0)
+    leader = FakeLeader(SharedRedis(server.url, keys))
+    reservations = Reservations(SharedRedis(server.url, keys), config)
+    follower = SharedFollower(SharedRedis(server.url, keys, timeout=0.5), config)
+    try:
+        await leader.lead()
+        await leader.publish(usd(RICH), reset="start")
+        held = await reservations.reserve("USD", "10", owner="a")
+        await raw.hdel(keys.key("meta"), "run")  # as an earlier version's acquisition left it
+        with pytest.raises(SharedStateError, match="earlier version"):
+            await reservations.reserve("USD", "1", owner="a")
+        assert await raw.exists(keys.key("gen")) == 1  # not voided by a client
+        assert held.id in (await reservations.list()).reservations
+        await follower.initialize()
+        value = await follower.get_balance("USD")
+        assert value is not None
+        assert value.source is Source.CACHE
+        reply = await leader.lead()  # this version's acquisition: voided once
+        assert int(str(reply[4])) == 1
+        await leader.publish(usd(RICH), reset="republish")
+        with pytest.raises(ReservationLostError):
+            await reservations.commit(held)
+        assert (await reservations.reserve("USD", "1", owner="a")).amount == 1
+    finally:
+        await follower.close()
+        await reservations.redis.close()
+        await leader.shared.close()
+
+
 class Running:
     """A leader candidate running in a task."""
 

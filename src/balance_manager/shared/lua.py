@@ -159,16 +159,23 @@ local function ms(x) return string.format('%d', x) end
 local function run_id()
   return string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
 end
--- Why the data set may not hold the last writes (nil: it does). A Redis restarted
--- from its own persistence (RDB, AOF) or a replica promoted in a failover is another
--- process than the one every leader write since the last acquisition went to (its
--- run_id is in meta.run): what it holds may be older than what was written.
+-- Why the data set may not hold the last writes (nil: it does), and whether that
+-- voids it. A Redis restarted from its own persistence (RDB, AOF) or a replica
+-- promoted in a failover is another process than the one every leader write since
+-- the last acquisition went to (its run_id is in meta.run): what it holds may be
+-- older than what was written (void). No meta.run: the leader is of an earlier
+-- version, which does not record it; nothing can tell, so nothing is taken as
+-- current, but only a leader's acquisition voids it (no churn of leaders meanwhile).
 local function restarted()
   local was = redis.call('HGET', K.meta, 'run')
+  if not was then
+    return 'the leader is of an earlier version (no run_id in meta): a Redis restart ' ..
+      'or failover could not be told; upgrade it', false
+  end
   local now = run_id()
-  if was == now then return nil end
-  return 'Redis restarted or failed over (run_id ' .. (was or 'unknown') .. ' is now ' .. now ..
-    '): its data may be older than the last writes'
+  if was == now then return nil, false end
+  return 'Redis restarted or failed over (run_id ' .. was .. ' is now ' .. now ..
+    '): its data may be older than the last writes; void until a leader republishes', true
 end
 -- A data set that may have been rolled back is void, as one that was lost: no
 -- generation (a leader makes a new one and republishes), no lease (it may lead at
@@ -182,8 +189,8 @@ end
 -- Void the data set if it has a generation and comes from another Redis process.
 local function void_if_restarted()
   if redis.call('EXISTS', K.gen) == 0 then return end
-  local why = restarted()
-  if why then void(why) end
+  local why, voids = restarted()
+  if voids then void(why) end
 end
 -- A leader write: nil if it may go on, else {'FENCED', why} (not the lease holder of
 -- this generation) or {'ROLLEDBACK', why} (the data set is older than the leader's
@@ -245,7 +252,10 @@ end
 ACQUIRE = (
     _COMMON
     + r"""
-void_if_restarted()
+if redis.call('EXISTS', K.gen) == 1 then
+  local why = restarted()
+  if why then void(why) end
+end
 local held = redis.call('GET', K.lease)
 if held then return {'HELD', held} end
 local bound = redis.call('HGET', K.meta, 'fingerprint')
@@ -399,7 +409,8 @@ return {
 #: ``{'NOGEN'}`` (no leader since Redis started), ``{'CONFLICT', reservation}``, or
 #: ``{'ROLLEDBACK', why}``: Redis restarted or failed over since the leader last
 #: wrote, so its free amounts may be older than the leader's last ones (the data
-#: set is voided: refused until a leader republishes).
+#: set is voided: refused until a leader republishes), or the leader is of an
+#: earlier version that cannot tell (refused until a leader of this one leads).
 RESERVE = (
     _COMMON
     + r"""
@@ -409,9 +420,9 @@ if not dcheck(amount) or dcmp(amount, '0') <= 0 then
 end
 local gen = redis.call('GET', K.gen)
 if not gen then return {'NOGEN'} end
-local why = restarted()
+local why, voids = restarted()
 if why then
-  void(why)
+  if voids then void(why) end
   return {'ROLLEDBACK', why}
 end
 local now = now_ms()

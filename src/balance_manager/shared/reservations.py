@@ -251,11 +251,7 @@ class Reservations:
                 "reserve", "no leader has published since Redis started: refused"
             )
         if status == "ROLLEDBACK":
-            raise SharedStateError(
-                "reserve",
-                f"{text(reply[1])}; every reservation is void and nothing is granted "
-                "until a leader has republished: refused",
-            )
+            raise SharedStateError("reserve", f"{text(reply[1])}: refused")
         raise SharedStateError("reserve", f"unexpected reply {status!r}")
 
     async def commit(
