@@ -116,11 +116,39 @@ class FakeLeader:
         self.ttl_ms = ttl_ms
         self.token = ""
         self.generation = ""
+        self.seq = 0  # the sequence number after its last write, carried by every write
 
-    async def lead(self) -> None:
-        reply = await self.shared.run("acquire", "fake", self.ttl_ms, uuid.uuid4().hex, "", "test")
+    async def lead(self) -> list[object]:
+        reply: list[object] = await self.shared.run(
+            "acquire", "fake", self.ttl_ms, uuid.uuid4().hex, "", "test"
+        )
         assert reply[0] == "OK", reply
         self.token, self.generation = str(reply[2]), str(reply[3])
+        self.seq = int(str(reply[5])) if len(reply) > 5 else 0
+        return reply
+
+    async def try_publish(
+        self, balances: dict[str, Balance] | None = None, *, reset: str = ""
+    ) -> list[object]:
+        """Publish ``balances`` with a beat; the script's reply, whatever it is."""
+        queue = PublishQueue()
+        if reset:
+            queue.reset(balances or {}, reset)
+        else:
+            for value in (balances or {}).values():
+                queue.value(value)
+        queue.beat()
+        payload = queue.take(age_of=lambda _: 0.0, confirmed_age=0.0, mode="websocket")
+        return await self._send(payload.json)
+
+    async def _send(self, payload: str) -> list[object]:
+        """The publish script with this leader's token, generation and sequence number."""
+        reply: list[object] = await self.shared.run(
+            "publish", self.token, self.generation, payload, 10_000, 10_000, 10_000, 0, self.seq
+        )
+        if reply[0] == "OK":
+            self.seq = int(str(reply[1]))
+        return reply
 
     async def publish(
         self,
@@ -145,8 +173,6 @@ class FakeLeader:
         queue.settle(settle or [])
         queue.beat()
         payload = queue.take(age_of=lambda _: value_age, confirmed_age=confirmed_age, mode=mode)
-        reply: list[object] = await self.shared.run(
-            "publish", self.token, self.generation, payload.json, 10_000, 10_000, 10_000, 0
-        )
+        reply = await self._send(payload.json)
         assert reply[0] == "OK", reply
         return reply

@@ -7,7 +7,11 @@ blocking ``XREAD`` from that position: updates arrive by push, in order, each
 with a sequence number. A gap (entries trimmed while it was away), a reset (a
 new leader republished) or a new generation (Redis lost its data) makes it
 reload the whole account; a new generation is also told to callbacks as a
-``connection_state`` with state ``reset``.
+``connection_state`` with state ``reset``. A sequence number going back (Redis
+returned to an older copy of its data) makes it reload too, and a load from a
+Redis restarted since the leader last wrote takes nothing as current: the
+follower keeps what it had, with the times it had, or serves what it loaded as
+``cache`` until the leader has republished under a new generation.
 
 **Staleness is measured on Redis's clock.** Each value carries the Redis time
 (ms) up to which the leader knew it current; the leader's beats (every
@@ -214,7 +218,7 @@ class SharedFollower:
         """Reload every value, confirmation and the stream position at one instant."""
         sent = self.clock.monotonic()
         reply = await self.redis.run("snapshot", operation="load the shared balances")
-        generation, meta_flat, balances_flat, known_flat, last_id, now_ms = reply
+        generation, meta_flat, balances_flat, known_flat, last_id, now_ms, doubt = reply
         async with self._lock:
             self._redis_ms, self._redis_at, self._time_read_at = int(now_ms), sent, sent
             meta = _pairs(meta_flat)
@@ -227,14 +231,28 @@ class SharedFollower:
                     logger.error("ignoring a bad stored value of %s: %s", asset, exc)
             old_generation = self._generation
             generation = text(generation) or None
+            doubt = text(doubt)
             old = self._mirror
-            if generation is None and old:
+            confirmed = meta.get("confirmed")
+            confirmed_ms = int(confirmed) if confirmed else None
+            if doubt:
+                # Redis restarted from an older copy (or failed over) since the leader
+                # last wrote: what it holds may be older than what was published, and
+                # its times would pass it off as current. Keep what this follower had
+                # (with the times it had), or take the values as known current never.
+                logger.warning("shared balances not taken as current: %s", doubt)
+                if old:
+                    mirror, known, confirmed_ms = dict(old), dict(self._known), self._confirmed
+                else:
+                    known, confirmed_ms = {}, None
+            elif generation is None and old:
                 # Redis is empty (restarted without its data, no leader yet): keep
                 # the last values, which nothing confirms any more (they turn stale).
                 mirror, known = dict(old), dict(self._known)
+            elif generation is None:
+                known, confirmed_ms = {}, None  # no generation: nothing in it is current
             self._mirror, self._known = mirror, known
-            confirmed = meta.get("confirmed")
-            self._confirmed = int(confirmed) if confirmed else None
+            self._confirmed = confirmed_ms
             self._generation = generation
             self._epoch = int(meta["epoch"]) if meta.get("epoch") else None
             self._leader_mode = meta.get("mode") or None
@@ -245,8 +263,15 @@ class SharedFollower:
             self._resyncs += 1
             self._connected = True
         if old_generation is not None and generation != old_generation:
-            logger.warning("Redis lost its data (new generation): shared state reloaded")
-            self._tell_connection("reset", "Redis lost its data: reservations void, state reloaded")
+            logger.warning(
+                "new generation (Redis lost its data or went back to an older copy): "
+                "shared state reloaded"
+            )
+            self._tell_connection(
+                "reset",
+                "Redis lost its data or went back to an older copy: reservations void, "
+                "state reloaded",
+            )
         for asset, value in mirror.items():
             previous = old.get(asset)
             if reason != "start" and (previous is None or previous != value):
@@ -301,8 +326,14 @@ class SharedFollower:
             await self._resync("new generation")
             return False
         if entry.seq <= self._seq:
-            self._position = entry.stream_id  # already applied (a reload overlapped)
-            return True
+            if _stream_order(entry.stream_id) <= _stream_order(self._position):
+                return True  # already applied (a reload overlapped)
+            # A new entry numbered as an old one: Redis went back to an older copy.
+            logger.warning(
+                "stream sequence went back (%s after %s): reloading", entry.seq, self._seq
+            )
+            await self._resync("sequence went back")
+            return False
         if entry.seq != self._seq + 1:
             logger.warning("stream gap (%s after %s): reloading", entry.seq, self._seq)
             await self._resync("gap")
@@ -577,6 +608,15 @@ class SharedSyncView:
         """Every mirrored balance (a consistent copy)."""
         follower = self._follower
         return {a: follower._serve(v) for a, v in follower._mirror.copy().items()}
+
+
+def _stream_order(stream_id: str) -> tuple[int, int]:
+    """A stream entry id (``<ms>-<n>``) as a pair that sorts as Redis sorts ids."""
+    ms, _, n = stream_id.partition("-")
+    try:
+        return int(ms), int(n or 0)
+    except ValueError:
+        return (0, 0)
 
 
 def _checked_max_age(max_age: object) -> float:

@@ -11,8 +11,8 @@ key                type    what
 =================  ======  ==========================================================
 ``lease``          string  ``<epoch>:<owner>`` of the leader, with a TTL (the lease)
 ``epoch``          string  counter: +1 at every acquisition (the fencing token)
-``gen``            string  generation: set once per Redis data set; gone = data lost
-``meta``           hash    leader, mode, sequence, last confirmation (Redis ms)...
+``gen``            string  generation: set once per Redis data set; gone = data lost or voided
+``meta``           hash    leader, mode, sequence, last confirmation (Redis ms), ``run``...
 ``balances``       hash    asset → the latest value (JSON, amounts as exact text)
 ``free``           hash    asset → its free amount (canonical decimal text)
 ``known``          hash    asset → Redis ms at which its value was known current

@@ -20,6 +20,13 @@ key's nonce and call counter), republishes every value, and from then on:
 
 Redis's TTL runs on Redis's clock; the leader proves its lease on its own
 monotonic clock, conservatively (see :mod:`~balance_manager.shared.lease`).
+
+Every write carries the stream's sequence number after the leader's last
+write: a Redis back from an older copy (a restart from its RDB or AOF, a
+failover to a lagging replica) refuses it as *rolled back* and voids the data
+set (see :mod:`~balance_manager.shared.lua`); the leader then stops, leads
+again at once under a new generation (every reservation void) and republishes
+every value, so no older value is ever confirmed as current.
 """
 
 from __future__ import annotations
@@ -302,6 +309,9 @@ class SharedLeader:
         self._lost = asyncio.Event()
         self._published = asyncio.Event()
         self._terms = 0
+        self._seq = 0
+        """The stream's sequence number after this leader's last write (every write
+        carries it: a Redis holding less lost writes, and refuses the write)."""
         self._counts = {"values": 0, "batches": 0, "settled": 0, "errors": 0}
         self._last_error: str | None = None
 
@@ -357,11 +367,19 @@ class SharedLeader:
                 f"account label {self.redis.keys.account!r} is bound to another exchange "
                 f"account ({reply[1]}); give this one its own shared_account",
             )
-        _, epoch, token, generation, fresh = reply
+        _, epoch, token, generation, fresh, seq, why = reply
         self.timer.acquired(int(epoch), str(token), sent_at)
         self.generation = str(generation)
+        self._seq = int(seq)
         self._terms += 1
-        if int(fresh):
+        if int(fresh) and why:
+            logger.warning(
+                "the shared state of %s was voided (%s): new generation, any reservation "
+                "from before is void, every value is republished",
+                self.redis.keys.prefix,
+                why,
+            )
+        elif int(fresh):
             logger.warning(
                 "Redis had no generation for %s (a new data set, or Redis lost its data): "
                 "any reservation from before is void",
@@ -498,6 +516,7 @@ class SharedLeader:
                     str(timer.token),
                     timer.ttl_ms,
                     str(self.generation),
+                    self._seq,
                     operation="renew the lease",
                 )
             except SharedStateError as exc:
@@ -507,7 +526,7 @@ class SharedLeader:
             if reply[0] == "OK":
                 timer.renewed(sent_at)
             else:
-                self._lose(f"renewal refused: {reply[1]}")
+                self._lose(f"renewal refused: {_refusal(reply)}")
                 return
 
     def _lose(self, reason: str) -> None:
@@ -599,8 +618,9 @@ class SharedLeader:
                 await self.clock.sleep(min(0.05, self.timer.ttl / 20))
                 continue
             if reply[0] != "OK":
-                self._lose(f"write refused: {reply[1]}")
+                self._lose(f"write refused: {_refusal(reply)}")
                 return
+            self._seq = max(self._seq, int(reply[1]))
             pending = None
             self._published.set()
             self._counts["values"] += payload.values
@@ -617,6 +637,7 @@ class SharedLeader:
             LEDGER_MAX_LENGTH,
             LEDGER_IDS_KEPT,
             late_ms,
+            self._seq,
             operation="publish",
         )
 
@@ -666,3 +687,10 @@ class SharedLeader:
             f"SharedLeader({self.redis.keys.prefix}, owner={self.owner}, "
             f"state={self.timer.state.value}, epoch={self.timer.epoch})"
         )
+
+
+def _refusal(reply: Any) -> str:
+    """Why a leader write was refused, as the script said."""
+    if reply[0] == "ROLLEDBACK":
+        return f"Redis rolled back, shared state voided: {reply[1]}"
+    return str(reply[1])

@@ -2,11 +2,23 @@
 
 Redis runs a script without interleaving any other command, so each of these
 is one indivisible step for every process and machine at once. The leader's
-writes (:data:`PUBLISH`, :data:`RENEW`) check the lease first (fencing: a write
-from a leader whose ``<epoch>:<owner>`` is no longer the lease's is refused),
-and the generation (a data set Redis lost is never written as if it were the
-old one). Reservations (:data:`RESERVE`, :data:`COMMIT`, :data:`RELEASE`) reap
-what expired first, so expiry is exact without a reaper.
+writes (:data:`PUBLISH`, :data:`RENEW`) check the generation (a data set Redis
+lost is never written as if it were the old one) and the lease (fencing: a write
+from a leader whose ``<epoch>:<owner>`` is no longer the lease's is refused).
+Reservations (:data:`RESERVE`, :data:`COMMIT`, :data:`RELEASE`) reap what
+expired first, so expiry is exact without a reaper.
+
+**A data set older than the last writes is void.** A Redis restarted from its
+RDB or AOF, or a replica promoted in a failover, still has the generation but
+may hold less than was written. Two checks find it: each acquisition records
+the Redis process's ``run_id`` (``INFO server``) in ``meta.run``, and the leader's
+writes, :data:`ACQUIRE`, :data:`RESERVE`, :data:`COMMIT`, :data:`RELEASE` and
+:data:`LIST` compare it (another process: possibly older data); and every leader
+write carries the stream's sequence number after its last write, which a copy
+that lost writes holds less of (this also finds keys put back on the same
+process). Either way the script voids the data set as if Redis had lost it (no
+generation, no lease, no reservation, no free amount, nothing known current;
+``meta.void`` says why) and the leader leads again and republishes.
 
 Amounts stay exact: Lua's numbers are doubles, so amounts are canonical
 decimal text (:mod:`balance_manager.shared.amounts`) and :data:`DECIMALS`
@@ -144,11 +156,62 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local function ms(x) return string.format('%d', x) end
-local function fenced(token, gen)
-  local held = redis.call('GET', K.lease)
-  if held ~= token then return 'lease is ' .. (held or 'free') end
+local function run_id()
+  return string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
+end
+-- Why the data set may not hold the last writes (nil: it does), and whether that
+-- voids it. A Redis restarted from its own persistence (RDB, AOF) or a replica
+-- promoted in a failover is another process than the one every leader write since
+-- the last acquisition went to (its run_id is in meta.run): what it holds may be
+-- older than what was written (void). No meta.run: the leader is of an earlier
+-- version, which does not record it; nothing can tell, so nothing is taken as
+-- current, but only a leader's acquisition voids it (no churn of leaders meanwhile).
+local function restarted()
+  local was = redis.call('HGET', K.meta, 'run')
+  if not was then
+    return 'the leader is of an earlier version (no run_id in meta): a Redis restart ' ..
+      'or failover could not be told; upgrade it', false
+  end
+  local now = run_id()
+  if was == now then return nil, false end
+  return 'Redis restarted or failed over (run_id ' .. was .. ' is now ' .. now ..
+    '): its data may be older than the last writes; void until a leader republishes', true
+end
+-- A data set that may have been rolled back is void, as one that was lost: no
+-- generation (a leader makes a new one and republishes), no lease (it may lead at
+-- once), no reservation, no free amount, no value known current.
+local function void(why)
+  redis.call('DEL', K.gen, K.lease, K.free, K.known, K.reservations, K.expiry, K.reserved,
+    K.owned, K.orders)
+  redis.call('HDEL', K.meta, 'confirmed')
+  redis.call('HSET', K.meta, 'void', why)
+end
+-- Void the data set if it has a generation and comes from another Redis process.
+local function void_if_restarted()
+  if redis.call('EXISTS', K.gen) == 0 then return end
+  local why, voids = restarted()
+  if voids then void(why) end
+end
+-- A leader write: nil if it may go on, else {'FENCED', why} (not the lease holder of
+-- this generation) or {'ROLLEDBACK', why} (the data set is older than the leader's
+-- last write, or comes from another Redis process: voided here).
+local function fenced(token, gen, seq)
   local g = redis.call('GET', K.gen)
-  if g ~= gen then return 'generation is ' .. (g or 'gone: Redis lost its data') end
+  if g ~= gen then return {'FENCED', 'generation is ' .. (g or 'gone: Redis lost its data')} end
+  local why = restarted()
+  if not why then
+    local held = tonumber(redis.call('HGET', K.meta, 'seq') or '0')
+    if held < tonumber(seq or '0') then
+      why = 'the sequence went back from ' .. seq .. ' to ' .. held ..
+        ': Redis lost writes (restored from an older copy)'
+    end
+  end
+  if why then
+    void(why)
+    return {'ROLLEDBACK', why}
+  end
+  local lease = redis.call('GET', K.lease)
+  if lease ~= token then return {'FENCED', 'lease is ' .. (lease or 'free')} end
   return nil
 end
 local function shift(key, field, by, sign)
@@ -180,13 +243,19 @@ end
 )
 
 #: Take the lease if it is free. ARGV: owner, ttl_ms, new generation, account
-#: fingerprint, exchange. Returns ``{'OK', epoch, token, gen, fresh}`` (fresh:
-#: 1 when Redis had no generation: a new or lost data set, reservations void),
-#: ``{'HELD', token}`` or ``{'ACCOUNT', fingerprint}`` (the label is bound to
-#: another exchange account).
+#: fingerprint, exchange. Returns ``{'OK', epoch, token, gen, fresh, seq, why}``
+#: (fresh: 1 when Redis had no generation: a new, lost or voided data set,
+#: reservations void, ``why`` says why if it was voided; seq: the stream's sequence
+#: number now), ``{'HELD', token}`` or ``{'ACCOUNT', fingerprint}`` (the label is
+#: bound to another exchange account). A data set from another Redis process (a
+#: restart from persistence, a failover) is voided first, lease included.
 ACQUIRE = (
     _COMMON
     + r"""
+if redis.call('EXISTS', K.gen) == 1 then
+  local why = restarted()
+  if why then void(why) end
+end
 local held = redis.call('GET', K.lease)
 if held then return {'HELD', held} end
 local bound = redis.call('HGET', K.meta, 'fingerprint')
@@ -195,27 +264,33 @@ if bound and bound ~= '' and ARGV[4] ~= '' and bound ~= ARGV[4] then
 end
 local gen = redis.call('GET', K.gen)
 local fresh = 0
+local why = ''
 if not gen then
   gen = ARGV[3]
   fresh = 1
+  why = redis.call('HGET', K.meta, 'void') or ''
   redis.call('SET', K.gen, gen)
   redis.call('DEL', K.reservations, K.expiry, K.reserved, K.owned, K.orders)
+  redis.call('HDEL', K.meta, 'void', 'confirmed')
 end
 local epoch = redis.call('INCR', K.epoch)
 local token = epoch .. ':' .. ARGV[1]
 redis.call('SET', K.lease, token, 'PX', ARGV[2])
 redis.call('HSET', K.meta, 'epoch', epoch, 'leader', ARGV[1], 'since', ms(now_ms()),
-  'fingerprint', ARGV[4], 'exchange', ARGV[5], 'gen', gen)
-return {'OK', epoch, token, gen, fresh}
+  'fingerprint', ARGV[4], 'exchange', ARGV[5], 'gen', gen, 'run', run_id())
+local seq = redis.call('HGET', K.meta, 'seq') or '0'
+return {'OK', epoch, token, gen, fresh, seq, why}
 """
 )
 
-#: Extend the lease. ARGV: token, ttl_ms, gen. Returns ``{'OK'}`` or ``{'FENCED', why}``.
+#: Extend the lease. ARGV: token, ttl_ms, gen, the sequence number the leader last
+#: wrote (or saw at acquisition). Returns ``{'OK'}``, ``{'FENCED', why}`` or
+#: ``{'ROLLEDBACK', why}`` (the data set was voided: see ``fenced``).
 RENEW = (
     _COMMON
     + r"""
-local bad = fenced(ARGV[1], ARGV[3])
-if bad then return {'FENCED', bad} end
+local bad = fenced(ARGV[1], ARGV[3], ARGV[4])
+if bad then return bad end
 redis.call('PEXPIRE', K.lease, ARGV[2])
 return {'OK'}
 """
@@ -235,13 +310,14 @@ return 0
 
 #: The leader's one write. ARGV: token, gen, payload (JSON, see shared/batch.py),
 #: events max length, ledger max length, ledger ids remembered, ms to add to every
-#: age (the payload's time waiting for a retry). Returns
-#: ``{'OK', seq, reaped, settled}`` or ``{'FENCED', why}``.
+#: age (the payload's time waiting for a retry), the sequence number the leader last
+#: wrote (or saw at acquisition). Returns ``{'OK', seq, reaped, settled}``,
+#: ``{'FENCED', why}`` or ``{'ROLLEDBACK', why}`` (the data set was voided).
 PUBLISH = (
     _COMMON
     + r"""
-local bad = fenced(ARGV[1], ARGV[2])
-if bad then return {'FENCED', bad} end
+local bad = fenced(ARGV[1], ARGV[2], ARGV[8])
+if bad then return bad end
 local p = cjson.decode(ARGV[3])
 local gen = ARGV[2]
 local epoch = string.match(ARGV[1], '^(%d+):')
@@ -303,14 +379,18 @@ return {'OK', seq, reaped, settled}
 """
 )
 
-#: Everything a follower starts from, at one instant. Returns
-#: ``{gen, meta (flat), balances (flat), known (flat), last stream id, now_ms}``.
+#: Everything a follower starts from, at one instant. Returns ``{gen, meta (flat),
+#: balances (flat), known (flat), last stream id, now_ms, doubt}``; ``doubt`` is empty
+#: unless the data set comes from another Redis process than the leader's last writes
+#: (then it says why: nothing in it may be taken as current). Writes nothing.
 SNAPSHOT = (
     _COMMON
     + r"""
 local last = redis.call('XREVRANGE', K.events, '+', '-', 'COUNT', 1)
 local id = ''
 if #last > 0 then id = last[1][1] end
+local doubt = ''
+if redis.call('EXISTS', K.gen) == 1 then doubt = restarted() or '' end
 return {
   redis.call('GET', K.gen) or '',
   redis.call('HGETALL', K.meta),
@@ -318,6 +398,7 @@ return {
   redis.call('HGETALL', K.known),
   id,
   ms(now_ms()),
+  doubt,
 }
 """
 )
@@ -325,7 +406,11 @@ return {
 #: Set funds aside. ARGV: id, asset, amount, owner, ttl_ms, max_age_ms (how old
 #: the free amount may be). Returns ``{'OK', reservation, 'new'|'again'}``, or
 #: ``{'INSUFFICIENT', available}``, ``{'CAP', cap, owned}``, ``{'STALE', known}``,
-#: ``{'NOGEN'}`` (no leader since Redis started), ``{'CONFLICT', reservation}``.
+#: ``{'NOGEN'}`` (no leader since Redis started), ``{'CONFLICT', reservation}``, or
+#: ``{'ROLLEDBACK', why}``: Redis restarted or failed over since the leader last
+#: wrote, so its free amounts may be older than the leader's last ones (the data
+#: set is voided: refused until a leader republishes), or the leader is of an
+#: earlier version that cannot tell (refused until a leader of this one leads).
 RESERVE = (
     _COMMON
     + r"""
@@ -335,6 +420,11 @@ if not dcheck(amount) or dcmp(amount, '0') <= 0 then
 end
 local gen = redis.call('GET', K.gen)
 if not gen then return {'NOGEN'} end
+local why, voids = restarted()
+if why then
+  if voids then void(why) end
+  return {'ROLLEDBACK', why}
+end
 local now = now_ms()
 reap(now)
 local existing = redis.call('HGET', K.reservations, id)
@@ -371,11 +461,14 @@ return {'OK', r, 'new'}
 )
 
 #: The order is being sent. ARGV: id, client order id, ttl_ms (time to settle).
-#: Returns ``{'OK', reservation}``, ``{'LOST'}`` or ``{'CONFLICT', what}``.
+#: Returns ``{'OK', reservation}``, ``{'LOST'}`` or ``{'CONFLICT', what}``. In a
+#: data set from another Redis process than the leader's last writes every
+#: reservation is void (the data set is voided first): ``{'LOST'}``.
 COMMIT = (
     _COMMON
     + r"""
 local id, order = ARGV[1], ARGV[2]
+void_if_restarted()
 local now = now_ms()
 reap(now)
 local raw = redis.call('HGET', K.reservations, id)
@@ -398,10 +491,12 @@ return {'OK', encoded}
 """
 )
 
-#: Give funds back. ARGV: id. Returns ``{'OK', reservation}`` or ``{'GONE'}``.
+#: Give funds back. ARGV: id. Returns ``{'OK', reservation}`` or ``{'GONE'}`` (also
+#: when the data set was voided, as in :data:`COMMIT`).
 RELEASE = (
     _COMMON
     + r"""
+void_if_restarted()
 reap(now_ms())
 local raw = drop(ARGV[1])
 if raw then return {'OK', raw} end
@@ -409,11 +504,13 @@ return {'GONE'}
 """
 )
 
-#: Every reservation and total, at one instant (expired ones reaped first).
-#: Returns ``{reservations (flat), reserved (flat), free (flat), caps (flat), now_ms}``.
+#: Every reservation and total, at one instant (expired ones reaped first; a data
+#: set from another Redis process voided first, as in :data:`COMMIT`). Returns
+#: ``{reservations (flat), reserved (flat), free (flat), caps (flat), now_ms}``.
 LIST = (
     _COMMON
     + r"""
+void_if_restarted()
 local now = now_ms()
 reap(now)
 return {

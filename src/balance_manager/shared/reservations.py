@@ -211,8 +211,10 @@ class Reservations:
             InsufficientFundsError: free minus reserved does not cover it.
             ReservationCapError: the owner's cap on the asset would be exceeded.
             ReservationError: the id exists with other terms.
-            SharedStateError: Redis unreachable, no leader since Redis started,
-                or the free amount is not known current within ``shared_stale_after``.
+            SharedStateError: Redis unreachable, no leader since Redis started
+                (or since it restarted from persistence or failed over: see
+                ``docs/shared.md``), or the free amount is not known current within
+                ``shared_stale_after``.
             InvalidAmountError: ``amount`` is not an exact positive amount.
             ConfigError: a bad owner, id or ttl.
         """
@@ -248,6 +250,8 @@ class Reservations:
             raise SharedStateError(
                 "reserve", "no leader has published since Redis started: refused"
             )
+        if status == "ROLLEDBACK":
+            raise SharedStateError("reserve", f"{text(reply[1])}: refused")
         raise SharedStateError("reserve", f"unexpected reply {status!r}")
 
     async def commit(

