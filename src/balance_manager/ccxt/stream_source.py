@@ -194,6 +194,11 @@ class CcxtStreamSource(StreamTask):
             self._on_reading(reading)
 
     def _on_reading(self, reading: Reading) -> None:
+        if self._book is None:
+            # A resync or a failure is pending (or no connection is open): what
+            # ccxt still hands over before the connection is torn down must not
+            # reach the manager as live values.
+            return
         pending = self._pending
         if pending is not None:
             if reading.complete and self.shape.capabilities.snapshot_on_subscribe:
@@ -336,7 +341,7 @@ class CcxtStreamSource(StreamTask):
             except Exception as exc:
                 raise self.rest.translate(exc, "watch_balance") from None
             self._last_message_at = self.clock.monotonic()
-            if not self.shape.reads_raw and isinstance(result, Mapping):
+            if self._book is not None and not self.shape.reads_raw and isinstance(result, Mapping):
                 reading = self.shape.unified(result, self.rest.names.canonical)
                 reading.complete = False  # ccxt's state may not list every asset yet
                 self._on_reading(reading)
@@ -422,6 +427,9 @@ class CcxtStreamSource(StreamTask):
         """End the current connection with ``error`` (seen by the loop at its next look)."""
         if self._failure is None:
             self._failure = error
+        # From now on this connection's messages are not read: the next one
+        # starts from a fresh snapshot.
+        self._book = None
         self._wake.set()
 
     def _check_failure(self) -> None:
