@@ -302,6 +302,7 @@ def test_kraken_update_carrying_the_all_wallet_total_is_understood() -> None:
     total = {
         "channel": "balances",
         "type": "update",
+        "sequence": 2,
         "data": [
             {
                 "asset": "USDT",
@@ -316,6 +317,62 @@ def test_kraken_update_carrying_the_all_wallet_total_is_understood() -> None:
     reading = book.feed(total, code)
     assert reading is not None
     assert reading.balances["USDT"].balance == D(6010)
+
+
+def kraken_update(sequence: int, balance: int, ledger_id: str = "L1") -> dict[str, object]:
+    """A Kraken balances update of USDT's spot wallet (docs.kraken.com: Balances)."""
+    return {
+        "channel": "balances",
+        "type": "update",
+        "sequence": sequence,
+        "data": [
+            {
+                "asset": "USDT",
+                "amount": 10,
+                "fee": 0,
+                "balance": balance,
+                "wallet_type": "spot",
+                "wallet_id": "main",
+                "ledger_id": ledger_id,
+            }
+        ],
+    }
+
+
+def test_kraken_sequence_gap_step_back_and_changed_repeat_are_refused() -> None:
+    """A lost frame (gap), a reordered one (step back) or a repeat with other content resyncs."""
+    book = KrakenShape().book()
+    book.feed(KRAKEN_SNAPSHOT, code)
+    assert book.feed(kraken_update(2, 5010), code) is not None
+    with pytest.raises(ProtocolError, match="gap: got 4 after 2"):
+        book.feed(kraken_update(4, 5030), code)
+    book = KrakenShape().book()
+    book.feed(KRAKEN_SNAPSHOT, code)
+    book.feed(kraken_update(2, 5010), code)
+    book.feed(kraken_update(3, 5020, "L2"), code)
+    with pytest.raises(ProtocolError, match="out of order: got 1 after 3"):
+        book.feed(kraken_update(1, 5000, "L0"), code)
+    with pytest.raises(ProtocolError, match="out of order: got 2 after 3"):
+        book.feed(kraken_update(2, 5011), code)
+
+
+def test_kraken_exact_repeat_is_dropped() -> None:
+    """The same message twice (same sequence, same content) is read once."""
+    book = KrakenShape().book()
+    book.feed(KRAKEN_SNAPSHOT, code)
+    assert book.feed(kraken_update(2, 5010), code) is not None
+    assert book.feed(kraken_update(2, 5010), code) is None
+    reading = book.feed(kraken_update(3, 5020, "L2"), code)
+    assert reading is not None
+    assert reading.balances["USDT"].balance == D(6020)
+
+
+def test_kraken_balances_message_without_a_sequence_is_refused() -> None:
+    """Kraken documents a sequence on every balances message: without one, order is unknown."""
+    book = KrakenShape().book()
+    message = {k: v for k, v in KRAKEN_SNAPSHOT.items() if k != "sequence"}
+    with pytest.raises(ProtocolError, match="without a sequence"):
+        book.feed(message, code)
 
 
 def test_other_messages_are_not_balances() -> None:

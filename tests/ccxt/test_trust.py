@@ -16,7 +16,7 @@ from balance_manager.ccxt import CcxtRestSource, CcxtStreamSource
 from balance_manager.ccxt.shapes import UnifiedShape, VenueShape
 from balance_manager.core.sources import StreamEvent, StreamSnapshot
 from balance_manager.simulator import SimulatedKraken
-from balance_manager.testing import ManualClock, wait_until
+from balance_manager.testing import ManualClock, drive, wait_until
 
 from .conftest import kraken_at
 
@@ -124,3 +124,75 @@ async def test_an_asset_only_rest_knows_is_not_a_rest_call_per_message(
             sim.deposit("ETH", "0.01")
             await clock.run_for(0.25, step=0.25)
         assert sim.rest_calls["BalanceEx"] - calls <= 5
+
+
+def btc_is_true(manager: BalanceManager, sim: SimulatedKraken) -> bool:
+    """The manager serves the simulator's BTC balance."""
+    btc = manager.sync_view().get_balance("BTC")
+    return btc is not None and btc.balance == sim.balances()["BTC"]
+
+
+async def test_a_lost_frame_resyncs_at_the_next_frame(
+    quiet_sim: SimulatedKraken, clock: ManualClock
+) -> None:
+    """Kraken's sequence shows a lost frame at the next one: the stream resyncs at once.
+
+    Before, the gap was not looked at: the lost deposit was served as live
+    until REST's next hold poll.
+    """
+    sim = quiet_sim
+    rest, stream = started(sim, clock)
+    async with BalanceManager(stream, rest, CONFIG, clock=clock) as manager:
+        await wait_until(lambda: stream.connected)
+        await clock.run_for(1.0, step=0.5)
+        sim.faults.lose_frame(channel="balances")
+        sim.deposit("BTC", "5")  # lost
+        sim.deposit("ETH", "0.01")  # its sequence shows the gap
+        await wait_until(lambda: stream.get_statistics()["rejected"] >= 1)
+        await drive(
+            clock, 2.0, step=0.05, until=lambda: stream.connected and btc_is_true(manager, sim)
+        )
+        assert stream.connected
+        assert btc_is_true(manager, sim)
+
+
+async def test_reordered_frames_resync(quiet_sim: SimulatedKraken, clock: ManualClock) -> None:
+    """A frame that comes after the next one (a step back in sequence) resyncs the stream.
+
+    Before, the older frame was applied last: BTC went back to the value before
+    the second deposit and was served as live.
+    """
+    sim = quiet_sim
+    rest, stream = started(sim, clock)
+    async with BalanceManager(stream, rest, CONFIG, clock=clock) as manager:
+        await wait_until(lambda: stream.connected)
+        await clock.run_for(1.0, step=0.5)
+        sim.faults.reorder_frames(channel="balances")
+        sim.deposit("BTC", "1")  # sent after the next frame
+        sim.deposit("BTC", "2")
+        await wait_until(lambda: stream.get_statistics()["rejected"] >= 1)
+        await drive(
+            clock, 2.0, step=0.05, until=lambda: stream.connected and btc_is_true(manager, sim)
+        )
+        assert stream.connected
+        assert btc_is_true(manager, sim)
+
+
+async def test_an_exact_duplicate_frame_is_dropped_without_a_resync(
+    quiet_sim: SimulatedKraken, clock: ManualClock
+) -> None:
+    """The same frame twice is read once; no resync is needed."""
+    sim = quiet_sim
+    rest, stream = started(sim, clock)
+    async with BalanceManager(stream, rest, CONFIG, clock=clock) as manager:
+        await wait_until(lambda: stream.connected)
+        await clock.run_for(1.0, step=0.5)
+        sim.faults.duplicate_frame(channel="balances")
+        sim.deposit("BTC", "1")
+        sim.deposit("BTC", "2")
+        await wait_until(lambda: btc_is_true(manager, sim))
+        await clock.run_for(1.0, step=0.25)
+        assert [fault.kind.value for fault in sim.faults.history] == ["ws_duplicate"]
+        stats = stream.get_statistics()
+        assert (stats["rejected"], stats["reconnects"]) == (0, 0)
+        assert btc_is_true(manager, sim)

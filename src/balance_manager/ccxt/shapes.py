@@ -288,17 +288,63 @@ _KRAKEN_TRADABLE_SUFFIXES = frozenset({"F"})
 _KRAKEN_TRADABLE_WALLETS = frozenset({("spot", "main"), ("earn", "liquid")})
 
 
+#: How many recent ``balances`` sequences are remembered to recognise a duplicate.
+_KRAKEN_DUPLICATE_WINDOW = 64
+
+
 class _KrakenBook(StreamBook):
-    """Kraken's ``balances`` channel: a snapshot of every wallet, then one update per entry."""
+    """Kraken's ``balances`` channel: a snapshot of every wallet, then one update per entry.
+
+    Every message carries the channel's ``sequence``: the snapshot's is the
+    base, each update must be the previous + 1. A gap (a lost frame), a step
+    back (a reordered one) or a repeated number with other content is a
+    :class:`~balance_manager.exceptions.ProtocolError` (the stream resyncs); an
+    exact repeat of a recent message is dropped.
+    """
 
     def __init__(self) -> None:
         self._wallets: dict[str, dict[tuple[str, str], tuple[Decimal, bool]]] = {}
+        self._sequence: int | None = None
+        self._recent: dict[int, object] = {}
+
+    def _in_sequence(self, kind: object, sequence: int, data: list[Any]) -> bool:
+        """Whether to read the message (``False``: an exact duplicate, dropped).
+
+        Raises:
+            ProtocolError: a gap, a step back, or a repeat with other content.
+        """
+        last = self._sequence
+        if kind == "snapshot":
+            self._recent = {}
+        elif last is not None and sequence != last + 1:
+            if sequence <= last and self._recent.get(sequence, self) == data:
+                return False
+            how = "gap" if sequence > last else "out of order"
+            raise ProtocolError(
+                f"balances sequence {how}: got {sequence} after {last}",
+                path="$.sequence",
+                raw=str(sequence),
+            )
+        self._sequence = sequence
+        self._recent[sequence] = data
+        if len(self._recent) > _KRAKEN_DUPLICATE_WINDOW:
+            del self._recent[next(iter(self._recent))]
+        return True
 
     def feed(self, message: object, code: Code) -> Reading | None:
         if not isinstance(message, Mapping) or message.get("channel") != "balances":
             return None
         kind = message.get("type")
+        if kind not in ("snapshot", "update"):
+            return None
         data = _list(message.get("data"), "$.data")
+        sequence = message.get("sequence")
+        if not isinstance(sequence, int) or isinstance(sequence, bool):
+            raise ProtocolError(
+                "balances message without a sequence", path="$.sequence", raw=repr(sequence)
+            )
+        if not self._in_sequence(kind, sequence, data):
+            return None
         if kind == "snapshot":
             self._wallets = {}
             for i, item in enumerate(data):
@@ -315,8 +361,6 @@ class _KrakenBook(StreamBook):
                         item.get("balance"), f"$.data[{i}].balance"
                     )
             return Reading({asset: self._view(asset) for asset in self._wallets}, complete=True)
-        if kind != "update":
-            return None
         reading = Reading()
         for i, item in enumerate(data):
             path = f"$.data[{i}]"
