@@ -7,6 +7,7 @@ test; they are written here, not captured (no network in tests).
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given, strategies as st
@@ -16,6 +17,7 @@ from balance_manager.ccxt.shapes import (
     KrakenShape,
     OkxShape,
     UnifiedShape,
+    optional_amount,
     parse_amount,
     shape_for,
 )
@@ -37,8 +39,100 @@ def test_strings_and_integers_are_exact_floats_are_not() -> None:
     assert parse_amount("1.2435000000", "$") == (D("1.2435000000"), True)
     assert parse_amount(250, "$") == (D(250), True)
     assert parse_amount(0.1, "$") == (D("0.1"), False)
-    assert parse_amount("", "$") == (D(0), True)
-    assert parse_amount(None, "$") == (D(0), True)
+
+
+def test_a_missing_or_empty_amount_is_not_zero() -> None:
+    """A missing amount field is refused, not read as an exact zero (only optional ones are)."""
+    for missing in (None, "", "  "):
+        with pytest.raises(ProtocolError, match=r"missing|empty"):
+            parse_amount(missing, "$.x")
+        assert optional_amount(missing, "$.x") == (D(0), True)
+    assert optional_amount("1.5", "$.x") == (D("1.5"), True)
+
+
+@pytest.mark.parametrize(
+    ("shape_read", "path"),
+    [
+        (
+            lambda: BinanceShape().rest({"balances": [{"asset": "BTC", "locked": "0"}]}, code),
+            "free",
+        ),
+        (
+            lambda: BinanceShape().rest({"balances": [{"asset": "BTC", "free": "1"}]}, code),
+            "locked",
+        ),
+        (
+            lambda: (
+                BinanceShape()
+                .book()
+                .feed({"e": "outboundAccountPosition", "B": [{"a": "BTC", "l": "0.5"}]}, code)
+            ),
+            "$.B[0].f",
+        ),
+        (
+            lambda: OkxShape().rest(
+                {"code": "0", "data": [{"details": [{"ccy": "BTC", "frozenBal": "0"}]}]}, code
+            ),
+            "cashBal",
+        ),
+        (
+            lambda: OkxShape().rest(
+                {
+                    "code": "0",
+                    "data": [{"details": [{"ccy": "BTC", "cashBal": "", "frozenBal": "0"}]}],
+                },
+                code,
+            ),
+            "cashBal",
+        ),
+        (
+            lambda: KrakenShape().rest(
+                {"error": [], "result": {"XXBT": {"hold_trade": "0"}}}, code
+            ),
+            "balance",
+        ),
+        (
+            lambda: KrakenShape().rest({"error": [], "result": {"XXBT": {"balance": "1"}}}, code),
+            "hold_trade",
+        ),
+    ],
+)
+def test_a_payload_without_its_amount_is_refused(shape_read: Any, path: str) -> None:
+    """Every venue's main amount fields are required: missing is a ProtocolError naming them.
+
+    Before, a payload that lost its amount set the asset to an exact zero.
+    """
+    with pytest.raises(ProtocolError) as info:
+        shape_read()
+    assert path in (info.value.path or "")
+
+
+def test_kraken_credit_fields_are_optional() -> None:
+    """Kraken sends credit and credit_used only for accounts with a credit line: absent is zero."""
+    reading = KrakenShape().rest(
+        {"error": [], "result": {"XXBT": {"balance": "1", "hold_trade": "0"}}}, code
+    )
+    assert (reading.balances["BTC"].credit, reading.balances["BTC"].credit_used) == (D(0), D(0))
+
+
+def test_kraken_stream_entry_without_its_balance_is_refused() -> None:
+    """A snapshot wallet or an update without ``balance`` is refused, not zero."""
+    book = KrakenShape().book()
+    snapshot = {
+        "channel": "balances",
+        "type": "snapshot",
+        "sequence": 1,
+        "data": [{"asset": "BTC", "wallets": [{"type": "spot", "id": "main"}]}],
+    }
+    with pytest.raises(ProtocolError, match="missing"):
+        book.feed(snapshot, code)
+    book.feed(KRAKEN_SNAPSHOT, code)
+    update = kraken_update(2, 5010)
+    data = update["data"]
+    assert isinstance(data, list)
+    del data[0]["balance"]
+    with pytest.raises(ProtocolError, match="missing"):
+        book.feed(update, code)
 
 
 @pytest.mark.parametrize("bad", ["abc", "NaN", "1e", float("nan"), float("inf"), True, [1]])
@@ -401,3 +495,44 @@ def test_unknown_venues_read_ccxt_floats_marked_inexact() -> None:
     assert reading.balances["BTC"].hold_trade == D("0.25")
     assert not reading.balances["BTC"].exact
     assert reading.balances["XRP"].hold_trade is None
+
+
+def test_unified_asset_without_total_is_read_from_its_parts_or_refused() -> None:
+    """No total: free + used when ccxt gives both; else the reading is refused, never partial.
+
+    Before, the asset was skipped from a reading called complete, and REST then
+    zeroed a held asset (BTC 2.5 -> 0).
+    """
+    parts = {
+        "total": {"BTC": None, "USD": 100.0},
+        "BTC": {"free": 2.0, "used": 0.5, "total": None},
+        "USD": {"free": 100.0, "used": 0.0, "total": 100.0},
+    }
+    reading = UnifiedShape("bitstamp").unified(parts, code)
+    assert reading.balances["BTC"].balance == D("2.5")
+    assert reading.balances["BTC"].hold_trade == D("0.5")
+    free_only = {**parts, "BTC": {"free": 2.5, "used": None, "total": None}}
+    with pytest.raises(ProtocolError, match="BTC: no total"):
+        UnifiedShape("bitstamp").unified(free_only, code)
+
+
+@pytest.mark.parametrize(
+    ("account", "match"),
+    [
+        ({"free": 3.0, "used": 5.0, "total": 1.0}, "used 5.0 > total 1.0"),
+        ({"free": 3.0, "used": 0.5, "total": 1.0}, "!= total"),
+    ],
+)
+def test_unified_parts_that_contradict_the_total_are_refused(
+    account: dict[str, float], match: str
+) -> None:
+    """used > total, or free + used != total: the reading is refused."""
+    with pytest.raises(ProtocolError, match=match):
+        UnifiedShape("bitstamp").unified({"total": {"BTC": 1.0}, "BTC": account}, code)
+
+
+def test_unified_parts_added_as_floats_are_accepted() -> None:
+    """ccxt adds free and used in binary floats: 0.1 + 0.2 is its total of 0.3."""
+    account = {"free": 0.1, "used": 0.2, "total": 0.1 + 0.2}
+    reading = UnifiedShape("bitstamp").unified({"total": {"BTC": 0.1 + 0.2}, "BTC": account}, code)
+    assert reading.balances["BTC"].hold_trade == D("0.2")

@@ -25,6 +25,7 @@ gives (ccxt's ``safe_currency_code``).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ __all__ = [
     "StreamBook",
     "UnifiedShape",
     "VenueShape",
+    "optional_amount",
     "parse_amount",
     "shape_for",
 ]
@@ -102,22 +104,23 @@ def parse_amount(value: object, path: str) -> tuple[Decimal, bool]:
     """One raw amount as ``(Decimal, exact)``.
 
     Strings and integers are exact; a float is read through ``repr`` (its
-    shortest round-trip decimal) and is not. ``None`` and ``""`` are zero
-    (venues send ``""`` for fields that do not apply).
+    shortest round-trip decimal) and is not. An amount is required: a missing
+    one (``None``) or an empty string is not zero (see :func:`optional_amount`
+    for the fields a venue documents as optional).
 
     Raises:
-        ProtocolError: not a finite number (NaN, infinity, text, a bool...),
-            naming ``path`` and the value.
+        ProtocolError: missing, empty, or not a finite number (NaN, infinity,
+            text, a bool...), naming ``path`` and the value.
     """
     if isinstance(value, str):
         text = value.strip()
         if not text:
-            return ZERO, True
+            raise ProtocolError("empty amount", path=path, raw=value)
         if _PLAIN_NUMBER.fullmatch(text) is None:
             raise ProtocolError(f"not a decimal amount: {value[:40]!r}", path=path, raw=value)
         return Decimal(text), True
     if value is None:
-        return ZERO, True
+        raise ProtocolError("missing amount", path=path, raw="None")
     if isinstance(value, bool):
         raise ProtocolError(f"not an amount: {value!r}", path=path, raw=repr(value))
     if isinstance(value, int):
@@ -131,6 +134,17 @@ def parse_amount(value: object, path: str) -> tuple[Decimal, bool]:
             raise ProtocolError(f"not a finite amount: {value}", path=path, raw=str(value))
         return value, True
     raise ProtocolError(f"not an amount: {type(value).__name__}", path=path, raw=repr(value)[:200])
+
+
+def optional_amount(value: object, path: str) -> tuple[Decimal, bool]:
+    """An amount the venue documents as optional: absent (``None``) or ``""`` is zero.
+
+    Raises:
+        ProtocolError: present but not a finite number.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return ZERO, True
+    return parse_amount(value, path)
 
 
 def _amounts(
@@ -245,24 +259,56 @@ class VenueShape:
 
 
 def read_unified(balance: Mapping[str, Any], code: Code) -> Reading:
-    """ccxt's unified balance structure (``{"BTC": {"free", "used", "total"}, ...}``)."""
+    """ccxt's unified balance structure (``{"BTC": {"free", "used", "total"}, ...}``).
+
+    Every asset ccxt lists is read, or the whole reading is refused: a reading
+    that silently left one out would say the asset holds nothing. ``total`` is
+    the balance (``free + used`` when ccxt gives no total but both parts);
+    ``used`` the hold (``None``: unknown). Parts that do not add up are refused.
+
+    Raises:
+        ProtocolError: an asset without a total nor both parts, or whose parts
+            contradict its total (``used > total``, ``free + used != total``).
+    """
     reading = Reading(complete=True, exchange_time=_millis(balance.get("timestamp")))
     totals = balance.get("total")
     names: Iterable[str] = totals.keys() if isinstance(totals, Mapping) else ()
     for name in names:
-        account = balance.get(name)
-        if not isinstance(account, Mapping) or account.get("total") is None:
-            continue
         path = f"$.{name}"
-        total, exact = parse_amount(account.get("total"), f"{path}.total")
-        used = account.get("used")
-        hold: Decimal | None = None
-        if used is not None:
-            hold, used_exact = parse_amount(used, f"{path}.used")
+        account = _mapping(balance.get(name), path)
+        raw_free, raw_used, raw_total = (account.get(k) for k in ("free", "used", "total"))
+        free = used = None
+        exact = True
+        if raw_free is not None:
+            free, exact = parse_amount(raw_free, f"{path}.free")
+        if raw_used is not None:
+            used, used_exact = parse_amount(raw_used, f"{path}.used")
             exact = exact and used_exact
+        if raw_total is not None:
+            total, total_exact = parse_amount(raw_total, f"{path}.total")
+            exact = exact and total_exact
+        elif free is not None and used is not None:
+            total = _add(free, used)
+        else:
+            raise ProtocolError(
+                f"{name}: no total, and not both free and used", path=path, raw=repr(account)[:200]
+            )
+        if used is not None and used > total:
+            raise ProtocolError(f"{name}: used {used} > total {total}", path=path, raw=str(total))
+        if free is not None and used is not None and not _adds_up(free, used, total):
+            raise ProtocolError(
+                f"{name}: free {free} + used {used} != total {total}", path=path, raw=str(total)
+            )
         asset = code(name)
-        reading.balances[asset] = _amounts(asset, exact, total, hold=hold)
+        reading.balances[asset] = _amounts(asset, exact, total, hold=used)
     return reading
+
+
+def _adds_up(free: Decimal, used: Decimal, total: Decimal) -> bool:
+    """``free + used == total``, exactly or as floats (ccxt adds them in binary floats)."""
+    if _add(free, used) == total:
+        return True
+    return math.isclose(float(free) + float(used), float(total), rel_tol=1e-12, abs_tol=0.0)
 
 
 class UnifiedShape(VenueShape):
@@ -429,9 +475,12 @@ class KrakenShape(VenueShape):
             entry = _mapping(entry, path)
             base, _, suffix = str(key).partition(".")
             asset = code(base)
+            # ``credit`` and ``credit_used`` appear only on accounts with a credit line.
             values = [
-                parse_amount(entry.get(name), f"{path}.{name}")
-                for name in ("balance", "hold_trade", "credit", "credit_used")
+                parse_amount(entry.get("balance"), f"{path}.balance"),
+                parse_amount(entry.get("hold_trade"), f"{path}.hold_trade"),
+                optional_amount(entry.get("credit"), f"{path}.credit"),
+                optional_amount(entry.get("credit_used"), f"{path}.credit_used"),
             ]
             s = sums.setdefault(asset, [ZERO, ZERO, ZERO, ZERO, ZERO])
             exactness[asset] = exactness.get(asset, True) and all(e for _, e in values)
