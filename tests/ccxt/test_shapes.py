@@ -302,9 +302,62 @@ def test_okx_stream_snapshot_then_updates() -> None:
     assert update is not None
     assert not update.complete
     assert update.balances["USDT"].balance == D("4850.4")
-    paged = book.feed({**OKX_PUSH, "eventType": "snapshot", "lastPage": False}, code)
-    assert paged is not None
-    assert not paged.complete
+
+
+def okx_page(current: int, last: bool, ccy: str, cash: str) -> dict[str, object]:
+    """One page of an OKX ``account`` snapshot (okx.com/docs-v5: Account channel)."""
+    return {
+        **OKX_PUSH,
+        "eventType": "snapshot",
+        "curPage": current,
+        "lastPage": last,
+        "data": [
+            {"uTime": "1705564223311", "details": [{"ccy": ccy, "cashBal": cash, "frozenBal": "0"}]}
+        ],
+    }
+
+
+def test_okx_paged_snapshot_is_one_complete_reading() -> None:
+    """Pages are collected until the last one, then read as one complete snapshot.
+
+    Before, no page was complete: a venue sending its snapshot in pages never
+    streamed (the source waited for a complete one until it timed out).
+    """
+    book = OkxShape().book()
+    assert book.feed(okx_page(1, False, "BTC", "1.5"), code) is None
+    assert book.feed(okx_page(2, False, "ETH", "3"), code) is None
+    reading = book.feed(okx_page(3, True, "USDT", "100"), code)
+    assert reading is not None
+    assert reading.complete
+    assert {a: v.balance for a, v in reading.balances.items()} == {
+        "BTC": D("1.5"),
+        "ETH": D(3),
+        "USDT": D(100),
+    }
+
+
+def test_okx_event_between_pages_is_newer_than_the_snapshot() -> None:
+    """An event between two pages is read at once; the snapshot it interrupts keeps it."""
+    book = OkxShape().book()
+    assert book.feed(okx_page(1, False, "USDT", "100"), code) is None
+    event = book.feed(OKX_PUSH, code)
+    assert event is not None
+    assert not event.complete
+    assert event.balances["USDT"].balance == D("4850.4")
+    reading = book.feed(okx_page(2, True, "USDT", "100"), code)
+    assert reading is not None
+    assert reading.complete
+    assert reading.balances["USDT"].balance == D("4850.4")
+
+
+def test_okx_page_out_of_turn_is_refused() -> None:
+    """A lost page (2 after nothing, 3 after 1) resyncs rather than give a partial account."""
+    book = OkxShape().book()
+    with pytest.raises(ProtocolError, match="page 2 out of turn"):
+        book.feed(okx_page(2, True, "BTC", "1"), code)
+    book.feed(okx_page(1, False, "BTC", "1"), code)
+    with pytest.raises(ProtocolError, match="page 3 out of turn"):
+        book.feed(okx_page(3, True, "ETH", "1"), code)
 
 
 # -- Kraken ---------------------------------------------------------------------------

@@ -6,8 +6,11 @@ Each test failed before its fix.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from decimal import Decimal
 
+import ccxt.pro as ccxtpro
 import pytest
 import pytest_asyncio
 
@@ -196,3 +199,57 @@ async def test_an_exact_duplicate_frame_is_dropped_without_a_resync(
         stats = stream.get_statistics()
         assert (stats["rejected"], stats["reconnects"]) == (0, 0)
         assert btc_is_true(manager, sim)
+
+
+async def test_an_okx_snapshot_in_pages_starts_the_stream(clock: ManualClock) -> None:
+    """OKX may send its subscription snapshot in pages: the stream starts from all of them.
+
+    A real ccxt.pro okx instance; only watch_balance is replaced (no network):
+    it hands the venue's pages to the source's message hook, as ccxt's receive
+    loop does. Before, the stream never streamed ("no balance snapshot").
+    """
+    exchange = ccxtpro.okx({"apiKey": "k", "secret": "s", "password": "p"})
+    rest = CcxtRestSource(exchange, config=CONFIG, clock=clock)
+    stream = CcxtStreamSource(rest)
+    pages = [
+        {
+            "arg": {"channel": "account", "uid": "1"},
+            "eventType": "snapshot",
+            "curPage": current,
+            "lastPage": current == 2,
+            "data": [
+                {
+                    "uTime": "1700000000000",
+                    "details": [{"ccy": ccy, "cashBal": cash, "frozenBal": "0"}],
+                }
+            ],
+        }
+        for current, ccy, cash in ((1, "BTC", "1.5"), (2, "USDT", "100"))
+    ]
+
+    async def watch_balance(*args: object, **kwargs: object) -> None:
+        del args, kwargs
+        for page in pages:
+            stream._on_message(page)
+        await asyncio.Event().wait()
+
+    async def close_ws_clients() -> None:
+        return None
+
+    exchange.watch_balance = watch_balance
+    exchange.close_ws_clients = close_ws_clients
+    events: list[StreamEvent] = []
+    try:
+        await stream.start(events.append)
+        await drive(clock, 5.0, step=0.5, until=lambda: stream.connected)
+        assert stream.connected
+        snapshots = [e for e in events if isinstance(e, StreamSnapshot)]
+        assert len(snapshots) == 1
+        assert snapshots[0].complete
+        assert {a: v.balance for a, v in snapshots[0].balances.items()} == {
+            "BTC": Decimal("1.5"),
+            "USDT": Decimal(100),
+        }
+    finally:
+        await stream.stop()
+        await rest.close()

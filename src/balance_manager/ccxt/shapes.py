@@ -599,7 +599,19 @@ def _okx_details(data: object, path: str, code: Code, reading: Reading) -> None:
 
 
 class _OkxBook(StreamBook):
-    """OKX's ``account`` channel: a snapshot on subscribe, then the currencies that changed."""
+    """OKX's ``account`` channel: a snapshot on subscribe, then the currencies that changed.
+
+    A snapshot may come in pages (``curPage`` 1, 2... until ``lastPage``): the
+    pages are collected and read as one complete snapshot when the last one
+    comes. A page out of turn is a :class:`~balance_manager.exceptions.ProtocolError`
+    (the stream resyncs). An event between two pages is newer than the
+    snapshot: it is read at once, and the later pages do not undo it.
+    """
+
+    def __init__(self) -> None:
+        self._pages: Reading | None = None  # the snapshot being collected
+        self._next_page = 1
+        self._newer: set[str] = set()  # assets events changed since its first page
 
     def feed(self, message: object, code: Code) -> Reading | None:
         if not isinstance(message, Mapping):
@@ -609,12 +621,41 @@ class _OkxBook(StreamBook):
             return None
         if "data" not in message:
             return None  # the subscription's acknowledgement
-        # A snapshot may come in pages (``curPage``/``lastPage``): only a
-        # single-page one is taken as the complete account.
-        complete = message.get("eventType") == "snapshot" and message.get("lastPage", True) is True
-        reading = Reading(complete=complete and message.get("curPage", 1) == 1)
-        _okx_details(message.get("data"), "$.data", code, reading)
-        return reading
+        page = Reading()
+        _okx_details(message.get("data"), "$.data", code, page)
+        if message.get("eventType") != "snapshot":
+            if self._pages is not None:
+                self._pages.balances.update(page.balances)
+                self._newer.update(page.balances)
+            return page
+        current = message.get("curPage", 1)
+        last = message.get("lastPage", True)
+        if not isinstance(current, int) or isinstance(current, bool) or not isinstance(last, bool):
+            raise ProtocolError(
+                "snapshot page without curPage/lastPage", path="$.curPage", raw=repr(current)
+            )
+        if current == 1:
+            self._pages, self._next_page, self._newer = Reading(), 1, set()
+        if self._pages is None or current != self._next_page:
+            expected = self._next_page if self._pages is not None else 1
+            self._pages = None
+            raise ProtocolError(
+                f"snapshot page {current} out of turn (expected {expected})",
+                path="$.curPage",
+                raw=str(current),
+            )
+        pages = self._pages
+        for asset, amounts in page.balances.items():
+            if asset not in self._newer:
+                pages.balances[asset] = amounts
+        if page.exchange_time is not None:
+            pages.exchange_time = max(page.exchange_time, pages.exchange_time or 0.0)
+        if not last:
+            self._next_page += 1
+            return None  # nothing to apply before the last page
+        self._pages = None
+        pages.complete = True
+        return pages
 
 
 class OkxShape(VenueShape):
