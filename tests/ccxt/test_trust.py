@@ -1,7 +1,8 @@
 """Trust on the ccxt path: no wrong balance served as live, every loss found and repaired.
 
-ccxt.pro's own kraken class at the simulator (loopback), on the manual clock.
-Each test failed before its fix.
+ccxt.pro's own kraken class at the simulator (loopback), on the manual clock (and a ccxt.pro
+okx instance whose watch_balance alone is replaced, for its paged snapshot).
+Each test failed before its fix (but the exact-duplicate guard).
 """
 
 from __future__ import annotations
@@ -184,7 +185,11 @@ async def test_reordered_frames_resync(quiet_sim: SimulatedKraken, clock: Manual
 async def test_an_exact_duplicate_frame_is_dropped_without_a_resync(
     quiet_sim: SimulatedKraken, clock: ManualClock
 ) -> None:
-    """The same frame twice is read once; no resync is needed."""
+    """The same frame twice is read once; no resync is needed.
+
+    A guard for the sequence check (it passed before it, too): an exact repeat
+    must not cost a reconnect.
+    """
     sim = quiet_sim
     rest, stream = started(sim, clock)
     async with BalanceManager(stream, rest, CONFIG, clock=clock) as manager:
