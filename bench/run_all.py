@@ -50,6 +50,12 @@ SCRIPTS: tuple[tuple[str, tuple[str, ...]], ...] = (
 ISSUE_13: tuple[tuple[str, str, str, str], ...] = (
     ("whole path in-process / floor", "4.1x", "bench_ingest.py", "ingest, manager time / floor"),
     (
+        "  lower bound: one-function sketch / floor",
+        "-",
+        "bench_ingest.py",
+        "  sketch (each promised step fused",
+    ),
+    (
         "loopback 20k frames, fresh SQLite / floor (CPU)",
         "2.3-3.1x",
         "bench_ingest.py",

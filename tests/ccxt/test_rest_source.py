@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import ccxt.async_support as ccxt_async
 import pytest
 
-from balance_manager.ccxt import CcxtRestSource
+from balance_manager.ccxt import CcxtRestSource, translate_error
 from balance_manager.core.sources import RestSource
 from balance_manager.exceptions import (
     AuthenticationError,
     CircuitOpenError,
     ExchangeUnavailableError,
     RateLimitedError,
+    RequestTimeoutError,
     TransportError,
 )
 from balance_manager.simulator import SimulatedKraken
@@ -87,3 +89,22 @@ async def test_refused_key_is_an_authentication_error_without_secrets(
     assert "kraken" in text
     assert secret not in text
     assert "c2VjcmV0c2VjcmV0c2VjcmV0" not in text
+
+
+async def test_a_ccxt_timeout_names_ccxts_configured_timeout(rest: CcxtRestSource) -> None:
+    """ccxt's RequestTimeout becomes RequestTimeoutError with ccxt's own timeout (ms → s).
+
+    Before, the message said "no answer within 0 s".
+    """
+    rest.client.timeout = 2500
+    error = rest.translate(
+        ccxt_async.RequestTimeout("kraken GET /0/private/BalanceEx"), "fetch_balance"
+    )
+    assert isinstance(error, RequestTimeoutError)
+    assert error.timeout == 2.5
+    assert str(error) == "kraken fetch_balance got no answer within 2.5 s"
+    unknown = translate_error(
+        ccxt_async.RequestTimeout("x"), venue="kraken", method="fetch_balance"
+    )
+    assert isinstance(unknown, RequestTimeoutError)
+    assert "within 0 s" not in str(unknown)

@@ -7,6 +7,7 @@ test; they are written here, not captured (no network in tests).
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given, strategies as st
@@ -16,6 +17,7 @@ from balance_manager.ccxt.shapes import (
     KrakenShape,
     OkxShape,
     UnifiedShape,
+    optional_amount,
     parse_amount,
     shape_for,
 )
@@ -37,8 +39,100 @@ def test_strings_and_integers_are_exact_floats_are_not() -> None:
     assert parse_amount("1.2435000000", "$") == (D("1.2435000000"), True)
     assert parse_amount(250, "$") == (D(250), True)
     assert parse_amount(0.1, "$") == (D("0.1"), False)
-    assert parse_amount("", "$") == (D(0), True)
-    assert parse_amount(None, "$") == (D(0), True)
+
+
+def test_a_missing_or_empty_amount_is_not_zero() -> None:
+    """A missing amount field is refused, not read as an exact zero (only optional ones are)."""
+    for missing in (None, "", "  "):
+        with pytest.raises(ProtocolError, match=r"missing|empty"):
+            parse_amount(missing, "$.x")
+        assert optional_amount(missing, "$.x") == (D(0), True)
+    assert optional_amount("1.5", "$.x") == (D("1.5"), True)
+
+
+@pytest.mark.parametrize(
+    ("shape_read", "path"),
+    [
+        (
+            lambda: BinanceShape().rest({"balances": [{"asset": "BTC", "locked": "0"}]}, code),
+            "free",
+        ),
+        (
+            lambda: BinanceShape().rest({"balances": [{"asset": "BTC", "free": "1"}]}, code),
+            "locked",
+        ),
+        (
+            lambda: (
+                BinanceShape()
+                .book()
+                .feed({"e": "outboundAccountPosition", "B": [{"a": "BTC", "l": "0.5"}]}, code)
+            ),
+            "$.B[0].f",
+        ),
+        (
+            lambda: OkxShape().rest(
+                {"code": "0", "data": [{"details": [{"ccy": "BTC", "frozenBal": "0"}]}]}, code
+            ),
+            "cashBal",
+        ),
+        (
+            lambda: OkxShape().rest(
+                {
+                    "code": "0",
+                    "data": [{"details": [{"ccy": "BTC", "cashBal": "", "frozenBal": "0"}]}],
+                },
+                code,
+            ),
+            "cashBal",
+        ),
+        (
+            lambda: KrakenShape().rest(
+                {"error": [], "result": {"XXBT": {"hold_trade": "0"}}}, code
+            ),
+            "balance",
+        ),
+        (
+            lambda: KrakenShape().rest({"error": [], "result": {"XXBT": {"balance": "1"}}}, code),
+            "hold_trade",
+        ),
+    ],
+)
+def test_a_payload_without_its_amount_is_refused(shape_read: Any, path: str) -> None:
+    """Every venue's main amount fields are required: missing is a ProtocolError naming them.
+
+    Before, a payload that lost its amount set the asset to an exact zero.
+    """
+    with pytest.raises(ProtocolError) as info:
+        shape_read()
+    assert path in (info.value.path or "")
+
+
+def test_kraken_credit_fields_are_optional() -> None:
+    """Kraken sends credit and credit_used only for accounts with a credit line: absent is zero."""
+    reading = KrakenShape().rest(
+        {"error": [], "result": {"XXBT": {"balance": "1", "hold_trade": "0"}}}, code
+    )
+    assert (reading.balances["BTC"].credit, reading.balances["BTC"].credit_used) == (D(0), D(0))
+
+
+def test_kraken_stream_entry_without_its_balance_is_refused() -> None:
+    """A snapshot wallet or an update without ``balance`` is refused, not zero."""
+    book = KrakenShape().book()
+    snapshot = {
+        "channel": "balances",
+        "type": "snapshot",
+        "sequence": 1,
+        "data": [{"asset": "BTC", "wallets": [{"type": "spot", "id": "main"}]}],
+    }
+    with pytest.raises(ProtocolError, match="missing"):
+        book.feed(snapshot, code)
+    book.feed(KRAKEN_SNAPSHOT, code)
+    update = kraken_update(2, 5010)
+    data = update["data"]
+    assert isinstance(data, list)
+    del data[0]["balance"]
+    with pytest.raises(ProtocolError, match="missing"):
+        book.feed(update, code)
 
 
 @pytest.mark.parametrize("bad", ["abc", "NaN", "1e", float("nan"), float("inf"), True, [1]])
@@ -208,9 +302,62 @@ def test_okx_stream_snapshot_then_updates() -> None:
     assert update is not None
     assert not update.complete
     assert update.balances["USDT"].balance == D("4850.4")
-    paged = book.feed({**OKX_PUSH, "eventType": "snapshot", "lastPage": False}, code)
-    assert paged is not None
-    assert not paged.complete
+
+
+def okx_page(current: int, last: bool, ccy: str, cash: str) -> dict[str, object]:
+    """One page of an OKX ``account`` snapshot (okx.com/docs-v5: Account channel)."""
+    return {
+        **OKX_PUSH,
+        "eventType": "snapshot",
+        "curPage": current,
+        "lastPage": last,
+        "data": [
+            {"uTime": "1705564223311", "details": [{"ccy": ccy, "cashBal": cash, "frozenBal": "0"}]}
+        ],
+    }
+
+
+def test_okx_paged_snapshot_is_one_complete_reading() -> None:
+    """Pages are collected until the last one, then read as one complete snapshot.
+
+    Before, no page was complete: a venue sending its snapshot in pages never
+    streamed (the source waited for a complete one until it timed out).
+    """
+    book = OkxShape().book()
+    assert book.feed(okx_page(1, False, "BTC", "1.5"), code) is None
+    assert book.feed(okx_page(2, False, "ETH", "3"), code) is None
+    reading = book.feed(okx_page(3, True, "USDT", "100"), code)
+    assert reading is not None
+    assert reading.complete
+    assert {a: v.balance for a, v in reading.balances.items()} == {
+        "BTC": D("1.5"),
+        "ETH": D(3),
+        "USDT": D(100),
+    }
+
+
+def test_okx_event_between_pages_is_newer_than_the_snapshot() -> None:
+    """An event between two pages is read at once; the snapshot it interrupts keeps it."""
+    book = OkxShape().book()
+    assert book.feed(okx_page(1, False, "USDT", "100"), code) is None
+    event = book.feed(OKX_PUSH, code)
+    assert event is not None
+    assert not event.complete
+    assert event.balances["USDT"].balance == D("4850.4")
+    reading = book.feed(okx_page(2, True, "USDT", "100"), code)
+    assert reading is not None
+    assert reading.complete
+    assert reading.balances["USDT"].balance == D("4850.4")
+
+
+def test_okx_page_out_of_turn_is_refused() -> None:
+    """A lost page (2 after nothing, 3 after 1) resyncs rather than give a partial account."""
+    book = OkxShape().book()
+    with pytest.raises(ProtocolError, match="page 2 out of turn"):
+        book.feed(okx_page(2, True, "BTC", "1"), code)
+    book.feed(okx_page(1, False, "BTC", "1"), code)
+    with pytest.raises(ProtocolError, match="page 3 out of turn"):
+        book.feed(okx_page(3, True, "ETH", "1"), code)
 
 
 # -- Kraken ---------------------------------------------------------------------------
@@ -302,6 +449,7 @@ def test_kraken_update_carrying_the_all_wallet_total_is_understood() -> None:
     total = {
         "channel": "balances",
         "type": "update",
+        "sequence": 2,
         "data": [
             {
                 "asset": "USDT",
@@ -316,6 +464,62 @@ def test_kraken_update_carrying_the_all_wallet_total_is_understood() -> None:
     reading = book.feed(total, code)
     assert reading is not None
     assert reading.balances["USDT"].balance == D(6010)
+
+
+def kraken_update(sequence: int, balance: int, ledger_id: str = "L1") -> dict[str, object]:
+    """A Kraken balances update of USDT's spot wallet (docs.kraken.com: Balances)."""
+    return {
+        "channel": "balances",
+        "type": "update",
+        "sequence": sequence,
+        "data": [
+            {
+                "asset": "USDT",
+                "amount": 10,
+                "fee": 0,
+                "balance": balance,
+                "wallet_type": "spot",
+                "wallet_id": "main",
+                "ledger_id": ledger_id,
+            }
+        ],
+    }
+
+
+def test_kraken_sequence_gap_step_back_and_changed_repeat_are_refused() -> None:
+    """A lost frame (gap), a reordered one (step back) or a repeat with other content resyncs."""
+    book = KrakenShape().book()
+    book.feed(KRAKEN_SNAPSHOT, code)
+    assert book.feed(kraken_update(2, 5010), code) is not None
+    with pytest.raises(ProtocolError, match="gap: got 4 after 2"):
+        book.feed(kraken_update(4, 5030), code)
+    book = KrakenShape().book()
+    book.feed(KRAKEN_SNAPSHOT, code)
+    book.feed(kraken_update(2, 5010), code)
+    book.feed(kraken_update(3, 5020, "L2"), code)
+    with pytest.raises(ProtocolError, match="out of order: got 1 after 3"):
+        book.feed(kraken_update(1, 5000, "L0"), code)
+    with pytest.raises(ProtocolError, match="out of order: got 2 after 3"):
+        book.feed(kraken_update(2, 5011), code)
+
+
+def test_kraken_exact_repeat_is_dropped() -> None:
+    """The same message twice (same sequence, same content) is read once."""
+    book = KrakenShape().book()
+    book.feed(KRAKEN_SNAPSHOT, code)
+    assert book.feed(kraken_update(2, 5010), code) is not None
+    assert book.feed(kraken_update(2, 5010), code) is None
+    reading = book.feed(kraken_update(3, 5020, "L2"), code)
+    assert reading is not None
+    assert reading.balances["USDT"].balance == D(6020)
+
+
+def test_kraken_balances_message_without_a_sequence_is_refused() -> None:
+    """Kraken documents a sequence on every balances message: without one, order is unknown."""
+    book = KrakenShape().book()
+    message = {k: v for k, v in KRAKEN_SNAPSHOT.items() if k != "sequence"}
+    with pytest.raises(ProtocolError, match="without a sequence"):
+        book.feed(message, code)
 
 
 def test_other_messages_are_not_balances() -> None:
@@ -344,3 +548,44 @@ def test_unknown_venues_read_ccxt_floats_marked_inexact() -> None:
     assert reading.balances["BTC"].hold_trade == D("0.25")
     assert not reading.balances["BTC"].exact
     assert reading.balances["XRP"].hold_trade is None
+
+
+def test_unified_asset_without_total_is_read_from_its_parts_or_refused() -> None:
+    """No total: free + used when ccxt gives both; else the reading is refused, never partial.
+
+    Before, the asset was skipped from a reading called complete, and REST then
+    zeroed a held asset (BTC 2.5 -> 0).
+    """
+    parts = {
+        "total": {"BTC": None, "USD": 100.0},
+        "BTC": {"free": 2.0, "used": 0.5, "total": None},
+        "USD": {"free": 100.0, "used": 0.0, "total": 100.0},
+    }
+    reading = UnifiedShape("bitstamp").unified(parts, code)
+    assert reading.balances["BTC"].balance == D("2.5")
+    assert reading.balances["BTC"].hold_trade == D("0.5")
+    free_only = {**parts, "BTC": {"free": 2.5, "used": None, "total": None}}
+    with pytest.raises(ProtocolError, match="BTC: no total"):
+        UnifiedShape("bitstamp").unified(free_only, code)
+
+
+@pytest.mark.parametrize(
+    ("account", "match"),
+    [
+        ({"free": 3.0, "used": 5.0, "total": 1.0}, "used 5.0 > total 1.0"),
+        ({"free": 3.0, "used": 0.5, "total": 1.0}, "!= total"),
+    ],
+)
+def test_unified_parts_that_contradict_the_total_are_refused(
+    account: dict[str, float], match: str
+) -> None:
+    """used > total, or free + used != total: the reading is refused."""
+    with pytest.raises(ProtocolError, match=match):
+        UnifiedShape("bitstamp").unified({"total": {"BTC": 1.0}, "BTC": account}, code)
+
+
+def test_unified_parts_added_as_floats_are_accepted() -> None:
+    """ccxt adds free and used in binary floats: 0.1 + 0.2 is its total of 0.3."""
+    account = {"free": 0.1, "used": 0.2, "total": 0.1 + 0.2}
+    reading = UnifiedShape("bitstamp").unified({"total": {"BTC": 0.1 + 0.2}, "BTC": account}, code)
+    assert reading.balances["BTC"].hold_trade == D("0.2")

@@ -197,3 +197,32 @@ async def test_stop_leaves_nothing_behind(manager: BalanceManager) -> None:
     assert not stream.connected
     assert not stream.failed
     assert not stream.exchange.clients
+
+
+async def test_no_reading_after_a_resync_was_requested(
+    manager: BalanceManager, sim: SimulatedKraken
+) -> None:
+    """A frame ccxt hands over after request_resync is not read: nothing reaches the manager.
+
+    The frame stands for one already in ccxt's receive buffer when the resync
+    was asked for (handed to the source's message hook, as ccxt's receive loop
+    does): its values belong to the connection being replaced.
+    """
+    stream = stream_of(manager)
+    updates = stream.get_statistics()["updates"]
+    eth = manager.sync_view().get_balance("ETH")
+    assert eth is not None
+    stream.request_resync("test")
+    assert stream.state is StreamState.RESYNCING
+    stream._on_message(
+        {
+            "channel": "balances",
+            "type": "snapshot",
+            "sequence": 1,
+            "data": [{"asset": "ETH", "balance": 99.0, "wallets": []}],
+        }
+    )
+    assert stream.get_statistics()["updates"] == updates
+    assert manager.sync_view().get_balance("ETH") == eth
+    await wait_until(lambda: stream.connected)
+    assert tradable(manager) == truth(sim)

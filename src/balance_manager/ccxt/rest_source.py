@@ -74,17 +74,28 @@ def _scrub(text: str, secrets: tuple[str, ...]) -> str:
 
 
 def translate_error(
-    exc: BaseException, *, venue: str, method: str, secrets: tuple[str, ...] = ()
+    exc: BaseException,
+    *,
+    venue: str,
+    method: str,
+    secrets: tuple[str, ...] = (),
+    timeout: float | None = None,
 ) -> BalanceManagerError:
     """The :mod:`balance_manager.exceptions` error a ccxt exception stands for.
 
     The message names the venue, the call and ccxt's error class; ccxt's own
     text is kept only with every secret, signature and token taken out.
+    ``timeout`` is ccxt's request timeout in seconds (the instance's
+    ``timeout``), named by a timeout's message; ``None``: not known.
     """
     detail = _scrub(str(exc), secrets)
     code = f"{venue} {type(exc).__name__}: {detail}" if detail else f"{venue} {type(exc).__name__}"
     if isinstance(exc, ccxt_async.RequestTimeout):
-        return RequestTimeoutError(f"{venue} {method}", 0.0)
+        operation = f"{venue} {method}"
+        error = RequestTimeoutError(operation, timeout or 0.0)
+        if not timeout:
+            error.args = (f"{operation} got no answer in time (ccxt's timeout)",)
+        return error
     if isinstance(exc, ccxt_async.AuthenticationError | ccxt_async.AccountSuspended):
         if isinstance(exc, ccxt_async.InvalidNonce):
             return InvalidNonceError(code, method=method)
@@ -277,7 +288,16 @@ class CcxtRestSource:
 
     def translate(self, exc: BaseException, method: str) -> BalanceManagerError:
         """A ccxt exception as ours (see :func:`translate_error`)."""
-        return translate_error(exc, venue=self.venue, method=method, secrets=self._secrets)
+        return translate_error(
+            exc, venue=self.venue, method=method, secrets=self._secrets, timeout=self._timeout()
+        )
+
+    def _timeout(self) -> float | None:
+        """ccxt's request timeout in seconds (its ``timeout`` is in milliseconds), if set."""
+        millis = getattr(self.client, "timeout", None)
+        if isinstance(millis, int | float) and not isinstance(millis, bool) and millis > 0:
+            return float(millis) / 1000.0
+        return None
 
     async def _call(self, method: str, awaitable: Any) -> Any:
         """One ccxt call behind the breaker and a deadline; errors translated."""

@@ -25,6 +25,7 @@ gives (ccxt's ``safe_currency_code``).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ __all__ = [
     "StreamBook",
     "UnifiedShape",
     "VenueShape",
+    "optional_amount",
     "parse_amount",
     "shape_for",
 ]
@@ -102,22 +104,23 @@ def parse_amount(value: object, path: str) -> tuple[Decimal, bool]:
     """One raw amount as ``(Decimal, exact)``.
 
     Strings and integers are exact; a float is read through ``repr`` (its
-    shortest round-trip decimal) and is not. ``None`` and ``""`` are zero
-    (venues send ``""`` for fields that do not apply).
+    shortest round-trip decimal) and is not. An amount is required: a missing
+    one (``None``) or an empty string is not zero (see :func:`optional_amount`
+    for the fields a venue documents as optional).
 
     Raises:
-        ProtocolError: not a finite number (NaN, infinity, text, a bool...),
-            naming ``path`` and the value.
+        ProtocolError: missing, empty, or not a finite number (NaN, infinity,
+            text, a bool...), naming ``path`` and the value.
     """
     if isinstance(value, str):
         text = value.strip()
         if not text:
-            return ZERO, True
+            raise ProtocolError("empty amount", path=path, raw=value)
         if _PLAIN_NUMBER.fullmatch(text) is None:
             raise ProtocolError(f"not a decimal amount: {value[:40]!r}", path=path, raw=value)
         return Decimal(text), True
     if value is None:
-        return ZERO, True
+        raise ProtocolError("missing amount", path=path, raw="None")
     if isinstance(value, bool):
         raise ProtocolError(f"not an amount: {value!r}", path=path, raw=repr(value))
     if isinstance(value, int):
@@ -131,6 +134,17 @@ def parse_amount(value: object, path: str) -> tuple[Decimal, bool]:
             raise ProtocolError(f"not a finite amount: {value}", path=path, raw=str(value))
         return value, True
     raise ProtocolError(f"not an amount: {type(value).__name__}", path=path, raw=repr(value)[:200])
+
+
+def optional_amount(value: object, path: str) -> tuple[Decimal, bool]:
+    """An amount the venue documents as optional: absent (``None``) or ``""`` is zero.
+
+    Raises:
+        ProtocolError: present but not a finite number.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return ZERO, True
+    return parse_amount(value, path)
 
 
 def _amounts(
@@ -245,24 +259,56 @@ class VenueShape:
 
 
 def read_unified(balance: Mapping[str, Any], code: Code) -> Reading:
-    """ccxt's unified balance structure (``{"BTC": {"free", "used", "total"}, ...}``)."""
+    """ccxt's unified balance structure (``{"BTC": {"free", "used", "total"}, ...}``).
+
+    Every asset ccxt lists is read, or the whole reading is refused: a reading
+    that silently left one out would say the asset holds nothing. ``total`` is
+    the balance (``free + used`` when ccxt gives no total but both parts);
+    ``used`` the hold (``None``: unknown). Parts that do not add up are refused.
+
+    Raises:
+        ProtocolError: an asset without a total nor both parts, or whose parts
+            contradict its total (``used > total``, ``free + used != total``).
+    """
     reading = Reading(complete=True, exchange_time=_millis(balance.get("timestamp")))
     totals = balance.get("total")
     names: Iterable[str] = totals.keys() if isinstance(totals, Mapping) else ()
     for name in names:
-        account = balance.get(name)
-        if not isinstance(account, Mapping) or account.get("total") is None:
-            continue
         path = f"$.{name}"
-        total, exact = parse_amount(account.get("total"), f"{path}.total")
-        used = account.get("used")
-        hold: Decimal | None = None
-        if used is not None:
-            hold, used_exact = parse_amount(used, f"{path}.used")
+        account = _mapping(balance.get(name), path)
+        raw_free, raw_used, raw_total = (account.get(k) for k in ("free", "used", "total"))
+        free = used = None
+        exact = True
+        if raw_free is not None:
+            free, exact = parse_amount(raw_free, f"{path}.free")
+        if raw_used is not None:
+            used, used_exact = parse_amount(raw_used, f"{path}.used")
             exact = exact and used_exact
+        if raw_total is not None:
+            total, total_exact = parse_amount(raw_total, f"{path}.total")
+            exact = exact and total_exact
+        elif free is not None and used is not None:
+            total = _add(free, used)
+        else:
+            raise ProtocolError(
+                f"{name}: no total, and not both free and used", path=path, raw=repr(account)[:200]
+            )
+        if used is not None and used > total:
+            raise ProtocolError(f"{name}: used {used} > total {total}", path=path, raw=str(total))
+        if free is not None and used is not None and not _adds_up(free, used, total):
+            raise ProtocolError(
+                f"{name}: free {free} + used {used} != total {total}", path=path, raw=str(total)
+            )
         asset = code(name)
-        reading.balances[asset] = _amounts(asset, exact, total, hold=hold)
+        reading.balances[asset] = _amounts(asset, exact, total, hold=used)
     return reading
+
+
+def _adds_up(free: Decimal, used: Decimal, total: Decimal) -> bool:
+    """``free + used == total``, exactly or as floats (ccxt adds them in binary floats)."""
+    if _add(free, used) == total:
+        return True
+    return math.isclose(float(free) + float(used), float(total), rel_tol=1e-12, abs_tol=0.0)
 
 
 class UnifiedShape(VenueShape):
@@ -288,17 +334,63 @@ _KRAKEN_TRADABLE_SUFFIXES = frozenset({"F"})
 _KRAKEN_TRADABLE_WALLETS = frozenset({("spot", "main"), ("earn", "liquid")})
 
 
+#: How many recent ``balances`` sequences are remembered to recognise a duplicate.
+_KRAKEN_DUPLICATE_WINDOW = 64
+
+
 class _KrakenBook(StreamBook):
-    """Kraken's ``balances`` channel: a snapshot of every wallet, then one update per entry."""
+    """Kraken's ``balances`` channel: a snapshot of every wallet, then one update per entry.
+
+    Every message carries the channel's ``sequence``: the snapshot's is the
+    base, each update must be the previous + 1. A gap (a lost frame), a step
+    back (a reordered one) or a repeated number with other content is a
+    :class:`~balance_manager.exceptions.ProtocolError` (the stream resyncs); an
+    exact repeat of a recent message is dropped.
+    """
 
     def __init__(self) -> None:
         self._wallets: dict[str, dict[tuple[str, str], tuple[Decimal, bool]]] = {}
+        self._sequence: int | None = None
+        self._recent: dict[int, object] = {}
+
+    def _in_sequence(self, kind: object, sequence: int, data: list[Any]) -> bool:
+        """Whether to read the message (``False``: an exact duplicate, dropped).
+
+        Raises:
+            ProtocolError: a gap, a step back, or a repeat with other content.
+        """
+        last = self._sequence
+        if kind == "snapshot":
+            self._recent = {}
+        elif last is not None and sequence != last + 1:
+            if sequence <= last and self._recent.get(sequence, self) == data:
+                return False
+            how = "gap" if sequence > last else "out of order"
+            raise ProtocolError(
+                f"balances sequence {how}: got {sequence} after {last}",
+                path="$.sequence",
+                raw=str(sequence),
+            )
+        self._sequence = sequence
+        self._recent[sequence] = data
+        if len(self._recent) > _KRAKEN_DUPLICATE_WINDOW:
+            del self._recent[next(iter(self._recent))]
+        return True
 
     def feed(self, message: object, code: Code) -> Reading | None:
         if not isinstance(message, Mapping) or message.get("channel") != "balances":
             return None
         kind = message.get("type")
+        if kind not in ("snapshot", "update"):
+            return None
         data = _list(message.get("data"), "$.data")
+        sequence = message.get("sequence")
+        if not isinstance(sequence, int) or isinstance(sequence, bool):
+            raise ProtocolError(
+                "balances message without a sequence", path="$.sequence", raw=repr(sequence)
+            )
+        if not self._in_sequence(kind, sequence, data):
+            return None
         if kind == "snapshot":
             self._wallets = {}
             for i, item in enumerate(data):
@@ -315,8 +407,6 @@ class _KrakenBook(StreamBook):
                         item.get("balance"), f"$.data[{i}].balance"
                     )
             return Reading({asset: self._view(asset) for asset in self._wallets}, complete=True)
-        if kind != "update":
-            return None
         reading = Reading()
         for i, item in enumerate(data):
             path = f"$.data[{i}]"
@@ -385,9 +475,12 @@ class KrakenShape(VenueShape):
             entry = _mapping(entry, path)
             base, _, suffix = str(key).partition(".")
             asset = code(base)
+            # ``credit`` and ``credit_used`` appear only on accounts with a credit line.
             values = [
-                parse_amount(entry.get(name), f"{path}.{name}")
-                for name in ("balance", "hold_trade", "credit", "credit_used")
+                parse_amount(entry.get("balance"), f"{path}.balance"),
+                parse_amount(entry.get("hold_trade"), f"{path}.hold_trade"),
+                optional_amount(entry.get("credit"), f"{path}.credit"),
+                optional_amount(entry.get("credit_used"), f"{path}.credit_used"),
             ]
             s = sums.setdefault(asset, [ZERO, ZERO, ZERO, ZERO, ZERO])
             exactness[asset] = exactness.get(asset, True) and all(e for _, e in values)
@@ -506,7 +599,19 @@ def _okx_details(data: object, path: str, code: Code, reading: Reading) -> None:
 
 
 class _OkxBook(StreamBook):
-    """OKX's ``account`` channel: a snapshot on subscribe, then the currencies that changed."""
+    """OKX's ``account`` channel: a snapshot on subscribe, then the currencies that changed.
+
+    A snapshot may come in pages (``curPage`` 1, 2... until ``lastPage``): the
+    pages are collected and read as one complete snapshot when the last one
+    comes. A page out of turn is a :class:`~balance_manager.exceptions.ProtocolError`
+    (the stream resyncs). An event between two pages is newer than the
+    snapshot: it is read at once, and the later pages do not undo it.
+    """
+
+    def __init__(self) -> None:
+        self._pages: Reading | None = None  # the snapshot being collected
+        self._next_page = 1
+        self._newer: set[str] = set()  # assets events changed since its first page
 
     def feed(self, message: object, code: Code) -> Reading | None:
         if not isinstance(message, Mapping):
@@ -516,12 +621,41 @@ class _OkxBook(StreamBook):
             return None
         if "data" not in message:
             return None  # the subscription's acknowledgement
-        # A snapshot may come in pages (``curPage``/``lastPage``): only a
-        # single-page one is taken as the complete account.
-        complete = message.get("eventType") == "snapshot" and message.get("lastPage", True) is True
-        reading = Reading(complete=complete and message.get("curPage", 1) == 1)
-        _okx_details(message.get("data"), "$.data", code, reading)
-        return reading
+        page = Reading()
+        _okx_details(message.get("data"), "$.data", code, page)
+        if message.get("eventType") != "snapshot":
+            if self._pages is not None:
+                self._pages.balances.update(page.balances)
+                self._newer.update(page.balances)
+            return page
+        current = message.get("curPage", 1)
+        last = message.get("lastPage", True)
+        if not isinstance(current, int) or isinstance(current, bool) or not isinstance(last, bool):
+            raise ProtocolError(
+                "snapshot page without curPage/lastPage", path="$.curPage", raw=repr(current)
+            )
+        if current == 1:
+            self._pages, self._next_page, self._newer = Reading(), 1, set()
+        if self._pages is None or current != self._next_page:
+            expected = self._next_page if self._pages is not None else 1
+            self._pages = None
+            raise ProtocolError(
+                f"snapshot page {current} out of turn (expected {expected})",
+                path="$.curPage",
+                raw=str(current),
+            )
+        pages = self._pages
+        for asset, amounts in page.balances.items():
+            if asset not in self._newer:
+                pages.balances[asset] = amounts
+        if page.exchange_time is not None:
+            pages.exchange_time = max(page.exchange_time, pages.exchange_time or 0.0)
+        if not last:
+            self._next_page += 1
+            return None  # nothing to apply before the last page
+        self._pages = None
+        pages.complete = True
+        return pages
 
 
 class OkxShape(VenueShape):

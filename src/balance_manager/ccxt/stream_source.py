@@ -15,9 +15,11 @@ its pings and decodes the frames; this source:
   made once the connection is open (messages received meanwhile are applied
   after it, in order). So what changed while it was away always shows up, and
   a venue that sends nothing until a change still starts complete;
-* pushes the whole account as a :class:`~balance_manager.core.sources.StreamSnapshot`
-  after every message that changed it (the manager turns the assets that
-  changed into ``balance_update`` events);
+* pushes the whole account as a complete :class:`~balance_manager.core.sources.StreamSnapshot`
+  once per connection (and when a complete message drops an asset), and after
+  any other message a partial one with only the assets whose amounts it
+  changed: the held values of the others are left alone, so a REST read in
+  flight still applies to them (and finds a lost update) on a busy account;
 * follows liveness on the injected clock: any message or pong heard by ccxt
   counts; a connection silent for ``websocket_timeout`` is closed and
   reconnected with backoff, never in a tight loop.
@@ -78,6 +80,23 @@ _COUNTER_NAMES = (
     "rejected",
     "resyncs",
 )
+
+
+def _differs(old: AssetAmounts, new: AssetAmounts) -> bool:
+    """Whether ``new`` tells more than ``old``: other amounts, or the same ones read exactly.
+
+    The same amounts read again through a float say nothing new (``old`` stays,
+    exact if it was): a value does not flip between exact and inexact with
+    every message.
+    """
+    return (
+        old.balance != new.balance
+        or old.earn != new.earn
+        or old.hold_trade != new.hold_trade
+        or old.credit != new.credit
+        or old.credit_used != new.credit_used
+        or (new.exact and not old.exact)
+    )
 
 
 class CcxtStreamSource(StreamTask):
@@ -194,6 +213,11 @@ class CcxtStreamSource(StreamTask):
             self._on_reading(reading)
 
     def _on_reading(self, reading: Reading) -> None:
+        if self._book is None:
+            # A resync or a failure is pending (or no connection is open): what
+            # ccxt still hands over before the connection is torn down must not
+            # reach the manager as live values.
+            return
         pending = self._pending
         if pending is not None:
             if reading.complete and self.shape.capabilities.snapshot_on_subscribe:
@@ -204,15 +228,28 @@ class CcxtStreamSource(StreamTask):
             else:
                 pending.append(reading)
             return
-        self._apply(reading)
+        changed, removed = self._apply(reading)
         self._counters.incr("updates")
-        self._emit_snapshot()
+        if removed:
+            self._emit_snapshot()  # assets went: the whole account, as the venue gave it
+        elif changed:
+            self._emit_changes(changed)
 
-    def _apply(self, reading: Reading) -> None:
+    def _apply(self, reading: Reading) -> tuple[dict[str, AssetAmounts], bool]:
+        """Fold ``reading`` into the account: the assets whose amounts it changed, and
+        whether a complete reading dropped any asset."""
+        held = self._balances
+        changed: dict[str, AssetAmounts] = {}
+        for asset, amounts in reading.balances.items():
+            old = held.get(asset)
+            if old is None or _differs(old, amounts):
+                held[asset] = changed[asset] = amounts
+        removed = False
         if reading.complete:
-            self._balances = dict(reading.balances)
-        else:
-            self._balances.update(reading.balances)
+            for asset in held.keys() - reading.balances.keys():
+                del held[asset]
+                removed = True
+        return changed, removed
 
     # -- the StreamSource interface ---------------------------------------------------------
 
@@ -336,7 +373,7 @@ class CcxtStreamSource(StreamTask):
             except Exception as exc:
                 raise self.rest.translate(exc, "watch_balance") from None
             self._last_message_at = self.clock.monotonic()
-            if not self.shape.reads_raw and isinstance(result, Mapping):
+            if self._book is not None and not self.shape.reads_raw and isinstance(result, Mapping):
                 reading = self.shape.unified(result, self.rest.names.canonical)
                 reading.complete = False  # ccxt's state may not list every asset yet
                 self._on_reading(reading)
@@ -422,6 +459,9 @@ class CcxtStreamSource(StreamTask):
         """End the current connection with ``error`` (seen by the loop at its next look)."""
         if self._failure is None:
             self._failure = error
+        # From now on this connection's messages are not read: the next one
+        # starts from a fresh snapshot.
+        self._book = None
         self._wake.set()
 
     def _check_failure(self) -> None:
@@ -442,6 +482,11 @@ class CcxtStreamSource(StreamTask):
     def _emit_snapshot(self) -> None:
         now = self.clock.time()
         self._emit(StreamSnapshot(balances=dict(self._balances), received_at=now))
+
+    def _emit_changes(self, changed: dict[str, AssetAmounts]) -> None:
+        """The assets one message changed, and only those (the others' held values stay)."""
+        now = self.clock.time()
+        self._emit(StreamSnapshot(balances=changed, received_at=now, complete=False))
 
     def _set_status(self, state: StreamState, reason: str) -> None:
         if state is self._state and state is not StreamState.RESYNCING:

@@ -23,11 +23,14 @@ The rules:
    different amounts, the stream must resynchronise: its balances for a
    different balance, its holds (the open orders they come from) for a
    different hold. The disagreement is reported (``source_inconsistency``).
+   REST adding a held asset nobody holds while the stream is live means the
+   same: the stream never gave it, its balances resynchronise.
 4. **A REST reading that agrees confirms.** The held value becomes as young as
    the reading (no event: nothing changed).
-5. **Snapshots from the stream replace what they list.** Assets a stream
-   snapshot omits while still held are checked over REST rather than guessed
-   to be zero.
+5. **Snapshots from the stream replace what they list.** Assets a complete
+   stream snapshot omits while still held are checked over REST rather than
+   guessed to be zero; a partial one (the assets one message changed) leaves
+   the others alone.
 6. **Holds follow the stream when it follows them.** A stream hold change
    applies to assets whose hold it knows; assets with an order whose hold
    cannot be derived keep REST's hold.
@@ -193,9 +196,12 @@ def reconcile_rest(
         if current is not before.get(asset):
             continue  # changed after the request left: newer than this reading
         if current is None:
-            outcome.changes.append(
-                Change(from_amounts(amounts, None, Source.REST, received), None, "refresh")
-            )
+            added = from_amounts(amounts, None, Source.REST, received)
+            outcome.changes.append(Change(added, None, "refresh"))
+            if stream.live and _holds_anything(added):
+                # A live stream claims the whole account, yet never gave this
+                # asset: it lost an update (rule 3).
+                outcome.resync_balances = True
             continue
         rest_view = from_amounts(amounts, current, Source.REST, received)
         _replace(outcome, current, rest_view, stream, hold_known=amounts.hold_trade is not None)
@@ -241,18 +247,19 @@ def _replace(
 
 
 def apply_stream_snapshot(held: Mapping[str, Balance], snapshot: StreamSnapshot) -> Outcome:
-    """Apply a stream snapshot (rule 5)."""
+    """Apply a stream snapshot (rule 5); a partial one touches only the assets it lists."""
     outcome = Outcome()
     received = snapshot.received_at
     for asset, amounts in snapshot.balances.items():
         old = held.get(asset)
         new = from_amounts(amounts, old, Source.WEBSOCKET, received)
         outcome.changes.append(Change(new, old, "snapshot"))
-    outcome.check_over_rest = [
-        asset
-        for asset, value in held.items()
-        if asset not in snapshot.balances and (value.balance or value.earn)
-    ]
+    if snapshot.complete:
+        outcome.check_over_rest = [
+            asset
+            for asset, value in held.items()
+            if asset not in snapshot.balances and (value.balance or value.earn)
+        ]
     return outcome
 
 

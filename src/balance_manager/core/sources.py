@@ -119,18 +119,25 @@ class StreamState(enum.Enum):
 
 
 class StreamSnapshot(msgspec.Struct, frozen=True):
-    """A full picture of the account pushed by the stream (after each (re)subscribe).
+    """A picture of the account pushed by the stream.
+
+    A complete one (after each (re)subscribe) lists every asset; a partial one
+    lists only the assets one message changed, and says nothing of the others.
 
     Attributes:
         balances: canonical asset → amounts; ``hold_trade`` is ``None`` when the
             stream does not know holds.
         received_at: local wall-clock receive time.
         sequence: the stream's sequence number of this snapshot, if any.
+        complete: ``balances`` is the whole account (an asset it omits may
+            have gone); ``False``: only the assets listed changed, the others
+            are untouched.
     """
 
     balances: Mapping[str, AssetAmounts]
     received_at: float
     sequence: int | None = None
+    complete: bool = True
 
 
 class StreamLedgerUpdate(msgspec.Struct, frozen=True, gc=False):
