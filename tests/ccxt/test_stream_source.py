@@ -92,6 +92,20 @@ async def test_stream_values_are_marked_inexact_and_rest_holds_survive(
     assert btc.hold_trade == sim.holds()["BTC"] == Decimal("0.25")
 
 
+async def test_a_message_is_counted_as_updates_not_as_a_snapshot(
+    manager: BalanceManager, sim: SimulatedKraken
+) -> None:
+    """Each message carries only the assets it changed (a partial snapshot event): the
+    manager counts it in ``updates``, and ``snapshots`` stays the whole-account ones."""
+    before = manager.get_statistics()
+    for _ in range(3):
+        sim.deposit("ETH", "0.5")
+    await wait_until(lambda: tradable(manager) == truth(sim))
+    after = manager.get_statistics()
+    assert after["snapshots"] == before["snapshots"]
+    assert after["updates"] >= before["updates"] + 1
+
+
 async def test_every_update_arrives_even_back_to_back(
     manager: BalanceManager, sim: SimulatedKraken
 ) -> None:

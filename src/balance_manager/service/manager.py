@@ -891,7 +891,8 @@ class BalanceManager:
                 listener(event)
 
     def _on_snapshot(self, event: StreamSnapshot) -> None:
-        self._counters.incr("snapshots")
+        if event.complete:  # a partial one (the assets one message changed) is updates
+            self._counters.incr("snapshots")
         outcome = apply_stream_snapshot(self._store.snapshot(), event)
         self._apply_outcome(outcome)
         if outcome.check_over_rest and self.rest_client is not None:
