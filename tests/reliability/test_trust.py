@@ -32,6 +32,7 @@ import random
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -624,4 +625,41 @@ async def test_a_rest_reading_is_current_when_its_request_left_not_when_it_arriv
         assert age <= 1.0
     finally:
         sim.faults.clear()
+        await manager.close()
+
+
+async def test_an_asset_only_rest_lists_is_not_confirmed_by_the_stream(
+    sim: SimulatedKraken, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """REST lists an asset the stream never reports (fee credits, say): a live stream says
+    nothing about it, so its value is as fresh as its last REST read, and a ``max_age``
+    read asks REST again (it was served as fresh until the next 10-minute REST check)."""
+    from balance_manager.simulator.server import rest_app
+
+    extra: dict[str, str] = {}
+    balance_ex = rest_app.PRIVATE_METHODS["BalanceEx"]
+
+    def with_extra(*args: Any) -> Any:
+        answer = balance_ex(*args)
+        return {**answer, **{k: {"balance": v, "hold_trade": "0.00"} for k, v in extra.items()}}
+
+    monkeypatch.setitem(rest_app.PRIVATE_METHODS, "BalanceEx", with_extra)
+    manager = build_manager(sim, clock, reliability_config(None))
+    try:
+        await start_streaming(manager)
+        extra["KFEE"] = "1000.00"
+        await drive_until_done(clock, manager.refresh_all_balances())
+        await drive(clock, 5.0, step=0.25)  # the stream resyncs (REST found a new asset)
+        assert manager.serving_mode is ServingMode.WEBSOCKET
+        extra["KFEE"] = "0.00"  # used up on the exchange: the stream does not say so
+        await drive(clock, 20.0, step=0.5)
+        kfee = manager.sync_view().get_balance("KFEE")
+        assert kfee is not None
+        age = manager.age_of(kfee)
+        assert age is not None
+        assert age >= 20.0, "a value the stream never reports was confirmed by the stream"
+        fresh = await drive_until_done(clock, manager.get_balance("KFEE", max_age=2.0))
+        assert fresh is not None
+        assert fresh.balance == 0
+    finally:
         await manager.close()

@@ -229,6 +229,10 @@ class BalanceManager:
         self._mode = ServingMode.CACHE
         self._holds_live = False
         self._uncertain_holds: frozenset[str] = frozenset()
+        # Assets the stream speaks for: those of its last whole-account snapshot and any it
+        # updated since. Only these are confirmed by a healthy stream; an asset only REST
+        # lists is as fresh as its last REST read.
+        self._stream_assets: set[str] = set()
         self._rest_read_at: dict[str, float] = {}  # asset → when REST last read it (wall)
         self._stream_state = StreamState.DISCONNECTED
         self._system: str | None = None
@@ -441,26 +445,45 @@ class BalanceManager:
         """Wall-clock time up to which ``value`` is known to have been current.
 
         Its amounts are as recent as its own reading, the stream's confirmation
+        (for an asset the stream reports: one only REST lists is never pushed)
         and the last REST read of its asset; its hold only as recent as the
         stream's while it follows holds (and can derive this asset's), else as
         the last REST read of the asset. A value is as recent as both.
         """
-        known = value.received_at
         if value.source is Source.CACHE:
-            return known
+            return value.received_at
+        return self._confirmed_at(value.asset, value.received_at)
+
+    def _confirmed_at(self, asset: str | None, known: float) -> float:
+        """:meth:`_known_current_at` of ``asset``'s value read at ``known``; ``None``: of
+        the values the stream reports, as one (what a shared leader publishes)."""
         tracker = self._tracker
         offset = self.clock.time() - self.clock.monotonic()
-        rest = self._rest_read_at.get(value.asset)
+        rest = None if asset is None else self._rest_read_at.get(asset)
         stream = tracker.stream_confirmed_at()
-        if stream is not None and stream + offset > known:
+        if (
+            stream is not None
+            and stream + offset > known
+            and (asset is None or asset in self._stream_assets)
+        ):
             known = stream + offset
         if rest is not None and rest > known:
             known = rest
-        holds = None if value.asset in self._uncertain_holds else tracker.holds_confirmed_at()
+        holds = None if asset in self._uncertain_holds else tracker.holds_confirmed_at()
         hold_known = -math.inf if holds is None else holds + offset
         if rest is not None and rest > hold_known:
             hold_known = rest
         return known if known <= hold_known else hold_known
+
+    def confirmed_age(self) -> float:
+        """Seconds since the values the stream reports were all last known current.
+
+        What a healthy stream (holds included, while it follows them) confirms for
+        the account as a whole; without one, as old as the start of time (``inf`` is
+        never returned: the age counts from Unix time 0). An asset only REST lists
+        is as fresh as its own last REST read (:meth:`age_of`).
+        """
+        return max(0.0, self.clock.time() - self._confirmed_at(None, 0.0))
 
     def age_of(self, value: Balance | None) -> float | None:
         """Seconds since ``value`` was last known current, or ``None`` for no value.
@@ -873,6 +896,7 @@ class BalanceManager:
         if not event.continuity_ok:
             counts["continuity_breaks"] += 1
         asset = event.asset
+        self._stream_assets.add(asset)
         old = self._store.get(asset)
         # Positional arguments: the field order of Balance (the hot path).
         if old is None:
@@ -893,6 +917,9 @@ class BalanceManager:
     def _on_snapshot(self, event: StreamSnapshot) -> None:
         if event.complete:  # a partial one (the assets one message changed) is updates
             self._counters.incr("snapshots")
+            self._stream_assets = set(event.balances)
+        else:
+            self._stream_assets.update(event.balances)
         outcome = apply_stream_snapshot(self._store.snapshot(), event)
         self._apply_outcome(outcome)
         if outcome.check_over_rest and self.rest_client is not None:

@@ -37,12 +37,11 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from decimal import Decimal
 from typing import Any, TypedDict
 
 from balance_manager.config import BalanceManagerConfig
 from balance_manager.core.freshness import ServingMode
-from balance_manager.core.models import Balance, Source
+from balance_manager.core.models import Balance
 from balance_manager.core.sources import (
     AssetNaming,
     RestSnapshot,
@@ -88,9 +87,6 @@ TermHook = Callable[[BalanceManager], AbstractAsyncContextManager[object]]
 LEDGER_MAX_LENGTH = 1_000_000
 #: Ledger ids remembered to put each ledger entry on the ``ledger`` stream once.
 LEDGER_IDS_KEPT = 200_000
-
-#: A probe value: its age is the age of the manager's last confirmation.
-_PROBE = Balance("_", Decimal(0), source=Source.REST, received_at=0.0)
 
 
 class LeaderStatus(TypedDict):
@@ -588,7 +584,7 @@ class SharedLeader:
     def _confirmed_age(self, manager: BalanceManager) -> float | None:
         if manager.serving_mode is ServingMode.CACHE:
             return None
-        return manager.age_of(_PROBE)
+        return manager.confirmed_age()
 
     async def _publish_loop(self) -> None:
         pending: tuple[Payload, float] | None = None
