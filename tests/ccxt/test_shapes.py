@@ -584,6 +584,18 @@ def test_unified_parts_that_contradict_the_total_are_refused(
         UnifiedShape("bitstamp").unified({"total": {"BTC": 1.0}, "BTC": account}, code)
 
 
+@pytest.mark.parametrize(
+    ("free", "used", "total"),
+    [("1000000000", "0", "1000000000.0001"), ("1", "1", "2.00000000000000000001")],
+)
+def test_exact_unified_parts_must_add_up_exactly(free: str, used: str, total: str) -> None:
+    """Exact parts (strings) get no float tolerance: a total 0.0001 above free + used is
+    refused, not read as an exact balance with more free than the venue has."""
+    account = {"free": free, "used": used, "total": total}
+    with pytest.raises(ProtocolError, match="!= total"):
+        UnifiedShape("bitstamp").unified({"total": {"BTC": total}, "BTC": account}, code)
+
+
 def test_unified_parts_added_as_floats_are_accepted() -> None:
     """ccxt adds free and used in binary floats: 0.1 + 0.2 is its total of 0.3."""
     account = {"free": 0.1, "used": 0.2, "total": 0.1 + 0.2}

@@ -295,7 +295,7 @@ def read_unified(balance: Mapping[str, Any], code: Code) -> Reading:
             )
         if used is not None and used > total:
             raise ProtocolError(f"{name}: used {used} > total {total}", path=path, raw=str(total))
-        if free is not None and used is not None and not _adds_up(free, used, total):
+        if free is not None and used is not None and not _adds_up(free, used, total, exact):
             raise ProtocolError(
                 f"{name}: free {free} + used {used} != total {total}", path=path, raw=str(total)
             )
@@ -304,10 +304,13 @@ def read_unified(balance: Mapping[str, Any], code: Code) -> Reading:
     return reading
 
 
-def _adds_up(free: Decimal, used: Decimal, total: Decimal) -> bool:
-    """``free + used == total``, exactly or as floats (ccxt adds them in binary floats)."""
+def _adds_up(free: Decimal, used: Decimal, total: Decimal, exact: bool) -> bool:
+    """``free + used == total``: exactly for exact parts; as binary floats when a part was
+    a float (ccxt adds them so), never a tolerance for amounts that are exact."""
     if _add(free, used) == total:
         return True
+    if exact:
+        return False
     return math.isclose(float(free) + float(used), float(total), rel_tol=1e-12, abs_tol=0.0)
 
 
