@@ -54,7 +54,8 @@ Bounds, in clock seconds from the quiet point, from the library's defaults
   were cleared, answered only at ``rest_api_timeout``; and the next poll comes
   ``rest_poll_interval`` later.
 * After ``EGeneral:Temporary lockout`` the client holds private calls back for
-  ``LOCKOUT_PROBE_INTERVAL`` (60 s) from the lockout: the bound is that end plus ``BOUND``.
+  ``LOCKOUT_PROBE_INTERVAL`` (60 s) from the lockout: the bound is that end plus ``BOUND``,
+  also in the rounds after the lockout's own while the hold lasts.
 * While the circuit breaker is open no REST call leaves: the bound is the moment it lets a
   probe through (``retry_after``, re-read at every step: a failed probe doubles the period)
   plus ``BOUND``.
@@ -880,12 +881,12 @@ class Churn:
         self._report.failures.append(message)
 
     def _lockout_end(self) -> float | None:
-        """Clock time (from the round's start) when the last lockout's hold ends."""
-        fired = [
-            f.at
-            for f in self.sim.faults.history[self._history_mark :]
-            if f.kind is FaultKind.LOCKOUT
-        ]
+        """Clock time (from the round's start) when the last lockout's hold ends.
+
+        Any round's lockout, not only this one's: a hold of 60 s outlasts a round that
+        converged on the stream, and the next round's REST is still held back by it.
+        """
+        fired = [f.at for f in self.sim.faults.history if f.kind is FaultKind.LOCKOUT]
         if not fired:
             return None
         return max(fired) + LOCKOUT_PROBE_INTERVAL - self._round_start
