@@ -6,11 +6,9 @@ import asyncio
 import json
 import logging
 import random
-import types
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -28,9 +26,10 @@ from balance_manager.core.models import Balance
 from balance_manager.core.validation.rules import Issue, Severity
 from balance_manager.core.validation.validator import ValidationResult
 from balance_manager.service.alerts import AlertMonitor
-from balance_manager.service.history import BalanceHistory
 from balance_manager.simulator import SimulatedKraken
 from balance_manager.testing import ManualClock, RecordingCallbacks, drive, wait_until
+
+from .stand_ins import StreamOnlyManager
 
 pytestmark = [pytest.mark.network, pytest.mark.asyncio]
 
@@ -445,33 +444,12 @@ class _SteppedClock(ManualClock):
         return super().time() + self.step
 
 
-class _StreamOnlyManager:
-    """Just what the monitor reads of a manager that streams and holds nothing."""
-
-    def __init__(self, clock: ManualClock) -> None:
-        self.clock = clock
-        self.config = make_config()
-        self.websocket_client = object()
-        self.exchange, self.account, self.simulated = "kraken", "a", True
-        self.serving_mode = ServingMode.WEBSOCKET
-        self.history = BalanceHistory(clock=clock)
-
-    def canonical(self, asset: str) -> str:
-        return asset
-
-    def sync_view(self) -> Any:
-        return types.SimpleNamespace(get_all_balances=dict)
-
-    def age_of(self, value: object) -> float:
-        return 0.0
-
-
 @pytest.mark.parametrize("step", [-3600.0, 3600.0])
 async def test_a_wall_clock_step_neither_hides_nor_invents_an_outage(step: float) -> None:
     """The outage is timed on the monotonic clock: 2 s down with the wall clock stepped an
     hour ahead is not an outage, and 122 s down with it stepped an hour back is one."""
     clock = _SteppedClock()
-    monitor = AlertMonitor(_StreamOnlyManager(clock), lambda event, alert: None)  # type: ignore[arg-type]  # a stand-in
+    monitor = AlertMonitor(StreamOnlyManager(clock, make_config()), lambda event, alert: None)  # type: ignore[arg-type]  # a stand-in
     monitor.set_mode(ServingMode.REST)  # the stream is lost
     clock.advance(2)
     clock.step = step

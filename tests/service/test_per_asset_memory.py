@@ -10,15 +10,12 @@ from __future__ import annotations
 import base64
 import gc
 import tracemalloc
-import types
 from decimal import Decimal
-from typing import Any
 
 import pytest
 
 from balance_manager import BalanceManagerConfig
 from balance_manager.core.amounts import ZERO
-from balance_manager.core.freshness import ServingMode
 from balance_manager.core.models import Balance, Source
 from balance_manager.kraken.protocol import ws_messages as wsm
 from balance_manager.kraken.rest_client import KrakenRestClient
@@ -27,31 +24,13 @@ from balance_manager.service.alerts import AlertMonitor
 from balance_manager.service.manager import BalanceManager
 from balance_manager.testing import ManualClock
 
+from .stand_ins import StreamOnlyManager
+
 ASSETS = 2_000
 
 
-class _Manager:
-    """Just what the alert monitor reads of a manager."""
-
-    def __init__(self) -> None:
-        self.clock = ManualClock()
-        self.config = BalanceManagerConfig()
-        self.websocket_client = object()
-        self.exchange, self.account, self.simulated = "kraken", "a", True
-        self.serving_mode = ServingMode.WEBSOCKET
-
-    def canonical(self, asset: str) -> str:
-        return asset
-
-    def sync_view(self) -> Any:
-        return types.SimpleNamespace(get_all_balances=dict)
-
-    def age_of(self, value: object) -> float:
-        return 0.0
-
-
 def _monitor() -> AlertMonitor:
-    return AlertMonitor(_Manager(), lambda event, alert: None)  # type: ignore[arg-type]  # a stand-in
+    return AlertMonitor(StreamOnlyManager(ManualClock()), lambda event, alert: None)  # type: ignore[arg-type]  # a stand-in
 
 
 def test_the_alert_monitor_keeps_little_per_asset() -> None:
