@@ -97,7 +97,18 @@ def _age(seconds_: float) -> str:
     return f"{seconds_:.1f} s"
 
 
-class LowBalance:
+class _Rule:
+    """What every built-in rule has: its name, its severity, whether the engine runs it."""
+
+    __slots__ = ("enabled", "name", "severity")
+
+    def __init__(self, name: str, severity: Severity, enabled: bool) -> None:
+        self.name = name
+        self.severity = severity
+        self.enabled = enabled
+
+
+class LowBalance(_Rule):
     """``low_balance``: the free amount of an asset is below its threshold.
 
     Fires per asset when ``free < threshold``; an asset not held at all counts
@@ -112,7 +123,7 @@ class LowBalance:
         InvalidAmountError: a threshold is not an exact amount (floats are refused).
     """
 
-    __slots__ = ("enabled", "name", "severity", "thresholds")
+    __slots__ = ("thresholds",)
 
     def __init__(
         self,
@@ -121,13 +132,11 @@ class LowBalance:
         severity: Severity = Severity.WARNING,
         enabled: bool = True,
     ) -> None:
-        self.name = "low_balance"
+        super().__init__("low_balance", severity, enabled)
         self.thresholds = {
             asset: to_amount(value, name=f"thresholds[{asset!r}]")
             for asset, value in thresholds.items()
         }
-        self.severity = severity
-        self.enabled = enabled
 
     def __call__(self, ctx: AlertContext) -> Iterable[Condition]:
         """One condition per asset whose free amount is below its threshold."""
@@ -152,7 +161,7 @@ class LowBalance:
         return f"LowBalance(thresholds={self.thresholds!r}, severity={self.severity.value!r})"
 
 
-class PortfolioDrop:
+class PortfolioDrop(_Rule):
     """``portfolio_drop``: the portfolio's value fell more than ``percent`` within ``window``.
 
     Compares the newest value of ``ctx.portfolio`` with the highest value seen
@@ -168,7 +177,7 @@ class PortfolioDrop:
         enabled: whether the engine runs it.
     """
 
-    __slots__ = ("enabled", "name", "percent", "severity", "window")
+    __slots__ = ("percent", "window")
 
     def __init__(
         self,
@@ -178,11 +187,9 @@ class PortfolioDrop:
         severity: Severity = Severity.WARNING,
         enabled: bool = True,
     ) -> None:
-        self.name = "portfolio_drop"
+        super().__init__("portfolio_drop", severity, enabled)
         self.percent = _positive_amount(percent, "percent")
         self.window = seconds("window", window)
-        self.severity = severity
-        self.enabled = enabled
 
     def __call__(self, ctx: AlertContext) -> Iterable[Condition]:
         """One condition when the newest value is down more than ``percent`` in the window."""
@@ -237,7 +244,7 @@ def _unconfirmed(
     return found or _NOTHING
 
 
-class StaleBalance:
+class StaleBalance(_Rule):
     """``stale_balance``: no live source confirmed an asset's value for ``max_age`` seconds.
 
     The age is ``now - confirmed_at`` (``ctx.confirmed_at``, else the
@@ -250,15 +257,13 @@ class StaleBalance:
         enabled: whether the engine runs it.
     """
 
-    __slots__ = ("enabled", "max_age", "name", "severity")
+    __slots__ = ("max_age",)
 
     def __init__(
         self, *, max_age: float = 300.0, severity: Severity = Severity.WARNING, enabled: bool = True
     ) -> None:
-        self.name = "stale_balance"
+        super().__init__("stale_balance", severity, enabled)
         self.max_age = seconds("max_age", max_age)
-        self.severity = severity
-        self.enabled = enabled
 
     def __call__(self, ctx: AlertContext) -> Iterable[Condition]:
         """One condition per non-empty asset older than ``max_age``."""
@@ -273,7 +278,7 @@ class StaleBalance:
         return f"StaleBalance(max_age={self.max_age!r})"
 
 
-class StalePrice:
+class StalePrice(_Rule):
     """``stale_price``: a price was not confirmed for ``max_age`` seconds.
 
     Reads ``ctx.prices_confirmed_at`` (pair → time), empty until prices are
@@ -285,15 +290,13 @@ class StalePrice:
         enabled: whether the engine runs it.
     """
 
-    __slots__ = ("enabled", "max_age", "name", "severity")
+    __slots__ = ("max_age",)
 
     def __init__(
         self, *, max_age: float = 300.0, severity: Severity = Severity.WARNING, enabled: bool = True
     ) -> None:
-        self.name = "stale_price"
+        super().__init__("stale_price", severity, enabled)
         self.max_age = seconds("max_age", max_age)
-        self.severity = severity
-        self.enabled = enabled
 
     def __call__(self, ctx: AlertContext) -> Iterable[Condition]:
         """One condition per pair whose price is older than ``max_age``."""
@@ -305,7 +308,7 @@ class StalePrice:
         return f"StalePrice(max_age={self.max_age!r})"
 
 
-class RepeatedValidationFailures:
+class RepeatedValidationFailures(_Rule):
     """``validation_failures``: ``count`` or more validation failures within ``window`` seconds.
 
     Counts the times in ``ctx.validation_failures`` within ``(now - window, now]``.
@@ -317,7 +320,7 @@ class RepeatedValidationFailures:
         enabled: whether the engine runs it.
     """
 
-    __slots__ = ("count", "enabled", "name", "severity", "window")
+    __slots__ = ("count", "window")
 
     def __init__(
         self,
@@ -327,11 +330,9 @@ class RepeatedValidationFailures:
         severity: Severity = Severity.ERROR,
         enabled: bool = True,
     ) -> None:
-        self.name = "validation_failures"
+        super().__init__("validation_failures", severity, enabled)
         self.count = _count(count, "count")
         self.window = seconds("window", window)
-        self.severity = severity
-        self.enabled = enabled
 
     def __call__(self, ctx: AlertContext) -> Iterable[Condition]:
         """One condition while the window holds ``count`` failures or more."""
@@ -353,7 +354,7 @@ class RepeatedValidationFailures:
         return f"RepeatedValidationFailures(count={self.count!r}, window={self.window!r})"
 
 
-class StreamDown:
+class StreamDown(_Rule):
     """``stream_down``: the stream has not served balances for longer than ``max_down``.
 
     Reads ``ctx.stream_down_since`` (``None``: the stream serves, or there is
@@ -366,15 +367,13 @@ class StreamDown:
         enabled: whether the engine runs it.
     """
 
-    __slots__ = ("enabled", "max_down", "name", "severity")
+    __slots__ = ("max_down",)
 
     def __init__(
         self, *, max_down: float = 60.0, severity: Severity = Severity.ERROR, enabled: bool = True
     ) -> None:
-        self.name = "stream_down"
+        super().__init__("stream_down", severity, enabled)
         self.max_down = seconds("max_down", max_down)
-        self.severity = severity
-        self.enabled = enabled
 
     def __call__(self, ctx: AlertContext) -> Iterable[Condition]:
         """One condition while the stream has been down longer than ``max_down``."""
@@ -398,7 +397,7 @@ class StreamDown:
         return f"StreamDown(max_down={self.max_down!r})"
 
 
-class BalanceAnomaly:
+class BalanceAnomaly(_Rule):
     """``balance_anomaly``: an asset's newest balance change is far outside its recent ones.
 
     For each asset with at least ``min_samples`` earlier changes in
@@ -420,16 +419,7 @@ class BalanceAnomaly:
         enabled: whether the engine runs it.
     """
 
-    __slots__ = (
-        "_scored",
-        "enabled",
-        "hold",
-        "lookback",
-        "min_samples",
-        "name",
-        "severity",
-        "threshold",
-    )
+    __slots__ = ("_scored", "hold", "lookback", "min_samples", "threshold")
 
     #: Each condition is one change, an event of its own: the engine's cool-down (meant for
     #: a lasting condition that flaps) does not hold a second anomaly back.
@@ -445,13 +435,11 @@ class BalanceAnomaly:
         severity: Severity = Severity.WARNING,
         enabled: bool = True,
     ) -> None:
-        self.name = "balance_anomaly"
+        super().__init__("balance_anomaly", severity, enabled)
         self.threshold = _positive_amount(threshold, "threshold")
         self.min_samples = _count(min_samples, "min_samples", 3)
         self.lookback = _count(lookback, "lookback", self.min_samples)
         self.hold = seconds("hold", hold)
-        self.severity = severity
-        self.enabled = enabled
         # asset → (newest change's time, its score): a change is scored once, not at every
         # evaluation while it is recent (changes are only ever appended).
         self._scored: dict[str, tuple[tuple[float, Decimal], RobustScore | None, int]] = {}
