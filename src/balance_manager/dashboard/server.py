@@ -545,20 +545,10 @@ class Dashboard:
             asset = self.manager.canonical(raw)
         except UnknownAssetError as exc:
             return _error(400, "asset", raw, str(exc))
-        text = request.query.get("hours", "24")
-        try:
-            hours = float(ANALYSIS_HOURS.check("hours", float(text)))
-        except (ValueError, ConfigError):
-            return _error(
-                400,
-                "hours",
-                text,
-                f"must be hours from {ANALYSIS_HOURS.minimum:g} to {ANALYSIS_HOURS.maximum:g}",
-            )
-        try:
-            limit = _limit(request.query.get("limit"), MAX_HISTORY_POINTS)
-        except ValueError as exc:
-            return _error(400, "limit", request.query.get("limit"), str(exc))
+        window = _history_window(request)
+        if isinstance(window, web.Response):
+            return window
+        hours, limit = window
         return _json(
             history_payload(
                 self.manager, asset, hours=hours, now=self._now(), limit=limit, free=self.free
@@ -601,20 +591,10 @@ class Dashboard:
         quote = self._quote(request)
         if isinstance(quote, web.Response):
             return quote
-        text = request.query.get("hours", "24")
-        try:
-            hours = float(ANALYSIS_HOURS.check("hours", float(text)))
-        except (ValueError, ConfigError):
-            return _error(
-                400,
-                "hours",
-                text,
-                f"must be hours from {ANALYSIS_HOURS.minimum:g} to {ANALYSIS_HOURS.maximum:g}",
-            )
-        try:
-            limit = _limit(request.query.get("limit"), MAX_HISTORY_POINTS)
-        except ValueError as exc:
-            return _error(400, "limit", request.query.get("limit"), str(exc))
+        window = _history_window(request)
+        if isinstance(window, web.Response):
+            return window
+        hours, limit = window
         try:
             tracker = await self.manager.portfolio_tracker(quote)
         except UnknownAssetError as exc:
@@ -713,6 +693,25 @@ def _news(before: dict[str, Any] | None, after: dict[str, Any]) -> bool:
     return {k: v for k, v in before.items() if k != moment} != {
         k: v for k, v in after.items() if k != moment
     }
+
+
+def _history_window(request: web.Request) -> tuple[float, int] | web.Response:
+    """``hours`` (default 24) and ``limit`` of a history route, or the 400 naming the bad one."""
+    text = request.query.get("hours", "24")
+    try:
+        hours = float(ANALYSIS_HOURS.check("hours", float(text)))
+    except (ValueError, ConfigError):
+        return _error(
+            400,
+            "hours",
+            text,
+            f"must be hours from {ANALYSIS_HOURS.minimum:g} to {ANALYSIS_HOURS.maximum:g}",
+        )
+    try:
+        limit = _limit(request.query.get("limit"), MAX_HISTORY_POINTS)
+    except ValueError as exc:
+        return _error(400, "limit", request.query.get("limit"), str(exc))
+    return hours, limit
 
 
 def _limit(text: str | None, maximum: int, *, default: int | None = None) -> int:
