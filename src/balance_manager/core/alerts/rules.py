@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from itertools import islice
-from typing import Protocol, TypeAlias
+from typing import ClassVar, Protocol, TypeAlias
 
 from balance_manager.core.alerts.model import AlertContext, AlertRule, Condition
 from balance_manager.core.alerts.robust import RobustScore, robust_score
@@ -222,8 +222,24 @@ class PortfolioDrop(_Rule):
         return f"PortfolioDrop(percent={self.percent!r}, window={self.window!r})"
 
 
+class _MaxAgeRule(_Rule):
+    """A rule about things not confirmed for ``max_age`` seconds (``rule_name`` names it)."""
+
+    __slots__ = ("max_age",)
+    rule_name: ClassVar[str]
+
+    def __init__(
+        self, *, max_age: float = 300.0, severity: Severity = Severity.WARNING, enabled: bool = True
+    ) -> None:
+        super().__init__(self.rule_name, severity, enabled)
+        self.max_age = seconds("max_age", max_age)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(max_age={self.max_age!r})"
+
+
 def _unconfirmed(
-    rule: StaleBalance | StalePrice,
+    rule: _MaxAgeRule,
     now: float,
     confirmed: Iterable[tuple[str, float]],
     what: str,
@@ -244,7 +260,7 @@ def _unconfirmed(
     return found or _NOTHING
 
 
-class StaleBalance(_Rule):
+class StaleBalance(_MaxAgeRule):
     """``stale_balance``: no live source confirmed an asset's value for ``max_age`` seconds.
 
     The age is ``now - confirmed_at`` (``ctx.confirmed_at``, else the
@@ -257,13 +273,7 @@ class StaleBalance(_Rule):
         enabled: whether the engine runs it.
     """
 
-    __slots__ = ("max_age",)
-
-    def __init__(
-        self, *, max_age: float = 300.0, severity: Severity = Severity.WARNING, enabled: bool = True
-    ) -> None:
-        super().__init__("stale_balance", severity, enabled)
-        self.max_age = seconds("max_age", max_age)
+    rule_name = "stale_balance"
 
     def __call__(self, ctx: AlertContext) -> Iterable[Condition]:
         """One condition per non-empty asset older than ``max_age``."""
@@ -274,11 +284,8 @@ class StaleBalance(_Rule):
         )
         return _unconfirmed(self, ctx.now, confirmed, "{} not confirmed by a live source")
 
-    def __repr__(self) -> str:
-        return f"StaleBalance(max_age={self.max_age!r})"
 
-
-class StalePrice(_Rule):
+class StalePrice(_MaxAgeRule):
     """``stale_price``: a price was not confirmed for ``max_age`` seconds.
 
     Reads ``ctx.prices_confirmed_at`` (pair → time), empty until prices are
@@ -290,22 +297,13 @@ class StalePrice(_Rule):
         enabled: whether the engine runs it.
     """
 
-    __slots__ = ("max_age",)
-
-    def __init__(
-        self, *, max_age: float = 300.0, severity: Severity = Severity.WARNING, enabled: bool = True
-    ) -> None:
-        super().__init__("stale_price", severity, enabled)
-        self.max_age = seconds("max_age", max_age)
+    rule_name = "stale_price"
 
     def __call__(self, ctx: AlertContext) -> Iterable[Condition]:
         """One condition per pair whose price is older than ``max_age``."""
         return _unconfirmed(
             self, ctx.now, ctx.prices_confirmed_at.items(), "{} price not confirmed"
         )
-
-    def __repr__(self) -> str:
-        return f"StalePrice(max_age={self.max_age!r})"
 
 
 class RepeatedValidationFailures(_Rule):
